@@ -1,0 +1,37 @@
+"""Match a file's headers to template fields."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from pipeline.template import Template
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def normalise(label: str) -> str:
+    """'E-mail Address ' -> 'emailaddress': case, accents, spacing and punctuation dropped."""
+    decomposed = unicodedata.normalize("NFKD", label)
+    ascii_only = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _NON_ALNUM.sub("", ascii_only.lower())
+
+
+def match_columns(headers: tuple[str, ...] | list[str], template: Template) -> dict[str, int]:
+    """Propose field name -> column index, by normalised name, title or synonym.
+
+    Each column is used at most once; the first column that matches a field wins.
+    """
+    by_key: dict[str, int] = {}
+    for index, header in enumerate(headers):
+        by_key.setdefault(normalise(header), index)
+    mapping: dict[str, int] = {}
+    used: set[int] = set()
+    for field in template.fields:
+        for label in (field.name, field.title, *field.synonyms):
+            index = by_key.get(normalise(label)) if label else None
+            if index is not None and index not in used:
+                mapping[field.name] = index
+                used.add(index)
+                break
+    return mapping

@@ -1,0 +1,96 @@
+"""One user's import of one file: read, map, validate, encode.
+
+The browser worker drives this through JSON strings (no Python objects cross into
+JavaScript, so no proxies leak); the CLI uses the same calls natively.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import arro3.core as ac
+
+from pipeline.batches import BATCH_ROWS, batch_ranges, encode_ipc
+from pipeline.errors import MappingError
+from pipeline.matching import match_columns
+from pipeline.readers import Sheet, read_csv
+from pipeline.template import Template
+from pipeline.validation import CellError, validate
+
+PREVIEW_ROWS = 20
+ERRORS_SHOWN = 1000
+
+
+@dataclass(frozen=True)
+class Report:
+    rows: int
+    errors: list[CellError]
+
+    def to_dict(self, limit: int | None = None) -> dict[str, Any]:
+        shown = self.errors if limit is None else self.errors[:limit]
+        return {
+            "rows": self.rows,
+            "error_count": len(self.errors),
+            "errors": [e.to_dict() for e in shown],
+        }
+
+
+class ImportSession:
+    def __init__(self, template: Template, sheet: Sheet) -> None:
+        self.template = template
+        self.sheet = sheet
+        self.mapping = match_columns(sheet.headers, template)
+
+    @classmethod
+    def open(cls, path: str, file_name: str, template: Template) -> ImportSession:
+        return cls(template, read_csv(path, file_name))
+
+    def set_mapping(self, mapping: dict[str, int]) -> None:
+        """Field name -> column index; each column at most once."""
+        for name, index in mapping.items():
+            if name not in self.template.field_names:
+                raise MappingError(f'"{name}" is not a field of the template.')
+            if not 0 <= index < len(self.sheet.headers):
+                raise MappingError(f"Column {index + 1} does not exist in {self.sheet.file_name}.")
+        if len(set(mapping.values())) != len(mapping):
+            raise MappingError("A column can be mapped to one field only.")
+        self.mapping = dict(mapping)
+
+    def mapped_table(self) -> ac.Table:
+        """Only mapped columns, named after their fields: unmapped data goes nowhere."""
+        names = [f.name for f in self.template.fields if f.name in self.mapping]
+        arrays = [self.sheet.column(self.mapping[name]) for name in names]
+        schema = ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in names])
+        return ac.Table.from_arrays(arrays, schema=schema)
+
+    def report(self) -> Report:
+        table = self.mapped_table()
+        errors = validate(table, self.template, self.sheet.first_data_row)
+        return Report(rows=self.sheet.num_rows, errors=errors)
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> list[tuple[int, int]]:
+        return batch_ranges(self.sheet.num_rows, batch_rows)
+
+    def encode_batch(self, offset: int, length: int) -> bytes:
+        return encode_ipc(self.mapped_table().slice(offset, length))
+
+    # JSON views for the browser worker.
+
+    def describe_json(self) -> str:
+        preview = self.sheet.table.slice(0, min(PREVIEW_ROWS, self.sheet.num_rows))
+        rows = [preview.column(str(i)).to_pylist() for i in range(len(self.sheet.headers))]
+        return json.dumps(
+            {
+                "file": self.sheet.file_name,
+                "rows": self.sheet.num_rows,
+                "first_data_row": self.sheet.first_data_row,
+                "headers": list(self.sheet.headers),
+                "mapping": self.mapping,
+                "preview": [list(r) for r in zip(*rows, strict=True)],
+            }
+        )
+
+    def report_json(self) -> str:
+        return json.dumps(self.report().to_dict(limit=ERRORS_SHOWN))
