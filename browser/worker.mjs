@@ -1,0 +1,112 @@
+// The importer's Web Worker: Pyodide runs loadbay's `pipeline` package here, off the UI
+// thread. All file logic is Python; this file only moves messages, files and bytes.
+import { loadPyodide } from "../pyodide/pyodide.mjs";
+
+let pyodide = null;
+let bridge = null;
+let booting = null;
+
+async function boot(config) {
+  pyodide = await loadPyodide({
+    indexURL: config.pyodide,
+    lockFileURL: config.lock,
+    packages: config.packages,
+  });
+  bridge = pyodide.pyimport("pipeline.bridge");
+  pyodide.FS.mkdirTree("/uploads");
+}
+
+function call(name, ...args) {
+  const answer = JSON.parse(bridge[name](...args));
+  if (!answer.ok) throw new UserError(answer.error);
+  return answer.value;
+}
+
+class UserError extends Error {}
+
+async function openFile(file, template) {
+  const path = "/uploads/current";
+  pyodide.FS.writeFile(path, new Uint8Array(await file.arrayBuffer()));
+  return call("open_file", path, file.name, JSON.stringify(template));
+}
+
+async function api(path, options, token) {
+  const headers = { ...(options.headers || {}) };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(path, { ...options, headers, credentials: "omit" });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = (body.error && body.error.message) || `The server answered ${response.status}.`;
+    throw new UserError(message);
+  }
+  return body;
+}
+
+async function upload({ publishableKey, templateId, fileName, rows }, progress) {
+  const created = await api("/api/v1/imports", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ publishableKey, templateId, fileName }),
+  });
+  const plan = call("batch_plan");
+  for (let i = 0; i < plan.length; i++) {
+    const { offset, length, first_row: firstRow } = plan[i];
+    const proxy = bridge.encode_batch(offset, length);
+    let bytes;
+    try {
+      bytes = proxy.toJs();
+    } finally {
+      proxy.destroy();
+    }
+    await api(
+      `/api/v1/imports/${created.id}/batches/${i}?first_row=${firstRow}`,
+      {
+        method: "PUT",
+        headers: { "content-type": "application/vnd.apache.arrow.stream" },
+        body: bytes,
+      },
+      created.uploadToken,
+    );
+    progress({ done: i + 1, total: plan.length });
+  }
+  const state = await api(
+    `/api/v1/imports/${created.id}/submit`,
+    {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ batches: plan.length, rows }),
+    },
+    created.uploadToken,
+  );
+  return { importId: created.id, token: created.uploadToken, state };
+}
+
+self.onmessage = async (event) => {
+  const { id, type, payload } = event.data;
+  const reply = (message) => self.postMessage({ id, ...message });
+  try {
+    let value;
+    if (type === "boot") {
+      booting = booting || boot(payload);
+      await booting;
+    } else {
+      await booting;
+      if (type === "open") value = await openFile(payload.file, payload.template);
+      else if (type === "map") value = call("set_mapping", JSON.stringify(payload.mapping));
+      else if (type === "upload")
+        value = await upload(payload, (p) => self.postMessage({ id, progress: p }));
+      else throw new Error(`unknown message ${type}`);
+    }
+    reply({ ok: true, value });
+  } catch (error) {
+    if (error instanceof UserError) {
+      reply({ ok: false, error: error.message });
+    } else {
+      console.error("loadbay worker:", error);
+      reply({
+        ok: false,
+        error: "The importer hit an internal problem; nothing was sent. Reload and try again.",
+      });
+    }
+  }
+};

@@ -1,0 +1,65 @@
+"""The browser worker's entry points: JSON strings in and out, one session at a time.
+
+Errors the user can act on come back as {"ok": false, "error": message}; anything else
+is a bug and propagates (the worker shows a generic message and logs the detail).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.batches import BATCH_ROWS
+from pipeline.errors import PipelineError
+from pipeline.session import ImportSession
+from pipeline.template import Template
+
+_session: ImportSession | None = None
+
+
+def _answer(work: Callable[[], Any]) -> str:
+    try:
+        return json.dumps({"ok": True, "value": work()})
+    except PipelineError as exc:
+        return json.dumps({"ok": False, "error": str(exc)})
+
+
+def _current() -> ImportSession:
+    if _session is None:
+        raise PipelineError("No file is open. Pick a file first.")
+    return _session
+
+
+def open_file(path: str, file_name: str, template_json: str) -> str:
+    def work() -> Any:
+        global _session
+        _session = ImportSession.open(path, file_name, Template.from_dict(json.loads(template_json)))
+        return json.loads(_session.describe_json())
+
+    return _answer(work)
+
+
+def set_mapping(mapping_json: str) -> str:
+    def work() -> Any:
+        session = _current()
+        session.set_mapping({k: int(v) for k, v in json.loads(mapping_json).items()})
+        return json.loads(session.report_json())
+
+    return _answer(work)
+
+
+def batch_plan(batch_rows: int = BATCH_ROWS) -> str:
+    def work() -> Any:
+        session = _current()
+        first = session.sheet.first_data_row
+        return [
+            {"offset": offset, "length": length, "first_row": first + offset}
+            for offset, length in session.batches(batch_rows)
+        ]
+
+    return _answer(work)
+
+
+def encode_batch(offset: int, length: int) -> bytes:
+    return _current().encode_batch(offset, length)

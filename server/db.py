@@ -1,0 +1,148 @@
+"""Metadata: organisations, templates, destinations, imports and their deliveries.
+
+Only metadata lives here; cell values never do (they are sealed blobs). SQLite by
+default, PostgreSQL in production via DATABASE_URL; the schema comes from Alembic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, UniqueConstraint, create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.types import DateTime, TypeDecorator
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stored as UTC, read back timezone-aware (SQLite forgets the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    publishable_key: Mapped[str] = mapped_column(String(64), unique=True)
+    allowed_origins: Mapped[list[str]]
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Template(Base):
+    __tablename__ = "templates"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    schema: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Destination(Base):
+    __tablename__ = "destinations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    sealed_config: Mapped[bytes] = mapped_column(LargeBinary)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+class Import(Base):
+    __tablename__ = "imports"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"))
+    status: Mapped[str] = mapped_column(String(20), default="uploading")
+    file_name: Mapped[str] = mapped_column(String(300))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    wrapped_data_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    row_count: Mapped[int] = mapped_column(default=0)
+    batch_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("import_id", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    import_id: Mapped[str] = mapped_column(ForeignKey("imports.id"), index=True)
+    seq: Mapped[int]
+    first_row: Mapped[int]
+    row_count: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("import_id", "seq", "destination_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    import_id: Mapped[str] = mapped_column(ForeignKey("imports.id"), index=True)
+    seq: Mapped[int]
+    destination_id: Mapped[str] = mapped_column(ForeignKey("destinations.id"))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000), default=None)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class DemoReceipt(Base):
+    """What the demo's built-in webhook receiver was sent (demo mode only)."""
+
+    __tablename__ = "demo_receipts"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    headers: Mapped[dict[str, Any]]
+    body: Mapped[str]
+
+
+def make_engine(url: str) -> Engine:
+    return create_engine(url, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def migrate(url: str) -> None:
+    """Bring the database to the newest schema (Alembic `upgrade head`)."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")

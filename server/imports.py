@@ -1,0 +1,223 @@
+"""An import's life on the server: created, batches received, submitted, delivered.
+
+Every batch is re-validated with the same `pipeline` code the browser ran (the
+browser is not a trust boundary), typed, sealed with the import's data key and stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import arro3.core as ac
+import pyarrow as pa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipeline.errors import MappingError
+from pipeline.template import Template
+from pipeline.validation import coerce, validate
+from server import crypto, db
+from server.errors import Conflict, Invalid, NotFound, TooLarge, Unauthorized
+from server.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class CreatedImport:
+    import_id: str
+    upload_token: str
+
+
+@dataclass(frozen=True)
+class ImportStatus:
+    import_id: str
+    status: str
+    rows: int
+    batches: int
+    deliveries: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.import_id,
+            "status": self.status,
+            "rows": self.rows,
+            "batches": self.batches,
+            "deliveries": self.deliveries,
+        }
+
+
+def create_import(rt: Runtime, org: db.Organisation, template_id: str, file_name: str) -> CreatedImport:
+    with rt.sessions.begin() as session:
+        template = session.get(db.Template, template_id)
+        if template is None or template.org_id != org.id:
+            raise NotFound(f"Template {template_id} does not exist.")
+        import_id = db.new_id("imp")
+        token = secrets.token_urlsafe(32)
+        session.add(
+            db.Import(
+                id=import_id,
+                org_id=org.id,
+                template_id=template.id,
+                file_name=file_name[:300],
+                token_hash=_hash(token),
+                wrapped_data_key=rt.vault.new_data_key(org.id, org.wrapped_key, import_id),
+                expires_at=db.utcnow() + dt.timedelta(days=rt.settings.retention_days),
+            )
+        )
+    return CreatedImport(import_id, token)
+
+
+def authorise(session: Session, import_id: str, token: str) -> db.Import:
+    imp = session.get(db.Import, import_id)
+    if imp is None or not hmac.compare_digest(imp.token_hash, _hash(token)):
+        raise Unauthorized("This upload link is not valid. Start the import again.")
+    return imp
+
+
+def receive_batch(
+    rt: Runtime, import_id: str, token: str, seq: int, first_row: int, body: bytes
+) -> int:
+    """Store one batch; returns its row count. Re-sending the same batch is harmless."""
+    if len(body) > rt.settings.max_batch_bytes:
+        raise TooLarge(f"A batch may hold at most {rt.settings.max_batch_bytes} bytes.")
+    digest = hashlib.sha256(body).hexdigest()
+    with rt.sessions.begin() as session:
+        imp = authorise(session, import_id, token)
+        if imp.status != "uploading":
+            raise Conflict(f"Import {import_id} was already submitted.")
+        existing = session.scalar(
+            select(db.Batch).where(db.Batch.import_id == import_id, db.Batch.seq == seq)
+        )
+        if existing is not None:
+            if existing.sha256 != digest:
+                raise Conflict(f"Batch {seq} was already received with different content.")
+            return existing.row_count
+        template_row = session.get(db.Template, imp.template_id)
+        org = session.get(db.Organisation, imp.org_id)
+        assert template_row is not None and org is not None  # noqa: S101 - foreign keys
+        template = Template.from_dict(template_row.schema)
+        typed = _checked_typed_batch(body, template, first_row)
+        plaintext = _ipc(typed)
+        key = rt.vault.data_key(org.id, org.wrapped_key, imp.id, _required(imp.wrapped_data_key))
+        blob_key = f"{org.id}/{imp.id}/{seq}.arrow.sealed"
+        rt.blobs.put(blob_key, crypto.seal(key, plaintext, crypto.batch_aad(org.id, imp.id, seq)))
+        session.add(
+            db.Batch(
+                import_id=imp.id,
+                seq=seq,
+                first_row=first_row,
+                row_count=typed.num_rows,
+                sha256=digest,
+                blob_key=blob_key,
+            )
+        )
+        return int(typed.num_rows)
+
+
+def submit(rt: Runtime, import_id: str, token: str, batch_count: int, row_count: int) -> list[int]:
+    """Close the upload and create one delivery per batch and destination; returns their ids."""
+    with rt.sessions.begin() as session:
+        imp = authorise(session, import_id, token)
+        batches = session.scalars(select(db.Batch).where(db.Batch.import_id == import_id)).all()
+        if imp.status != "uploading":
+            return list(
+                session.scalars(select(db.Delivery.id).where(db.Delivery.import_id == import_id))
+            )
+        seqs = sorted(b.seq for b in batches)
+        if seqs != list(range(batch_count)):
+            missing = sorted(set(range(batch_count)) - set(seqs))
+            raise Invalid(f"Batches {missing} have not arrived; upload them before submitting.")
+        received = sum(b.row_count for b in batches)
+        if received != row_count:
+            raise Invalid(f"The server received {received} rows, not {row_count}.")
+        destinations = session.scalars(
+            select(db.Destination).where(
+                db.Destination.template_id == imp.template_id, db.Destination.enabled.is_(True)
+            )
+        ).all()
+        deliveries = [
+            db.Delivery(import_id=imp.id, seq=b.seq, destination_id=d.id)
+            for b in sorted(batches, key=lambda b: b.seq)
+            for d in destinations
+        ]
+        session.add_all(deliveries)
+        imp.row_count = received
+        imp.batch_count = batch_count
+        imp.status = "delivering" if deliveries else "complete"
+        session.flush()
+        return [d.id for d in deliveries]
+
+
+def status(rt: Runtime, import_id: str, token: str) -> ImportStatus:
+    with rt.sessions() as session:
+        imp = authorise(session, import_id, token)
+        return import_status(session, imp)
+
+
+def import_status(session: Session, imp: db.Import) -> ImportStatus:
+    counts: dict[str, int] = {"pending": 0, "delivered": 0, "failed": 0}
+    for delivery in session.scalars(select(db.Delivery).where(db.Delivery.import_id == imp.id)):
+        counts[delivery.status] = counts.get(delivery.status, 0) + 1
+    state = imp.status
+    if state == "delivering":
+        if counts["failed"]:
+            state = "failed"
+        elif counts["pending"] == 0:
+            state = "delivered"
+    return ImportStatus(imp.id, state, imp.row_count, imp.batch_count, counts)
+
+
+def load_batch(rt: Runtime, session: Session, imp: db.Import, seq: int) -> pa.Table:
+    """Decrypt one stored batch back to its typed rows."""
+    batch = session.scalar(
+        select(db.Batch).where(db.Batch.import_id == imp.id, db.Batch.seq == seq)
+    )
+    org = session.get(db.Organisation, imp.org_id)
+    if batch is None or org is None or imp.wrapped_data_key is None:
+        raise NotFound(f"Batch {seq} of import {imp.id} is no longer stored.")
+    key = rt.vault.data_key(org.id, org.wrapped_key, imp.id, imp.wrapped_data_key)
+    sealed = rt.blobs.get(batch.blob_key)
+    plaintext = crypto.open_sealed(key, sealed, crypto.batch_aad(org.id, imp.id, seq))
+    return pa.ipc.open_stream(plaintext).read_all()
+
+
+def _checked_typed_batch(body: bytes, template: Template, first_row: int) -> pa.Table:
+    try:
+        received = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+    except (pa.ArrowInvalid, pa.ArrowException) as exc:
+        raise Invalid(f"The batch is not an Arrow IPC stream: {exc}") from exc
+    for field in received.schema:
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            raise Invalid(f'Column "{field.name}" must hold text, not {field.type}.')
+    table = ac.Table.from_arrow(received.cast(pa.schema([(f.name, pa.string()) for f in received.schema])))
+    try:
+        errors = validate(table, template, first_row)
+    except MappingError as exc:
+        raise Invalid(str(exc)) from exc
+    if errors:
+        raise Invalid(
+            f"{len(errors)} cell(s) do not pass the template's rules.",
+            details=[e.to_dict() for e in errors[:100]],
+        )
+    return pa.table(coerce(table, template))
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        w.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _required(value: bytes | None) -> bytes:
+    if value is None:
+        raise NotFound("This import's data has been deleted.")
+    return value

@@ -1,0 +1,67 @@
+"""HTML the server renders: the importer page (inside the client's iframe)."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from server.assets import AssetManifest
+
+WORKER_PATH = "app/worker.mjs"
+
+
+def content_security_policy(frame_ancestors: list[str]) -> str:
+    """Nothing but loadbay's own origin; only the client's registered origins may frame it."""
+    ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self' 'wasm-unsafe-eval'",
+            "worker-src 'self'",
+            "connect-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "base-uri 'none'",
+            "form-action 'none'",
+            f"frame-ancestors {ancestors}",
+        ]
+    )
+
+
+def json_for_html(data: Any) -> str:
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def importer_page(manifest: AssetManifest, config: dict[str, Any]) -> str:
+    full = {
+        **config,
+        "worker": manifest.url(WORKER_PATH),
+        "pyodide": manifest.url("pyodide/pyodide.mjs").rsplit("/", 1)[0] + "/",
+        "lock": manifest.url("wheels/pyodide-lock.json"),
+        "packages": list(manifest.packages),
+    }
+    css = manifest.files["app/importer.css"]
+    js = manifest.files["app/importer.js"]
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Import data</title>
+<link rel="stylesheet" href="{manifest.url("app/importer.css")}" integrity="{css.sri}">
+<script type="application/json" id="loadbay-config">{json_for_html(full)}</script>
+<script type="module" src="{manifest.url("app/importer.js")}" integrity="{js.sri}"></script>
+</head>
+<body>
+<main id="app" aria-live="polite"><p class="muted">Loading the importer…</p></main>
+</body>
+</html>
+"""
+
+
+def message_page(title: str, message: str) -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
+<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>
+"""

@@ -1,0 +1,39 @@
+"""The wired-up pieces one process uses: built once from Settings, passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import sessionmaker
+
+from destinations import DestinationContext
+from destinations.network import NetworkPolicy
+from server import db
+from server.blobs import BlobStore, LocalBlobStore
+from server.crypto import load_or_create_master_key
+from server.settings import Settings
+from server.vault import Vault
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    sessions: sessionmaker[Any]
+    vault: Vault
+    blobs: BlobStore
+    destination_context: DestinationContext
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        engine = db.make_engine(settings.database_url)
+        return cls(
+            settings=settings,
+            sessions=db.make_sessionmaker(engine),
+            vault=Vault(load_or_create_master_key(settings.master_key_file)),
+            blobs=LocalBlobStore(settings.blob_dir),
+            destination_context=DestinationContext(
+                policy=NetworkPolicy.from_strings(settings.allow_private_networks),
+                ca_file=settings.webhook_ca_file,
+            ),
+        )

@@ -1,0 +1,47 @@
+"""Settings, read once from the environment into a typed object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    blob_dir: Path
+    assets_dir: Path
+    master_key_file: Path
+    allow_private_networks: tuple[str, ...] = ()
+    webhook_ca_file: str | None = None
+    retention_days: int = 30
+    max_batch_bytes: int = 64 * 1024 * 1024
+    demo: bool = False
+    public_url: str = "https://127.0.0.1:8443"
+    queue_name: str = "deliveries"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, *, demo: bool = False) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("LOADBAY_DATA_DIR", ".loadbay")).resolve()
+        allow = env.get("LOADBAY_ALLOW_PRIVATE_NETWORKS", "")
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("DATABASE_URL", f"sqlite:///{data_dir / 'loadbay.db'}"),
+            redis_url=env.get("REDIS_URL") or None,
+            blob_dir=Path(env.get("LOADBAY_BLOB_DIR", str(data_dir / "blobs"))),
+            assets_dir=Path(env.get("LOADBAY_ASSETS_DIR", str(REPO_ROOT / "build" / "assets"))),
+            master_key_file=Path(
+                env.get("LOADBAY_MASTER_KEY_FILE", str(data_dir / "master.key"))
+            ),
+            allow_private_networks=tuple(n.strip() for n in allow.split(",") if n.strip()),
+            webhook_ca_file=env.get("LOADBAY_WEBHOOK_CA_FILE") or None,
+            retention_days=int(env.get("LOADBAY_RETENTION_DAYS", "30")),
+            demo=demo or env.get("LOADBAY_DEMO") == "1",
+            public_url=env.get("LOADBAY_PUBLIC_URL", "https://127.0.0.1:8443").rstrip("/"),
+        )

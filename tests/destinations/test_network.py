@@ -1,0 +1,611 @@
+"""The SSRF guard: address rules, literal parsing, single resolution and the pinned client.
+
+Only loopback traffic: names are answered by a fake resolver, servers bind to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import socketserver
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from destinations.errors import (
+    ConfigurationError,
+    FatalDeliveryError,
+    RetryableDeliveryError,
+)
+from destinations.network import (
+    NetworkPolicy,
+    UnsafeAddressError,
+    parse_ip_literal,
+    pinned_client,
+    resolve,
+)
+
+HOST = "hooks.example.test"
+V4 = ipaddress.IPv4Address
+V6 = ipaddress.IPv6Address
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+LOOPBACK_ALLOWED = NetworkPolicy.from_strings(["127.0.0.0/8"])
+
+
+# --- address rules and literal parsing (no traffic) -------------------------------------------
+
+REFUSED = [
+    # (what a client typed, the address it denotes, why it is refused)
+    ("0.1.2.3", V4("0.1.2.3"), "'this network'"),
+    ("10.1.2.3", V4("10.1.2.3"), "a private address"),
+    ("100.64.0.1", V4("100.64.0.1"), "carrier-grade NAT"),
+    ("100.127.255.254", V4("100.127.255.254"), "carrier-grade NAT"),
+    ("127.0.0.1", V4("127.0.0.1"), "a loopback address"),
+    ("169.254.169.254", V4("169.254.169.254"), "link-local"),
+    ("172.16.0.1", V4("172.16.0.1"), "a private address"),
+    ("172.31.255.254", V4("172.31.255.254"), "a private address"),
+    ("192.0.0.8", V4("192.0.0.8"), "IETF protocol assignment"),
+    ("192.0.2.1", V4("192.0.2.1"), "documentation"),
+    ("192.168.1.1", V4("192.168.1.1"), "a private address"),
+    ("198.18.0.1", V4("198.18.0.1"), "benchmarking"),
+    ("198.19.255.254", V4("198.19.255.254"), "benchmarking"),
+    ("198.51.100.1", V4("198.51.100.1"), "documentation"),
+    ("203.0.113.1", V4("203.0.113.1"), "documentation"),
+    ("224.0.0.1", V4("224.0.0.1"), "multicast"),
+    ("239.255.255.250", V4("239.255.255.250"), "multicast"),
+    ("240.0.0.1", V4("240.0.0.1"), "a reserved address"),
+    ("255.255.255.255", V4("255.255.255.255"), "the broadcast address"),
+    # spellings inet_aton, curl and browsers all read as numbers
+    ("2130706433", V4("127.0.0.1"), "a loopback address"),
+    ("0177.0.0.1", V4("127.0.0.1"), "a loopback address"),
+    ("0x7f.1", V4("127.0.0.1"), "a loopback address"),
+    ("0X7F.0.0.1", V4("127.0.0.1"), "a loopback address"),
+    ("127.1", V4("127.0.0.1"), "a loopback address"),
+    ("127.0.1", V4("127.0.0.1"), "a loopback address"),
+    ("0x7f000001", V4("127.0.0.1"), "a loopback address"),
+    ("017700000001", V4("127.0.0.1"), "a loopback address"),
+    ("127.0.0.1.", V4("127.0.0.1"), "a loopback address"),
+    ("0", V4("0.0.0.0"), "'this network'"),  # noqa: S104 - a refused literal, not a bind
+    ("0xa9.0xfe.0xa9.0xfe", V4("169.254.169.254"), "link-local"),
+    ("0300.0250.1.1", V4("192.168.1.1"), "a private address"),
+    ("10.65793", V4("10.1.1.1"), "a private address"),
+    ("\uff11\uff12\uff17.\uff10.\uff10.\uff11", V4("127.0.0.1"), "a loopback address"),
+    # IPv6
+    ("::", V6("::"), "the unspecified address"),
+    ("::1", V6("::1"), "a loopback address"),
+    ("[::1]", V6("::1"), "a loopback address"),
+    ("fc00::1", V6("fc00::1"), "unique local"),
+    ("fd12:3456::1", V6("fd12:3456::1"), "unique local"),
+    ("fe80::1", V6("fe80::1"), "link-local"),
+    ("fe80::1%eth0", V6("fe80::1%eth0"), "link-local"),
+    ("ff02::1", V6("ff02::1"), "multicast"),
+    ("2001:db8::1", V6("2001:db8::1"), "documentation"),
+    ("100::1", V6("100::1"), "outside the global unicast range"),
+    # forms embedding an IPv4 address are refused even when the IPv4 address is public
+    ("::ffff:127.0.0.1", V6("::ffff:7f00:1"), "IPv4-mapped"),
+    ("[::ffff:8.8.8.8]", V6("::ffff:808:808"), "IPv4-mapped"),
+    ("::127.0.0.1", V6("::7f00:1"), "IPv4-compatible"),
+    ("64:ff9b::7f00:1", V6("64:ff9b::7f00:1"), "NAT64"),
+    ("64:ff9b::808:808", V6("64:ff9b::808:808"), "NAT64"),
+    ("64:ff9b:1::a00:1", V6("64:ff9b:1::a00:1"), "local-use NAT64"),
+    ("2002:7f00:1::", V6("2002:7f00:1::"), "6to4"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", V6("2001:0:4136:e378:8000:63bf:3fff:fdd2"), "Teredo"),
+]
+
+ACCEPTED = [
+    ("8.8.8.8", V4("8.8.8.8")),
+    ("1.1.1.1", V4("1.1.1.1")),
+    ("134744072", V4("8.8.8.8")),
+    ("2606:4700:4700::1111", V6("2606:4700:4700::1111")),
+    ("[2606:4700:4700::1111]", V6("2606:4700:4700::1111")),
+    # just outside the refused ranges
+    ("11.0.0.1", V4("11.0.0.1")),
+    ("100.128.0.1", V4("100.128.0.1")),
+    ("172.32.0.1", V4("172.32.0.1")),
+    ("198.20.0.1", V4("198.20.0.1")),
+    ("223.255.255.254", V4("223.255.255.254")),
+    ("2a00:1450:4001::1", V6("2a00:1450:4001::1")),
+]
+
+
+@pytest.mark.parametrize(("typed", "address", "reason"), REFUSED, ids=[r[0] for r in REFUSED])
+def test_refused_addresses(typed: str, address: Address, reason: str) -> None:
+    parsed = parse_ip_literal(typed)
+    assert parsed == address
+    with pytest.raises(UnsafeAddressError) as caught:
+        NetworkPolicy().check_address(parsed)
+    assert caught.value.address == address
+    assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize(("typed", "address"), ACCEPTED, ids=[a[0] for a in ACCEPTED])
+def test_public_addresses_are_accepted(typed: str, address: Address) -> None:
+    parsed = parse_ip_literal(typed)
+    assert parsed == address
+    NetworkPolicy().check_address(parsed)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [HOST, "example.com.", "xn--exmple-cua.com", "ex\u00e4mple.com", "1.2.3.example", "0x7f.com"],
+)
+def test_hostnames_are_not_literals(host: str) -> None:
+    assert parse_ip_literal(host) is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "256.0.0.1",
+        "127.0.0.256",
+        "127.16777216",
+        "4294967296",
+        "1.2.3.4.5",
+        "08.0.0.1",
+        "0x7g.1",
+        "1_0.0.0.1",
+        "127..1",
+        "[::1",
+        "[hooks.example.test]",
+        "::ffff:0177.0.0.1",
+        "a%20b",
+        "exa mple.com",
+        "",
+        "a" * 64 + ".com",
+        ".".join(["a" * 63] * 4),
+        "\u00e4" * 64 + ".com",
+    ],
+)
+def test_strings_that_are_neither_literal_nor_hostname(host: str) -> None:
+    with pytest.raises(ConfigurationError):
+        parse_ip_literal(host)
+
+
+def test_message_names_address_reason_and_the_setting() -> None:
+    with pytest.raises(UnsafeAddressError) as caught:
+        NetworkPolicy().check_address(V4("127.0.0.1"))
+    assert str(caught.value) == (
+        "127.0.0.1 is a loopback address; loadbay only delivers to public addresses. "
+        "An operator can allow private ranges with LOADBAY_ALLOW_PRIVATE_NETWORKS."
+    )
+    assert isinstance(caught.value, FatalDeliveryError)
+
+
+def test_message_names_the_host_when_it_differs_from_the_address() -> None:
+    with pytest.raises(UnsafeAddressError) as caught:
+        NetworkPolicy().check_address(V4("10.0.0.5"), host=HOST)
+    assert str(caught.value).startswith(
+        "hooks.example.test points to 10.0.0.5, which is a private address; "
+    )
+    assert caught.value.host == HOST
+
+
+# --- allow-list --------------------------------------------------------------------------------
+
+
+def test_allow_list_opens_loopback_but_not_other_private_ranges() -> None:
+    policy = NetworkPolicy.from_strings(["127.0.0.0/8"])
+    assert policy.allow == (ipaddress.IPv4Network("127.0.0.0/8"),)
+    policy.check_address(V4("127.0.0.1"))
+    policy.check_address(V4("127.255.255.254"))
+    for refused in (V4("10.0.0.1"), V6("::1"), V6("::ffff:7f00:1")):
+        with pytest.raises(UnsafeAddressError):
+            policy.check_address(refused)
+
+
+def test_allow_list_accepts_several_networks_and_surrounding_space() -> None:
+    policy = NetworkPolicy.from_strings([" 10.0.0.0/8 ", "fd00::/8", "192.168.1.5"])
+    assert policy.allow == (
+        ipaddress.IPv4Network("10.0.0.0/8"),
+        ipaddress.IPv6Network("fd00::/8"),
+        ipaddress.IPv4Network("192.168.1.5/32"),
+    )
+    policy.check_address(V6("fd00::1"))
+    with pytest.raises(UnsafeAddressError):
+        policy.check_address(V4("192.168.1.6"))
+
+
+@pytest.mark.parametrize("bad", ["127.0.0.0/33", "not-a-network", "10.0.0.1/8", ""])
+def test_bad_allow_list_entry_is_a_configuration_error(bad: str) -> None:
+    with pytest.raises(ConfigurationError, match="LOADBAY_ALLOW_PRIVATE_NETWORKS"):
+        NetworkPolicy.from_strings(["127.0.0.0/8", bad])
+
+
+# --- resolve() ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeResolver:
+    """Stands in for socket.getaddrinfo: names get scripted answers, one per call (the last
+    answer repeats); numeric loopback hosts go to the real resolver with AI_NUMERICHOST, which
+    never touches DNS; anything else fails."""
+
+    answers: dict[str, list[list[str]]]
+    real: Callable[..., list[Any]]
+    names_asked: list[str] = field(default_factory=list)
+
+    def __call__(
+        self, host: str, port: int, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[Any]:
+        if host in self.answers:
+            script = self.answers[host]
+            answer = script[min(self.names_asked.count(host), len(script) - 1)]
+            self.names_asked.append(host)
+            return [self._info(address, port) for address in answer]
+        if host in ("127.0.0.1", "::1"):
+            return self.real(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+        self.names_asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    @staticmethod
+    def _info(address: str, port: int) -> tuple[Any, ...]:
+        if ":" in address:
+            return (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))
+        return (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+
+
+FakeDNS = Callable[[dict[str, list[list[str]]]], FakeResolver]
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
+    def install(answers: dict[str, list[list[str]]]) -> FakeResolver:
+        resolver = FakeResolver(answers, socket.getaddrinfo)
+        monkeypatch.setattr(socket, "getaddrinfo", resolver)
+        return resolver
+
+    return install
+
+
+@pytest.mark.parametrize(
+    "answer", [["8.8.8.8", "10.0.0.1"], ["10.0.0.1", "8.8.8.8"], ["2606:4700::1", "fe80::1"]]
+)
+def test_resolve_refuses_if_any_answer_is_private(fake_dns: FakeDNS, answer: list[str]) -> None:
+    dns = fake_dns({HOST: [answer]})
+    with pytest.raises(UnsafeAddressError) as caught:
+        resolve(HOST, 443, NetworkPolicy())
+    assert caught.value.address in (V4("10.0.0.1"), V6("fe80::1"))
+    assert caught.value.host == HOST
+    assert dns.names_asked == [HOST]
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (["8.8.8.8"], V4("8.8.8.8")),
+        (["1.1.1.1", "8.8.8.8"], V4("1.1.1.1")),
+        (["2606:4700:4700::1111"], V6("2606:4700:4700::1111")),
+    ],
+)
+def test_resolve_returns_the_first_checked_address(
+    fake_dns: FakeDNS, answer: list[str], expected: Address
+) -> None:
+    dns = fake_dns({HOST: [answer]})
+    assert resolve(HOST, 443, NetworkPolicy()) == expected
+    assert dns.names_asked == [HOST]
+
+
+def test_resolve_checks_literals_without_a_lookup(fake_dns: FakeDNS) -> None:
+    dns = fake_dns({})
+    assert resolve("0x7f.1", 80, LOOPBACK_ALLOWED) == V4("127.0.0.1")
+    with pytest.raises(UnsafeAddressError) as caught:
+        resolve("0x7f.1", 80, NetworkPolicy())
+    assert str(caught.value).startswith("0x7f.1 points to 127.0.0.1, which is a loopback")
+    assert dns.names_asked == []
+
+
+def test_resolve_without_addresses_is_retryable(fake_dns: FakeDNS) -> None:
+    fake_dns({HOST: [[]]})
+    with pytest.raises(
+        RetryableDeliveryError, match=r"^could not resolve hooks\.example\.test: no"
+    ):
+        resolve(HOST, 443, NetworkPolicy())
+
+
+def test_resolve_failure_is_retryable(fake_dns: FakeDNS) -> None:
+    dns = fake_dns({})
+    with pytest.raises(
+        RetryableDeliveryError, match=r"^could not resolve nowhere\.example\.test: "
+    ):
+        resolve("nowhere.example.test", 443, NetworkPolicy())
+    assert dns.names_asked == ["nowhere.example.test"]
+
+
+# --- pinned_client() against real loopback servers ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    path: str
+    host_header: str | None
+    client_port: int
+
+
+@dataclass
+class LocalServer:
+    port: int
+    seen: list[Seen]
+    sni: list[str | None]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse lookup (getfqdn); skip it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = "127.0.0.1"
+        self.server_port = self.server_address[1]
+
+
+@contextmanager
+def _serve(tls: ssl.SSLContext | None = None) -> Iterator[LocalServer]:
+    seen: list[Seen] = []
+    sni: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(Seen(self.path, self.headers.get("Host"), self.client_address[1]))
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "http://elsewhere.example.test/landing")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = _QuietServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        tls.sni_callback = lambda _sock, name, _ctx: sni.append(name)
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield LocalServer(server.server_address[1], seen, sni)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def http_server() -> Iterator[LocalServer]:
+    with _serve() as server:
+        yield server
+
+
+def test_pinned_client_connects_to_the_checked_address_only(
+    fake_dns: FakeDNS, http_server: LocalServer
+) -> None:
+    # The second answer is a rebinding attempt; 127.0.0.2 has no server, so using it would fail.
+    dns = fake_dns({HOST: [["127.0.0.1"], ["127.0.0.2"]]})
+    url = f"http://{HOST}:{http_server.port}/x"
+    with pinned_client(url, LOOPBACK_ALLOWED, timeout=5) as client:
+        statuses = [client.get(url).status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    assert [(s.path, s.host_header) for s in http_server.seen] == [
+        ("/x", f"{HOST}:{http_server.port}")
+    ] * 3
+    # HTTP/1.0 server: each request was a new connection, and each went to the pinned address.
+    assert len({s.client_port for s in http_server.seen}) == 3
+    assert dns.names_asked == [HOST]
+
+
+def test_pinned_client_returns_redirects_without_following(
+    fake_dns: FakeDNS, http_server: LocalServer
+) -> None:
+    dns = fake_dns({HOST: [["127.0.0.1"]]})
+    url = f"http://{HOST}:{http_server.port}/redirect"
+    with pinned_client(url, LOOPBACK_ALLOWED, timeout=5) as client:
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response.headers["Location"] == "http://elsewhere.example.test/landing"
+        # Even a caller asking to follow cannot leave the pinned origin.
+        with pytest.raises(FatalDeliveryError, match="only for hooks.example.test"):
+            client.get(url, follow_redirects=True)
+    assert [s.path for s in http_server.seen] == ["/redirect", "/redirect"]
+    assert dns.names_asked == [HOST]
+
+
+def test_pinned_client_refuses_other_hosts_and_ports(
+    fake_dns: FakeDNS, http_server: LocalServer
+) -> None:
+    dns = fake_dns({HOST: [["127.0.0.1"]], "other.example.test": [["127.0.0.1"]]})
+    port = http_server.port
+    with pinned_client(f"http://{HOST}:{port}/x", LOOPBACK_ALLOWED, timeout=5) as client:
+        for other in (
+            f"http://other.example.test:{port}/x",
+            f"http://127.0.0.1:{port}/x",
+            f"http://{HOST}:{port + 1}/x",
+            f"http://{HOST}/x",
+        ):
+            with pytest.raises(FatalDeliveryError, match=r"^this connection is only for"):
+                client.get(other)
+    assert http_server.seen == []
+    assert dns.names_asked == [HOST]
+
+
+def test_pinned_client_refuses_unsafe_destinations_before_connecting(fake_dns: FakeDNS) -> None:
+    dns = fake_dns({HOST: [["127.0.0.1"]]})
+    with pytest.raises(UnsafeAddressError) as caught:
+        pinned_client(f"http://{HOST}:8080/x", NetworkPolicy(), timeout=5)
+    assert caught.value.address == V4("127.0.0.1")
+    with pytest.raises(UnsafeAddressError) as caught:
+        pinned_client("http://2130706433:8080/x", NetworkPolicy(), timeout=5)
+    assert caught.value.address == V4("127.0.0.1")
+    assert dns.names_asked == [HOST]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://hooks.example.test/x",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:70/",
+        "http:///x",
+        "http://[::1/x",
+        "http://exa mple.com/",
+        "http://hooks.example.test:99999/",
+        "http://hooks.example.test:0/",
+    ],
+)
+def test_pinned_client_refuses_bad_urls(fake_dns: FakeDNS, url: str) -> None:
+    dns = fake_dns({})
+    with pytest.raises(ConfigurationError):
+        pinned_client(url, LOOPBACK_ALLOWED, timeout=5)
+    assert dns.names_asked == []
+
+
+def test_pinned_client_accepts_an_allowed_literal(http_server: LocalServer) -> None:
+    url = f"http://0x7f.1:{http_server.port}/x"
+    with pinned_client(url, LOOPBACK_ALLOWED, timeout=5) as client:
+        assert client.get(url).status_code == 200
+    assert http_server.seen[0].host_header == f"0x7f.1:{http_server.port}"
+
+
+# --- TLS: verification uses the host name, not the pinned address -------------------------------
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca_file: Path
+    issue: Callable[[str], ssl.SSLContext]
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("loadbay test CA"))
+        .issuer_name(_name("loadbay test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file = directory / "ca.pem"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(hostname: str) -> ssl.SSLContext:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(hostname))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        chain = directory / f"{hostname}.pem"
+        chain.write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM)
+            + key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(chain)
+        return context
+
+    return Pki(ca_file, issue)
+
+
+def _ca_setting(pki: Pki, verify_as: str) -> str | ssl.SSLContext:
+    if verify_as == "path":
+        return str(pki.ca_file)
+    return ssl.create_default_context(cafile=str(pki.ca_file))
+
+
+@pytest.mark.parametrize("verify_as", ["path", "context"])
+def test_https_verifies_the_certificate_against_the_host_name(
+    fake_dns: FakeDNS, pki: Pki, verify_as: str
+) -> None:
+    dns = fake_dns({HOST: [["127.0.0.1"]]})
+    with _serve(pki.issue(HOST)) as server:
+        url = f"https://{HOST}:{server.port}/x"
+        verify = _ca_setting(pki, verify_as)
+        with pinned_client(url, LOOPBACK_ALLOWED, timeout=5, verify=verify) as client:
+            response = client.get(url)
+        assert response.status_code == 200
+        assert server.sni == [HOST]
+        assert [(s.path, s.host_header) for s in server.seen] == [("/x", f"{HOST}:{server.port}")]
+    assert dns.names_asked == [HOST]
+
+
+@pytest.mark.parametrize("verify_as", ["path", "context"])
+def test_https_rejects_a_certificate_for_another_name(
+    fake_dns: FakeDNS, pki: Pki, verify_as: str
+) -> None:
+    fake_dns({HOST: [["127.0.0.1"]]})
+    with _serve(pki.issue("other.example.test")) as server:
+        url = f"https://{HOST}:{server.port}/x"
+        verify = _ca_setting(pki, verify_as)
+        with pinned_client(url, LOOPBACK_ALLOWED, timeout=5, verify=verify) as client:
+            with pytest.raises(httpx.ConnectError, match="Hostname mismatch") as caught:
+                client.get(url)
+        assert f"'{HOST}'" in str(caught.value)
+        assert server.sni == [HOST]
+        assert server.seen == []
+
+
+def test_https_verifies_by_default(fake_dns: FakeDNS, pki: Pki) -> None:
+    fake_dns({HOST: [["127.0.0.1"]]})
+    with _serve(pki.issue(HOST)) as server:
+        url = f"https://{HOST}:{server.port}/x"
+        with pinned_client(url, LOOPBACK_ALLOWED, timeout=5) as client:
+            with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
+                client.get(url)
+        assert server.seen == []
