@@ -36,7 +36,8 @@ class DestinationContext:
 
 
 class Destination(Protocol):
-    kind: str
+    @property
+    def kind(self) -> str: ...
 
     def check(self) -> None:
         """Raise a DeliveryError that says what to fix when the destination is unusable."""

@@ -26,7 +26,7 @@ from destinations.errors import (
 )
 from destinations.network import NetworkPolicy, pinned_client
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 SECRET_BYTES = 32
 EVENT_TYPE = "import.batch"
 
@@ -50,7 +50,7 @@ class WebhookDestination:
     ) -> WebhookDestination:
         url = config.get("url")
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-            raise ConfigurationError("A webhook destination needs an http(s) \"url\".")
+            raise ConfigurationError('A webhook destination needs an http(s) "url".')
         raw = config.get("secrets") or [config.get("secret")]
         keys = tuple(s for s in raw if isinstance(s, str))
         if not keys:
@@ -81,7 +81,9 @@ class WebhookDestination:
             with self._client() as client:
                 response = client.post(self.url, content=body.encode(), headers=headers)
         except httpx.TimeoutException as exc:
-            raise RetryableDeliveryError(f"{self.url} did not answer within {self.timeout:g} s.")
+            raise RetryableDeliveryError(
+                f"{self.url} did not answer within {self.timeout:g} s."
+            ) from exc
         except httpx.TransportError as exc:
             raise RetryableDeliveryError(f"Could not connect to {self.url}: {exc}.") from exc
         _judge(self.url, response)

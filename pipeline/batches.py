@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from typing import Final
 
 import arro3.core as ac
 import arro3.io as aio
 
 BATCH_ROWS = 65_536
-COMPRESSION = "zstd"
+COMPRESSION: Final = "zstd"
 
 
 def encode_ipc(table: ac.Table) -> bytes:

@@ -34,7 +34,9 @@ def _current() -> ImportSession:
 def open_file(path: str, file_name: str, template_json: str) -> str:
     def work() -> Any:
         global _session
-        _session = ImportSession.open(path, file_name, Template.from_dict(json.loads(template_json)))
+        _session = ImportSession.open(
+            path, file_name, Template.from_dict(json.loads(template_json))
+        )
         return json.loads(_session.describe_json())
 
     return _answer(work)

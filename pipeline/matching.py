@@ -29,8 +29,9 @@ def match_columns(headers: tuple[str, ...] | list[str], template: Template) -> d
     used: set[int] = set()
     for field in template.fields:
         for label in (field.name, field.title, *field.synonyms):
-            index = by_key.get(normalise(label)) if label else None
-            if index is not None and index not in used:
+            found = by_key.get(normalise(label)) if label else None
+            if found is not None and found not in used:
+                index = found
                 mapping[field.name] = index
                 used.add(index)
                 break

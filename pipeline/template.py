@@ -103,7 +103,7 @@ class Template:
 
 def _field_from_dict(raw: Any, index: int) -> Field:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) or not raw["name"]:
-        raise TemplateError(f"Field #{index + 1} needs a non-empty string \"name\".")
+        raise TemplateError(f'Field #{index + 1} needs a non-empty string "name".')
     name = raw["name"]
     ftype = raw.get("type", "string")
     if ftype not in SUPPORTED_TYPES:

@@ -108,7 +108,9 @@ async def create_import(request: Request) -> Response:
     created = await run_in_threadpool(
         imports.create_import,
         rt,
-        org, str(body.get("templateId", "")), str(body.get("fileName", ""))
+        org,
+        str(body.get("templateId", "")),
+        str(body.get("fileName", "")),
     )
     return JSONResponse(
         {"id": created.import_id, "uploadToken": created.upload_token}, status_code=201
@@ -123,7 +125,12 @@ async def put_batch(request: Request) -> Response:
     body = await request.body()
     rows = await run_in_threadpool(
         imports.receive_batch,
-        rt, request.path_params["import_id"], _bearer(request), seq, first_row, body
+        rt,
+        request.path_params["import_id"],
+        _bearer(request),
+        seq,
+        first_row,
+        body,
     )
     return JSONResponse({"seq": seq, "rows": rows})
 

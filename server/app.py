@@ -53,8 +53,13 @@ def create_app(rt: Runtime) -> Starlette:
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(
-            {"error": {"code": "server-error", "message": "Something went wrong on our side; "
-                       "nothing was lost. Try again in a moment."}},
+            {
+                "error": {
+                    "code": "server-error",
+                    "message": "Something went wrong on our side; "
+                    "nothing was lost. Try again in a moment.",
+                }
+            },
             status_code=500,
         )
 

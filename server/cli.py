@@ -44,7 +44,9 @@ def check(
     session = _open(file, template, sheet)
     report = session.report()
     if format == "json":
-        typer.echo(json.dumps({"rows": report.rows, "errors": [e.to_dict() for e in report.errors]}))
+        typer.echo(
+            json.dumps({"rows": report.rows, "errors": [e.to_dict() for e in report.errors]})
+        )
     else:
         for e in report.errors:
             typer.echo(f"row {e.row}, {e.field}: {e.message}")
@@ -126,7 +128,7 @@ def demo(
     """Everything on one machine: HTTPS server, worker, embedded Redis, SQLite, demo data."""
     from server import db
     from server.demo import seed
-    from server.queue import connect
+    from server.queue import embedded_redis
     from server.runtime import Runtime
     from server.settings import Settings
     from server.tls import ensure_certificate
@@ -144,7 +146,7 @@ def demo(
     settings = Settings.from_env(env)
     redis = None
     if settings.redis_url is None:
-        redis = connect(settings)  # embedded redis-server, shared with the worker
+        redis = embedded_redis(settings)  # shared with the worker through its socket
         env["REDIS_URL"] = f"unix://{redis.socket_file}"
         settings = Settings.from_env(env)
     db.migrate(settings.database_url)

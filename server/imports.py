@@ -50,7 +50,9 @@ class ImportStatus:
         }
 
 
-def create_import(rt: Runtime, org: db.Organisation, template_id: str, file_name: str) -> CreatedImport:
+def create_import(
+    rt: Runtime, org: db.Organisation, template_id: str, file_name: str
+) -> CreatedImport:
     with rt.sessions.begin() as session:
         template = session.get(db.Template, template_id)
         if template is None or template.org_id != org.id:
@@ -193,7 +195,9 @@ def _checked_typed_batch(body: bytes, template: Template, first_row: int) -> pa.
     for field in received.schema:
         if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
             raise Invalid(f'Column "{field.name}" must hold text, not {field.type}.')
-    table = ac.Table.from_arrow(received.cast(pa.schema([(f.name, pa.string()) for f in received.schema])))
+    table = ac.Table.from_arrow(
+        received.cast(pa.schema([(f.name, pa.string()) for f in received.schema]))
+    )
     try:
         errors = validate(table, template, first_row)
     except MappingError as exc:
@@ -208,7 +212,9 @@ def _checked_typed_batch(body: bytes, template: Template, first_row: int) -> pa.
 
 def _ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+    with pa.ipc.new_stream(
+        sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")
+    ) as w:
         w.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
 

@@ -85,7 +85,7 @@ def _failed_attempt(
         assert delivery is not None  # noqa: S101 - read above
         delivery.attempts += 1
         delivery.last_error = str(exc)[:1000]
-        delay = None if final else next_delay(delivery.attempts, retry_after, random.Random())
+        delay = None if final else next_delay(delivery.attempts, retry_after, random.Random())  # noqa: S311 - jitter, not secrecy
         if delay is None:
             delivery.status = "failed"
         attempts = delivery.attempts

@@ -37,7 +37,11 @@ def create_template(rt: Runtime, org: db.Organisation, schema: dict[str, Any]) -
 
 
 def create_destination(
-    rt: Runtime, org: db.Organisation, template: db.Template, kind: str, name: str,
+    rt: Runtime,
+    org: db.Organisation,
+    template: db.Template,
+    kind: str,
+    name: str,
     config: dict[str, Any],
 ) -> db.Destination:
     destinations.create(kind, config, rt.destination_context)  # validates the settings

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from destinations import DestinationContext
 from destinations.network import NetworkPolicy
@@ -19,7 +18,7 @@ from server.vault import Vault
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
-    sessions: sessionmaker[Any]
+    sessions: sessionmaker[Session]
     vault: Vault
     blobs: BlobStore
     destination_context: DestinationContext

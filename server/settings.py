@@ -36,9 +36,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             blob_dir=Path(env.get("LOADBAY_BLOB_DIR", str(data_dir / "blobs"))),
             assets_dir=Path(env.get("LOADBAY_ASSETS_DIR", str(REPO_ROOT / "build" / "assets"))),
-            master_key_file=Path(
-                env.get("LOADBAY_MASTER_KEY_FILE", str(data_dir / "master.key"))
-            ),
+            master_key_file=Path(env.get("LOADBAY_MASTER_KEY_FILE", str(data_dir / "master.key"))),
             allow_private_networks=tuple(n.strip() for n in allow.split(",") if n.strip()),
             webhook_ca_file=env.get("LOADBAY_WEBHOOK_CA_FILE") or None,
             retention_days=int(env.get("LOADBAY_RETENTION_DAYS", "30")),

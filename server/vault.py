@@ -24,7 +24,9 @@ class Vault:
         org_key = self._org_key(org_id, wrapped_org_key)
         return crypto.seal(org_key, crypto.new_key(), crypto.import_aad(org_id, import_id))
 
-    def data_key(self, org_id: str, wrapped_org_key: bytes, import_id: str, wrapped: bytes) -> bytes:
+    def data_key(
+        self, org_id: str, wrapped_org_key: bytes, import_id: str, wrapped: bytes
+    ) -> bytes:
         org_key = self._org_key(org_id, wrapped_org_key)
         return crypto.open_sealed(org_key, wrapped, crypto.import_aad(org_id, import_id))
 
@@ -35,7 +37,9 @@ class Vault:
 
     def open_config(self, org_id: str, wrapped_org_key: bytes, sealed: bytes) -> dict[str, Any]:
         org_key = self._org_key(org_id, wrapped_org_key)
-        config: dict[str, Any] = json.loads(crypto.open_sealed(org_key, sealed, _config_aad(org_id)))
+        config: dict[str, Any] = json.loads(
+            crypto.open_sealed(org_key, sealed, _config_aad(org_id))
+        )
         return config
 
 
