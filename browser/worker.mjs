@@ -42,6 +42,13 @@ async function api(path, options, token) {
   return body;
 }
 
+// The IPC stream is written uncompressed in Pyodide (see pipeline/batches.py); the
+// browser's native gzip compresses the request body instead.
+async function gzip(bytes) {
+  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
 async function upload({ publishableKey, templateId, fileName, rows }, progress) {
   const created = await api("/api/v1/imports", {
     method: "POST",
@@ -62,8 +69,11 @@ async function upload({ publishableKey, templateId, fileName, rows }, progress) 
       `/api/v1/imports/${created.id}/batches/${i}?first_row=${firstRow}`,
       {
         method: "PUT",
-        headers: { "content-type": "application/vnd.apache.arrow.stream" },
-        body: bytes,
+        headers: {
+          "content-type": "application/vnd.apache.arrow.stream",
+          "content-encoding": "gzip",
+        },
+        body: await gzip(bytes),
       },
       created.uploadToken,
     );

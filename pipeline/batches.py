@@ -1,21 +1,29 @@
-"""Arrow IPC stream batches: what travels from the browser to the server."""
+"""Arrow IPC stream batches: what travels from the browser to the server.
+
+arro3-io 0.9.1's wasm32 build writes compressed IPC buffers that no reader can open
+(the buffer length prefixes are wrong; native builds are fine). So in Pyodide the
+stream is written uncompressed and the browser gzips the whole request body
+(`CompressionStream`), which the server inflates under a size cap.
+"""
 
 from __future__ import annotations
 
 import io
-from typing import Final
+import sys
+from typing import Literal
 
 import arro3.core as ac
 import arro3.io as aio
 
 BATCH_ROWS = 65_536
-COMPRESSION: Final = "zstd"
+Compression = Literal["zstd", "lz4"] | None
+IN_PYODIDE = sys.platform == "emscripten"
 
 
-def encode_ipc(table: ac.Table) -> bytes:
-    """One IPC stream (schema + record batches), zstd-compressed buffers."""
+def encode_ipc(table: ac.Table, compression: Compression = None if IN_PYODIDE else "zstd") -> bytes:
+    """One IPC stream (schema + record batches); zstd buffers where arro3 writes them right."""
     sink = io.BytesIO()
-    aio.write_ipc_stream(table, sink, compression=COMPRESSION)
+    aio.write_ipc_stream(table, sink, compression=compression)
     return sink.getvalue()
 
 

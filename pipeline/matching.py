@@ -7,7 +7,7 @@ import unicodedata
 
 from pipeline.template import Template
 
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+_NON_ALNUM = re.compile(r"[\W_]+")  # letters and digits of any script are kept
 
 
 def normalise(label: str) -> str:
@@ -24,12 +24,14 @@ def match_columns(headers: tuple[str, ...] | list[str], template: Template) -> d
     """
     by_key: dict[str, int] = {}
     for index, header in enumerate(headers):
-        by_key.setdefault(normalise(header), index)
+        key = normalise(header)
+        if key:  # a header of punctuation only matches nothing
+            by_key.setdefault(key, index)
     mapping: dict[str, int] = {}
     used: set[int] = set()
     for field in template.fields:
         for label in (field.name, field.title, *field.synonyms):
-            found = by_key.get(normalise(label)) if label else None
+            found = by_key.get(normalise(label))
             if found is not None and found not in used:
                 index = found
                 mapping[field.name] = index

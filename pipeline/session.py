@@ -61,6 +61,8 @@ class ImportSession:
     def mapped_table(self) -> ac.Table:
         """Only mapped columns, named after their fields: unmapped data goes nowhere."""
         names = [f.name for f in self.template.fields if f.name in self.mapping]
+        if not names:  # a table without columns would also have no rows to send
+            raise MappingError("No column is mapped to a template field. Map at least one column.")
         arrays = [self.sheet.column(self.mapping[name]) for name in names]
         schema = ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in names])
         return ac.Table.from_arrays(arrays, schema=schema)

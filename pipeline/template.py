@@ -88,6 +88,8 @@ class Template:
         if missing != [""]:
             raise TemplateError('"missingValues" other than [""] (empty cell) is not supported.')
         ext = data.get("x-loadbay", {})
+        if not isinstance(ext, Mapping):
+            raise TemplateError('"x-loadbay" must be an object.')
         name = str(data.get("name") or ext.get("name") or "template")
         title = str(data.get("title") or ext.get("title") or "")
         return cls(name=name, title=title, fields=fields)
@@ -125,16 +127,32 @@ def _field_from_dict(raw: Any, index: int) -> Field:
     enum = constraints.get("enum")
     if enum is not None and (not isinstance(enum, list) or not enum):
         raise TemplateError(f'Field "{name}": "enum" must be a non-empty list.')
+    required = constraints.get("required", False)
+    if not isinstance(required, bool):
+        raise TemplateError(f'Field "{name}": "required" must be true or false.')
     ext = raw.get("x-loadbay", {})
-    synonyms = ext.get("synonyms", []) if isinstance(ext, Mapping) else []
+    if not isinstance(ext, Mapping):
+        raise TemplateError(f'Field "{name}": "x-loadbay" must be an object.')
     return Field(
         name=name,
         type=ftype,
         title=str(raw.get("title", "")),
         description=str(raw.get("description", "")),
-        required=bool(constraints.get("required", False)),
+        required=required,
         enum=tuple(str(v) for v in enum) if enum is not None else None,
-        true_values=tuple(raw.get("trueValues", DEFAULT_TRUE_VALUES)),
-        false_values=tuple(raw.get("falseValues", DEFAULT_FALSE_VALUES)),
-        synonyms=tuple(str(s) for s in synonyms),
+        true_values=_strings(raw, "trueValues", DEFAULT_TRUE_VALUES, name),
+        false_values=_strings(raw, "falseValues", DEFAULT_FALSE_VALUES, name),
+        synonyms=_strings(ext, "synonyms", (), name),
     )
+
+
+def _strings(
+    raw: Mapping[str, Any], key: str, default: tuple[str, ...], name: str
+) -> tuple[str, ...]:
+    """A list of strings (a bare string would otherwise be split into its characters)."""
+    if key not in raw:
+        return default
+    value = raw[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TemplateError(f'Field "{name}": "{key}" must be a list of strings.')
+    return tuple(value)

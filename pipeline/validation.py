@@ -6,6 +6,7 @@ so only the cells that failed (plus the empty ones) are ever looked at in Python
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -27,6 +28,7 @@ _TYPE_HINTS = {
     "datetime": "is not a date and time (use YYYY-MM-DDThh:mm:ss, optionally with a time zone)",
 }
 _SHOWN_CHARS = 60
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,17 @@ def _check_field(field: Field, column: ac.Array, first_row: int) -> Iterator[Cel
                 constraint="required",
                 message=f"{field.label} is required, but this cell is empty.",
             )
-    if field.type in _CAST_TYPES or field.type == "datetime":
+    if field.type == "date":
+        # Arrow's cast also takes "2024-1-2" and "20240102", and drops any time of day.
+        distinct = _dictionary(column)
+        parsed = acc.cast(ac.Array(distinct, ac.DataType.string()), arrow_type(field))
+        ok = [
+            p is not None and _ISO_DATE.fullmatch(v) is not None
+            for v, p in zip(distinct, parsed.to_pylist(), strict=True)
+        ]
+        failed = _per_row(column, [not o for o in ok])
+        yield from _type_errors(field, column, _indices(column, failed), first_row)
+    elif field.type in _CAST_TYPES or field.type == "datetime":
         failed = acc.is_null(acc.cast(column, arrow_type(field)))
         yield from _type_errors(field, column, _indices(column, failed), first_row)
     elif field.type == "boolean":

@@ -123,6 +123,10 @@ async def put_batch(request: Request) -> Response:
     seq = _int(request.path_params["seq"], "The batch number")
     first_row = _int(request.query_params.get("first_row", "2"), "first_row")
     body = await request.body()
+    if request.headers.get("content-encoding", "identity") == "gzip":
+        body = imports.inflate(body, rt.settings.max_batch_bytes)
+    elif request.headers.get("content-encoding", "identity") != "identity":
+        raise Invalid("Batches may be sent as they are or gzip-compressed.")
     rows = await run_in_threadpool(
         imports.receive_batch,
         rt,

@@ -203,6 +203,7 @@ def _open(file: Path, template: Path, sheet: str | None) -> ImportSession:
     from pipeline.errors import PipelineError
     from pipeline.session import ImportSession
     from pipeline.template import Template
+    from pipeline.validation import check_columns
 
     if sheet is not None:
         _fail(f"{file.name}: --sheet applies to spreadsheets; CSV files have no sheets.")
@@ -211,7 +212,10 @@ def _open(file: Path, template: Path, sheet: str | None) -> ImportSession:
     except (OSError, ValueError) as exc:
         _fail(f"{template}: cannot read the template ({exc}).")
     try:
-        return ImportSession.open(str(file), file.name, Template.from_dict(schema))
+        session = ImportSession.open(str(file), file.name, Template.from_dict(schema))
+        # A required field no column maps to stops the check as surely as a broken file.
+        check_columns(list(session.mapping), session.template)
+        return session
     except FileNotFoundError:
         _fail(f"{file}: no such file.")
     except PipelineError as exc:

@@ -10,11 +10,13 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import arro3.core as ac
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -78,6 +80,20 @@ def authorise(session: Session, import_id: str, token: str) -> db.Import:
     if imp is None or not hmac.compare_digest(imp.token_hash, _hash(token)):
         raise Unauthorized("This upload link is not valid. Start the import again.")
     return imp
+
+
+def inflate(body: bytes, limit: int) -> bytes:
+    """gunzip a request body, stopping at `limit` bytes: a gzip bomb costs us nothing."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise Invalid(f"The batch is not valid gzip: {exc}.") from exc
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise TooLarge(f"A batch may hold at most {limit} bytes uncompressed.")
+    if not inflater.eof:
+        raise Invalid("The batch's gzip stream is truncated.")
+    return data
 
 
 def receive_batch(
@@ -195,8 +211,14 @@ def _checked_typed_batch(body: bytes, template: Template, first_row: int) -> pa.
     for field in received.schema:
         if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
             raise Invalid(f'Column "{field.name}" must hold text, not {field.type}.')
+    strings = received.cast(pa.schema([(f.name, pa.string()) for f in received.schema]))
+    # missingValues [""]: an empty cell is null, as the readers make it; a crafted batch
+    # could otherwise pass "" for a required field.
     table = ac.Table.from_arrow(
-        received.cast(pa.schema([(f.name, pa.string()) for f in received.schema]))
+        pa.table(
+            [pc.if_else(pc.equal(c, ""), pa.scalar(None, pa.string()), c) for c in strings.columns],
+            names=strings.column_names,
+        )
     )
     try:
         errors = validate(table, template, first_row)

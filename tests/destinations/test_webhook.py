@@ -1,0 +1,359 @@
+"""The webhook destination against a real receiver on 127.0.0.1: payload, Standard Webhooks
+signatures (with key rotation), how each answer is judged, and which settings are refused."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import socket
+import time
+import types
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from destinations import DeliveryBatch, DestinationContext
+from destinations import webhook as webhook_module
+from destinations.errors import (
+    ConfigurationError,
+    DeliveryError,
+    EndpointGoneError,
+    FatalDeliveryError,
+    RetryableDeliveryError,
+)
+from destinations.network import NetworkPolicy, UnsafeAddressError
+from destinations.webhook import WebhookDestination, new_secret
+
+if TYPE_CHECKING:
+    from conftest import Receiver
+
+LOOPBACK = NetworkPolicy.from_strings(["127.0.0.0/8"])
+CONTEXT = DestinationContext(policy=LOOPBACK, timeout=5.0)
+SECRET = new_secret()
+ROWS = [
+    {
+        "name": "Zyxwab Quorth",
+        "count": 42,
+        "amount": 19.75,
+        "day": dt.date(2024, 2, 29),
+        "at": dt.datetime(2024, 3, 1, 10, 0, tzinfo=dt.UTC),
+        "ok": True,
+    },
+    {"name": "Brunhild", "count": None, "amount": -0.5, "day": None, "at": None, "ok": False},
+]
+JSON_ROWS = [
+    {
+        "name": "Zyxwab Quorth",
+        "count": 42,
+        "amount": 19.75,
+        "day": "2024-02-29",
+        "at": "2024-03-01T10:00:00+00:00",
+        "ok": True,
+    },
+    {"name": "Brunhild", "count": None, "amount": -0.5, "day": None, "at": None, "ok": False},
+]
+
+
+def _batch(seq: int = 1) -> DeliveryBatch:
+    schema = pa.schema(
+        [
+            ("name", pa.string()),
+            ("count", pa.int64()),
+            ("amount", pa.float64()),
+            ("day", pa.date32()),
+            ("at", pa.timestamp("us", tz="UTC")),
+            ("ok", pa.bool_()),
+        ]
+    )
+    return DeliveryBatch(
+        import_id="imp_abc", seq=seq, batch_count=3, template="orders",
+        table=pa.Table.from_pylist(ROWS, schema=schema),
+    )
+
+
+def _hook(receiver: Receiver, context: DestinationContext = CONTEXT, **config: Any) -> WebhookDestination:
+    return WebhookDestination.from_config({"url": receiver.url, "secret": SECRET, **config}, context)
+
+
+class _Clock:
+    """Shifts destinations.webhook's notion of now (only its module sees the shift)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.offset = dt.timedelta(0)
+        clock = self
+
+        class Shifted(dt.datetime):
+            @classmethod
+            def now(cls, tz: dt.tzinfo | None = None) -> dt.datetime:  # type: ignore[override]
+                return dt.datetime.now(tz) + clock.offset
+
+        monkeypatch.setattr(
+            webhook_module,
+            "dt",
+            types.SimpleNamespace(
+                datetime=Shifted, date=dt.date, time=dt.time, UTC=dt.UTC, timedelta=dt.timedelta
+            ),
+        )
+
+
+def test_payload_shape(receiver: Receiver) -> None:
+    before = time.time()
+    _hook(receiver).write(_batch())
+    [request] = receiver.requests
+    assert (request.method, request.path) == ("POST", "/hook")
+    payload = json.loads(request.body)
+    assert list(payload) == ["type", "timestamp", "data"]
+    assert payload["type"] == "import.batch"
+    sent = dt.datetime.fromisoformat(payload["timestamp"])
+    assert sent.utcoffset() == dt.timedelta(0)
+    assert before - 1 <= sent.timestamp() <= time.time() + 1
+    assert payload["data"] == {
+        "import_id": "imp_abc",
+        "template": "orders",
+        "batch": 1,
+        "batch_count": 3,
+        "row_count": 2,
+        "rows": JSON_ROWS,
+    }
+    assert request.body == json.dumps(payload, separators=(",", ":")).encode()
+
+
+def test_headers_follow_standard_webhooks(receiver: Receiver) -> None:
+    before = int(time.time())
+    _hook(receiver).write(_batch())
+    [request] = receiver.requests
+    headers = request.headers
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == "loadbay-webhooks/1"
+    assert headers["webhook-id"] == "imp_abc-1"
+    assert before <= int(headers["webhook-timestamp"]) <= int(time.time())
+    assert headers["webhook-signature"].startswith("v1,")
+    assert " " not in headers["webhook-signature"]
+    assert Webhook(SECRET).verify(request.body, headers) == json.loads(request.body)
+
+
+def test_signature_does_not_verify_with_another_secret_or_a_changed_body(
+    receiver: Receiver,
+) -> None:
+    _hook(receiver).write(_batch())
+    [request] = receiver.requests
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(request.body, request.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(request.body.replace(b"Zyxwab", b"Zyxwac"), request.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(request.body, {**request.headers, "webhook-id": "imp_abc-2"})
+
+
+def test_every_attempt_has_the_same_id_and_a_current_timestamp(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock(monkeypatch)
+    receiver.answer(503, 500)
+    hook = _hook(receiver)
+    for offset in (0, 600, 7200):  # a first attempt, then retries 10 min and 2 h later
+        clock.offset = dt.timedelta(seconds=offset)
+        try:
+            hook.write(_batch())
+        except RetryableDeliveryError:
+            pass
+    assert len(receiver.requests) == 3
+    now = time.time()
+    for request, offset in zip(receiver.requests, (0, 600, 7200), strict=True):
+        headers = request.headers
+        assert headers["webhook-id"] == "imp_abc-1"
+        stamp = int(headers["webhook-timestamp"])
+        assert abs(stamp - (now + offset)) <= 5
+        assert json.loads(request.body)["data"]["rows"] == JSON_ROWS
+        expected = Webhook(SECRET).sign(
+            "imp_abc-1", dt.datetime.fromtimestamp(stamp, dt.UTC), request.body.decode()
+        )
+        assert headers["webhook-signature"] == expected
+    assert len({r.headers["webhook-signature"] for r in receiver.requests}) == 3
+
+
+def test_rotation_signs_with_every_secret(receiver: Receiver) -> None:
+    old, new = new_secret(), new_secret()
+    hook = WebhookDestination.from_config({"url": receiver.url, "secrets": [old, new]}, CONTEXT)
+    hook.write(_batch())
+    [request] = receiver.requests
+    entries = request.headers["webhook-signature"].split(" ")
+    assert len(entries) == 2 and all(e.startswith("v1,") for e in entries)
+    when = dt.datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), dt.UTC)
+    for entry, secret in zip(entries, (old, new), strict=True):
+        assert entry == Webhook(secret).sign("imp_abc-1", when, request.body.decode())
+        assert Webhook(secret).verify(request.body, request.headers)["type"] == "import.batch"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(request.body, request.headers)
+
+
+def test_secrets_take_precedence_over_secret(receiver: Receiver) -> None:
+    rotated = new_secret()
+    hook = WebhookDestination.from_config(
+        {"url": receiver.url, "secret": SECRET, "secrets": [rotated]}, CONTEXT
+    )
+    assert hook.secrets == (rotated,)
+
+
+STATUSES: list[tuple[int, dict[str, str], type[DeliveryError] | None, float | None]] = [
+    (200, {}, None, None),
+    (201, {}, None, None),
+    (202, {}, None, None),
+    (204, {}, None, None),
+    (301, {"location": "/elsewhere"}, RetryableDeliveryError, None),
+    (302, {"location": "/elsewhere"}, RetryableDeliveryError, None),
+    (307, {"location": "/elsewhere"}, RetryableDeliveryError, None),
+    (308, {"location": "/elsewhere"}, RetryableDeliveryError, None),
+    (410, {}, EndpointGoneError, None),
+    (429, {"retry-after": "120"}, RetryableDeliveryError, 120.0),
+    (429, {}, RetryableDeliveryError, None),
+    (429, {"retry-after": "soon"}, RetryableDeliveryError, None),
+    (503, {"retry-after": "Thu, 01 Jan 1970 00:00:00 GMT"}, RetryableDeliveryError, 0.0),
+    (503, {}, RetryableDeliveryError, None),
+    (500, {}, RetryableDeliveryError, None),
+    (502, {}, RetryableDeliveryError, None),
+    (504, {}, RetryableDeliveryError, None),
+    (408, {}, RetryableDeliveryError, None),
+    (409, {}, RetryableDeliveryError, None),
+    (425, {}, RetryableDeliveryError, None),
+    (400, {}, FatalDeliveryError, None),
+    (401, {}, FatalDeliveryError, None),
+    (403, {}, FatalDeliveryError, None),
+    (404, {}, FatalDeliveryError, None),
+    (422, {}, FatalDeliveryError, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error", "retry_after"),
+    STATUSES,
+    ids=[f"{s[0]}-{'-'.join(s[1].values()) or 'plain'}" for s in STATUSES],
+)
+def test_how_each_answer_is_judged(
+    receiver: Receiver,
+    status: int,
+    headers: dict[str, str],
+    error: type[DeliveryError] | None,
+    retry_after: float | None,
+) -> None:
+    receiver.answer((status, headers))
+    if error is None:
+        _hook(receiver).write(_batch())
+    else:
+        with pytest.raises(error) as caught:
+            _hook(receiver).write(_batch())
+        assert type(caught.value) is error  # e.g. a 404 is not a 410
+        assert str(caught.value).startswith(receiver.url)
+        if error is RetryableDeliveryError:
+            assert caught.value.retry_after == retry_after
+    # Exactly one request: a redirect target is never requested.
+    assert [r.path for r in receiver.requests] == ["/hook"]
+
+
+def test_retry_after_as_a_future_http_date(receiver: Receiver) -> None:
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    receiver.answer((503, {"retry-after": when.strftime("%a, %d %b %Y %H:%M:%S GMT")}))
+    with pytest.raises(RetryableDeliveryError) as caught:
+        _hook(receiver).write(_batch())
+    assert caught.value.retry_after is not None
+    assert 3590 <= caught.value.retry_after <= 3600
+
+
+def test_redirect_message_says_it_is_not_followed(receiver: Receiver) -> None:
+    receiver.answer((302, {"location": receiver.origin + "/elsewhere"}))
+    with pytest.raises(RetryableDeliveryError, match=r"answered a redirect \(302\); it is not followed"):
+        _hook(receiver).write(_batch())
+    assert len(receiver.requests) == 1
+
+
+def test_a_receiver_that_hangs_is_a_retryable_timeout(receiver: Receiver) -> None:
+    receiver.hold_next()
+    quick = DestinationContext(policy=LOOPBACK, timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(RetryableDeliveryError, match=r"did not answer within 0\.3 s\."):
+        _hook(receiver, quick).write(_batch())
+    assert time.monotonic() - started < 3
+    assert len(receiver.requests) == 1
+
+
+def test_a_refused_connection_is_retryable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/hook"
+    hook = WebhookDestination.from_config({"url": url, "secret": SECRET}, CONTEXT)
+    with pytest.raises(RetryableDeliveryError, match=f"Could not connect to {url}"):
+        hook.write(_batch())
+
+
+def test_loopback_without_the_allow_list_is_refused_before_connecting(receiver: Receiver) -> None:
+    hook = _hook(receiver, DestinationContext())
+    with pytest.raises(UnsafeAddressError, match="loadbay only delivers to public addresses"):
+        hook.write(_batch())
+    with pytest.raises(UnsafeAddressError):
+        hook.check()
+    assert receiver.requests == []
+
+
+def test_check_sends_nothing(receiver: Receiver) -> None:
+    _hook(receiver).check()
+    assert receiver.requests == []
+
+
+def _short_secret(size: int) -> str:
+    return "whsec_" + base64.b64encode(bytes(size)).decode()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"secret": SECRET}, 'needs an http(s) "url"'),
+        ({"url": "ftp://hooks.example/in", "secret": SECRET}, 'needs an http(s) "url"'),
+        ({"url": "hooks.example/in", "secret": SECRET}, 'needs an http(s) "url"'),
+        ({"url": 42, "secret": SECRET}, 'needs an http(s) "url"'),
+        ({"url": "https://hooks.example/in"}, "needs a signing secret"),
+        ({"url": "https://hooks.example/in", "secret": 42}, "needs a signing secret"),
+        ({"url": "https://hooks.example/in", "secrets": []}, "needs a signing secret"),
+        ({"url": "https://hooks.example/in", "secret": _short_secret(16)}, "at least 24 random bytes"),
+        ({"url": "https://hooks.example/in", "secret": _short_secret(23)}, "at least 24 random bytes"),
+        (
+            {"url": "https://hooks.example/in", "secrets": [SECRET, _short_secret(8)]},
+            "at least 24 random bytes",
+        ),
+    ],
+    ids=[
+        "no-url",
+        "ftp-url",
+        "no-scheme",
+        "url-not-text",
+        "no-secret",
+        "secret-not-text",
+        "empty-secrets",
+        "16-byte-secret",
+        "23-byte-secret",
+        "one-short-secret-in-rotation",
+    ],
+)
+def test_unusable_settings_are_refused(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        WebhookDestination.from_config(config, CONTEXT)
+
+
+@pytest.mark.parametrize("size", [24, 32, 64])
+def test_secrets_of_24_bytes_or_more_are_accepted(size: int) -> None:
+    hook = WebhookDestination.from_config(
+        {"url": "https://hooks.example/in", "secret": _short_secret(size)}, CONTEXT
+    )
+    assert hook.secrets == (_short_secret(size),)
+    assert (hook.url, hook.kind, hook.timeout) == ("https://hooks.example/in", "webhook", 5.0)
+
+
+def test_new_secrets_are_whsec_with_32_random_bytes() -> None:
+    secrets = {new_secret() for _ in range(20)}
+    assert len(secrets) == 20
+    for secret in secrets:
+        assert secret.startswith("whsec_")
+        assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32

@@ -1,0 +1,102 @@
+"""A real `loadbay demo` (HTTPS, worker, embedded Redis, SQLite) and a real Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+CHROMIUM = os.environ.get("LOADBAY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass(frozen=True)
+class Demo:
+    importer_origin: str
+    host_origin: str
+    data_dir: Path
+    state: dict[str, str]
+
+    @property
+    def host_page(self) -> str:
+        return f"{self.host_origin}/demo/host"
+
+    def receipts(self) -> list[dict[str, object]]:
+        response = httpx.get(f"{self.importer_origin}/demo/receipts.json", verify=False)
+        response.raise_for_status()
+        receipts: list[dict[str, object]] = response.json()
+        return receipts
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    data_dir = tmp_path_factory.mktemp("demo")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    log = (data_dir / "demo.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "demo", "--port", str(port), "--data-dir", data_dir],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    origin = f"https://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{origin}/healthz", verify=False).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError((data_dir / "demo.log").read_text())
+        time.sleep(0.2)
+    state = json.loads((data_dir / "demo.json").read_text())
+    yield Demo(origin, f"https://localhost:{port}", data_dir, state)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium`")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    yield browser
+    browser.close()

@@ -1,0 +1,179 @@
+"""The worker's JSON protocol: {"ok": true, "value": ...} or {"ok": false, "error": message}."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from pipeline import bridge
+from pipeline.batches import decode_ipc
+from pipeline.errors import PipelineError
+
+TEMPLATE = json.dumps(
+    {
+        "fields": [
+            {"name": "email", "title": "E-mail", "constraints": {"required": True}},
+            {"name": "age", "type": "integer"},
+        ]
+    }
+)
+NO_FILE = "No file is open. Pick a file first."
+
+
+@pytest.fixture(autouse=True)
+def no_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The bridge keeps one module-level session; every test starts without one."""
+    monkeypatch.setattr(bridge, "_session", None)
+    yield
+
+
+def write_csv(tmp_path: Path, data: str | bytes) -> str:
+    path = tmp_path / "current"
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return str(path)
+
+
+def answer(raw: str) -> dict[str, Any]:
+    assert isinstance(raw, str)
+    decoded = json.loads(raw)
+    assert isinstance(decoded, dict)
+    return decoded
+
+
+def open_ok(tmp_path: Path, text: str) -> dict[str, Any]:
+    return answer(bridge.open_file(write_csv(tmp_path, text), "people.csv", TEMPLATE))
+
+
+def test_open_file_answers_with_the_description(tmp_path: Path) -> None:
+    assert open_ok(tmp_path, "Age,E-mail,Other\n36,ada@x,o\nx,,p\n") == {
+        "ok": True,
+        "value": {
+            "file": "people.csv",
+            "rows": 2,
+            "first_data_row": 2,
+            "headers": ["Age", "E-mail", "Other"],
+            "mapping": {"email": 1, "age": 0},
+            "preview": [["36", "ada@x", "o"], ["x", None, "p"]],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "template", "error"),
+    [
+        (
+            "email\n",
+            TEMPLATE,
+            "people.csv has a header row but no data rows. Add at least one row under the header.",
+        ),
+        (
+            "a,b\n1,2,3\n",
+            TEMPLATE,
+            "people.csv: a row has a different number of cells than the header's 2 "
+            "(C Data interface error: Csv error: incorrect number of fields for line 2, "
+            "expected 2 got 3). Check for unquoted delimiters or a missing closing quote.",
+        ),
+        (
+            "email\na@x\n",
+            json.dumps({"fields": [{"name": "a", "type": "geopoint"}]}),
+            'Field "a": type "geopoint" is not supported; use one of '
+            "string, integer, number, boolean, date, datetime.",
+        ),
+    ],
+    ids=["no-rows", "ragged", "bad-template"],
+)
+def test_open_file_errors_come_back_as_data(
+    tmp_path: Path, data: str, template: str, error: str
+) -> None:
+    raw = bridge.open_file(write_csv(tmp_path, data), "people.csv", template)
+    assert answer(raw) == {"ok": False, "error": error}
+    assert answer(bridge.batch_plan()) == {"ok": False, "error": NO_FILE}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda: bridge.set_mapping('{"email": 0}'), lambda: bridge.batch_plan()],
+    ids=["set_mapping", "batch_plan"],
+)
+def test_calls_before_open_say_no_file_is_open(call: Any) -> None:
+    assert answer(call()) == {"ok": False, "error": NO_FILE}
+
+
+def test_encode_batch_before_open_raises() -> None:
+    with pytest.raises(PipelineError, match=NO_FILE):
+        bridge.encode_batch(0, 1)
+
+
+def test_set_mapping_answers_with_the_report(tmp_path: Path) -> None:
+    open_ok(tmp_path, "Age,E-mail,Other\n36,ada@x,o\nx,,p\n")
+    # JavaScript sends numbers; strings of digits are accepted too.
+    assert answer(bridge.set_mapping('{"email": 1, "age": "0"}')) == {
+        "ok": True,
+        "value": {
+            "rows": 2,
+            "error_count": 2,
+            "errors": [
+                {
+                    "row": 3,
+                    "field": "email",
+                    "code": "constraint-error",
+                    "constraint": "required",
+                    "message": "E-mail is required, but this cell is empty.",
+                },
+                {
+                    "row": 3,
+                    "field": "age",
+                    "code": "type-error",
+                    "message": '"x" is not a whole number.',
+                },
+            ],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("mapping", "error"),
+    [
+        ({"email": 1, "nope": 0}, '"nope" is not a field of the template.'),
+        ({"email": 9}, "Column 10 does not exist in people.csv."),
+        ({"email": 1, "age": 1}, "A column can be mapped to one field only."),
+        (
+            {"age": 0},
+            "Required field(s) E-mail are not mapped to any column. Map a column to each of them.",
+        ),
+    ],
+)
+def test_set_mapping_refusals(tmp_path: Path, mapping: dict[str, int], error: str) -> None:
+    open_ok(tmp_path, "Age,E-mail\n36,ada@x\n")
+    assert answer(bridge.set_mapping(json.dumps(mapping))) == {"ok": False, "error": error}
+
+
+def test_batch_plan_and_encode_batch(tmp_path: Path) -> None:
+    text = "E-mail,Age,Secret\n" + "".join(f"u{i}@x,{i},s3cret{i}\n" for i in range(5))
+    open_ok(tmp_path, text)
+    assert answer(bridge.batch_plan(2)) == {
+        "ok": True,
+        "value": [
+            {"offset": 0, "length": 2, "first_row": 2},
+            {"offset": 2, "length": 2, "first_row": 4},
+            {"offset": 4, "length": 1, "first_row": 6},
+        ],
+    }
+    data = bridge.encode_batch(2, 2)
+    assert isinstance(data, bytes)
+    assert pa.table(decode_ipc(data)).to_pydict() == {"email": ["u2@x", "u3@x"], "age": ["2", "3"]}
+    assert b"s3cret" not in data
+
+
+def test_opening_a_second_file_replaces_the_session(tmp_path: Path) -> None:
+    open_ok(tmp_path, "email\na@x\n")
+    second = tmp_path / "second.csv"
+    second.write_text("email\nb@x\nc@x\n")
+    described = answer(bridge.open_file(str(second), "second.csv", TEMPLATE))
+    assert described["value"]["rows"] == 2
+    assert answer(bridge.batch_plan())["value"] == [{"offset": 0, "length": 2, "first_row": 2}]

@@ -1,0 +1,202 @@
+"""read_csv: delimiters, quoting, encodings, headers, and files that cannot be read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ReadError
+from pipeline.readers import SAMPLE_BYTES, Sheet, read_csv
+
+
+def write(tmp_path: Path, data: bytes | str, name: str = "people.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def read(tmp_path: Path, data: bytes | str, name: str = "people.csv") -> Sheet:
+    return read_csv(str(write(tmp_path, data, name)))
+
+
+def cells(sheet: Sheet) -> list[list[str | None]]:
+    """Columns as Python lists, in header order."""
+    return [sheet.column(i).to_pylist() for i in range(len(sheet.headers))]
+
+
+@pytest.mark.parametrize(
+    ("text", "delimiter"),
+    [
+        ("name,age\nAda,36\nAlan,41\n", ","),
+        ("name;age\nAda;36\nAlan;41\n", ";"),
+        ("name\tage\nAda\t36\nAlan\t41\n", "\t"),
+        ("name|age\nAda|36\nAlan|41\n", "|"),
+    ],
+)
+def test_delimiter_is_sniffed(tmp_path: Path, text: str, delimiter: str) -> None:
+    sheet = read(tmp_path, text)
+    assert sheet.delimiter == delimiter
+    assert sheet.headers == ("name", "age")
+    assert cells(sheet) == [["Ada", "Alan"], ["36", "41"]]
+    assert sheet.num_rows == 2
+
+
+def test_semicolon_file_with_decimal_commas(tmp_path: Path) -> None:
+    sheet = read(tmp_path, "name;price\nAda;1,5\nAlan;2,75\n")
+    assert sheet.delimiter == ";"
+    assert cells(sheet) == [["Ada", "Alan"], ["1,5", "2,75"]]
+
+
+def test_comma_file_with_semicolons_in_values(tmp_path: Path) -> None:
+    sheet = read(tmp_path, "name,tags\nAda,a;b\nAlan,c;d\n")
+    assert sheet.delimiter == ","
+    assert cells(sheet) == [["Ada", "Alan"], ["a;b", "c;d"]]
+
+
+def test_single_column_file(tmp_path: Path) -> None:
+    sheet = read(tmp_path, "full name\nAda Lovelace\nAlan Turing\n")
+    assert sheet.headers == ("full name",)
+    assert cells(sheet) == [["Ada Lovelace", "Alan Turing"]]
+
+
+def test_quoted_fields_keep_delimiters_quotes_and_newlines(tmp_path: Path) -> None:
+    sheet = read(
+        tmp_path,
+        'name,note\n"Lovelace, Ada","she said ""hi""\nthen left"\nAlan,plain\n',
+    )
+    assert sheet.num_rows == 2
+    assert cells(sheet) == [
+        ["Lovelace, Ada", "Alan"],
+        ['she said "hi"\nthen left', "plain"],
+    ]
+
+
+def test_quoted_header_cells(tmp_path: Path) -> None:
+    sheet = read(tmp_path, '"first name","last, name"\nAda,Lovelace\n')
+    assert sheet.headers == ("first name", "last, name")
+    assert cells(sheet) == [["Ada"], ["Lovelace"]]
+
+
+def test_utf8_bom_and_crlf(tmp_path: Path) -> None:
+    sheet = read(tmp_path, b"\xef\xbb\xbfname,city\r\nZo\xc3\xa9,Paris\r\nAda,London\r\n")
+    assert sheet.headers == ("name", "city")
+    assert cells(sheet) == [["Zoé", "Ada"], ["Paris", "London"]]
+
+
+def test_header_cells_are_stripped(tmp_path: Path) -> None:
+    assert read(tmp_path, " name , age \nAda,36\n").headers == ("name", "age")
+
+
+def test_blank_and_repeated_headers_get_unique_labels(tmp_path: Path) -> None:
+    sheet = read(tmp_path, "Name,,Name, ,Name\n1,2,3,4,5\n")
+    assert sheet.headers == ("Name", "Column 2", "Name (2)", "Column 4", "Name (3)")
+    assert cells(sheet) == [["1"], ["2"], ["3"], ["4"], ["5"]]
+
+
+def test_empty_and_quoted_empty_cells_are_null(tmp_path: Path) -> None:
+    sheet = read(tmp_path, 'a,b,c\n"",x,\n,,"y"\n')
+    assert cells(sheet) == [[None, None], ["x", None], [None, "y"]]
+
+
+def test_trailing_blank_lines_and_missing_final_newline(tmp_path: Path) -> None:
+    assert read(tmp_path, "a,b\n1,2\n\n\n", "a.csv").num_rows == 1
+    assert cells(read(tmp_path, "a,b\n1,2\n3,4", "b.csv")) == [["1", "3"], ["2", "4"]]
+
+
+def test_sheet_metadata(tmp_path: Path) -> None:
+    path = write(tmp_path, "a,b\n1,2\n3,4\n", "upload-123")
+    sheet = read_csv(str(path), "contacts.csv")
+    assert sheet.file_name == "contacts.csv"
+    assert sheet.header_row == 1
+    assert sheet.first_data_row == 2
+    assert sheet.num_rows == 2
+    assert sheet.table.column_names == ["0", "1"]
+    assert read_csv(str(path)).file_name == "upload-123"
+
+
+def test_large_file_reads_past_the_sniffing_sample(tmp_path: Path) -> None:
+    rows = 6000  # about 3 x SAMPLE_BYTES
+    text = "id,name\n" + "".join(f"{i},name number {i:05d} é\n" for i in range(rows))
+    assert len(text.encode()) > 2 * SAMPLE_BYTES
+    sheet = read(tmp_path, text)
+    assert sheet.num_rows == rows
+    ids = sheet.column(0).to_pylist()
+    assert ids[0] == "0" and ids[-1] == str(rows - 1)
+    assert sheet.column(1).to_pylist()[4321] == "name number 04321 é"
+
+
+def test_multibyte_character_cut_by_the_sample_end(tmp_path: Path) -> None:
+    head = "name,note\n"
+    filler = "x" * (SAMPLE_BYTES - len(head) - 2)
+    text = f"{head}{filler},é\n"  # "é" straddles byte SAMPLE_BYTES
+    assert text.encode().index("é".encode()) == SAMPLE_BYTES - 1
+    sheet = read(tmp_path, text + "a,b\n")
+    assert sheet.headers == ("name", "note")
+    assert cells(sheet) == [[filler, "a"], ["é", "b"]]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"", "people.csv is empty. Pick a file with a header row and at least one row of data."),
+        (
+            b"  \r\n\t\n",
+            "people.csv is empty. Pick a file with a header row and at least one row of data.",
+        ),
+        (
+            b"name,age\n",
+            "people.csv has a header row but no data rows. Add at least one row under the header.",
+        ),
+        (
+            b"name,age\r\n",
+            "people.csv has a header row but no data rows. Add at least one row under the header.",
+        ),
+        (
+            b"PK\x03\x04\x14\x00\x06\x00",
+            "people.csv does not look like a text (CSV) file: it contains binary data. "
+            "Export the data as CSV and try again.",
+        ),
+        (
+            "name,city\nZoé,Paris\n".encode("latin-1"),
+            "people.csv is not UTF-8 encoded (byte 13 is not valid UTF-8). "
+            "Save it as 'CSV UTF-8' and pick it again.",
+        ),
+    ],
+    ids=["empty", "whitespace", "header-only", "header-only-crlf", "binary", "latin-1"],
+)
+def test_unreadable_files(tmp_path: Path, data: bytes, expected: str) -> None:
+    with pytest.raises(ReadError) as excinfo:
+        read(tmp_path, data)
+    assert str(excinfo.value) == expected
+
+
+def test_non_utf8_after_the_sample_is_refused(tmp_path: Path) -> None:
+    data = b"a,b\n" + b"xxxxxxxxxx,yyyyyyyyyy\n" * 4000 + "é,z\n".encode("latin-1")
+    assert len(data) > SAMPLE_BYTES
+    with pytest.raises(ReadError) as excinfo:
+        read(tmp_path, data)
+    message = str(excinfo.value)
+    assert message.startswith("people.csv is not UTF-8 encoded (")
+    assert "line 4002" in message
+    assert message.endswith("Save it as 'CSV UTF-8' and pick it again.")
+
+
+@pytest.mark.parametrize(
+    ("text", "got"),
+    [
+        ("a,b\n1,2\n3,4,5\n", "expected 2 got 3"),
+        ("a,b\n1,2\n3\n", "expected 2 got 1"),
+        ('a,b\n"1,2\n3,4\n', "expected 2 got 1"),  # a quote never closed
+    ],
+    ids=["too-many", "too-few", "unclosed-quote"],
+)
+def test_ragged_rows_are_refused(tmp_path: Path, text: str, got: str) -> None:
+    with pytest.raises(ReadError) as excinfo:
+        read(tmp_path, text)
+    message = str(excinfo.value)
+    assert message.startswith(
+        "people.csv: a row has a different number of cells than the header's 2 ("
+    )
+    assert got in message
+    assert message.endswith("Check for unquoted delimiters or a missing closing quote.")

@@ -1,0 +1,243 @@
+"""ImportSession: open, describe, map, report, and what goes into the encoded batches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pipeline.batches import decode_ipc
+from pipeline.errors import MappingError, ReadError
+from pipeline.session import ERRORS_SHOWN, PREVIEW_ROWS, ImportSession, Report
+from pipeline.template import Template
+from pipeline.validation import CellError
+
+SECRET = "TOPSECRET-7f3a"
+CONTACTS = Template.from_dict(
+    {
+        "fields": [
+            {
+                "name": "email",
+                "title": "E-mail",
+                "constraints": {"required": True},
+                "x-loadbay": {"synonyms": ["mail"]},
+            },
+            {"name": "age", "type": "integer"},
+            {"name": "plan", "constraints": {"enum": ["free", "pro"]}},
+        ]
+    }
+)
+
+
+def write_csv(tmp_path: Path, text: str, name: str = "upload.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def open_session(
+    tmp_path: Path, text: str, template: Template = CONTACTS, name: str = "contacts.csv"
+) -> ImportSession:
+    return ImportSession.open(str(write_csv(tmp_path, text)), name, template)
+
+
+CONTACTS_CSV = (
+    f"Notes,Mail,Age\n{SECRET}-1,ada@example.com,36\n{SECRET}-2,,x\n{SECRET}-3,alan@example.com,\n"
+)
+
+
+def test_describe_json(tmp_path: Path) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    assert json.loads(session.describe_json()) == {
+        "file": "contacts.csv",
+        "rows": 3,
+        "first_data_row": 2,
+        "headers": ["Notes", "Mail", "Age"],
+        "mapping": {"email": 1, "age": 2},
+        "preview": [
+            [f"{SECRET}-1", "ada@example.com", "36"],
+            [f"{SECRET}-2", None, "x"],
+            [f"{SECRET}-3", "alan@example.com", None],
+        ],
+    }
+
+
+def test_preview_is_capped(tmp_path: Path) -> None:
+    text = "email\n" + "".join(f"u{i}@x\n" for i in range(PREVIEW_ROWS + 5))
+    described = json.loads(open_session(tmp_path, text).describe_json())
+    assert described["rows"] == PREVIEW_ROWS + 5
+    assert described["preview"] == [[f"u{i}@x"] for i in range(PREVIEW_ROWS)]
+
+
+def test_open_unreadable_file_raises_read_error(tmp_path: Path) -> None:
+    with pytest.raises(ReadError, match=r"^contacts.csv has a header row but no data rows\."):
+        open_session(tmp_path, "email,age\n")
+
+
+def test_report_with_proposed_mapping(tmp_path: Path) -> None:
+    report = open_session(tmp_path, CONTACTS_CSV).report()
+    assert report == Report(
+        rows=3,
+        errors=[
+            CellError(
+                row=3,
+                field="email",
+                code="constraint-error",
+                message="E-mail is required, but this cell is empty.",
+                constraint="required",
+            ),
+            CellError(row=3, field="age", code="type-error", message='"x" is not a whole number.'),
+        ],
+    )
+    assert report.to_dict() == {
+        "rows": 3,
+        "error_count": 2,
+        "errors": [
+            {
+                "row": 3,
+                "field": "email",
+                "code": "constraint-error",
+                "constraint": "required",
+                "message": "E-mail is required, but this cell is empty.",
+            },
+            {
+                "row": 3,
+                "field": "age",
+                "code": "type-error",
+                "message": '"x" is not a whole number.',
+            },
+        ],
+    }
+    assert report.to_dict(limit=1)["error_count"] == 2
+    assert len(report.to_dict(limit=1)["errors"]) == 1
+
+
+def test_report_json_caps_the_error_list_but_counts_all(tmp_path: Path) -> None:
+    text = "email,age\n" + "a@x,nope\n" * (ERRORS_SHOWN + 7)
+    answer = json.loads(open_session(tmp_path, text).report_json())
+    assert answer["rows"] == ERRORS_SHOWN + 7
+    assert answer["error_count"] == ERRORS_SHOWN + 7
+    assert len(answer["errors"]) == ERRORS_SHOWN
+    assert answer["errors"][-1]["row"] == ERRORS_SHOWN + 1
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"nope": 0}, '"nope" is not a field of the template.'),
+        ({"email": 3}, "Column 4 does not exist in contacts.csv."),
+        ({"email": -1}, "Column 0 does not exist in contacts.csv."),
+        ({"email": 1, "age": 1}, "A column can be mapped to one field only."),
+    ],
+)
+def test_set_mapping_refusals(tmp_path: Path, mapping: dict[str, int], message: str) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    with pytest.raises(MappingError) as excinfo:
+        session.set_mapping(mapping)
+    assert str(excinfo.value) == message
+    assert session.mapping == {"email": 1, "age": 2}  # unchanged
+
+
+def test_set_mapping_replaces_the_proposal(tmp_path: Path) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    session.set_mapping({"email": 1, "plan": 2})
+    assert session.mapping == {"email": 1, "plan": 2}
+    assert [e.to_dict() for e in session.report().errors] == [
+        {
+            "row": 2,
+            "field": "plan",
+            "code": "constraint-error",
+            "constraint": "enum",
+            "message": '"36" is not one of the allowed values: free, pro.',
+        },
+        {
+            "row": 3,
+            "field": "email",
+            "code": "constraint-error",
+            "constraint": "required",
+            "message": "E-mail is required, but this cell is empty.",
+        },
+        {
+            "row": 3,
+            "field": "plan",
+            "code": "constraint-error",
+            "constraint": "enum",
+            "message": '"x" is not one of the allowed values: free, pro.',
+        },
+    ]
+
+
+def test_unmapping_a_required_field_is_a_mapping_error(tmp_path: Path) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    session.set_mapping({"age": 2})
+    with pytest.raises(MappingError, match=r"^Required field\(s\) E-mail are not mapped"):
+        session.report()
+
+
+def test_an_empty_mapping_is_refused(tmp_path: Path) -> None:
+    optional = Template.from_dict({"fields": [{"name": "note"}]})
+    session = open_session(tmp_path, "a,b\n1,2\n3,4\n", optional)
+    assert session.mapping == {}
+    message = "No column is mapped to a template field. Map at least one column."
+    with pytest.raises(MappingError, match=message):
+        session.report()
+    ((offset, length),) = session.batches()
+    with pytest.raises(MappingError, match=message):
+        session.encode_batch(offset, length)
+
+
+def test_mapped_table_holds_only_mapped_columns_named_by_field(tmp_path: Path) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    session.set_mapping({"age": 2, "email": 1})
+    table = pa.table(session.mapped_table())
+    assert table.to_pydict() == {  # template order, not mapping order
+        "email": ["ada@example.com", None, "alan@example.com"],
+        "age": ["36", "x", None],
+    }
+    assert all(f.type == pa.string() for f in table.schema)
+
+
+def test_unmapped_column_never_reaches_the_batch_bytes(tmp_path: Path) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    assert session.mapping == {"email": 1, "age": 2}  # "Notes" (column 0) is not mapped
+    ((offset, length),) = session.batches()
+    data = session.encode_batch(offset, length)
+
+    decoded = pa.table(decode_ipc(data))
+    assert decoded.column_names == ["email", "age"]
+    assert SECRET not in json.dumps(decoded.to_pydict())
+    assert SECRET.encode() not in data
+    # Control: the same bytes check finds the value once its column is mapped.
+    session.set_mapping({"email": 1, "plan": 0})
+    mapped = session.encode_batch(offset, length)
+    assert SECRET.encode() in mapped
+    assert pa.table(decode_ipc(mapped)).column("plan").to_pylist() == [
+        f"{SECRET}-1",
+        f"{SECRET}-2",
+        f"{SECRET}-3",
+    ]
+
+
+def test_batches_cover_every_row_once(tmp_path: Path) -> None:
+    text = "mail,age\n" + "".join(f"u{i}@x,{i}\n" for i in range(25))
+    session = open_session(tmp_path, text)
+    plan = session.batches(batch_rows=10)
+    assert plan == [(0, 10), (10, 10), (20, 5)]
+    parts = [pa.table(decode_ipc(session.encode_batch(o, n))) for o, n in plan]
+    assert [p.num_rows for p in parts] == [10, 10, 5]
+    joined = pa.concat_tables(parts)
+    assert joined.column("email").to_pylist() == [f"u{i}@x" for i in range(25)]
+    assert joined.column("age").to_pylist() == [str(i) for i in range(25)]
+
+
+def test_report_rows_counts_every_data_row(tmp_path: Path) -> None:
+    text = "mail\n" + 'a@x\n"multi\nline@x"\n\nb@x\n'
+    report = open_session(tmp_path, text).report()
+    assert report.to_dict() == {"rows": 3, "error_count": 0, "errors": []}
+
+
+def test_report_json_is_report_to_dict(tmp_path: Path) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    assert json.loads(session.report_json()) == session.report().to_dict()

@@ -1,0 +1,237 @@
+"""The `loadbay` command: check and convert, their output and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from server.cli import app
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "server" / "contacts.schema.json"
+VALID = """Full name,E-mail,Country,Signup date,Amount,Notes
+Ada Lovelace,ada@example.com,GB,1843-07-01,12.5,unmapped
+=HYPERLINK("x"),mal@example.com,,,-3,
+Grace Hopper,grace@example.com,US,,,
+"""
+INVALID = """Full name,Email,Country,Signup date,Amount
+Ada Lovelace,ada@example.com,GB,1843-13-01,12.5
+,blank@example.com,DE,,
+Grace Hopper,grace@example.com,XX,,lots
+"""
+EXPECTED_ERRORS = [
+    {
+        "row": 2,
+        "field": "signup_date",
+        "code": "type-error",
+        "message": '"1843-13-01" is not a date (use YYYY-MM-DD).',
+    },
+    {
+        "row": 3,
+        "field": "full_name",
+        "code": "constraint-error",
+        "message": "Full name is required, but this cell is empty.",
+        "constraint": "required",
+    },
+    {
+        "row": 4,
+        "field": "country",
+        "code": "constraint-error",
+        "message": '"XX" is not one of the allowed values: DE, FR, GB, IT, NL, US.',
+        "constraint": "enum",
+    },
+    {
+        "row": 4,
+        "field": "amount",
+        "code": "type-error",
+        "message": '"lots" is not a number.',
+    },
+]
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _csv(tmp_path: Path, text: str, name: str = "contacts.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_check_json_of_a_valid_file(runner: CliRunner, tmp_path: Path) -> None:
+    file = _csv(tmp_path, VALID)
+    result = runner.invoke(app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"])
+    assert result.exit_code == 0
+    assert result.stdout == '{"rows": 3, "errors": []}\n'
+    assert result.stderr == ""
+
+
+def test_check_json_lists_errors_with_the_rows_people_see(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    file = _csv(tmp_path, INVALID)
+    result = runner.invoke(app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"rows": 3, "errors": EXPECTED_ERRORS}
+    assert result.stdout.count("\n") == 1
+
+
+def test_check_text_output(runner: CliRunner, tmp_path: Path) -> None:
+    file = _csv(tmp_path, INVALID)
+    result = runner.invoke(app, ["check", str(file), "--template", str(TEMPLATE)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"row {e['row']}, {e['field']}: {e['message']}" for e in EXPECTED_ERRORS
+    ] + ["3 rows, 4 errors"]
+
+
+def test_rows_count_from_the_header_in_semicolon_files(runner: CliRunner, tmp_path: Path) -> None:
+    file = _csv(tmp_path, "Full name;Email\nAda;ada@example.com\nBo;\n")
+    result = runner.invoke(app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"])
+    assert result.exit_code == 1
+    assert [(e["row"], e["field"]) for e in json.loads(result.stdout)["errors"]] == [(3, "email")]
+
+
+@pytest.mark.parametrize(
+    ("setup", "extra", "message"),
+    [
+        ("missing-file", [], "no such file."),
+        ("empty-file", [], "empty.csv is empty."),
+        ("header-only", [], "has a header row but no data rows"),
+        ("binary-file", [], "does not look like a text (CSV) file"),
+        ("missing-template", [], "cannot read the template"),
+        ("broken-template", [], "cannot read the template"),
+        ("unsupported-template", [], 'type "money" is not supported'),
+        ("csv", ["--sheet", "Sheet1"], "--sheet applies to spreadsheets; CSV files have no sheets."),
+        ("no-required-column", [], "Required field(s) Email are not mapped to any column."),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "convert"])
+def test_unusable_input_exits_2_with_a_message(
+    runner: CliRunner, tmp_path: Path, command: str, setup: str, extra: list[str], message: str
+) -> None:
+    file, template = _csv(tmp_path, VALID), TEMPLATE
+    if setup == "missing-file":
+        file = tmp_path / "nowhere.csv"
+    elif setup == "empty-file":
+        file = _csv(tmp_path, "", "empty.csv")
+    elif setup == "header-only":
+        file = _csv(tmp_path, "Full name,Email\n")
+    elif setup == "binary-file":
+        file = tmp_path / "book.xlsx"
+        file.write_bytes(b"PK\x03\x04\x00\x00binary")
+    elif setup == "missing-template":
+        template = tmp_path / "none.json"
+    elif setup == "broken-template":
+        template = tmp_path / "broken.json"
+        template.write_text("{not json")
+    elif setup == "unsupported-template":
+        template = tmp_path / "money.json"
+        template.write_text(json.dumps({"fields": [{"name": "x", "type": "money"}]}))
+    elif setup == "no-required-column":
+        file = _csv(tmp_path, "Full name,Phone\nAda,1\n")
+    out = tmp_path / "out.ndjson"
+    args = [command, str(file), "--template", str(template), *extra]
+    if command == "convert":
+        args += ["--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_convert_to_ndjson_writes_typed_rows(runner: CliRunner, tmp_path: Path) -> None:
+    file, out = _csv(tmp_path, VALID), tmp_path / "out.ndjson"
+    result = runner.invoke(app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)])
+    assert result.exit_code == 0
+    assert result.stdout == f"wrote 3 rows to {out}\n"
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows == [
+        {
+            "full_name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "phone": None,
+            "country": "GB",
+            "signup_date": "1843-07-01",
+            "amount": 12.5,
+        },
+        {
+            "full_name": '=HYPERLINK("x")',
+            "email": "mal@example.com",
+            "phone": None,
+            "country": None,
+            "signup_date": None,
+            "amount": -3.0,
+        },
+        {
+            "full_name": "Grace Hopper",
+            "email": "grace@example.com",
+            "phone": None,
+            "country": "US",
+            "signup_date": None,
+            "amount": None,
+        },
+    ]
+
+
+def test_convert_to_csv_escapes_formulas(runner: CliRunner, tmp_path: Path) -> None:
+    file, out = _csv(tmp_path, VALID), tmp_path / "out.csv"
+    result = runner.invoke(app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)])
+    assert result.exit_code == 0
+    assert out.read_text().splitlines() == [
+        "full_name,email,phone,country,signup_date,amount",
+        "Ada Lovelace,ada@example.com,,GB,1843-07-01,12.5",
+        "\"'=HYPERLINK(\"\"x\"\")\",mal@example.com,,,,-3.0",
+        "Grace Hopper,grace@example.com,,US,,",
+    ]
+
+
+def test_convert_to_parquet_keeps_types(runner: CliRunner, tmp_path: Path) -> None:
+    file, out = _csv(tmp_path, VALID), tmp_path / "out.parquet"
+    result = runner.invoke(app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)])
+    assert result.exit_code == 0
+    table = pq.read_table(out)
+    assert [(f.name, str(f.type)) for f in table.schema] == [
+        ("full_name", "large_string"),
+        ("email", "large_string"),
+        ("phone", "large_string"),
+        ("country", "large_string"),
+        ("signup_date", "date32[day]"),
+        ("amount", "double"),
+    ]
+    assert table.column("amount").to_pylist() == [12.5, -3.0, None]
+    assert table.column("full_name").to_pylist()[1] == '=HYPERLINK("x")'
+
+
+@pytest.mark.parametrize("suffix", [".ndjson", ".csv", ".parquet"])
+def test_convert_writes_nothing_when_a_cell_fails(
+    runner: CliRunner, tmp_path: Path, suffix: str
+) -> None:
+    file, out = _csv(tmp_path, INVALID), tmp_path / f"out{suffix}"
+    result = runner.invoke(app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)])
+    assert result.exit_code == 1
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [file]
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"row {e['row']}, {e['field']}: {e['message']}" for e in EXPECTED_ERRORS
+    ] + [f"4 errors; {out} was not written."]
+
+
+def test_convert_refuses_an_unknown_output_format_before_reading(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.xlsx"
+    result = runner.invoke(
+        app, ["convert", str(tmp_path / "missing.csv"), "--template", str(TEMPLATE), "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == "out.xlsx: choose an output ending in .csv, .ndjson, .parquet.\n"
+    assert not out.exists()

@@ -1,0 +1,117 @@
+"""AES-256-GCM sealing and the operator's master key file."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from server import crypto
+from server.crypto import DecryptionError
+
+KEY = bytes(range(32))
+AAD = crypto.batch_aad("org_a", "imp_a", 0)
+PLAINTEXT = b"Zyxwab Quorth,zq@example.com,+49 30 1234567"
+HEADER = len(b"LBY1") + crypto.NONCE_BYTES
+
+
+def test_seal_then_open_gives_the_plaintext_back() -> None:
+    sealed = crypto.seal(KEY, PLAINTEXT, AAD)
+    assert sealed.startswith(b"LBY1")
+    assert len(sealed) == HEADER + len(PLAINTEXT) + 16  # magic + nonce + ciphertext + tag
+    assert PLAINTEXT not in sealed
+    assert crypto.open_sealed(KEY, sealed, AAD) == PLAINTEXT
+
+
+def test_empty_plaintext_round_trips() -> None:
+    assert crypto.open_sealed(KEY, crypto.seal(KEY, b"", AAD), AAD) == b""
+
+
+@pytest.mark.parametrize(
+    "aad",
+    [
+        crypto.batch_aad("org_a", "imp_a", 1),  # another batch
+        crypto.batch_aad("org_a", "imp_b", 0),  # another import
+        crypto.batch_aad("org_b", "imp_a", 0),  # another organisation
+        crypto.import_aad("org_a", "imp_a"),  # another purpose
+        b"",
+    ],
+    ids=["other-seq", "other-import", "other-org", "other-purpose", "empty"],
+)
+def test_wrong_associated_data_is_refused(aad: bytes) -> None:
+    sealed = crypto.seal(KEY, PLAINTEXT, AAD)
+    with pytest.raises(DecryptionError, match="does not authenticate"):
+        crypto.open_sealed(KEY, sealed, aad)
+
+
+def test_wrong_key_is_refused() -> None:
+    sealed = crypto.seal(KEY, PLAINTEXT, AAD)
+    with pytest.raises(DecryptionError, match="does not authenticate"):
+        crypto.open_sealed(bytes(32), sealed, AAD)
+
+
+@pytest.mark.parametrize(
+    "position",
+    [HEADER - 1, HEADER, HEADER + 5, -1, 4],
+    ids=["nonce-end", "ciphertext-start", "ciphertext", "tag", "nonce-start"],
+)
+def test_any_flipped_byte_is_refused(position: int) -> None:
+    sealed = bytearray(crypto.seal(KEY, PLAINTEXT, AAD))
+    sealed[position] ^= 0x01
+    with pytest.raises(DecryptionError, match="does not authenticate"):
+        crypto.open_sealed(KEY, bytes(sealed), AAD)
+
+
+@pytest.mark.parametrize(
+    "sealed",
+    [b"", b"LBY1", b"LBY1" + bytes(12 + 15), b"XXXX" + bytes(40), b"lby1" + bytes(40)],
+    ids=["empty", "magic-only", "one-short-of-a-tag", "other-magic", "lowercase-magic"],
+)
+def test_what_is_not_a_ciphertext_is_refused(sealed: bytes) -> None:
+    with pytest.raises(DecryptionError, match="not a loadbay ciphertext"):
+        crypto.open_sealed(KEY, sealed, AAD)
+
+
+def test_truncated_ciphertext_is_refused() -> None:
+    sealed = crypto.seal(KEY, PLAINTEXT, AAD)
+    with pytest.raises(DecryptionError):
+        crypto.open_sealed(KEY, sealed[:-1], AAD)
+
+
+def test_every_seal_uses_a_fresh_nonce() -> None:
+    sealed = [crypto.seal(KEY, PLAINTEXT, AAD) for _ in range(200)]
+    nonces = {s[4:HEADER] for s in sealed}
+    assert len(nonces) == 200
+    assert len({s[HEADER:] for s in sealed}) == 200  # so equal plaintexts never look equal
+
+
+def test_new_keys_are_32_random_bytes() -> None:
+    keys = {crypto.new_key() for _ in range(50)}
+    assert len(keys) == 50
+    assert {len(k) for k in keys} == {32}
+
+
+def test_master_key_file_is_created_private_with_32_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "master.key"
+    key = crypto.load_or_create_master_key(path)
+    assert len(key) == 32
+    assert path.read_bytes() == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_master_key_file_is_reused(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    first = crypto.load_or_create_master_key(path)
+    mtime = path.stat().st_mtime_ns
+    assert crypto.load_or_create_master_key(path) == first
+    assert path.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("size", [0, 16, 31, 33, 64])
+def test_master_key_file_of_the_wrong_size_is_refused(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "master.key"
+    path.write_bytes(b"k" * size)
+    with pytest.raises(ValueError, match="exactly 32 bytes"):
+        crypto.load_or_create_master_key(path)
+    assert path.read_bytes() == b"k" * size  # never silently replaced
