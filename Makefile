@@ -6,7 +6,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_JS := browser/node_modules/.installed
 ASSETS := build/assets/manifest.json
 
-.PHONY: demo test lint types unit e2e bench assets clean
+.PHONY: demo test lint types assets clean
 
 $(STAMP_PY): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,9 +35,6 @@ types: $(STAMP_PY)
 
 test: $(ASSETS) lint types
 	$(BIN)/pytest -q
-
-bench: $(ASSETS)
-	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf build .venv browser/node_modules

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from pipeline.session import ImportSession
+    from pipeline.session import ImportSession, Report
 
 app = typer.Typer(help="loadbay: a self-hostable embeddable data importer.", no_args_is_help=True)
 assets_app = typer.Typer(help="Browser assets (Pyodide, wheels, the importer).")
@@ -41,8 +41,7 @@ def check(
     format: Annotated[str, typer.Option("--format", help="json or text.")] = "text",
 ) -> None:
     """Validate FILE against a template. Exit 0 valid, 1 errors, 2 unreadable."""
-    session = _open(file, template, sheet)
-    report = session.report()
+    session, report = _checked(file, template, sheet)
     if format == "json":
         typer.echo(
             json.dumps({"rows": report.rows, "errors": [e.to_dict() for e in report.errors]})
@@ -69,8 +68,7 @@ def convert(
 
     if out.suffix.lower() not in FORMATS:
         _fail(f"{out.name}: choose an output ending in {', '.join(FORMATS)}.")
-    session = _open(file, template, sheet)
-    report = session.report()
+    session, report = _checked(file, template, sheet)
     if report.errors:
         for e in report.errors[:20]:
             typer.echo(f"row {e.row}, {e.field}: {e.message}", err=True)
@@ -198,12 +196,11 @@ def _serve(settings: object, host: str, port: int, cert: Path | None, key: Path 
     )
 
 
-def _open(file: Path, template: Path, sheet: str | None) -> ImportSession:
-    """Template and file, or exit 2 with a message that says what is wrong."""
+def _checked(file: Path, template: Path, sheet: str | None) -> tuple[ImportSession, Report]:
+    """The file read and validated, or exit 2 with a message that says what is wrong."""
     from pipeline.errors import PipelineError
     from pipeline.session import ImportSession
     from pipeline.template import Template
-    from pipeline.validation import check_columns
 
     if sheet is not None:
         _fail(f"{file.name}: --sheet applies to spreadsheets; CSV files have no sheets.")
@@ -213,9 +210,8 @@ def _open(file: Path, template: Path, sheet: str | None) -> ImportSession:
         _fail(f"{template}: cannot read the template ({exc}).")
     try:
         session = ImportSession.open(str(file), file.name, Template.from_dict(schema))
-        # A required field no column maps to stops the check as surely as a broken file.
-        check_columns(list(session.mapping), session.template)
-        return session
+        # An unmapped required field (MappingError) stops the check like a broken file.
+        return session, session.report()
     except FileNotFoundError:
         _fail(f"{file}: no such file.")
     except PipelineError as exc:

@@ -282,7 +282,9 @@ def batch_factory(tmp_path: Path) -> BatchFactory:
     ) -> bytes:
         path = tmp_path / f"upload-{secrets.token_hex(4)}.csv"
         path.write_text(csv_text, encoding="utf-8")
-        session = ImportSession.open(str(path), path.name, Template.from_dict(schema or CONTACTS_SCHEMA))
+        session = ImportSession.open(
+            str(path), path.name, Template.from_dict(schema or CONTACTS_SCHEMA)
+        )
         count = session.sheet.num_rows - offset if length is None else length
         return session.encode_batch(offset, count)
 

@@ -69,13 +69,20 @@ def _batch(seq: int = 1) -> DeliveryBatch:
         ]
     )
     return DeliveryBatch(
-        import_id="imp_abc", seq=seq, batch_count=3, template="orders",
+        import_id="imp_abc",
+        seq=seq,
+        batch_count=3,
+        template="orders",
         table=pa.Table.from_pylist(ROWS, schema=schema),
     )
 
 
-def _hook(receiver: Receiver, context: DestinationContext = CONTEXT, **config: Any) -> WebhookDestination:
-    return WebhookDestination.from_config({"url": receiver.url, "secret": SECRET, **config}, context)
+def _hook(
+    receiver: Receiver, context: DestinationContext = CONTEXT, **config: Any
+) -> WebhookDestination:
+    return WebhookDestination.from_config(
+        {"url": receiver.url, "secret": SECRET, **config}, context
+    )
 
 
 class _Clock:
@@ -264,7 +271,9 @@ def test_retry_after_as_a_future_http_date(receiver: Receiver) -> None:
 
 def test_redirect_message_says_it_is_not_followed(receiver: Receiver) -> None:
     receiver.answer((302, {"location": receiver.origin + "/elsewhere"}))
-    with pytest.raises(RetryableDeliveryError, match=r"answered a redirect \(302\); it is not followed"):
+    with pytest.raises(
+        RetryableDeliveryError, match=r"answered a redirect \(302\); it is not followed"
+    ):
         _hook(receiver).write(_batch())
     assert len(receiver.requests) == 1
 
@@ -317,8 +326,14 @@ def _short_secret(size: int) -> str:
         ({"url": "https://hooks.example/in"}, "needs a signing secret"),
         ({"url": "https://hooks.example/in", "secret": 42}, "needs a signing secret"),
         ({"url": "https://hooks.example/in", "secrets": []}, "needs a signing secret"),
-        ({"url": "https://hooks.example/in", "secret": _short_secret(16)}, "at least 24 random bytes"),
-        ({"url": "https://hooks.example/in", "secret": _short_secret(23)}, "at least 24 random bytes"),
+        (
+            {"url": "https://hooks.example/in", "secret": _short_secret(16)},
+            "at least 24 random bytes",
+        ),
+        (
+            {"url": "https://hooks.example/in", "secret": _short_secret(23)},
+            "at least 24 random bytes",
+        ),
         (
             {"url": "https://hooks.example/in", "secrets": [SECRET, _short_secret(8)]},
             "at least 24 random bytes",

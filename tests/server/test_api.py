@@ -429,9 +429,7 @@ def test_batch_path_and_query_must_be_whole_numbers(
     client: TestClient, setup: OrgSetup, path: str, message: str
 ) -> None:
     import_id, token = _create(client, setup)
-    response = client.put(
-        f"/api/v1/imports/{import_id}/{path}", content=b"", headers=_auth(token)
-    )
+    response = client.put(f"/api/v1/imports/{import_id}/{path}", content=b"", headers=_auth(token))
     assert response.status_code == 422
     assert response.json()["error"]["message"] == message
 

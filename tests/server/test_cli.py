@@ -65,7 +65,9 @@ def _csv(tmp_path: Path, text: str, name: str = "contacts.csv") -> Path:
 
 def test_check_json_of_a_valid_file(runner: CliRunner, tmp_path: Path) -> None:
     file = _csv(tmp_path, VALID)
-    result = runner.invoke(app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"])
+    result = runner.invoke(
+        app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"]
+    )
     assert result.exit_code == 0
     assert result.stdout == '{"rows": 3, "errors": []}\n'
     assert result.stderr == ""
@@ -75,7 +77,9 @@ def test_check_json_lists_errors_with_the_rows_people_see(
     runner: CliRunner, tmp_path: Path
 ) -> None:
     file = _csv(tmp_path, INVALID)
-    result = runner.invoke(app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"])
+    result = runner.invoke(
+        app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"]
+    )
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {"rows": 3, "errors": EXPECTED_ERRORS}
     assert result.stdout.count("\n") == 1
@@ -92,7 +96,9 @@ def test_check_text_output(runner: CliRunner, tmp_path: Path) -> None:
 
 def test_rows_count_from_the_header_in_semicolon_files(runner: CliRunner, tmp_path: Path) -> None:
     file = _csv(tmp_path, "Full name;Email\nAda;ada@example.com\nBo;\n")
-    result = runner.invoke(app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"])
+    result = runner.invoke(
+        app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"]
+    )
     assert result.exit_code == 1
     assert [(e["row"], e["field"]) for e in json.loads(result.stdout)["errors"]] == [(3, "email")]
 
@@ -107,7 +113,11 @@ def test_rows_count_from_the_header_in_semicolon_files(runner: CliRunner, tmp_pa
         ("missing-template", [], "cannot read the template"),
         ("broken-template", [], "cannot read the template"),
         ("unsupported-template", [], 'type "money" is not supported'),
-        ("csv", ["--sheet", "Sheet1"], "--sheet applies to spreadsheets; CSV files have no sheets."),
+        (
+            "csv",
+            ["--sheet", "Sheet1"],
+            "--sheet applies to spreadsheets; CSV files have no sheets.",
+        ),
         ("no-required-column", [], "Required field(s) Email are not mapped to any column."),
     ],
 )
@@ -149,7 +159,9 @@ def test_unusable_input_exits_2_with_a_message(
 
 def test_convert_to_ndjson_writes_typed_rows(runner: CliRunner, tmp_path: Path) -> None:
     file, out = _csv(tmp_path, VALID), tmp_path / "out.ndjson"
-    result = runner.invoke(app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)])
+    result = runner.invoke(
+        app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)]
+    )
     assert result.exit_code == 0
     assert result.stdout == f"wrote 3 rows to {out}\n"
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -183,19 +195,23 @@ def test_convert_to_ndjson_writes_typed_rows(runner: CliRunner, tmp_path: Path) 
 
 def test_convert_to_csv_escapes_formulas(runner: CliRunner, tmp_path: Path) -> None:
     file, out = _csv(tmp_path, VALID), tmp_path / "out.csv"
-    result = runner.invoke(app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)])
+    result = runner.invoke(
+        app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)]
+    )
     assert result.exit_code == 0
     assert out.read_text().splitlines() == [
         "full_name,email,phone,country,signup_date,amount",
         "Ada Lovelace,ada@example.com,,GB,1843-07-01,12.5",
-        "\"'=HYPERLINK(\"\"x\"\")\",mal@example.com,,,,-3.0",
+        '"\'=HYPERLINK(""x"")",mal@example.com,,,,-3.0',
         "Grace Hopper,grace@example.com,,US,,",
     ]
 
 
 def test_convert_to_parquet_keeps_types(runner: CliRunner, tmp_path: Path) -> None:
     file, out = _csv(tmp_path, VALID), tmp_path / "out.parquet"
-    result = runner.invoke(app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)])
+    result = runner.invoke(
+        app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)]
+    )
     assert result.exit_code == 0
     table = pq.read_table(out)
     assert [(f.name, str(f.type)) for f in table.schema] == [
@@ -215,7 +231,9 @@ def test_convert_writes_nothing_when_a_cell_fails(
     runner: CliRunner, tmp_path: Path, suffix: str
 ) -> None:
     file, out = _csv(tmp_path, INVALID), tmp_path / f"out{suffix}"
-    result = runner.invoke(app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)])
+    result = runner.invoke(
+        app, ["convert", str(file), "--template", str(TEMPLATE), "--out", str(out)]
+    )
     assert result.exit_code == 1
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [file]
@@ -230,7 +248,8 @@ def test_convert_refuses_an_unknown_output_format_before_reading(
 ) -> None:
     out = tmp_path / "out.xlsx"
     result = runner.invoke(
-        app, ["convert", str(tmp_path / "missing.csv"), "--template", str(TEMPLATE), "--out", str(out)]
+        app,
+        ["convert", str(tmp_path / "missing.csv"), "--template", str(TEMPLATE), "--out", str(out)],
     )
     assert result.exit_code == 2
     assert result.stderr == "out.xlsx: choose an output ending in .csv, .ndjson, .parquet.\n"

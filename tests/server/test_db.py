@@ -88,7 +88,9 @@ def test_the_schema_matches_the_models(runtime: Runtime) -> None:
 
 
 def test_datetimes_come_back_timezone_aware_in_utc(runtime: Runtime) -> None:
-    berlin_noon = dt.datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    berlin_noon = dt.datetime(
+        2024, 7, 1, 12, 0, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))
+    )
     with runtime.sessions.begin() as session:
         session.add(
             db.Organisation(

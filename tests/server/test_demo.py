@@ -94,7 +94,10 @@ def test_a_lost_database_is_reseeded(
 
 @pytest.mark.parametrize(
     ("public_url", "host"),
-    [("https://127.0.0.1:8443", "https://localhost:8443"), ("http://127.0.0.1:80", "http://localhost:80")],
+    [
+        ("https://127.0.0.1:8443", "https://localhost:8443"),
+        ("http://127.0.0.1:80", "http://localhost:80"),
+    ],
 )
 def test_host_origin_is_another_origin(public_url: str, host: str) -> None:
     assert demo.host_origin_for(public_url) == host

@@ -15,7 +15,7 @@ import pytest
 from server.exports import write_export
 
 DANGEROUS = [
-    "=HYPERLINK(\"https://evil.example\",\"x\")",
+    '=HYPERLINK("https://evil.example","x")',
     "+1+cmd|' /C calc'!A0",
     "-2+3",
     "@SUM(A1:A2)",
@@ -57,7 +57,15 @@ def test_csv_leaves_other_text_alone(tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     write_export(_table(), out)
     rows = _read_csv(out)[len(DANGEROUS) :]
-    assert [r["text"] for r in rows] == ["plain", "a=b", "mid-dash", "user@example.com", " =space first", "", ""]
+    assert [r["text"] for r in rows] == [
+        "plain",
+        "a=b",
+        "mid-dash",
+        "user@example.com",
+        " =space first",
+        "",
+        "",
+    ]
 
 
 def test_csv_leaves_typed_numbers_alone(tmp_path: Path) -> None:

@@ -292,9 +292,7 @@ def test_cells_failing_the_template_are_refused_with_details(
     expected: list[dict[str, Any]],
 ) -> None:
     with pytest.raises(Invalid) as caught:
-        imports.receive_batch(
-            runtime, created.import_id, created.upload_token, 0, 10, _ipc(table)
-        )
+        imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 10, _ipc(table))
     details = caught.value.details
     assert caught.value.message == f"{len(expected)} cell(s) do not pass the template's rules."
     assert [{k: d[k] for k in e} for d, e in zip(details, expected, strict=True)] == expected
@@ -361,7 +359,10 @@ def test_large_string_columns_are_accepted(
     runtime: Runtime, created: imports.CreatedImport
 ) -> None:
     table = pa.table({"customer": pa.array(["Ann"], pa.large_string())})
-    assert imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table)) == 1
+    assert (
+        imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))
+        == 1
+    )
     assert _load(runtime, created.import_id, 0).column("customer").to_pylist() == ["Ann"]
 
 

@@ -111,7 +111,9 @@ def submitted(
         offset = 0
         for seq, size in enumerate(sizes):
             body = batch_factory(CSV, offset=offset, length=size)
-            imports.receive_batch(rt, created.import_id, created.upload_token, seq, offset + 2, body)
+            imports.receive_batch(
+                rt, created.import_id, created.upload_token, seq, offset + 2, body
+            )
             offset += size
         ids = imports.submit(rt, created.import_id, created.upload_token, len(sizes), 3)
         return Submitted(rt, setup, created.import_id, sorted(ids))
@@ -316,9 +318,7 @@ def test_a_private_address_without_the_allow_list_is_refused(
     assert s.scheduled() == {}
 
 
-def test_an_unreachable_receiver_is_retried(
-    receiver: Receiver, submitted: SubmitFactory
-) -> None:
+def test_an_unreachable_receiver_is_retried(receiver: Receiver, submitted: SubmitFactory) -> None:
     import socket
 
     with socket.socket() as probe:  # a port nothing listens on
@@ -333,9 +333,7 @@ def test_an_unreachable_receiver_is_retried(
     assert len(s.scheduled()) == 1
 
 
-def test_a_real_worker_runs_the_enqueued_job(
-    receiver: Receiver, submitted: SubmitFactory
-) -> None:
+def test_a_real_worker_runs_the_enqueued_job(receiver: Receiver, submitted: SubmitFactory) -> None:
     s = submitted(receiver.url)
     queue = s.queue
     enqueue_delivery(queue, s.delivery_id)
