@@ -117,6 +117,36 @@ def worker(burst: bool = False) -> None:
 
 
 @app.command()
+def cron() -> None:
+    """Run the periodic jobs (retention purge, hourly) through RQ's cron scheduler."""
+    from rq.cron import CronScheduler
+
+    from server.jobs import purge_expired
+    from server.queue import connect
+    from server.retention import PURGE_EVERY
+    from server.settings import Settings
+
+    settings = Settings.from_env()
+    scheduler = CronScheduler(connection=connect(settings))
+    scheduler.register(
+        purge_expired, settings.queue_name, interval=int(PURGE_EVERY.total_seconds())
+    )
+    scheduler.start()  # type: ignore[no-untyped-call]
+
+
+@app.command("delete-import")
+def delete_import(import_id: str) -> None:
+    """Delete an import's stored rows now (blobs and data key: crypto-shredding)."""
+    from server.retention import delete_import_data
+    from server.runtime import Runtime
+    from server.settings import Settings
+
+    if not delete_import_data(Runtime.from_settings(Settings.from_env()), import_id):
+        _fail(f"Import {import_id} does not exist or holds no data any more.")
+    typer.echo(f"deleted the data of {import_id}")
+
+
+@app.command()
 def demo(
     port: int = 8443,
     data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its data.")] = Path(
@@ -149,9 +179,10 @@ def demo(
         settings = Settings.from_env(env)
     db.migrate(settings.database_url)
     state = seed(Runtime.from_settings(settings))
-    worker_proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "server.cli", "worker"], env=env
-    )
+    children = [
+        subprocess.Popen([sys.executable, "-m", "server.cli", role], env=env)  # noqa: S603
+        for role in ("worker", "cron")
+    ]
     typer.echo(
         f"\nloadbay demo is running.\n"
         f"  Demo host page (open this): {state.host_page}\n"
@@ -163,11 +194,13 @@ def demo(
     try:
         _serve(settings, "127.0.0.1", port, cert, key)
     finally:
-        worker_proc.send_signal(signal.SIGTERM)
-        try:
-            worker_proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker_proc.kill()
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
         if redis is not None:
             redis.shutdown(save=True, now=True)
 

@@ -61,6 +61,7 @@ def create_import(
             raise NotFound(f"Template {template_id} does not exist.")
         import_id = db.new_id("imp")
         token = secrets.token_urlsafe(32)
+        now = db.utcnow()
         session.add(
             db.Import(
                 id=import_id,
@@ -69,7 +70,8 @@ def create_import(
                 file_name=file_name[:300],
                 token_hash=_hash(token),
                 wrapped_data_key=rt.vault.new_data_key(org.id, org.wrapped_key, import_id),
-                expires_at=db.utcnow() + dt.timedelta(days=rt.settings.retention_days),
+                created_at=now,
+                expires_at=now + dt.timedelta(days=rt.settings.retention_days),
             )
         )
     return CreatedImport(import_id, token)

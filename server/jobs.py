@@ -16,7 +16,7 @@ from destinations.errors import (
     FatalDeliveryError,
     RetryableDeliveryError,
 )
-from server import db
+from server import db, retention
 from server.imports import load_batch
 from server.queue import connect, delivery_queue, enqueue_delivery, next_delay
 from server.runtime import Runtime
@@ -70,6 +70,11 @@ def deliver(delivery_id: int) -> str:
         delivery.last_error = None
     log.info("delivered batch %s of %s to %s", batch.seq, batch.import_id, destination_id)
     return "delivered"
+
+
+def purge_expired() -> list[str]:
+    """Hourly (see `loadbay cron`): shred every import past its retention."""
+    return retention.purge_expired(_runtime())
 
 
 def _failed_attempt(
