@@ -202,7 +202,7 @@ def demo(
             except subprocess.TimeoutExpired:
                 child.kill()
         if redis is not None:
-            redis.shutdown(save=True, now=True)
+            redis.shutdown(save=True)  # bundled redis-server 6.2: no NOW option
 
 
 def _serve(settings: object, host: str, port: int, cert: Path | None, key: Path | None) -> None:

@@ -95,6 +95,8 @@ def inflate(body: bytes, limit: int) -> bytes:
         raise TooLarge(f"A batch may hold at most {limit} bytes uncompressed.")
     if not inflater.eof:
         raise Invalid("The batch's gzip stream is truncated.")
+    if inflater.unused_data:  # a second gzip member or junk: refused, never silently dropped
+        raise Invalid("The batch has data after its gzip stream.")
     return data
 
 

@@ -28,6 +28,7 @@ from redis.retry import Retry
 from sqlalchemy.engine import make_url
 
 from destinations.webhook import new_secret
+from pipeline.batches import Compression, encode_ipc
 from pipeline.session import ImportSession
 from pipeline.template import Template
 from server import db, orgs
@@ -42,15 +43,6 @@ CONTACTS_SCHEMA: dict[str, Any] = json.loads(
 HOST_ORIGIN = "https://host.example"
 PG_ADMIN_URL = os.environ.get(
     "LOADBAY_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-TABLES = (
-    "organisations",
-    "templates",
-    "destinations",
-    "imports",
-    "batches",
-    "deliveries",
-    "demo_receipts",
 )
 
 
@@ -132,10 +124,17 @@ class PostgresDatabase:
         )
 
     def empty(self) -> None:
-        """Remove every row (the schema and Alembic's version stay)."""
+        """Remove every row of every table (the schema and Alembic's version stay)."""
         with self.connect() as conn:
             conn.execute("SET lock_timeout = '5s'")
-            conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                    " AND tablename <> 'alembic_version'"
+                )
+            ]
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture(scope="session")
@@ -266,12 +265,14 @@ class BatchFactory(Protocol):
         *,
         offset: int = 0,
         length: int | None = None,
+        compression: Compression = "zstd",
     ) -> bytes: ...
 
 
 @pytest.fixture
 def batch_factory(tmp_path: Path) -> BatchFactory:
-    """Arrow IPC bytes for rows of a CSV, exactly as the browser worker encodes them."""
+    """Arrow IPC bytes for rows of a CSV, as the pipeline encodes them: zstd buffers
+    natively; `compression=None` is what the browser (Pyodide) writes before gzipping."""
 
     def make(
         csv_text: str,
@@ -279,6 +280,7 @@ def batch_factory(tmp_path: Path) -> BatchFactory:
         *,
         offset: int = 0,
         length: int | None = None,
+        compression: Compression = "zstd",
     ) -> bytes:
         path = tmp_path / f"upload-{secrets.token_hex(4)}.csv"
         path.write_text(csv_text, encoding="utf-8")
@@ -286,7 +288,7 @@ def batch_factory(tmp_path: Path) -> BatchFactory:
             str(path), path.name, Template.from_dict(schema or CONTACTS_SCHEMA)
         )
         count = session.sheet.num_rows - offset if length is None else length
-        return session.encode_batch(offset, count)
+        return encode_ipc(session.mapped_table().slice(offset, count), compression)
 
     return make
 

@@ -28,7 +28,7 @@ from destinations.network import NetworkPolicy, UnsafeAddressError
 from destinations.webhook import WebhookDestination, new_secret
 
 if TYPE_CHECKING:
-    from conftest import Receiver
+    from tests.conftest import Receiver
 
 LOOPBACK = NetworkPolicy.from_strings(["127.0.0.0/8"])
 CONTEXT = DestinationContext(policy=LOOPBACK, timeout=5.0)

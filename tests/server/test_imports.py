@@ -19,7 +19,7 @@ from server.errors import Conflict, Invalid, NotFound, TooLarge, Unauthorized
 from server.runtime import Runtime
 
 if TYPE_CHECKING:
-    from conftest import BatchFactory, DemoOrgFactory, OrgSetup, RuntimeFactory
+    from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup, RuntimeFactory
 
 ORDERS: dict[str, Any] = {
     "name": "orders",

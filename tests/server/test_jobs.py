@@ -18,7 +18,7 @@ from server.queue import RETRY_SCHEDULE, connect, delivery_queue, enqueue_delive
 from server.runtime import Runtime
 
 if TYPE_CHECKING:
-    from conftest import BatchFactory, DemoOrgFactory, OrgSetup, Receiver, RuntimeFactory
+    from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup, Receiver, RuntimeFactory
 
 CSV = """Full name,Email,Country,Signup date,Amount
 Zyxwab Quorth,zq@example.com,DE,2024-02-29,19.5

@@ -60,9 +60,7 @@ def test_purge_shreds_only_expired_imports(
             select(func.count()).select_from(db.Batch).where(db.Batch.import_id == old_id)
         )
         assert batches == 0
-        delivery = session.scalars(
-            select(db.Delivery).where(db.Delivery.import_id == old_id)
-        ).one()
+        delivery = session.scalars(select(db.Delivery).where(db.Delivery.import_id == old_id)).one()
         assert delivery.status == "failed"
         assert delivery.last_error == "import data expired before delivery"
         assert old.file_name == "probe.csv" and old.row_count == 1  # metadata stays
