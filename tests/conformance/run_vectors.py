@@ -29,6 +29,23 @@ def vector_result(directory: str) -> dict[str, Any]:
     return report
 
 
+def write_batches(root: str, out: str) -> list[str]:
+    """Each vector's rows encoded as the browser sends them, into out/<name>.arrow."""
+    os.makedirs(out, exist_ok=True)
+    names = []
+    for name in sorted(os.listdir(root)):
+        directory = os.path.join(root, name)
+        if not os.path.isfile(os.path.join(directory, "expected.json")):
+            continue
+        with open(os.path.join(directory, "template.json"), encoding="utf-8") as fh:
+            template = Template.from_dict(json.load(fh))
+        session = ImportSession.open(os.path.join(directory, "data.csv"), "data.csv", template)
+        with open(os.path.join(out, f"{name}.arrow"), "wb") as fh:
+            fh.write(session.encode_batch(0, session.sheet.num_rows))
+        names.append(name)
+    return names
+
+
 def all_results(root: str) -> dict[str, dict[str, Any]]:
     return {
         name: vector_result(os.path.join(root, name))

@@ -14,8 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
+from pipeline.session import ImportSession
+from pipeline.template import Template
 from tests.conformance import generate_vector
 from tests.conformance.run_vectors import (
     all_results,
@@ -98,7 +101,8 @@ def pyodide_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         + "\nimport sys\n"
         + "json.dumps({'platform': sys.platform, 'sources': pipeline_sources(),"
         + " 'results': all_results('/data/vectors'),"
-        + " 'read_errors': read_errors('/data/unreadable')})\n",
+        + " 'read_errors': read_errors('/data/unreadable'),"
+        + " 'batches': write_batches('/data/vectors', '/data/batches')})\n",
         "utf-8",
     )
     node = shutil.which("node")
@@ -112,6 +116,7 @@ def pyodide_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     assert proc.returncode == 0, proc.stderr
     run: dict[str, Any] = json.loads(proc.stdout)
+    run["batch_dir"] = str(mount / "batches")
     return run
 
 
@@ -150,6 +155,20 @@ def test_pyodide_read_errors(pyodide_run: dict[str, Any], tmp_path: Path) -> Non
         "(C Data interface error: Csv error: incorrect number of fields for line 3, "
         "expected 2 got 3). Check for unquoted delimiters or a missing closing quote."
     )
+
+
+@pytest.mark.node
+@needs_node
+@needs_assets
+@pytest.mark.parametrize("name", NAMES)
+def test_pyodide_batches_decode_natively(pyodide_run: dict[str, Any], name: str) -> None:
+    """The bytes Pyodide sends are a valid IPC stream holding exactly the mapped cells."""
+    assert name in pyodide_run["batches"]
+    data = (Path(pyodide_run["batch_dir"]) / f"{name}.arrow").read_bytes()
+    received = pa.ipc.open_stream(data).read_all()
+    template = Template.from_dict(json.loads((VECTORS / name / "template.json").read_text()))
+    session = ImportSession.open(str(VECTORS / name / "data.csv"), "data.csv", template)
+    assert received.to_pylist() == pa.table(session.mapped_table()).to_pylist()
 
 
 def test_all_results_walks_every_vector() -> None:
