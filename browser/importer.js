@@ -81,8 +81,16 @@ function pickFile() {
   );
 }
 
+function busy(text) {
+  return [el("p", { id: "busy", text }), el("progress", { class: "busy" })];
+}
+
+function call(name, ...args) {
+  return ask("call", { name, args });
+}
+
 async function openFile(file) {
-  render(el("p", { id: "busy", text: `Reading ${file.name}…` }));
+  render(...busy(`Reading ${file.name}…`));
   try {
     const described = await ask("open", { file, template });
     showMapping(file, described);
@@ -127,59 +135,238 @@ function showMapping(file, described) {
     for (const [name, select] of Object.entries(selects)) {
       if (select.value !== "") mapping[name] = Number(select.value);
     }
-    render(el("p", { id: "busy", text: `Checking ${described.rows} rows…` }));
+    const missing = template.fields
+      .filter((f) => f.constraints && f.constraints.required && !(f.name in mapping))
+      .map((f) => f.title || f.name);
+    if (missing.length) {
+      notice.textContent = `Map a column to each required field: ${missing.join(", ")}.`;
+      return;
+    }
+    render(...busy(`Checking ${described.rows} rows…`));
     try {
-      const report = await ask("map", { mapping });
-      showReview(file, described, report);
+      const summary = await call("set_mapping", JSON.stringify(mapping));
+      showReview(file, described, summary);
     } catch (error) {
       showError(error.message, () => showMapping(file, described));
     }
   };
+  const notice = el("p", { id: "mapping-error", class: "error", role: "alert" });
   render(
     el("p", { text: `${described.file}: ${described.rows} rows. Match your columns to ours.` }),
     el("table", { class: "mapping" }, el("tbody", {}, ...rows)),
+    notice,
     el("button", { id: "map-continue", onclick: proceed, text: "Continue" }),
     el("h2", { text: "Your file" }),
     preview,
   );
 }
 
-function showReview(file, described, report) {
-  if (report.error_count > 0) {
-    const shown = report.errors.map((e) =>
-      el(
-        "tr",
-        { class: "error-row" },
-        el("td", { text: String(e.row) }),
-        el("td", { text: fieldLabel(e.field) }),
-        el("td", { text: e.message }),
-      ),
-    );
-    render(
-      el("p", {
-        id: "summary",
-        class: "error",
-        text: `${report.error_count} problem(s) in ${report.rows} rows. Fix them in your file and upload it again.`,
-      }),
-      el(
-        "table",
-        { id: "errors" },
-        el("thead", {}, el("tr", {}, el("th", { text: "Row" }), el("th", { text: "Column" }), el("th", { text: "Problem" }))),
-        el("tbody", {}, ...shown),
-      ),
-      el("button", { id: "restart", onclick: pickFile, text: "Choose another file" }),
-      el("button", { id: "back", onclick: () => showMapping(file, described), text: "Change mapping" }),
-    );
-    return;
-  }
-  render(
-    el("p", { id: "summary", text: `All ${report.rows} rows are valid.` }),
-    el("button", { id: "submit", onclick: () => submit(file, report), text: `Submit ${report.rows} rows` }),
-    el("button", { id: "back", onclick: () => showMapping(file, described), text: "Change mapping" }),
+// Review: a virtual grid over the worker's rows; only the visible window is fetched.
+const ROW_HEIGHT = 30;
+const OVERSCAN = 10;
+
+function showReview(file, described, initial) {
+  const shown = template.fields.filter((f) => initial.fields.includes(f.name));
+  let summary = initial;
+  let windowToken = 0;
+  const selected = new Set();
+
+  const summaryEl = el("p", { id: "summary" });
+  const submitButton = el("button", { id: "submit", onclick: () => submit(file, summary) });
+  const undoButton = el("button", { id: "undo", class: "secondary", text: "Undo", onclick: () => change(call("undo")) });
+  const viewSelect = el(
+    "select",
+    { id: "view-filter", "aria-label": "Rows to show" },
+    el("option", { value: "all", text: "All rows" }),
+    el("option", { value: "errors", text: "Rows with errors" }),
   );
+  const fieldSelect = el("select", { id: "filter-field", "aria-label": "Column" });
+  const codeSelect = el("select", { id: "filter-code", "aria-label": "Problem" });
+  const replaceField = el("select", { id: "replace-field", "aria-label": "Column to search" });
+  for (const f of shown) replaceField.append(el("option", { value: f.name, text: f.title || f.name }));
+  const findInput = el("input", { id: "find", placeholder: "Find", "aria-label": "Find" });
+  const replaceInput = el("input", { id: "replace-with", placeholder: "Replace with", "aria-label": "Replace with" });
+  const detail = el("p", { id: "cell-detail", class: "muted", text: "Double-click a cell to edit it." });
+
+  const header = el(
+    "div",
+    { class: "grid-row grid-head" },
+    el("span", { class: "cell cell-check" }),
+    el("span", { class: "cell cell-num", text: "Row" }),
+    ...shown.map((f) => el("span", { class: "cell", text: f.title || f.name })),
+  );
+  const spacer = el("div", { class: "grid-spacer" });
+  const rowsEl = el("div", { class: "grid-rows" });
+  const grid = el("div", { id: "grid", class: "grid", tabindex: "0" }, header, spacer, rowsEl);
+
+  function fillFilters() {
+    const keepField = fieldSelect.value;
+    const keepCode = codeSelect.value;
+    fieldSelect.replaceChildren(el("option", { value: "", text: "Any column" }));
+    for (const [name, count] of Object.entries(summary.by_field)) {
+      fieldSelect.append(el("option", { value: name, text: `${fieldLabel(name)} (${count})` }));
+    }
+    codeSelect.replaceChildren(el("option", { value: "", text: "Any problem" }));
+    for (const [code, count] of Object.entries(summary.by_code)) {
+      codeSelect.append(el("option", { value: code, text: `${code} (${count})` }));
+    }
+    fieldSelect.value = summary.by_field[keepField] ? keepField : "";
+    codeSelect.value = summary.by_code[keepCode] ? keepCode : "";
+  }
+
+  function showSummary() {
+    summaryEl.textContent =
+      summary.error_count > 0
+        ? `${summary.error_count} problem(s) in ${summary.rows_with_errors} of ${summary.rows} rows. Fix them below, or delete those rows.`
+        : `All ${summary.rows} rows are valid.`;
+    summaryEl.className = summary.error_count > 0 ? "error" : "ok";
+    submitButton.disabled = summary.error_count > 0 || summary.rows === 0;
+    submitButton.textContent =
+      summary.error_count > 0 ? `Fix ${summary.error_count} problem(s) to submit` : `Submit ${summary.rows} rows`;
+    undoButton.disabled = !summary.can_undo;
+    spacer.style.height = `${summary.view_rows * ROW_HEIGHT}px`;
+    fillFilters();
+  }
+
+  async function change(promise) {
+    try {
+      summary = await promise;
+      selected.clear();
+      showSummary();
+      await drawWindow();
+    } catch (error) {
+      detail.textContent = error.message;
+    }
+  }
+
+  async function applyView() {
+    const view = {
+      errors_only: viewSelect.value === "errors",
+      field: fieldSelect.value || null,
+      code: codeSelect.value || null,
+    };
+    await change(call("set_view", JSON.stringify(view)));
+    grid.scrollTop = 0;
+  }
+
+  function renderRow(row) {
+    const check = el("input", { type: "checkbox", "aria-label": `Select row ${row.row}` });
+    check.checked = selected.has(row.index);
+    check.addEventListener("change", () => (check.checked ? selected.add(row.index) : selected.delete(row.index)));
+    const cells = shown.map((f) => {
+      const value = row.cells[f.name];
+      const errors = row.errors[f.name] || [];
+      const cell = el("span", {
+        class: `cell${errors.length ? " cell-error" : ""}${row.edited.includes(f.name) ? " cell-edited" : ""}`,
+        "data-field": f.name,
+        "data-row": String(row.row),
+        text: value == null ? "" : value,
+      });
+      if (errors.length) {
+        cell.title = errors.join(" ");
+        cell.dataset.error = errors.join(" ");
+      }
+      cell.addEventListener("click", () => {
+        detail.textContent = errors.length
+          ? `Row ${row.row}, ${f.title || f.name}: ${errors.join(" ")}`
+          : `Row ${row.row}, ${f.title || f.name}: no problems.`;
+      });
+      cell.addEventListener("dblclick", () => startEdit(cell, row, f, value));
+      return cell;
+    });
+    return el(
+      "div",
+      { class: "grid-row", "data-index": String(row.index) },
+      el("span", { class: "cell cell-check" }, check),
+      el("span", { class: "cell cell-num", text: String(row.row) }),
+      ...cells,
+    );
+  }
+
+  function startEdit(cell, row, f, value) {
+    const input = el("input", { class: "cell-input", value: value == null ? "" : value, "aria-label": `Edit ${f.title || f.name}, row ${row.row}` });
+    let done = false;
+    const finish = (commit) => {
+      if (done) return;
+      done = true;
+      if (commit && input.value !== (value == null ? "" : value)) {
+        change(call("edit", row.index, f.name, JSON.stringify(input.value)));
+      } else {
+        drawWindow();
+      }
+    };
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") finish(true);
+      if (event.key === "Escape") finish(false);
+    });
+    input.addEventListener("blur", () => finish(true));
+    cell.replaceChildren(input);
+    input.focus();
+    input.select();
+  }
+
+  async function drawWindow() {
+    const token = ++windowToken;
+    const start = Math.max(0, Math.floor(grid.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const count = Math.ceil(grid.clientHeight / ROW_HEIGHT) + 2 * OVERSCAN;
+    const rows = await call("window", start, count);
+    if (token !== windowToken) return; // a newer scroll position won
+    rowsEl.style.transform = `translateY(${start * ROW_HEIGHT}px)`;
+    rowsEl.replaceChildren(...rows.map(renderRow));
+  }
+
+  let scheduled = false;
+  grid.addEventListener("scroll", () => {
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(() => {
+      scheduled = false;
+      drawWindow();
+    });
+  });
+  viewSelect.addEventListener("change", applyView);
+  fieldSelect.addEventListener("change", applyView);
+  codeSelect.addEventListener("change", applyView);
+
+  render(
+    summaryEl,
+    el(
+      "div",
+      { class: "toolbar" },
+      viewSelect,
+      fieldSelect,
+      codeSelect,
+      undoButton,
+      el("button", { id: "delete-selected", class: "secondary", text: "Delete selected rows", onclick: () => change(call("delete_rows", JSON.stringify([...selected]))) }),
+      el("button", { id: "delete-error-rows", class: "secondary", text: "Delete all rows with errors", onclick: () => change(call("delete_rows_with_errors")) }),
+    ),
+    el(
+      "div",
+      { class: "toolbar" },
+      replaceField,
+      findInput,
+      replaceInput,
+      el("button", {
+        id: "replace-apply",
+        class: "secondary",
+        text: "Replace in column",
+        onclick: () => change(call("replace", replaceField.value, findInput.value, replaceInput.value)),
+      }),
+    ),
+    grid,
+    detail,
+    el(
+      "div",
+      { class: "toolbar" },
+      submitButton,
+      el("button", { id: "back", class: "secondary", onclick: () => showMapping(file, described), text: "Change mapping" }),
+    ),
+  );
+  showSummary();
+  drawWindow();
 }
 
-async function submit(file, report) {
+async function submit(file, summary) {
   const bar = el("progress", { id: "upload-progress", max: "1", value: "0" });
   const status = el("p", { id: "upload-status", text: "Uploading…" });
   render(status, bar);
@@ -190,7 +377,7 @@ async function submit(file, report) {
         publishableKey: config.publishableKey,
         templateId: config.templateId,
         fileName: file.name,
-        rows: report.rows,
+        rows: summary.rows,
       },
       ({ done, total }) => {
         bar.max = String(total);
@@ -199,7 +386,7 @@ async function submit(file, report) {
       },
     );
     status.textContent = "Delivering…";
-    await watch(result.importId, result.token, report.rows, status);
+    await watch(result.importId, result.token, summary.rows, status);
   } catch (error) {
     showError(error.message);
   }

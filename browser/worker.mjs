@@ -24,11 +24,29 @@ function call(name, ...args) {
 
 class UserError extends Error {}
 
-async function openFile(file, template) {
-  const path = "/uploads/current";
-  pyodide.FS.writeFile(path, new Uint8Array(await file.arrayBuffer()));
-  return call("open_file", path, file.name, JSON.stringify(template));
+// The File is mounted, not copied: WORKERFS reads slices of it on demand, so the
+// file's bytes are never held whole in JavaScript or in Pyodide's memory.
+function openFile(file, template) {
+  try {
+    pyodide.FS.unmount("/uploads");
+  } catch {
+    // nothing mounted yet
+  }
+  pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: [file] }, "/uploads");
+  return call("open_file", `/uploads/${file.name}`, file.name, JSON.stringify(template));
 }
+
+// Bridge calls the page may make: JSON in, JSON out.
+const CALLS = new Set([
+  "set_mapping",
+  "set_view",
+  "window",
+  "edit",
+  "replace",
+  "delete_rows",
+  "delete_rows_with_errors",
+  "undo",
+]);
 
 async function api(path, options, token) {
   const headers = { ...(options.headers || {}) };
@@ -102,7 +120,7 @@ self.onmessage = async (event) => {
     } else {
       await booting;
       if (type === "open") value = await openFile(payload.file, payload.template);
-      else if (type === "map") value = call("set_mapping", JSON.stringify(payload.mapping));
+      else if (type === "call" && CALLS.has(payload.name)) value = call(payload.name, ...payload.args);
       else if (type === "upload")
         value = await upload(payload, (p) => self.postMessage({ id, progress: p }));
       else throw new Error(`unknown message ${type}`);

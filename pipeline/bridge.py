@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline.batches import BATCH_ROWS
 from pipeline.errors import PipelineError
+from pipeline.review import View
 from pipeline.session import ImportSession
 from pipeline.template import Template
 
@@ -43,20 +44,51 @@ def open_file(path: str, file_name: str, template_json: str) -> str:
 
 
 def set_mapping(mapping_json: str) -> str:
+    """Apply the user's mapping and validate every row; returns the review summary."""
+
     def work() -> Any:
         session = _current()
         session.set_mapping({k: int(v) for k, v in json.loads(mapping_json).items()})
-        return json.loads(session.report_json())
+        return session.review.summary()
 
     return _answer(work)
+
+
+def set_view(view_json: str) -> str:
+    return _answer(lambda: _current().review.set_view(View.from_dict(json.loads(view_json))))
+
+
+def window(start: int, count: int) -> str:
+    return _answer(lambda: _current().review.window(start, count))
+
+
+def edit(index: int, field: str, value_json: str) -> str:
+    return _answer(lambda: _current().review.edit(index, field, json.loads(value_json)))
+
+
+def replace(field: str, find: str, replacement: str) -> str:
+    return _answer(lambda: _current().review.replace(field, find, replacement))
+
+
+def delete_rows(indices_json: str) -> str:
+    return _answer(lambda: _current().review.delete_rows(json.loads(indices_json)))
+
+
+def delete_rows_with_errors() -> str:
+    return _answer(lambda: _current().review.delete_rows_with_errors())
+
+
+def undo() -> str:
+    return _answer(lambda: _current().review.undo())
 
 
 def batch_plan(batch_rows: int = BATCH_ROWS) -> str:
     def work() -> Any:
         session = _current()
+        kept = session.review.kept_rows()
         first = session.sheet.first_data_row
         return [
-            {"offset": offset, "length": length, "first_row": first + offset}
+            {"offset": offset, "length": length, "first_row": first + kept[offset]}
             for offset, length in session.batches(batch_rows)
         ]
 

@@ -16,6 +16,7 @@ from pipeline.batches import BATCH_ROWS, batch_ranges, encode_ipc
 from pipeline.errors import MappingError
 from pipeline.matching import match_columns
 from pipeline.readers import Sheet, read_csv
+from pipeline.review import Review
 from pipeline.template import Template
 from pipeline.validation import CellError, validate
 
@@ -42,6 +43,7 @@ class ImportSession:
         self.template = template
         self.sheet = sheet
         self.mapping = match_columns(sheet.headers, template)
+        self._review: Review | None = None
 
     @classmethod
     def open(cls, path: str, file_name: str, template: Template) -> ImportSession:
@@ -57,6 +59,7 @@ class ImportSession:
         if len(set(mapping.values())) != len(mapping):
             raise MappingError("A column can be mapped to one field only.")
         self.mapping = dict(mapping)
+        self._review = None
 
     def mapped_table(self) -> ac.Table:
         """Only mapped columns, named after their fields: unmapped data goes nowhere."""
@@ -72,11 +75,20 @@ class ImportSession:
         errors = validate(table, self.template, self.sheet.first_data_row)
         return Report(rows=self.sheet.num_rows, errors=errors)
 
+    @property
+    def review(self) -> Review:
+        """The validated rows with the user's edits; started on first use, per mapping."""
+        if self._review is None:
+            self._review = Review(self.mapped_table(), self.template, self.sheet.first_data_row)
+        return self._review
+
     def batches(self, batch_rows: int = BATCH_ROWS) -> list[tuple[int, int]]:
-        return batch_ranges(self.sheet.num_rows, batch_rows)
+        """(offset, length) over the rows that will be sent (deleted rows left out)."""
+        return batch_ranges(self.review.num_rows, batch_rows)
 
     def encode_batch(self, offset: int, length: int) -> bytes:
-        return encode_ipc(self.mapped_table().slice(offset, length))
+        rows = self.review.kept_rows()[offset : offset + length]
+        return encode_ipc(self.review.materialise(rows))
 
     # JSON views for the browser worker.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, FrameLocator, Page, expect
+from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.conftest import Demo
@@ -103,31 +103,119 @@ def test_rows_arrive_at_the_webhook_exactly(browser: Browser, demo: Demo, tmp_pa
     page.context.close()
 
 
-def test_invalid_cells_are_shown_and_block_submission(
+BAD_CSV = (
+    "Full name,Email,Country,Signup date,Amount\n"
+    "Ada,ada@example.com,GB,2024-01-15,12.5\n"
+    ",grace@example.com,US,2024-02-30,7\n"
+    "Alan,alan@example.com,Atlantis,2024-03-01,lots\n"
+)
+
+
+def _cell(frame: FrameLocator, row: int, field: str) -> Locator:
+    return frame.locator(f'#grid .cell[data-row="{row}"][data-field="{field}"]')
+
+
+def _edit(frame: FrameLocator, row: int, field: str, value: str) -> None:
+    _cell(frame, row, field).dblclick()
+    editor = frame.locator("#grid .cell-input")
+    editor.fill(value)
+    editor.press("Enter")
+
+
+def test_invalid_cells_are_shown_fixed_in_the_grid_and_delivered(
     browser: Browser, demo: Demo, tmp_path: Path
 ) -> None:
     csv_path = tmp_path / "bad.csv"
-    csv_path.write_text(
-        "Full name,Email,Country,Signup date,Amount\n"
-        "Ada,ada@example.com,GB,2024-01-15,12.5\n"
-        ",grace@example.com,US,2024-02-30,7\n"
-        "Alan,alan@example.com,Atlantis,2024-03-01,lots\n",
-        encoding="utf-8",
-    )
+    csv_path.write_text(BAD_CSV, encoding="utf-8")
     page, frame, _ = _open_importer(browser, demo)
     frame.locator("#file-input").set_input_files(csv_path)
     frame.locator("#map-continue").click()
-    expect(frame.locator("#summary")).to_contain_text("4 problem(s) in 3 rows", timeout=30_000)
-    rows = frame.locator("#errors tbody tr")
-    expect(rows).to_have_count(4)
-    texts = [rows.nth(i).inner_text().split("\t") for i in range(4)]
-    assert texts == [
-        ["3", "Full name", "Full name is required, but this cell is empty."],
-        ["3", "Signup date", '"2024-02-30" is not a date (use YYYY-MM-DD).'],
-        ["4", "Country", '"Atlantis" is not one of the allowed values: DE, FR, GB, IT, NL, US.'],
-        ["4", "Amount", '"lots" is not a number.'],
+    summary = frame.locator("#summary")
+    expect(summary).to_have_text(
+        "4 problem(s) in 2 of 3 rows. Fix them below, or delete those rows.", timeout=30_000
+    )
+    expect(frame.locator("#submit")).to_be_disabled()
+    errors = frame.locator("#grid .cell-error")
+    expect(errors).to_have_count(4)
+    expect(_cell(frame, 3, "full_name")).to_have_attribute(
+        "data-error", "Full name is required, but this cell is empty."
+    )
+    expect(_cell(frame, 3, "signup_date")).to_have_attribute(
+        "data-error", '"2024-02-30" is not a date (use YYYY-MM-DD).'
+    )
+    expect(_cell(frame, 4, "country")).to_have_attribute(
+        "data-error", '"Atlantis" is not one of the allowed values: DE, FR, GB, IT, NL, US.'
+    )
+    _cell(frame, 4, "amount").click()
+    expect(frame.locator("#cell-detail")).to_have_text('Row 4, Amount: "lots" is not a number.')
+
+    # Filters: rows with errors, then one column, then one problem code.
+    frame.locator("#view-filter").select_option("errors")
+    expect(frame.locator("#grid .grid-rows .grid-row")).to_have_count(2)
+    frame.locator("#filter-field").select_option("country")
+    expect(frame.locator("#grid .grid-rows .grid-row")).to_have_count(1)
+    frame.locator("#filter-field").select_option("")
+    frame.locator("#filter-code").select_option("type-error")
+    expect(frame.locator("#grid .grid-rows .grid-row")).to_have_count(2)
+    frame.locator("#filter-code").select_option("")
+    frame.locator("#view-filter").select_option("all")
+    expect(frame.locator("#grid .grid-rows .grid-row")).to_have_count(3)
+
+    # Inline edits re-validate at once.
+    _edit(frame, 3, "full_name", "Grace Hopper")
+    expect(summary).to_contain_text("3 problem(s) in 2 of 3 rows")
+    expect(_cell(frame, 3, "full_name")).to_have_text("Grace Hopper")
+    _edit(frame, 3, "signup_date", "2024-02-29")
+    expect(summary).to_contain_text("2 problem(s) in 1 of 3 rows")
+
+    # Find and replace in one column, then undo and redo it.
+    frame.locator("#replace-field").select_option("amount")
+    frame.locator("#find").fill("lots")
+    frame.locator("#replace-with").fill("99.5")
+    frame.locator("#replace-apply").click()
+    expect(summary).to_contain_text("1 problem(s) in 1 of 3 rows")
+    frame.locator("#undo").click()
+    expect(summary).to_contain_text("2 problem(s) in 1 of 3 rows")
+    expect(_cell(frame, 4, "amount")).to_have_text("lots")
+    frame.locator("#replace-apply").click()
+    expect(summary).to_contain_text("1 problem(s) in 1 of 3 rows")
+
+    # Delete the row that is still wrong; submitting is then allowed.
+    frame.locator('#grid .grid-row[data-index="0"] input[type=checkbox]').check()
+    frame.locator("#delete-selected").click()
+    expect(summary).to_contain_text("1 problem(s) in 1 of 2 rows")
+    frame.locator("#undo").click()
+    expect(summary).to_contain_text("1 problem(s) in 1 of 3 rows")
+    frame.locator("#delete-error-rows").click()
+    expect(summary).to_have_text("All 2 rows are valid.")
+    expect(frame.locator("#submit")).to_be_enabled()
+    before = len(demo.receipts())
+    frame.locator("#submit").click()
+    expect(frame.locator("#done")).to_have_text("Delivered 2 rows.", timeout=60_000)
+
+    receipts = demo.receipts()[before:]
+    assert len(receipts) == 1
+    payload = Webhook(demo.state["webhook_secret"]).verify(
+        receipts[0]["body"], receipts[0]["headers"]
+    )
+    assert payload["data"]["rows"] == [
+        {
+            "full_name": "Ada",
+            "email": "ada@example.com",
+            "phone": None,
+            "country": "GB",
+            "signup_date": "2024-01-15",
+            "amount": 12.5,
+        },
+        {
+            "full_name": "Grace Hopper",
+            "email": "grace@example.com",
+            "phone": None,
+            "country": "US",
+            "signup_date": "2024-02-29",
+            "amount": 7.0,
+        },
     ]
-    expect(frame.locator("#submit")).to_have_count(0)
     page.context.close()
 
 

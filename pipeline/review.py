@@ -1,0 +1,324 @@
+"""Review and fix: the user's edits as an overlay on the immutable Arrow data.
+
+The file's cells are never rewritten. Edits and deleted rows live here, small, and
+are applied when a window is shown and when batches are encoded. Every change can be
+undone. Re-validation after an edit looks at that one row, plus the whole column
+only for rules that span rows (unique values, primary keys).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import arro3.compute as acc
+import arro3.core as ac
+
+from pipeline.template import Template
+from pipeline.validation import CellError, validate
+
+CROSS_ROW_CODES = ("primary-key",)
+CROSS_ROW_CONSTRAINTS = ("unique",)
+MAX_WINDOW = 500
+
+
+def _cross_row(error: CellError) -> bool:
+    return error.code in CROSS_ROW_CODES or error.constraint in CROSS_ROW_CONSTRAINTS
+
+
+@dataclass(frozen=True)
+class View:
+    """Which rows the grid shows: all, only rows with errors, narrowed by field or code."""
+
+    errors_only: bool = False
+    field: str | None = None
+    code: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> View:
+        return cls(
+            errors_only=bool(data.get("errors_only", False)),
+            field=data.get("field") or None,
+            code=data.get("code") or None,
+        )
+
+
+@dataclass
+class _Change:
+    """One undoable step: cell values before it, and rows it deleted."""
+
+    cells: dict[tuple[int, str], tuple[bool, str | None]] = field(default_factory=dict)
+    deleted: list[int] = field(default_factory=list)
+
+
+class Review:
+    def __init__(self, table: ac.Table, template: Template, first_row: int) -> None:
+        self.table = table
+        self.template = template
+        self.first_row = first_row
+        self.fields = [f.name for f in template.fields if f.name in table.column_names]
+        self.edits: dict[tuple[int, str], str | None] = {}
+        self.deleted: set[int] = set()
+        self.history: list[_Change] = []
+        self.errors: dict[int, dict[str, list[CellError]]] = {}
+        self._set_errors(validate(table, template, first_row))
+        self.view = View()
+        self._rows: list[int] | None = None  # rows of the current view, computed on demand
+        self._kept: list[int] | None = None
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.table.num_rows) - len(self.deleted)
+
+    def error_list(self) -> list[CellError]:
+        order = {name: i for i, name in enumerate(self.template.field_names)}
+        out = [
+            e
+            for index, row in self.errors.items()
+            if index not in self.deleted
+            for errs in row.values()
+            for e in errs
+        ]
+        out.sort(key=lambda e: (e.row, order[e.field]))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        by_field: Counter[str] = Counter()
+        by_code: Counter[str] = Counter()
+        rows_with_errors = 0
+        for index, fields in self.errors.items():
+            if index in self.deleted or not any(fields.values()):
+                continue
+            rows_with_errors += 1
+            for name, errs in fields.items():
+                if errs:
+                    by_field[name] += len(errs)
+                for e in errs:
+                    by_code[e.constraint or e.code] += 1
+        return {
+            "fields": self.fields,
+            "rows": self.num_rows,
+            "deleted": len(self.deleted),
+            "error_count": sum(by_field.values()),
+            "rows_with_errors": rows_with_errors,
+            "by_field": dict(by_field),
+            "by_code": dict(by_code),
+            "view_rows": len(self._view_rows()),
+            "can_undo": bool(self.history),
+        }
+
+    def set_view(self, view: View) -> dict[str, Any]:
+        self.view = view
+        self._rows = None
+        return self.summary()
+
+    def window(self, start: int, count: int) -> list[dict[str, Any]]:
+        """Rows [start, start + count) of the current view, with their errors."""
+        rows = self._view_rows()[start : start + min(count, MAX_WINDOW)]
+        if not rows:
+            return []
+        indices = ac.Array(rows, ac.DataType.int64())
+        columns = {
+            name: acc.take(self.table.column(name).combine_chunks(), indices).to_pylist()
+            for name in self.fields
+        }
+        out = []
+        for i, index in enumerate(rows):
+            cells = {name: self._value(index, name, columns[name][i]) for name in self.fields}
+            row_errors = self.errors.get(index, {})
+            out.append(
+                {
+                    "index": index,
+                    "row": self.first_row + index,
+                    "cells": cells,
+                    "errors": {
+                        name: [e.message for e in errs] for name, errs in row_errors.items() if errs
+                    },
+                    "edited": [name for name in self.fields if (index, name) in self.edits],
+                }
+            )
+        return out
+
+    # -- changing ------------------------------------------------------------------
+
+    def edit(self, index: int, name: str, value: str | None) -> dict[str, Any]:
+        self._check_cell(index, name)
+        change = _Change()
+        self._set_cell(change, index, name, value)
+        self._commit(change, [index], [name])
+        return self.summary()
+
+    def replace(self, name: str, find: str, replacement: str) -> dict[str, Any]:
+        """Replace `find` inside every cell of one column (kept rows only)."""
+        if name not in self.fields:
+            raise KeyError(name)
+        if not find:
+            return {**self.summary(), "changed": 0}
+        change = _Change()
+        column = self.table.column(name).combine_chunks().to_pylist()
+        touched = []
+        for index, original in enumerate(column):
+            if index in self.deleted:
+                continue
+            current = self._value(index, name, original)
+            if current is not None and find in current:
+                self._set_cell(change, index, name, current.replace(find, replacement) or None)
+                touched.append(index)
+        self._commit(change, touched, [name])
+        return {**self.summary(), "changed": len(touched)}
+
+    def delete_rows(self, indices: Iterable[int]) -> dict[str, Any]:
+        change = _Change(deleted=sorted({i for i in indices if i not in self.deleted}))
+        for index in change.deleted:
+            self._check_cell(index, None)
+        self.deleted.update(change.deleted)
+        self._kept = None
+        self._commit(change, [], self._cross_row_fields())
+        return self.summary()
+
+    def delete_rows_with_errors(self) -> dict[str, Any]:
+        return self.delete_rows(
+            i for i, fields in self.errors.items() if any(fields.values()) and i not in self.deleted
+        )
+
+    def undo(self) -> dict[str, Any]:
+        if not self.history:
+            return self.summary()
+        change = self.history.pop()
+        for (index, name), (had, old) in change.cells.items():
+            if had:
+                self.edits[(index, name)] = old
+            else:
+                self.edits.pop((index, name), None)
+        self.deleted.difference_update(change.deleted)
+        self._kept = None
+        names = sorted({name for _, name in change.cells} | set(self._cross_row_fields()))
+        self._revalidate([index for index, _ in change.cells] + change.deleted, names)
+        self._rows = None
+        return self.summary()
+
+    # -- encoding ------------------------------------------------------------------
+
+    def kept_rows(self) -> list[int]:
+        if self._kept is None:
+            self._kept = [i for i in range(int(self.table.num_rows)) if i not in self.deleted]
+        return self._kept
+
+    def materialise(self, rows: list[int]) -> ac.Table:
+        """The given rows with every edit applied: what is sent to the server."""
+        indices = ac.Array(rows, ac.DataType.int64())
+        arrays = []
+        for name in self.fields:
+            column = acc.take(self.table.column(name).combine_chunks(), indices)
+            if any((index, name) in self.edits for index in rows):
+                values = [
+                    self._value(index, name, v)
+                    for index, v in zip(rows, column.to_pylist(), strict=True)
+                ]
+                column = ac.Array(values, ac.DataType.string())
+            arrays.append(column)
+        schema = ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in self.fields])
+        return ac.Table.from_arrays(arrays, schema=schema)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _value(self, index: int, name: str, original: str | None) -> str | None:
+        return self.edits.get((index, name), original)
+
+    def _check_cell(self, index: int, name: str | None) -> None:
+        if not 0 <= index < int(self.table.num_rows) or index in self.deleted:
+            raise IndexError(f"row index {index} is not in the file")
+        if name is not None and name not in self.fields:
+            raise KeyError(name)
+
+    def _set_cell(self, change: _Change, index: int, name: str, value: str | None) -> None:
+        key = (index, name)
+        if key not in change.cells:
+            change.cells[key] = (key in self.edits, self.edits.get(key))
+        self.edits[key] = value if value != "" else None
+
+    def _commit(self, change: _Change, rows: list[int], names: list[str]) -> None:
+        if not change.cells and not change.deleted:
+            return
+        self.history.append(change)
+        touched = sorted(set(names) | set(self._cross_row_fields()))
+        self._revalidate(rows, touched)
+        self._rows = None
+
+    def _cross_row_fields(self) -> list[str]:
+        data = self.template.to_dict()
+        names = [f["name"] for f in data["fields"] if f.get("constraints", {}).get("unique")]
+        key = data.get("primaryKey") or []
+        names += [key] if isinstance(key, str) else list(key)
+        return [n for n in dict.fromkeys(names) if n in self.fields]
+
+    def _revalidate(self, rows: list[int], names: list[str]) -> None:
+        """Re-check the touched rows in full, then cross-row rules over whole columns."""
+        live = sorted({i for i in rows if i not in self.deleted})
+        for index in set(rows) - set(live):
+            self.errors.pop(index, None)
+        for index in live:
+            table = self.materialise([index])
+            row_errors = validate(table, self.template, self.first_row + index)
+            kept = {
+                name: [e for e in errs if _cross_row(e)]
+                for name, errs in self.errors.get(index, {}).items()
+            }
+            self.errors[index] = kept
+            for error in row_errors:
+                if not _cross_row(error):
+                    self.errors[index].setdefault(error.field, []).append(error)
+        cross = self._cross_row_fields()
+        if cross and any(name in cross for name in names):
+            self._recheck_cross_row()
+        self.errors = {i: f for i, f in self.errors.items() if any(f.values())}
+
+    def _recheck_cross_row(self) -> None:
+        kept = self.kept_rows()
+        for fields in self.errors.values():
+            for name in list(fields):
+                fields[name] = [e for e in fields[name] if not _cross_row(e)]
+        table = self.materialise(kept)
+        for error in validate(table, self.template, self.first_row):
+            if _cross_row(error):
+                index = kept[error.row - self.first_row]
+                moved = CellError(
+                    row=self.first_row + index,
+                    field=error.field,
+                    code=error.code,
+                    message=error.message,
+                    constraint=error.constraint,
+                )
+                self.errors.setdefault(index, {}).setdefault(error.field, []).append(moved)
+
+    def _set_errors(self, errors: list[CellError]) -> None:
+        for error in errors:
+            index = error.row - self.first_row
+            self.errors.setdefault(index, {}).setdefault(error.field, []).append(error)
+
+    def _view_rows(self) -> list[int]:
+        if self._rows is not None:
+            return self._rows
+        view = self.view
+        if not (view.errors_only or view.field or view.code):
+            rows = self.kept_rows()
+        else:
+            rows = []
+            for index in sorted(self.errors):
+                if index in self.deleted:
+                    continue
+                fields = self.errors[index]
+                if view.field:
+                    candidates = fields.get(view.field, [])
+                else:
+                    candidates = [e for errs in fields.values() for e in errs]
+                if view.code:
+                    candidates = [e for e in candidates if (e.constraint or e.code) == view.code]
+                if candidates:
+                    rows.append(index)
+        self._rows = rows
+        return rows
