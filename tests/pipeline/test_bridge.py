@@ -109,31 +109,20 @@ def test_encode_batch_before_open_raises() -> None:
         bridge.encode_batch(0, 1)
 
 
-def test_set_mapping_answers_with_the_report(tmp_path: Path) -> None:
+def test_set_mapping_answers_with_the_review_summary(tmp_path: Path) -> None:
     open_ok(tmp_path, "Age,E-mail,Other\n36,ada@x,o\nx,,p\n")
     # JavaScript sends numbers; strings of digits are accepted too.
-    assert answer(bridge.set_mapping('{"email": 1, "age": "0"}')) == {
-        "ok": True,
-        "value": {
-            "rows": 2,
-            "error_count": 2,
-            "errors": [
-                {
-                    "row": 3,
-                    "field": "email",
-                    "code": "constraint-error",
-                    "constraint": "required",
-                    "message": "E-mail is required, but this cell is empty.",
-                },
-                {
-                    "row": 3,
-                    "field": "age",
-                    "code": "type-error",
-                    "message": '"x" is not a whole number.',
-                },
-            ],
-        },
+    summary = answer(bridge.set_mapping('{"email": 1, "age": "0"}'))["value"]
+    assert summary["rows"] == 2
+    assert summary["error_count"] == 2
+    assert summary["by_code"] == {"required": 1, "type-error": 1}
+    window = answer(bridge.window(0, 10))["value"]
+    assert window[1]["errors"] == {
+        "email": ["E-mail is required, but this cell is empty."],
+        "age": ['"x" is not a whole number.'],
     }
+    assert answer(bridge.edit(1, "age", '"37"'))["value"]["error_count"] == 1
+    assert answer(bridge.undo())["value"]["error_count"] == 2
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,149 @@
+"""The edit overlay: windows, filters, edits with re-validation, replace, delete, undo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import arro3.core as ac
+import pyarrow as pa
+import pytest
+
+from pipeline.review import MAX_WINDOW, Review, View
+from pipeline.template import Template
+
+TEMPLATE: dict[str, Any] = {
+    "fields": [
+        {"name": "name", "title": "Name", "constraints": {"required": True}},
+        {"name": "age", "type": "integer"},
+        {"name": "country", "constraints": {"enum": ["GB", "FR"]}},
+    ]
+}
+
+
+def _review(rows: list[tuple[str | None, ...]], template: dict[str, Any] = TEMPLATE) -> Review:
+    names = [f["name"] for f in template["fields"]]
+    columns = list(zip(*rows, strict=True))
+    table = ac.Table.from_arrays(
+        [ac.Array(list(c), ac.DataType.string()) for c in columns],
+        schema=ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in names]),
+    )
+    return Review(table, Template.from_dict(template), first_row=2)
+
+
+ROWS: list[tuple[str | None, ...]] = [
+    ("Ada", "36", "GB"),
+    (None, "x", "FR"),
+    ("Alan", "41", "XX"),
+]
+
+
+def test_summary_counts_errors_by_field_and_code() -> None:
+    summary = _review(ROWS).summary()
+    assert summary == {
+        "fields": ["name", "age", "country"],
+        "rows": 3,
+        "deleted": 0,
+        "error_count": 3,
+        "rows_with_errors": 2,
+        "by_field": {"name": 1, "age": 1, "country": 1},
+        "by_code": {"required": 1, "type-error": 1, "enum": 1},
+        "view_rows": 3,
+        "can_undo": False,
+    }
+
+
+def test_window_returns_cells_row_numbers_and_messages() -> None:
+    window = _review(ROWS).window(1, 5)
+    assert [r["row"] for r in window] == [3, 4]
+    assert window[0] == {
+        "index": 1,
+        "row": 3,
+        "cells": {"name": None, "age": "x", "country": "FR"},
+        "errors": {
+            "name": ["Name is required, but this cell is empty."],
+            "age": ['"x" is not a whole number.'],
+        },
+        "edited": [],
+    }
+
+
+def test_window_is_capped() -> None:
+    review = _review([("n", "1", "GB")] * (MAX_WINDOW + 10))
+    assert len(review.window(0, 10_000)) == MAX_WINDOW
+
+
+@pytest.mark.parametrize(
+    ("view", "rows"),
+    [
+        (View(), [2, 3, 4]),
+        (View(errors_only=True), [3, 4]),
+        (View(field="country"), [4]),
+        (View(code="type-error"), [3]),
+        (View(field="name", code="enum"), []),
+    ],
+)
+def test_views_filter_rows(view: View, rows: list[int]) -> None:
+    review = _review(ROWS)
+    assert review.set_view(view)["view_rows"] == len(rows)
+    assert [r["row"] for r in review.window(0, 10)] == rows
+
+
+def test_edit_revalidates_the_row_and_undo_restores_it() -> None:
+    review = _review(ROWS)
+    after = review.edit(1, "age", "37")
+    assert after["error_count"] == 2 and after["by_field"] == {"name": 1, "country": 1}
+    assert review.window(1, 1)[0]["edited"] == ["age"]
+    assert review.edit(1, "name", "Grace")["rows_with_errors"] == 1
+    assert review.edit(2, "country", "Narnia")["by_code"] == {"enum": 1}
+    review.undo()
+    review.undo()
+    summary = review.undo()
+    assert summary["error_count"] == 3 and summary["can_undo"] is False
+    assert review.window(1, 1)[0]["cells"] == {"name": None, "age": "x", "country": "FR"}
+
+
+def test_an_edit_can_introduce_an_error() -> None:
+    review = _review(ROWS)
+    summary = review.edit(0, "age", "old")
+    assert summary["error_count"] == 4
+    assert review.window(0, 1)[0]["errors"] == {"age": ['"old" is not a whole number.']}
+
+
+def test_clearing_a_cell_makes_it_empty() -> None:
+    review = _review(ROWS)
+    review.edit(0, "name", "")
+    assert review.window(0, 1)[0]["errors"]["name"] == ["Name is required, but this cell is empty."]
+
+
+def test_replace_in_one_column_is_one_undo_step() -> None:
+    review = _review([("a b", "1", "GB"), ("c b", "2", "GB"), ("x", "3", "GB")])
+    summary = review.replace("name", " b", "")
+    assert summary["changed"] == 2
+    assert [r["cells"]["name"] for r in review.window(0, 3)] == ["a", "c", "x"]
+    review.undo()
+    assert [r["cells"]["name"] for r in review.window(0, 3)] == ["a b", "c b", "x"]
+    assert review.replace("name", "", "z")["changed"] == 0
+
+
+def test_delete_rows_and_rows_with_errors() -> None:
+    review = _review(ROWS)
+    assert review.delete_rows([2])["rows"] == 2
+    assert review.summary()["error_count"] == 2
+    summary = review.delete_rows_with_errors()
+    assert summary["rows"] == 1 and summary["error_count"] == 0
+    assert review.kept_rows() == [0]
+    review.undo()
+    assert review.kept_rows() == [0, 1]
+    with pytest.raises(IndexError):
+        review.edit(2, "name", "deleted rows cannot be edited")
+
+
+def test_materialise_applies_edits_and_skips_deleted_rows() -> None:
+    review = _review(ROWS)
+    review.edit(1, "name", "Grace")
+    review.delete_rows([2])
+    table = pa.table(review.materialise(review.kept_rows()))
+    assert table.to_pylist() == [
+        {"name": "Ada", "age": "36", "country": "GB"},
+        {"name": "Grace", "age": "x", "country": "FR"},
+    ]
