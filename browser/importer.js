@@ -89,7 +89,19 @@ function call(name, ...args) {
   return ask("call", { name, args });
 }
 
+function size(bytes) {
+  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GB` : `${Math.round(bytes / 1024 ** 2)} MB`;
+}
+
 async function openFile(file) {
+  if (file.size > config.maxFileBytes) {
+    // Refused before a byte is read: the limit is the operator's, the message the user's.
+    showError(
+      `${file.name} is ${size(file.size)}; this importer takes files up to ${size(config.maxFileBytes)}. ` +
+        "Split the file or remove columns you don't need, and try again.",
+    );
+    return;
+  }
   render(...busy(`Reading ${file.name}…`));
   try {
     const described = await ask("open", { file, template });

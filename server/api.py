@@ -87,6 +87,7 @@ async def importer(request: Request) -> Response:
         "templateId": template.id,
         "template": template.schema,
         "parentOrigin": parent,
+        "maxFileBytes": rt.settings.max_file_bytes,
     }
     page = importer_page(request.app.state.manifest, config)
     return HTMLResponse(

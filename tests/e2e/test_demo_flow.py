@@ -240,6 +240,22 @@ def test_unreadable_files_get_a_clear_message(
     page.context.close()
 
 
+def test_a_file_over_the_size_limit_is_refused_before_reading(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    huge = tmp_path / "huge.csv"
+    with huge.open("wb") as fh:  # sparse: 2 GiB on paper, nothing on disk
+        fh.truncate(2 * 1024**3)
+    page, frame, _ = _open_importer(browser, demo)
+    frame.locator("#file-input").set_input_files(huge)
+    expect(frame.locator("#error")).to_have_text(
+        "huge.csv is 2.0 GB; this importer takes files up to 1.0 GB. "
+        "Split the file or remove columns you don't need, and try again.",
+        timeout=10_000,
+    )
+    page.context.close()
+
+
 def test_importer_refuses_unregistered_origins(browser: Browser, demo: Demo) -> None:
     context = browser.new_context(ignore_https_errors=True)
     page = context.new_page()
