@@ -6,7 +6,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+import boto3
 
 
 class BlobStore(Protocol):
@@ -51,3 +53,32 @@ class LocalBlobStore:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+
+class S3BlobStore:
+    """An S3 bucket (or any S3-compatible store), through boto3 exactly as against AWS.
+
+    Objects are already ciphertext; the bucket's own server-side encryption is a second
+    layer, not the one loadbay relies on.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = client if client is not None else boto3.client("s3")
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+
+    def get(self, key: str) -> bytes:
+        body: bytes = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)[
+            "Body"
+        ].read()
+        return body
+
+    def delete_prefix(self, prefix: str) -> None:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})

@@ -26,7 +26,7 @@ def delete_import_data(rt: Runtime, import_id: str, reason: str = "deleted") -> 
         imp = session.get(db.Import, import_id)
         if imp is None or imp.wrapped_data_key is None:
             return False
-        rt.blobs.delete_prefix(f"{imp.org_id}/{imp.id}")
+        rt.blobs.delete_prefix(f"{imp.org_id}/{imp.id}/")
         session.execute(delete(db.Batch).where(db.Batch.import_id == imp.id))
         session.execute(
             update(db.Delivery)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from destinations import DestinationContext
 from destinations.network import NetworkPolicy
 from server import db
-from server.blobs import BlobStore, LocalBlobStore
+from server.blobs import BlobStore, LocalBlobStore, S3BlobStore
 from server.crypto import load_or_create_master_key
 from server.settings import Settings
 from server.vault import Vault
@@ -30,7 +30,11 @@ class Runtime:
             settings=settings,
             sessions=db.make_sessionmaker(engine),
             vault=Vault(load_or_create_master_key(settings.master_key_file)),
-            blobs=LocalBlobStore(settings.blob_dir),
+            blobs=(
+                S3BlobStore(settings.blob_s3_bucket, settings.blob_s3_prefix)
+                if settings.blob_s3_bucket
+                else LocalBlobStore(settings.blob_dir)
+            ),
             destination_context=DestinationContext(
                 policy=NetworkPolicy.from_strings(settings.allow_private_networks),
                 ca_file=settings.webhook_ca_file,

@@ -22,6 +22,8 @@ class Settings:
     retention_days: int = 30
     max_batch_bytes: int = 64 * 1024 * 1024
     max_file_bytes: int = 1024 * 1024 * 1024
+    blob_s3_bucket: str | None = None
+    blob_s3_prefix: str = ""
     demo: bool = False
     public_url: str = "https://127.0.0.1:8443"
     queue_name: str = "deliveries"
@@ -41,6 +43,8 @@ class Settings:
             allow_private_networks=tuple(n.strip() for n in allow.split(",") if n.strip()),
             webhook_ca_file=env.get("LOADBAY_WEBHOOK_CA_FILE") or None,
             retention_days=int(env.get("LOADBAY_RETENTION_DAYS", "30")),
+            blob_s3_bucket=env.get("LOADBAY_BLOB_S3_BUCKET") or None,
+            blob_s3_prefix=env.get("LOADBAY_BLOB_S3_PREFIX", ""),
             max_file_bytes=int(env.get("LOADBAY_MAX_FILE_BYTES", str(1024**3))),
             demo=demo or env.get("LOADBAY_DEMO") == "1",
             public_url=env.get("LOADBAY_PUBLIC_URL", "https://127.0.0.1:8443").rstrip("/"),
