@@ -1,0 +1,639 @@
+"""`make bench`: loadbay's in-browser engine against PapaParse, same file, same rules, same tab.
+
+    python -m bench.run [--rows 1000000] [--xlsx-rows 200000] [--runs 3]
+
+Serves the built assets (build/assets, from `make assets`) and bench/static/ on 127.0.0.1,
+drives Debian's Chromium with Playwright, feeds each file through a real
+<input type=file>, and writes bench/results/<timestamp>.json, latest.json and latest.png.
+Each run gets a fresh browser context (so a fresh renderer process, whose high-water RSS is
+that run's peak tab memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psutil
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from bench.generate import BenchData, ensure_data
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC = ROOT / "bench" / "static"
+PAPAPARSE = ROOT / "browser" / "node_modules" / "papaparse"
+CHROMIUM = os.environ.get("LOADBAY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [  # as tests/e2e/conftest.py, plus unquantised performance.memory
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-precise-memory-info",
+]
+RUN_TIMEOUT_S = 600
+SAMPLE_EVERY_S = 0.05
+TARGET_CSV_MS = 4000
+TARGET_SPEEDUP = 2.0
+TARGET_MEM_RATIO = 3.0
+TARGET_XLSX_MS = 20000
+
+
+# --- serving -----------------------------------------------------------------------------
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    routes: dict[str, Path] = {}
+    generated: dict[str, bytes] = {}
+    extensions_map = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript",
+        ".js": "text/javascript",
+        ".wasm": "application/wasm",
+        ".json": "application/json",
+        ".py": "text/plain; charset=utf-8",
+        ".whl": "application/octet-stream",
+        ".zip": "application/zip",
+        ".html": "text/html; charset=utf-8",
+    }
+
+    def translate_path(self, path: str) -> str:
+        clean = path.split("?", 1)[0].split("#", 1)[0]
+        for prefix, base in self.routes.items():
+            if clean.startswith(prefix):
+                target = (base / clean[len(prefix) :]).resolve()
+                if target == base or base in target.parents:
+                    return str(target)
+        return str(ROOT / ".no-such-path")
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        clean = self.path.split("?", 1)[0]
+        if clean in self.generated:
+            body = self.generated[clean]
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def end_headers(self) -> None:
+        self.send_header("cache-control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+@contextmanager
+def serve(assets: Path) -> Iterator[str]:
+    """Bench pages, PapaParse (bench only; the product never serves it) and the built assets."""
+    manifest = json.loads((assets / "manifest.json").read_text(encoding="utf-8"))
+    config = {
+        "pyodideModule": "/assets/pyodide/pyodide.mjs",
+        "pyodide": "/assets/pyodide/",
+        "lock": "/assets/wheels/pyodide-lock.json",
+        "packages": manifest["packages"],
+        "phases": "/bench/phases.py",
+    }
+    handler = type(
+        "BenchHandler",
+        (_Handler,),
+        {
+            "routes": {
+                "/bench/phases.py": ROOT / "bench" / "phases.py",
+                "/bench/": STATIC.resolve(),
+                "/vendor/papaparse.min.js": (PAPAPARSE / "papaparse.min.js").resolve(),
+                "/assets/": assets.resolve(),
+            },
+            "generated": {"/bench/config.json": json.dumps(config).encode()},
+        },
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(ROOT)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- memory ------------------------------------------------------------------------------
+
+
+def _renderers() -> list[psutil.Process]:
+    """Chromium renderer processes started (through Playwright's driver) by this process."""
+    out = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "--type=renderer" in " ".join(proc.cmdline()):
+                out.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+def _vm_hwm(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class RssSampler:
+    """Polls renderer RSS in a thread; the tab is the renderer that grew the most."""
+
+    known: set[int] = field(default_factory=set)
+    peak: dict[int, int] = field(default_factory=dict)
+    first: dict[int, int] = field(default_factory=dict)
+    peak_sum: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for proc in _renderers():
+                try:
+                    rss = int(proc.memory_info().rss)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                total += rss
+                self.first.setdefault(proc.pid, rss)
+                if rss > self.peak.get(proc.pid, 0):
+                    self.peak[proc.pid] = rss
+            self.peak_sum = max(self.peak_sum, total)
+            self._stop.wait(SAMPLE_EVERY_S)
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if not self.peak:
+            return {"peak_mem_bytes": None, "rss_peak_sampled_bytes": None}
+        pid = max(self.peak, key=lambda p: self.peak[p])
+        hwm = _vm_hwm(pid) if pid not in self.known else None
+        peak = max(self.peak[pid], hwm or 0)
+        return {
+            "peak_mem_bytes": peak,
+            "rss_at_start_bytes": self.first[pid],
+            "peak_mem_over_start_bytes": peak - self.first[pid],
+            "rss_peak_sampled_bytes": self.peak[pid],
+            "rss_vmhwm_bytes": hwm,
+            "rss_peak_all_renderers_bytes": self.peak_sum,
+        }
+
+
+class HeapSampler:
+    """JS heap of the page (Performance.getMetrics) and its workers (Runtime.getHeapUsage).
+
+    Playwright's sync API is single-threaded, so this is polled from the harness's own loop.
+    """
+
+    def __init__(self, page: Page, browser: Browser) -> None:
+        self.page_cdp = page.context.new_cdp_session(page)
+        self.page_cdp.send("Performance.enable")
+        self.browser_cdp = browser.new_browser_cdp_session()
+        self.sessions: dict[str, str] = {}  # worker targetId -> sessionId
+        self.answers: dict[str, int] = {}  # sessionId -> last usedSize
+        self.page_peak = 0
+        self.worker_peak: dict[str, int] = {}
+        self.errors: list[str] = []
+        self._next = 0
+        self.browser_cdp.on("Target.receivedMessageFromTarget", self._received)
+
+    def _received(self, event: dict[str, Any]) -> None:
+        try:
+            message = json.loads(event["message"])
+            used = message.get("result", {}).get("usedSize")
+        except (ValueError, AttributeError):
+            return
+        if used is not None:
+            sid = event["sessionId"]
+            self.answers[sid] = int(used)
+            self.worker_peak[sid] = max(self.worker_peak.get(sid, 0), int(used))
+
+    def sample(self) -> None:
+        try:
+            metrics = self.page_cdp.send("Performance.getMetrics")["metrics"]
+            used = next((m["value"] for m in metrics if m["name"] == "JSHeapUsedSize"), 0)
+            self.page_peak = max(self.page_peak, int(used))
+            targets = self.browser_cdp.send("Target.getTargets")["targetInfos"]
+            for target in targets:
+                tid = target["targetId"]
+                if target["type"] == "worker" and tid not in self.sessions:
+                    attached = self.browser_cdp.send(
+                        "Target.attachToTarget", {"targetId": tid, "flatten": False}
+                    )
+                    self.sessions[tid] = attached["sessionId"]
+            for sid in self.sessions.values():
+                self._next += 1
+                message = {"id": self._next, "method": "Runtime.getHeapUsage"}
+                self.browser_cdp.send(
+                    "Target.sendMessageToTarget", {"sessionId": sid, "message": json.dumps(message)}
+                )
+        except Exception as exc:  # noqa: BLE001 - memory probes are best effort
+            if len(self.errors) < 3:
+                self.errors.append(str(exc).splitlines()[0])
+
+    def result(self) -> dict[str, Any]:
+        worker = sum(self.worker_peak.values()) if self.worker_peak else None
+        out: dict[str, Any] = {
+            "js_heap_page_peak_bytes": self.page_peak or None,
+            "js_heap_worker_peak_bytes": worker,
+        }
+        if self.errors:
+            out["heap_probe_errors"] = self.errors
+        for sid in self.sessions.values():
+            try:
+                self.browser_cdp.send("Target.detachFromTarget", {"sessionId": sid})
+            except Exception:  # noqa: BLE001,S110 - the worker may be gone already
+                pass
+        self.browser_cdp.detach()
+        self.page_cdp.detach()
+        return out
+
+
+# --- one run -----------------------------------------------------------------------------
+
+
+def _one_run(
+    browser: Browser, base: str, file: Path, template_json: str, engine: str
+) -> dict[str, Any]:
+    """A fresh context (fresh renderer), the file picked through the page's input, one run."""
+    before = {p.pid for p in _renderers()}
+    context = browser.new_context()
+    console: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: console.append(str(e)))
+        page.goto(f"{base}/bench/bench.html")
+        page.wait_for_function("window.benchReady === true", timeout=30_000)
+        boot: dict[str, Any] = {}
+        if engine == "loadbay":
+            boot = page.evaluate("() => window.bench.bootLoadbay()")
+        page.set_input_files("#file", str(file))
+        sampler = RssSampler(known=before)
+        heap = HeapSampler(page, browser)
+        sampler.start()
+        call = "runLoadbay" if engine == "loadbay" else "runPapa"
+        page.evaluate(
+            """([call, template]) => {
+                window.benchJob = { done: false };
+                window.bench[call](template).then(
+                    (value) => Object.assign(window.benchJob, { done: true, value }),
+                    (error) => Object.assign(window.benchJob, { done: true, error: String(error) }),
+                );
+            }""",
+            [call, template_json],
+        )
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        job: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            heap.sample()
+            job = page.evaluate("() => window.benchJob")
+            if job.get("done"):
+                break
+            time.sleep(0.1)
+        heap.sample()
+        memory = sampler.stop()
+        memory.update(heap.result())
+        if not job.get("done"):
+            raise RuntimeError(f"{engine} run on {file.name} did not finish in {RUN_TIMEOUT_S}s")
+        if "error" in job:
+            raise RuntimeError(f"{engine} run on {file.name} failed: {job['error']}\n{console}")
+        value: dict[str, Any] = job["value"]
+        if engine == "loadbay":
+            value["boot_ms"] = boot.get("boot_ms")
+            value["total_ms"] = (
+                value["copy_ms"] + value["parse_ms"] + value["match_ms"] + value["validate_ms"]
+            )
+        value.update(memory)
+        return value
+    finally:
+        context.close()
+
+
+# --- summary -----------------------------------------------------------------------------
+
+
+def _stats(values: list[float | int | None]) -> dict[str, Any] | None:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return {
+        "median": statistics.median(present),
+        "min": min(present),
+        "max": max(present),
+        "values": present,
+    }
+
+
+def _summarise(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Medians at the top (the shape latest.json promises), min/max/values under `stats`."""
+    out: dict[str, Any] = {}
+    stats: dict[str, Any] = {}
+    for key in keys:
+        s = _stats([r.get(key) for r in runs])
+        stats[key] = s
+        out[key] = s["median"] if s else None
+    for key in ("rows", "cols", "mapped", "errors", "invalid_cells", "errors_by_code", "reader"):
+        if key in runs[0]:
+            out[key] = runs[0][key]
+    counts = {(r.get("errors"), r.get("invalid_cells"), r.get("rows")) for r in runs}
+    out["consistent_across_runs"] = len(counts) == 1
+    out["stats"] = stats
+    out["runs"] = runs
+    return out
+
+
+LOADBAY_KEYS = (
+    "boot_ms",
+    "copy_ms",
+    "parse_ms",
+    "match_ms",
+    "validate_ms",
+    "total_ms",
+    "peak_mem_bytes",
+    "rss_at_start_bytes",
+    "peak_mem_over_start_bytes",
+    "rss_peak_sampled_bytes",
+    "rss_vmhwm_bytes",
+    "wasm_bytes",
+    "js_heap_page_peak_bytes",
+    "js_heap_worker_peak_bytes",
+)
+PAPA_KEYS = (
+    "total_ms",
+    "peak_mem_bytes",
+    "rss_at_start_bytes",
+    "peak_mem_over_start_bytes",
+    "rss_peak_sampled_bytes",
+    "rss_vmhwm_bytes",
+    "js_heap_page_peak_bytes",
+    "js_heap_worker_peak_bytes",
+)
+
+
+def _machine(browser_version: str, assets: Path) -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    manifest = json.loads((assets / "manifest.json").read_text(encoding="utf-8"))
+    papa = json.loads((PAPAPARSE / "package.json").read_text(encoding="utf-8"))
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "mem_total_bytes": psutil.virtual_memory().total,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "chromium": browser_version,
+        "chromium_flags": CHROMIUM_FLAGS,
+        "pyodide": manifest.get("pyodide_version"),
+        "assets_build_id": manifest.get("build_id"),
+        "browser_packages": manifest.get("packages"),
+        "papaparse": papa.get("version"),
+    }
+
+
+def run_bench(
+    *,
+    rows: int,
+    xlsx_rows: int,
+    runs: int,
+    data_dir: Path,
+    results_dir: Path,
+    assets: Path,
+    chart: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    if not (assets / "manifest.json").exists():
+        raise SystemExit(f"{assets}/manifest.json is missing: run `make assets` first")
+    if not (PAPAPARSE / "papaparse.min.js").exists():
+        raise SystemExit("PapaParse is missing: run `make assets` (npm ci in browser/) first")
+    progress(f"data: {rows} rows CSV, {xlsx_rows} rows xlsx in {data_dir} (cached)")
+    wheel = _pipeline_wheel(assets)
+    data: BenchData = ensure_data(data_dir, rows, xlsx_rows, engine=wheel)
+    template_json = data.template.read_text(encoding="utf-8")
+    notes: list[str] = []
+    stale = _stale_sources(wheel)
+    if stale:
+        notes.append(
+            "build/assets runs an older pipeline than the working tree (differs: "
+            + ", ".join(stale)
+            + "); `make bench` rebuilds the assets first"
+        )
+    with serve(assets) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            loadbay_runs: list[dict[str, Any]] = []
+            papa_runs: list[dict[str, Any]] = []
+            for i in range(runs):  # interleaved, so drift hits both engines alike
+                for engine, sink in (("loadbay", loadbay_runs), ("papaparse", papa_runs)):
+                    result = _one_run(browser, base, data.csv, template_json, engine)
+                    sink.append(result)
+                    progress(
+                        f"csv run {i + 1}/{runs} {engine}: {result['total_ms']:.0f} ms, "
+                        f"peak {_mb(result.get('peak_mem_bytes'))}, "
+                        f"{result['invalid_cells']} invalid cells"
+                    )
+            xlsx_runs: list[dict[str, Any]] = []
+            xlsx_skip = None
+            if data.xlsx is not None:
+                for i in range(runs):
+                    try:
+                        result = _one_run(browser, base, data.xlsx, template_json, "loadbay")
+                    except RuntimeError as exc:
+                        xlsx_skip = f"xlsx run failed, skipped: {str(exc).splitlines()[0]}"
+                        break
+                    xlsx_runs.append(result)
+                    progress(
+                        f"xlsx run {i + 1}/{runs} loadbay: {result['total_ms']:.0f} ms, "
+                        f"peak {_mb(result.get('peak_mem_bytes'))}, "
+                        f"{result['invalid_cells']} invalid cells"
+                    )
+            machine = _machine(browser.version, assets)
+        finally:
+            browser.close()
+
+    loadbay = _summarise(loadbay_runs, LOADBAY_KEYS)
+    papa = _summarise(papa_runs, PAPA_KEYS)
+    csv_meta = {**data.meta["csv"], "path": str(data.csv)}
+    files: dict[str, Any] = {"csv": csv_meta}
+    xlsx: dict[str, Any]
+    if data.xlsx is not None:
+        files["xlsx"] = {**data.meta["xlsx"], "path": str(data.xlsx)}
+    if xlsx_runs:
+        xlsx = _summarise(xlsx_runs, LOADBAY_KEYS)
+        xlsx["ratio_mem"] = _ratio(xlsx["peak_mem_bytes"], files["xlsx"]["bytes"])
+        xlsx["expected_invalid_cells"] = files["xlsx"]["expected_invalid_cells"]
+        xlsx["notes"] = xlsx_runs[0].get("notes", [])
+    else:
+        xlsx = {"skipped": True, "note": xlsx_skip or "no xlsx file (--xlsx-rows 0)"}
+    expected = csv_meta["expected_invalid_cells"]
+    agree = loadbay["invalid_cells"] == papa["invalid_cells"] == expected
+    if not agree:
+        notes.append(
+            f"invalid cells disagree: loadbay {loadbay['invalid_cells']}, "
+            f"papaparse {papa['invalid_cells']}, generator {expected}"
+        )
+    ratio_speed = _ratio(papa["total_ms"], loadbay["total_ms"])
+    ratio_mem = _ratio(loadbay["peak_mem_bytes"], csv_meta["bytes"])
+    result = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+        "runs": runs,
+        "files": files,
+        "template": {"path": str(data.template), "rules": data.meta["rules"]},
+        "loadbay": loadbay,
+        "papaparse": papa,
+        "ratio_speed": ratio_speed,
+        "ratio_mem": ratio_mem,
+        "ratio_mem_papaparse": _ratio(papa["peak_mem_bytes"], csv_meta["bytes"]),
+        "xlsx": xlsx,
+        "checks": {
+            "expected_invalid_cells": expected,
+            "invalid_cells_agree": agree,
+            "xlsx_invalid_cells_as_expected": (
+                xlsx.get("invalid_cells") == xlsx.get("expected_invalid_cells")
+                if not xlsx.get("skipped")
+                else None
+            ),
+        },
+        "targets": {
+            "csv_parse_validate_le_4s": loadbay["total_ms"] <= TARGET_CSV_MS,
+            "faster_2x": ratio_speed is not None and ratio_speed >= TARGET_SPEEDUP,
+            "mem_le_3x": ratio_mem is not None and ratio_mem <= TARGET_MEM_RATIO,
+            "xlsx_le_20s": bool(not xlsx.get("skipped") and xlsx["total_ms"] <= TARGET_XLSX_MS),
+        },
+        "definitions": {
+            "total_ms": "loadbay: File -> Pyodide FS copy + parse + match + validate "
+            "(boot excluded: it runs while the user picks a file); papaparse: parse "
+            "start to complete, rules checked in the chunk callback",
+            "peak_mem_bytes": "peak RSS of the tab's renderer process (page + its worker, "
+            "Pyodide boot included): max of 50 ms samples and /proc VmHWM",
+            "rss_at_start_bytes": "the same process's RSS when the File was handed over "
+            "(loadbay: Pyodide booted and idle)",
+            "ratio_speed": "papaparse.total_ms / loadbay.total_ms (medians)",
+            "ratio_mem": "loadbay.peak_mem_bytes / CSV bytes",
+        },
+        "notes": notes,
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(result, indent=2) + "\n"
+    (results_dir / f"{stamp}.json").write_text(text, encoding="utf-8")
+    (results_dir / "latest.json").write_text(text, encoding="utf-8")
+    if chart:
+        from bench.chart import draw
+
+        draw(result, results_dir / "latest.png")
+        result["chart"] = str(results_dir / "latest.png")
+    return result
+
+
+def _pipeline_wheel(assets: Path) -> Path:
+    wheels = sorted((assets / "wheels").glob("loadbay_pipeline-*.whl"))
+    if not wheels:
+        raise SystemExit(f"no pipeline wheel in {assets}/wheels: run `make assets`")
+    return wheels[-1]
+
+
+def _stale_sources(wheel: Path) -> list[str]:
+    """pipeline/*.py files whose text differs from (or is missing in) the built wheel."""
+    with zipfile.ZipFile(wheel) as zf:
+        built = {n: zf.read(n) for n in zf.namelist() if n.startswith("pipeline/")}
+    differ = []
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        if built.get(name) != path.read_bytes():
+            differ.append(name)
+    return differ
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _mb(value: float | None) -> str:
+    return "?" if value is None else f"{value / 1e6:.0f} MB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--xlsx-rows", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=ROOT / "bench" / "data")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--assets", type=Path, default=ROOT / "build" / "assets")
+    args = parser.parse_args()
+    result = run_bench(
+        rows=args.rows,
+        xlsx_rows=args.xlsx_rows,
+        runs=args.runs,
+        data_dir=args.data,
+        results_dir=args.results,
+        assets=args.assets,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    print(json.dumps(_headline(result), indent=2))
+
+
+def _headline(result: dict[str, Any]) -> dict[str, Any]:
+    lb, pp, xl = result["loadbay"], result["papaparse"], result["xlsx"]
+
+    def rng(summary: dict[str, Any], key: str) -> str:
+        s = summary.get("stats", {}).get(key)
+        return "n/a" if not s else f"{s['median']:.0f} ({s['min']:.0f}-{s['max']:.0f})"
+
+    return {
+        "csv": {k: result["files"]["csv"][k] for k in ("bytes", "rows", "cols")},
+        "loadbay_ms": {k: rng(lb, k) for k in ("copy_ms", "parse_ms", "validate_ms", "total_ms")},
+        "papaparse_ms": rng(pp, "total_ms"),
+        "loadbay_peak_mb": _mb(lb["peak_mem_bytes"]),
+        "papaparse_peak_mb": _mb(pp["peak_mem_bytes"]),
+        "invalid_cells": [lb["invalid_cells"], pp["invalid_cells"]],
+        "ratio_speed": result["ratio_speed"],
+        "ratio_mem": result["ratio_mem"],
+        "xlsx_ms": "skipped" if xl.get("skipped") else rng(xl, "total_ms"),
+        "targets": result["targets"],
+        "notes": result["notes"],
+        "chart": result.get("chart"),
+    }
+
+
+if __name__ == "__main__":
+    main()

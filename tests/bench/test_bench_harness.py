@@ -1,0 +1,79 @@
+"""`make bench`'s harness end to end on a tiny file: right shape, and both engines agree.
+
+Correctness only (no timing asserts): the same generated CSV goes through loadbay's engine
+in Pyodide and through PapaParse + plain-JS rules in the same Chromium, and both must count
+exactly the invalid cells the generator injected for the rules the template carries.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.run import ROOT, run_bench
+
+ASSETS = ROOT / "build" / "assets"
+
+pytestmark = pytest.mark.e2e
+
+
+def test_harness_runs_both_engines_and_they_agree(tmp_path: Path) -> None:
+    if not (ASSETS / "manifest.json").exists():
+        pytest.fail("build/assets is not built: run `make assets`")
+    result = run_bench(
+        rows=2000,
+        xlsx_rows=300,
+        runs=1,
+        data_dir=tmp_path / "data",
+        results_dir=tmp_path / "results",
+        assets=ASSETS,
+    )
+
+    saved = json.loads((tmp_path / "results" / "latest.json").read_text())
+    assert saved["files"] == result["files"]
+    assert len(list((tmp_path / "results").glob("2*.json"))) == 1
+    assert (tmp_path / "results" / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert saved["machine"]["nproc"] >= 1
+    assert saved["files"]["csv"]["rows"] == 2000
+    assert saved["files"]["csv"]["cols"] == 20
+    assert saved["files"]["csv"]["bytes"] > 0
+    for key in ("parse_ms", "match_ms", "validate_ms", "total_ms", "peak_mem_bytes", "errors"):
+        assert key in saved["loadbay"], key
+    for key in ("total_ms", "peak_mem_bytes", "errors"):
+        assert key in saved["papaparse"], key
+    assert saved["loadbay"]["stats"]["total_ms"].keys() >= {"median", "min", "max"}
+    for key in ("ratio_speed", "ratio_mem"):
+        assert isinstance(saved[key], float)
+    assert set(saved["targets"]) == {
+        "csv_parse_validate_le_4s",
+        "faster_2x",
+        "mem_le_3x",
+        "xlsx_le_20s",
+    }
+    assert all(isinstance(v, bool) for v in saved["targets"].values())
+
+    # The harness is only worth its figures if both engines did the same work.
+    assert saved["loadbay"]["rows"] == saved["papaparse"]["rows"] == 2000
+    assert saved["loadbay"]["mapped"] == saved["papaparse"]["mapped"] == 20
+    expected = saved["files"]["csv"]["expected_invalid_cells"]
+    assert expected > 0
+    assert saved["loadbay"]["invalid_cells"] == expected
+    assert saved["papaparse"]["invalid_cells"] == expected
+    assert saved["checks"]["invalid_cells_agree"] is True
+
+    xlsx = saved["xlsx"]
+    if not xlsx.get("skipped"):
+        assert xlsx["rows"] == 300
+        assert xlsx["total_ms"] > 0
+
+
+def test_papaparse_is_never_served_by_the_product() -> None:
+    """The baseline is a devDependency: nothing in the built assets may carry it."""
+    manifest = json.loads((ASSETS / "manifest.json").read_text())
+    assert not [p for p in manifest["files"] if "papa" in p.lower()]
+    for path in manifest["files"]:
+        if path.startswith("app/"):
+            assert b"papaparse" not in (ASSETS / path).read_bytes().lower(), path
