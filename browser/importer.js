@@ -67,13 +67,19 @@ function pickFile() {
     () => (status.textContent = "Ready."),
     (e) => (status.textContent = e.message),
   );
-  const input = el("input", { id: "file-input", type: "file", accept: ".csv,.tsv,.txt,text/csv" });
+  const input = el("input", {
+    id: "file-input",
+    type: "file",
+    accept: ".csv,.tsv,.txt,.xlsx,.xlsm,.xlsb,.xls,.ods,.json,.ndjson,.jsonl",
+  });
   input.addEventListener("change", () => input.files[0] && openFile(input.files[0]));
   const fields = template.fields.map((f) =>
     el("li", { text: `${f.title || f.name}${f.constraints && f.constraints.required ? " (required)" : ""}` }),
   );
   render(
-    el("p", { text: "Choose a CSV file. It is read in your browser; only the columns you map are sent." }),
+    el("p", {
+      text: "Choose a CSV, Excel, OpenDocument or JSON file. It is read in your browser; only the columns you map are sent.",
+    }),
     input,
     status,
     el("h2", { text: "Expected columns" }),
@@ -93,7 +99,16 @@ function size(bytes) {
   return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GB` : `${Math.round(bytes / 1024 ** 2)} MB`;
 }
 
-async function openFile(file) {
+const ENCODINGS = [
+  ["", "Detect automatically"],
+  ["utf-8", "UTF-8"],
+  ["utf-16", "UTF-16"],
+  ["windows-1252", "Windows-1252 (Western)"],
+  ["iso-8859-1", "ISO-8859-1 (Latin-1)"],
+  ["shift_jis", "Shift-JIS (Japanese)"],
+];
+
+async function openFile(file, options = {}) {
   if (file.size > config.maxFileBytes) {
     // Refused before a byte is read: the limit is the operator's, the message the user's.
     showError(
@@ -104,8 +119,9 @@ async function openFile(file) {
   }
   render(...busy(`Reading ${file.name}…`));
   try {
-    const described = await ask("open", { file, template });
-    showMapping(file, described);
+    const context = { publishableKey: config.publishableKey, templateId: config.templateId };
+    const described = await ask("open", { file, template, context, options });
+    showMapping(file, { ...described, options });
   } catch (error) {
     showError(error.message);
   }
@@ -123,11 +139,20 @@ function showMapping(file, described) {
     });
     selects[field.name] = select;
     const required = field.constraints && field.constraints.required;
+    const match = (described.matches || []).find((m) => m.field === field.name);
+    const how = match
+      ? match.source === "fuzzy"
+        ? `likely match (${Math.round(match.confidence * 100)}%)`
+        : match.source === "remembered"
+          ? "as last time"
+          : "exact match"
+      : "";
     return el(
       "tr",
       {},
       el("td", { text: `${field.title || field.name}${required ? " *" : ""}` }),
       el("td", {}, select),
+      el("td", { class: "muted match-source", id: `match-${field.name}`, text: how }),
     );
   });
   const preview = el(
@@ -157,14 +182,59 @@ function showMapping(file, described) {
     render(...busy(`Checking ${described.rows} rows…`));
     try {
       const summary = await call("set_mapping", JSON.stringify(mapping));
-      showReview(file, described, summary);
+      const confirmed = {};
+      for (const [name, index] of Object.entries(mapping)) confirmed[name] = described.headers[index];
+      showReview(file, { ...described, confirmed }, summary);
     } catch (error) {
       showError(error.message, () => showMapping(file, described));
     }
   };
   const notice = el("p", { id: "mapping-error", class: "error", role: "alert" });
+  // A new sheet or encoding re-detects the header row; a new header row keeps the rest.
+  const reopen = (change) => openFile(file, { ...described.options, ...change });
+  const choices = el("div", { class: "toolbar", id: "file-choices" });
+  if (described.sheets.length > 1) {
+    const sheet = el("select", { id: "sheet-select", "aria-label": "Sheet" });
+    for (const name of described.sheets) sheet.append(el("option", { value: name, text: name }));
+    sheet.value = described.sheet;
+    sheet.addEventListener("change", () => reopen({ sheet: sheet.value, header_row: "" }));
+    choices.append(el("label", { text: "Sheet " }), sheet);
+  }
+  const headerRow = el("input", {
+    id: "header-row",
+    type: "number",
+    min: "1",
+    value: String(described.header_row),
+    "aria-label": "Header row",
+  });
+  choices.append(
+    el("label", { text: "Header row " }),
+    headerRow,
+    el("button", {
+      id: "header-row-apply",
+      class: "secondary",
+      text: "Use this row",
+      onclick: () => reopen({ header_row: headerRow.value }),
+    }),
+  );
+  if (described.kind === "csv") {
+    const encoding = el("select", { id: "encoding", "aria-label": "Encoding" });
+    for (const [value, label] of ENCODINGS) encoding.append(el("option", { value, text: label }));
+    encoding.value = described.options.encoding || "";
+    encoding.addEventListener("change", () => reopen({ encoding: encoding.value, header_row: "" }));
+    choices.append(
+      el("label", { text: `Encoding (read as ${described.encoding}) ` }),
+      encoding,
+    );
+  }
+  const problems = described.problems.map((p) => el("li", { text: p.message }));
+  if (described.problem_count > problems.length) {
+    problems.push(el("li", { text: `…and ${described.problem_count - problems.length} more.` }));
+  }
   render(
     el("p", { text: `${described.file}: ${described.rows} rows. Match your columns to ours.` }),
+    choices,
+    problems.length ? el("ul", { id: "file-problems", class: "warnings" }, ...problems) : null,
     el("table", { class: "mapping" }, el("tbody", {}, ...rows)),
     notice,
     el("button", { id: "map-continue", onclick: proceed, text: "Continue" }),
@@ -184,7 +254,7 @@ function showReview(file, described, initial) {
   const selected = new Set();
 
   const summaryEl = el("p", { id: "summary" });
-  const submitButton = el("button", { id: "submit", onclick: () => submit(file, summary) });
+  const submitButton = el("button", { id: "submit", onclick: () => submit(file, described, summary) });
   const undoButton = el("button", { id: "undo", class: "secondary", text: "Undo", onclick: () => change(call("undo")) });
   const viewSelect = el(
     "select",
@@ -378,7 +448,7 @@ function showReview(file, described, initial) {
   drawWindow();
 }
 
-async function submit(file, summary) {
+async function submit(file, described, summary) {
   const bar = el("progress", { id: "upload-progress", max: "1", value: "0" });
   const status = el("p", { id: "upload-status", text: "Uploading…" });
   render(status, bar);
@@ -390,6 +460,8 @@ async function submit(file, summary) {
         templateId: config.templateId,
         fileName: file.name,
         rows: summary.rows,
+        headers: described.headers,
+        mapping: described.confirmed,
       },
       ({ done, total }) => {
         bar.max = String(total);

@@ -26,14 +26,41 @@ class UserError extends Error {}
 
 // The File is mounted, not copied: WORKERFS reads slices of it on demand, so the
 // file's bytes are never held whole in JavaScript or in Pyodide's memory.
-function openFile(file, template) {
+// What users of this template confirmed before for the same headers, proposed first.
+async function recall(context, headers) {
+  const answer = await api(`/api/v1/templates/${context.templateId}/mappings/recall`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ publishableKey: context.publishableKey, headers }),
+  });
+  return answer.mapping;
+}
+
+async function openAndPropose({ file, template, context, options }) {
+  const described = openFile(file, template, options || {});
+  let remembered = null;
+  try {
+    remembered = await recall(context, described.headers);
+  } catch (error) {
+    console.warn("loadbay worker: remembered mappings unavailable:", error.message);
+  }
+  return remembered ? call("use_remembered", JSON.stringify(remembered)) : described;
+}
+
+function openFile(file, template, options) {
   try {
     pyodide.FS.unmount("/uploads");
   } catch {
     // nothing mounted yet
   }
   pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: [file] }, "/uploads");
-  return call("open_file", `/uploads/${file.name}`, file.name, JSON.stringify(template));
+  return call(
+    "open_file",
+    `/uploads/${file.name}`,
+    file.name,
+    JSON.stringify(template),
+    JSON.stringify(options),
+  );
 }
 
 // Bridge calls the page may make: JSON in, JSON out.
@@ -67,7 +94,7 @@ async function gzip(bytes) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-async function upload({ publishableKey, templateId, fileName, rows }, progress) {
+async function upload({ publishableKey, templateId, fileName, rows, headers, mapping }, progress) {
   const created = await api("/api/v1/imports", {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -97,6 +124,14 @@ async function upload({ publishableKey, templateId, fileName, rows }, progress) 
     );
     progress({ done: i + 1, total: plan.length });
   }
+  if (mapping) {
+    // Remember the confirmed mapping for the next file with these headers.
+    await api(`/api/v1/templates/${templateId}/mappings`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ publishableKey, headers, mapping }),
+    }).catch((error) => console.warn("loadbay worker: mapping not remembered:", error.message));
+  }
   const state = await api(
     `/api/v1/imports/${created.id}/submit`,
     {
@@ -119,7 +154,7 @@ self.onmessage = async (event) => {
       await booting;
     } else {
       await booting;
-      if (type === "open") value = await openFile(payload.file, payload.template);
+      if (type === "open") value = await openAndPropose(payload);
       else if (type === "call" && CALLS.has(payload.name)) value = call(payload.name, ...payload.args);
       else if (type === "upload")
         value = await upload(payload, (p) => self.postMessage({ id, progress: p }));

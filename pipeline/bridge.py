@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline.batches import BATCH_ROWS
 from pipeline.errors import PipelineError
+from pipeline.readers import ReadOptions
 from pipeline.review import View
 from pipeline.session import ImportSession
 from pipeline.template import Template
@@ -32,13 +33,33 @@ def _current() -> ImportSession:
     return _session
 
 
-def open_file(path: str, file_name: str, template_json: str) -> str:
+def open_file(path: str, file_name: str, template_json: str, options_json: str = "{}") -> str:
+    """Read the file; options are the user's choices: encoding, sheet, header_row."""
+
     def work() -> Any:
         global _session
-        _session = ImportSession.open(
-            path, file_name, Template.from_dict(json.loads(template_json))
+        _session = None  # a failed open must not leave the previous file in place
+        choices = json.loads(options_json)
+        options = ReadOptions(
+            encoding=choices.get("encoding") or None,
+            sheet=choices.get("sheet") or None,
+            header_row=int(choices["header_row"]) if choices.get("header_row") else None,
+            max_bytes=int(choices.get("max_bytes") or ReadOptions.max_bytes),
         )
+        template = Template.from_dict(json.loads(template_json))
+        _session = ImportSession.open(path, file_name, template, options)
         return json.loads(_session.describe_json())
+
+    return _answer(work)
+
+
+def use_remembered(remembered_json: str) -> str:
+    """Re-propose the mapping with what the server remembered for these headers."""
+
+    def work() -> Any:
+        session = _current()
+        session.use_remembered(json.loads(remembered_json))
+        return json.loads(session.describe_json())
 
     return _answer(work)
 

@@ -2,127 +2,93 @@
 
 Every cell stays a string here; types are the validator's business, so that what the
 user typed can always be shown back to them.
+
+One entry point, `read_file`, takes any file a user picks: its type is judged by its
+bytes (pipeline.sniff), never by its name, and it is read by the matching module:
+pipeline.delimited (CSV/TSV/...), pipeline.excel (xlsx/xlsm/xlsb/xls/ods, after
+pipeline.zipguard has checked zip-based ones), pipeline.jsonfile (JSON, NDJSON). A file
+that cannot be read raises `ReadError` with a message that names the file and says what
+to do; problems that leave the file usable are listed in `Sheet.problems`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass
+import os
 
-import arro3.core as ac
-import arro3.io as aio
-
+from pipeline.delimited import DELIMITERS, SAMPLE_BYTES, read_delimited
 from pipeline.errors import ReadError
+from pipeline.sheet import GIB, MIB, Problem, ReadOptions, Sheet
+from pipeline.sniff import SPREADSHEET_KINDS, detect_kind
 
-SAMPLE_BYTES = 64 * 1024
-BATCH_ROWS = 64 * 1024
-DELIMITERS = ",;\t|"
-_UTF8_BOM = b"\xef\xbb\xbf"
-
-
-@dataclass(frozen=True)
-class Sheet:
-    """One table of a file. Column i of `table` is named str(i) and holds `headers[i]`."""
-
-    file_name: str
-    headers: tuple[str, ...]
-    table: ac.Table
-    header_row: int = 1
-    delimiter: str = ","
-
-    @property
-    def first_data_row(self) -> int:
-        """The row number the user sees for the first data row (header rows counted)."""
-        return self.header_row + 1
-
-    @property
-    def num_rows(self) -> int:
-        return int(self.table.num_rows)
-
-    def column(self, index: int) -> ac.Array:
-        return self.table.column(str(index)).combine_chunks()
+__all__ = [
+    "DELIMITERS",
+    "SAMPLE_BYTES",
+    "Problem",
+    "ReadOptions",
+    "Sheet",
+    "read_csv",
+    "read_file",
+    "sheet_names",
+]
 
 
-def read_csv(path: str, file_name: str | None = None) -> Sheet:
-    """Read a UTF-8 delimited text file (comma, semicolon, tab or pipe, sniffed)."""
-    name = file_name or path.rsplit("/", 1)[-1]
-    with open(path, "rb") as fh:
-        sample = fh.read(SAMPLE_BYTES)
-    text = _decode_sample(sample, name)
-    delimiter = _sniff_delimiter(text)
-    headers = _unique_headers(_header_cells(text, delimiter, name))
-    schema = ac.Schema([ac.Field(str(i), ac.DataType.string(), True) for i in range(len(headers))])
+def _limit_text(limit: int) -> str:
+    if limit >= GIB and limit % GIB == 0:
+        return f"{limit // GIB} GiB"
+    if limit >= MIB:
+        return f"{limit // MIB} MiB"
+    return f"{limit:,} bytes"
+
+
+def _open(path: str, name: str, options: ReadOptions) -> tuple[str, int]:
     try:
-        reader = aio.read_csv(
-            path, schema, has_header=True, batch_size=BATCH_ROWS, delimiter=delimiter
-        )
-        table = reader.read_all()
-    except Exception as exc:  # noqa: BLE001 - arrow-rs raises plain exceptions; we explain them
-        raise ReadError(_explain_csv_error(name, str(exc), len(headers))) from exc
-    if table.num_rows == 0:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise ReadError(f"{name} cannot be opened ({exc.strerror}). Pick the file again.") from exc
+    if size > options.max_bytes:
         raise ReadError(
-            f"{name} has a header row but no data rows. Add at least one row under the header."
+            f"{name} is larger than the limit of {_limit_text(options.max_bytes)}. "
+            "Split it into smaller files and import them one by one."
         )
-    return Sheet(file_name=name, headers=headers, table=table, delimiter=delimiter)
-
-
-def _decode_sample(sample: bytes, name: str) -> str:
-    if not sample.strip():
+    if size == 0:
         raise ReadError(
             f"{name} is empty. Pick a file with a header row and at least one row of data."
         )
-    if b"\x00" in sample:
+    with open(path, "rb") as fh:
+        head = fh.read(SAMPLE_BYTES)
+    return detect_kind(path, name, head), size
+
+
+def read_file(path: str, file_name: str, options: ReadOptions | None = None) -> Sheet:
+    """Read any supported file into a Sheet, or raise ReadError saying why and what to do."""
+    options = options or ReadOptions()
+    kind, size = _open(path, file_name, options)
+    if kind in SPREADSHEET_KINDS:
+        from pipeline.excel import read_spreadsheet
+
+        return read_spreadsheet(path, file_name, kind, options)
+    if kind in ("json", "ndjson"):
+        from pipeline.jsonfile import read_json
+
+        return read_json(path, file_name, kind, options, size)
+    if options.sheet is not None:
         raise ReadError(
-            f"{name} does not look like a text (CSV) file: it contains binary data. "
-            "Export the data as CSV and try again."
+            f"{file_name} is a text (CSV) file: it has no sheets. Pick it without a sheet name."
         )
-    if sample.startswith(_UTF8_BOM):
-        sample = sample[len(_UTF8_BOM) :]
-    try:
-        return sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if len(sample) == SAMPLE_BYTES and exc.start >= len(sample) - 3:
-            return sample[: exc.start].decode("utf-8")  # a character cut by the sample's end
-        raise ReadError(
-            f"{name} is not UTF-8 encoded (byte {exc.start + 1} is not valid UTF-8). "
-            "Save it as 'CSV UTF-8' and pick it again."
-        ) from exc
+    return read_delimited(path, file_name, options, size)
 
 
-def _sniff_delimiter(text: str) -> str:
-    lines = "\n".join(text.splitlines()[:50])
-    try:
-        return csv.Sniffer().sniff(lines, delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        return ","
+def sheet_names(path: str, file_name: str, options: ReadOptions | None = None) -> list[str]:
+    """The sheets of a spreadsheet, in workbook order ([] for CSV and JSON files)."""
+    options = options or ReadOptions()
+    kind, _ = _open(path, file_name, options)
+    if kind not in SPREADSHEET_KINDS:
+        return []
+    from pipeline.excel import workbook_sheet_names
+
+    return workbook_sheet_names(path, file_name, kind, options)
 
 
-def _header_cells(text: str, delimiter: str, name: str) -> list[str]:
-    try:
-        row = next(csv.reader(io.StringIO(text), delimiter=delimiter))
-    except (StopIteration, csv.Error) as exc:
-        raise ReadError(f"{name}: the header row cannot be read ({exc}).") from exc
-    return [cell.strip() for cell in row]
-
-
-def _unique_headers(cells: list[str]) -> tuple[str, ...]:
-    """Blank headers get a position name; repeated ones a counter, so each is addressable."""
-    seen: dict[str, int] = {}
-    out = []
-    for i, cell in enumerate(cells):
-        label = cell or f"Column {i + 1}"
-        seen[label] = seen.get(label, 0) + 1
-        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
-    return tuple(out)
-
-
-def _explain_csv_error(name: str, detail: str, expected: int) -> str:
-    if "incorrect number of fields" in detail:
-        return (
-            f"{name}: a row has a different number of cells than the header's {expected} "
-            f"({detail}). Check for unquoted delimiters or a missing closing quote."
-        )
-    if "utf-8" in detail.lower() or "utf8" in detail.lower():
-        return f"{name} is not UTF-8 encoded ({detail}). Save it as 'CSV UTF-8' and pick it again."
-    return f"{name} cannot be read as CSV ({detail})."
+def read_csv(path: str, file_name: str | None = None, options: ReadOptions | None = None) -> Sheet:
+    """`read_file` under its old name (the file's type is still judged by its bytes)."""
+    return read_file(path, file_name or path.rsplit("/", 1)[-1], options)

@@ -14,14 +14,15 @@ import arro3.core as ac
 
 from pipeline.batches import BATCH_ROWS, batch_ranges, encode_ipc
 from pipeline.errors import MappingError
-from pipeline.matching import match_columns
-from pipeline.readers import Sheet, read_csv
+from pipeline.matching import Match, propose
+from pipeline.readers import ReadOptions, Sheet, read_file
 from pipeline.review import Review
 from pipeline.template import Template
 from pipeline.validation import CellError, validate
 
 PREVIEW_ROWS = 20
 ERRORS_SHOWN = 1000
+PROBLEMS_SHOWN = 200
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,22 @@ class ImportSession:
     def __init__(self, template: Template, sheet: Sheet) -> None:
         self.template = template
         self.sheet = sheet
-        self.mapping = match_columns(sheet.headers, template)
+        self.matches: list[Match] = []
+        self.mapping: dict[str, int] = {}
         self._review: Review | None = None
+        self.use_remembered(None)
+
+    def use_remembered(self, remembered: dict[str, str] | None) -> None:
+        """Propose a mapping; `remembered` ({header: field}) is what users confirmed before."""
+        self.matches = propose(self.sheet.headers, self.template, remembered)
+        self.mapping = {m.field: m.column for m in self.matches}
+        self._review = None
 
     @classmethod
-    def open(cls, path: str, file_name: str, template: Template) -> ImportSession:
-        return cls(template, read_csv(path, file_name))
+    def open(
+        cls, path: str, file_name: str, template: Template, options: ReadOptions | None = None
+    ) -> ImportSession:
+        return cls(template, read_file(path, file_name, options))
 
     def set_mapping(self, mapping: dict[str, int]) -> None:
         """Field name -> column index; each column at most once."""
@@ -101,7 +112,15 @@ class ImportSession:
                 "rows": self.sheet.num_rows,
                 "first_data_row": self.sheet.first_data_row,
                 "headers": list(self.sheet.headers),
+                "kind": self.sheet.kind,
+                "encoding": self.sheet.encoding,
+                "sheet": self.sheet.sheet_name,
+                "sheets": list(self.sheet.sheet_names),
+                "header_row": self.sheet.header_row,
+                "problems": [p.to_dict() for p in self.sheet.problems[:PROBLEMS_SHOWN]],
+                "problem_count": self.sheet.problem_count,
                 "mapping": self.mapping,
+                "matches": [m.to_dict() for m in self.matches],
                 "preview": [list(r) for r in zip(*rows, strict=True)],
             }
         )

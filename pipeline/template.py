@@ -1,35 +1,93 @@
 """Templates are Frictionless Table Schema documents plus an `x-loadbay` block.
 
-Only what the engine enforces today is accepted; anything else is refused with a
-message rather than silently ignored, so a client never believes a rule is checked
-when it is not.
+Only what the engine enforces is accepted; anything else is refused with a message
+rather than silently ignored, so a client never believes a rule is checked when it is
+not. Constraint values (enum, minimum, maximum) must parse as the field's type.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline.errors import TemplateError
 
-SUPPORTED_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
-SUPPORTED_CONSTRAINTS = ("required", "enum")
+SUPPORTED_TYPES = (
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "date",
+    "datetime",
+    "time",
+    "year",
+    "yearmonth",
+    "duration",
+    "any",
+)
+STRING_FORMATS = ("default", "email", "uri", "uuid", "binary")
+TEMPORAL_TYPES = ("date", "datetime", "time")  # format: default, any, or a strptime pattern
+ORDERED_TYPES = ("integer", "number", "date", "datetime", "time", "year", "yearmonth")
+SUPPORTED_CONSTRAINTS = (
+    "required",
+    "unique",
+    "enum",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+)
+TRANSFORMS = ("trim", "case", "dateFrom", "phone")
+CASES = ("upper", "lower", "title")
 DEFAULT_TRUE_VALUES = ("true", "True", "TRUE", "1")
 DEFAULT_FALSE_VALUES = ("false", "False", "FALSE", "0")
+DEFAULT_MISSING_VALUES = ("",)
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One `x-loadbay` transform: "trim", {"case": "upper"}, {"dateFrom": [...]}, {"phone": ...}.
+
+    `option` is the case name, the date patterns, or the phone number's default region.
+    """
+
+    name: str
+    option: str | tuple[str, ...] = ""
+
+    def to_json(self) -> Any:
+        if self.name == "trim":
+            return "trim"
+        if self.name == "phone":
+            return {"phone": {"region": self.option}}
+        return {self.name: list(self.option) if isinstance(self.option, tuple) else self.option}
 
 
 @dataclass(frozen=True)
 class Field:
     name: str
     type: str = "string"
+    format: str = "default"
     title: str = ""
     description: str = ""
     required: bool = False
+    unique: bool = False
     enum: tuple[str, ...] | None = None
+    pattern: str | None = None
+    minimum: int | float | str | None = None
+    maximum: int | float | str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
     true_values: tuple[str, ...] = DEFAULT_TRUE_VALUES
     false_values: tuple[str, ...] = DEFAULT_FALSE_VALUES
+    bare_number: bool = True
+    decimal_char: str = "."
+    group_char: str = ""
     synonyms: tuple[str, ...] = ()
+    transforms: tuple[Transform, ...] = ()
 
     @property
     def label(self) -> str:
@@ -37,22 +95,44 @@ class Field:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.format != "default":
+            out["format"] = self.format
         if self.title:
             out["title"] = self.title
         if self.description:
             out["description"] = self.description
         constraints: dict[str, Any] = {}
-        if self.required:
-            constraints["required"] = True
-        if self.enum is not None:
-            constraints["enum"] = list(self.enum)
+        for key, value, default in (
+            ("required", self.required, False),
+            ("unique", self.unique, False),
+            ("enum", list(self.enum) if self.enum is not None else None, None),
+            ("pattern", self.pattern, None),
+            ("minimum", self.minimum, None),
+            ("maximum", self.maximum, None),
+            ("minLength", self.min_length, None),
+            ("maxLength", self.max_length, None),
+        ):
+            if value != default:
+                constraints[key] = value
         if constraints:
             out["constraints"] = constraints
         if self.type == "boolean":
             out["trueValues"] = list(self.true_values)
             out["falseValues"] = list(self.false_values)
+        if self.type in ("integer", "number"):
+            if not self.bare_number:
+                out["bareNumber"] = False
+            if self.group_char:
+                out["groupChar"] = self.group_char
+        if self.type == "number" and self.decimal_char != ".":
+            out["decimalChar"] = self.decimal_char
+        ext: dict[str, Any] = {}
         if self.synonyms:
-            out["x-loadbay"] = {"synonyms": list(self.synonyms)}
+            ext["synonyms"] = list(self.synonyms)
+        if self.transforms:
+            ext["transforms"] = [t.to_json() for t in self.transforms]
+        if ext:
+            out["x-loadbay"] = ext
         return out
 
 
@@ -61,6 +141,8 @@ class Template:
     name: str
     fields: tuple[Field, ...]
     title: str = ""
+    missing_values: tuple[str, ...] = DEFAULT_MISSING_VALUES
+    primary_key: tuple[str, ...] = ()
 
     def field(self, name: str) -> Field:
         for field in self.fields:
@@ -84,23 +166,48 @@ class Template:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise TemplateError(f"Field names must be unique; repeated: {', '.join(duplicates)}.")
-        missing = data.get("missingValues", [""])
-        if missing != [""]:
-            raise TemplateError('"missingValues" other than [""] (empty cell) is not supported.')
+        missing = _strings(data, "missingValues", DEFAULT_MISSING_VALUES, "The template")
+        primary_key = _primary_key(data.get("primaryKey", []), names)
+        # A primary key's fields may not be empty (Table Schema).
+        fields = tuple(
+            replace(f, required=True) if f.name in primary_key and not f.required else f
+            for f in fields
+        )
         ext = data.get("x-loadbay", {})
         if not isinstance(ext, Mapping):
             raise TemplateError('"x-loadbay" must be an object.')
         name = str(data.get("name") or ext.get("name") or "template")
         title = str(data.get("title") or ext.get("title") or "")
-        return cls(name=name, title=title, fields=fields)
+        return cls(
+            name=name,
+            title=title,
+            fields=fields,
+            missing_values=missing,
+            primary_key=primary_key,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "title": self.title,
             "fields": [f.to_dict() for f in self.fields],
-            "missingValues": [""],
+            "missingValues": list(self.missing_values),
         }
+        if self.primary_key:
+            out["primaryKey"] = list(self.primary_key)
+        return out
+
+
+def _primary_key(raw: Any, names: list[str]) -> tuple[str, ...]:
+    key = [raw] if isinstance(raw, str) else raw
+    if not isinstance(key, list) or not all(isinstance(k, str) for k in key):
+        raise TemplateError('"primaryKey" must be a field name or a list of field names.')
+    unknown = [k for k in key if k not in names]
+    if unknown:
+        raise TemplateError(f'"primaryKey" names {", ".join(unknown)}, not fields of the template.')
+    if len(set(key)) != len(key):
+        raise TemplateError('"primaryKey" names a field twice.')
+    return tuple(key)
 
 
 def _field_from_dict(raw: Any, index: int) -> Field:
@@ -113,9 +220,6 @@ def _field_from_dict(raw: Any, index: int) -> Field:
             f'Field "{name}": type "{ftype}" is not supported; use one of '
             f"{', '.join(SUPPORTED_TYPES)}."
         )
-    fmt = raw.get("format", "default")
-    if fmt != "default":
-        raise TemplateError(f'Field "{name}": format "{fmt}" is not supported; remove it.')
     constraints = raw.get("constraints", {})
     if not isinstance(constraints, Mapping):
         raise TemplateError(f'Field "{name}": "constraints" must be an object.')
@@ -127,32 +231,181 @@ def _field_from_dict(raw: Any, index: int) -> Field:
     enum = constraints.get("enum")
     if enum is not None and (not isinstance(enum, list) or not enum):
         raise TemplateError(f'Field "{name}": "enum" must be a non-empty list.')
-    required = constraints.get("required", False)
-    if not isinstance(required, bool):
-        raise TemplateError(f'Field "{name}": "required" must be true or false.')
     ext = raw.get("x-loadbay", {})
     if not isinstance(ext, Mapping):
         raise TemplateError(f'Field "{name}": "x-loadbay" must be an object.')
-    return Field(
+    field = Field(
         name=name,
         type=ftype,
+        format=_format(raw.get("format", "default"), ftype, name),
         title=str(raw.get("title", "")),
         description=str(raw.get("description", "")),
-        required=required,
-        enum=tuple(str(v) for v in enum) if enum is not None else None,
-        true_values=_strings(raw, "trueValues", DEFAULT_TRUE_VALUES, name),
-        false_values=_strings(raw, "falseValues", DEFAULT_FALSE_VALUES, name),
-        synonyms=_strings(ext, "synonyms", (), name),
+        required=_flag(constraints, "required", name),
+        unique=_flag(constraints, "unique", name),
+        enum=tuple(_text(v) for v in enum) if enum is not None else None,
+        pattern=_pattern(constraints.get("pattern"), name),
+        minimum=_bound(constraints, "minimum", ftype, name),
+        maximum=_bound(constraints, "maximum", ftype, name),
+        min_length=_length(constraints, "minLength", ftype, name),
+        max_length=_length(constraints, "maxLength", ftype, name),
+        true_values=_strings(raw, "trueValues", DEFAULT_TRUE_VALUES, f'Field "{name}"'),
+        false_values=_strings(raw, "falseValues", DEFAULT_FALSE_VALUES, f'Field "{name}"'),
+        bare_number=_flag(raw, "bareNumber", name, default=True),
+        decimal_char=_char(raw, "decimalChar", ".", name),
+        group_char=_char(raw, "groupChar", "", name),
+        synonyms=_strings(ext, "synonyms", (), f'Field "{name}"'),
+        transforms=_transforms(ext.get("transforms", []), ftype, name),
     )
+    _check_constants(field)
+    return field
+
+
+def _format(fmt: Any, ftype: str, name: str) -> str:
+    if not isinstance(fmt, str):
+        raise TemplateError(f'Field "{name}": "format" must be text.')
+    text: str = fmt.removeprefix("fmt:")  # Table Schema v0's spelling of a pattern
+    if text == "default":
+        return text
+    if ftype == "string" and text in STRING_FORMATS:
+        return text
+    if ftype in TEMPORAL_TYPES and (text == "any" or "%" in text):
+        return text
+    if ftype in TEMPORAL_TYPES:
+        allowed = "default, any or a pattern such as %d/%m/%Y"
+    elif ftype == "string":
+        allowed = ", ".join(STRING_FORMATS)
+    else:
+        allowed = "default"
+    raise TemplateError(f'Field "{name}": format "{text}" is not supported; use {allowed}.')
+
+
+def _flag(raw: Mapping[str, Any], key: str, name: str, default: bool = False) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise TemplateError(f'Field "{name}": "{key}" must be true or false.')
+    return value
+
+
+def _text(value: Any) -> str:
+    """A JSON constant as cell text: 2 -> "2", true -> "true"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _pattern(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TemplateError(f'Field "{name}": "pattern" must be a regular expression (text).')
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise TemplateError(f'Field "{name}": "pattern" is not a valid expression: {exc}.') from exc
+    return value
+
+
+def _bound(
+    constraints: Mapping[str, Any], key: str, ftype: str, name: str
+) -> int | float | str | None:
+    value = constraints.get(key)
+    if value is None:
+        return None
+    if ftype not in ORDERED_TYPES:
+        raise TemplateError(
+            f'Field "{name}": "{key}" applies to {", ".join(ORDERED_TYPES)} fields, not {ftype}.'
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TemplateError(f'Field "{name}": "{key}" must be a number or text.')
+    return value
+
+
+def _length(constraints: Mapping[str, Any], key: str, ftype: str, name: str) -> int | None:
+    value = constraints.get(key)
+    if value is None:
+        return None
+    if ftype != "string":
+        raise TemplateError(f'Field "{name}": "{key}" applies to string fields, not {ftype}.')
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TemplateError(f'Field "{name}": "{key}" must be a whole number, 0 or more.')
+    return value
+
+
+def _char(raw: Mapping[str, Any], key: str, default: str, name: str) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or len(value) > 1 or (key == "decimalChar" and not value):
+        raise TemplateError(f'Field "{name}": "{key}" must be one character.')
+    return value
+
+
+def _transforms(raw: Any, ftype: str, name: str) -> tuple[Transform, ...]:
+    if not isinstance(raw, list):
+        raise TemplateError(f'Field "{name}": "transforms" must be a list.')
+    return tuple(_transform(item, ftype, name) for item in raw)
+
+
+def _transform(item: Any, ftype: str, name: str) -> Transform:
+    where = f'Field "{name}": transform'
+    if item == "trim":
+        return Transform("trim")
+    if not isinstance(item, Mapping) or len(item) != 1 or next(iter(item)) not in TRANSFORMS:
+        raise TemplateError(
+            f"{where} {json.dumps(item)} is not supported; use "
+            '"trim", {"case": "upper"|"lower"|"title"}, {"dateFrom": [patterns]} '
+            'or {"phone": {"region": "GB"}}.'
+        )
+    ((kind, option),) = item.items()
+    if kind == "case":
+        if option not in CASES:
+            raise TemplateError(f'{where} "case" must be one of {", ".join(CASES)}.')
+        return Transform("case", option)
+    if kind == "dateFrom":
+        if ftype not in ("date", "datetime"):
+            raise TemplateError(f'{where} "dateFrom" applies to date and datetime fields only.')
+        if (
+            not isinstance(option, list)
+            or not option
+            or not all(isinstance(p, str) and "%" in p for p in option)
+        ):
+            raise TemplateError(
+                f'{where} "dateFrom" needs a list of patterns such as ["%d/%m/%Y"].'
+            )
+        return Transform("dateFrom", tuple(option))
+    if ftype != "string":
+        raise TemplateError(f'{where} "phone" applies to string fields only.')
+    region = option.get("region") if isinstance(option, Mapping) else None
+    import phonenumbers
+
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise TemplateError(
+            f'{where} "phone" needs {{"region": "<two-letter country code>"}}, '
+            "the country a number without +prefix belongs to."
+        )
+    return Transform("phone", region)
+
+
+def _check_constants(field: Field) -> None:
+    """enum, minimum and maximum must be values of the field's type."""
+    from pipeline.types import parse_one
+
+    constants = [("minimum", field.minimum), ("maximum", field.maximum)]
+    constants += [("enum", v) for v in field.enum or ()]
+    for key, value in constants:
+        if value is not None and parse_one(field, _text(value)) is None:
+            shape = f" in the format {field.format}" if field.format != "default" else ""
+            raise TemplateError(
+                f'Field "{field.name}": "{key}" value {json.dumps(value)} is not a valid '
+                f"{field.type}{shape}."
+            )
 
 
 def _strings(
-    raw: Mapping[str, Any], key: str, default: tuple[str, ...], name: str
+    raw: Mapping[str, Any], key: str, default: tuple[str, ...], where: str
 ) -> tuple[str, ...]:
     """A list of strings (a bare string would otherwise be split into its characters)."""
     if key not in raw:
         return default
     value = raw[key]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TemplateError(f'Field "{name}": "{key}" must be a list of strings.')
+        raise TemplateError(f'{where}: "{key}" must be a list of strings.')
     return tuple(value)

@@ -1,34 +1,45 @@
-"""Validation: cells against the template, as data (Frictionless-style error codes).
+"""Validation: cells against the template, as data (Frictionless error codes).
 
-The work stays in Arrow kernels: a safe cast turns every unparsable cell into a null,
-so only the cells that failed (plus the empty ones) are ever looked at in Python.
+One small check per concept. Cells are prepared first (missing values, transforms),
+then parsed to their type: a cell that does not parse is a `type-error` and is not
+checked further; constraints compare typed values. The work stays in Arrow kernels
+(casts, null masks, take/filter, min/max) or runs once per distinct value; Python only
+visits the cells that fail.
+
+Every check but `unique` and `primaryKey` looks at one row, so a batch gives the same
+errors as the whole file. For those two, the server passes `earlier`: what the import's
+earlier batches held, so uniqueness holds across batches too.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 import arro3.compute as acc
 import arro3.core as ac
 
 from pipeline.errors import MappingError
 from pipeline.template import Field, Template
+from pipeline.transforms import E164, prepare
+from pipeline.types import Distinct, arrow_type, parse, parse_one, type_hint
 
-_CAST_TYPES = {
-    "integer": ac.DataType.int64,
-    "number": ac.DataType.float64,
-    "date": ac.DataType.date32,
-}
-_TYPE_HINTS = {
-    "integer": "is not a whole number",
-    "number": "is not a number",
-    "date": "is not a date (use YYYY-MM-DD)",
-    "datetime": "is not a date and time (use YYYY-MM-DDThh:mm:ss, optionally with a time zone)",
-}
+__all__ = [
+    "CellError",
+    "EarlierBatches",
+    "arrow_type",
+    "check_columns",
+    "coerce",
+    "validate",
+]
+
 _SHOWN_CHARS = 60
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TEMPORAL = ("date", "datetime", "time", "year", "yearmonth")
 
 
 @dataclass(frozen=True)
@@ -48,30 +59,41 @@ class CellError:
         return out
 
 
-def arrow_type(field: Field) -> ac.DataType:
-    """The Arrow type a field's values are delivered as."""
-    if field.type in _CAST_TYPES:
-        return _CAST_TYPES[field.type]()
-    if field.type == "datetime":
-        return ac.DataType.timestamp("us", tz="UTC")
-    if field.type == "boolean":
-        return ac.DataType.bool()
-    return ac.DataType.string()
+class EarlierBatches(Protocol):
+    """Values an import's earlier batches held, for `unique` and `primaryKey` across batches."""
+
+    def first_rows(self, target: str, values: list[str], rows: list[int]) -> list[int | None]:
+        """For each value (first met in this batch at `rows`), the row it had earlier, or None.
+
+        `target` is "unique:<field>" or "primaryKey"; values are canonical JSON text.
+        """
+        ...
 
 
-def validate(table: ac.Table, template: Template, first_row: int = 2) -> list[CellError]:
+def validate(
+    table: ac.Table,
+    template: Template,
+    first_row: int = 2,
+    earlier: EarlierBatches | None = None,
+) -> list[CellError]:
     """Check a table whose columns are named after template fields (strings, as read).
 
     Fields missing from the table are allowed unless required; columns that are not
     template fields are a `MappingError`: nothing unmapped may travel.
     """
     check_columns(table.column_names, template)
+    prepared = prepare(table, template)
     errors: list[CellError] = []
+    typed: dict[str, ac.Array] = {}
     for field in template.fields:
-        if field.name not in table.column_names:
+        if field.name not in prepared.column_names:
             continue
-        column = table.column(field.name).combine_chunks()
-        errors.extend(_check_field(field, column, first_row))
+        cells = _Cells(field, prepared.column(field.name).combine_chunks(), first_row)
+        typed[field.name] = cells.typed
+        for check in _CHECKS:
+            errors.extend(check(cells, earlier))
+    if template.primary_key:
+        errors.extend(_primary_key(template, prepared, typed, first_row, earlier))
     order = {name: i for i, name in enumerate(template.field_names)}
     errors.sort(key=lambda e: (e.row, order[e.field]))
     return errors
@@ -94,105 +116,283 @@ def coerce(table: ac.Table, template: Template) -> ac.Table:
 
     Call only on a table that `validate` passed: cells that do not parse become null.
     """
+    prepared = prepare(table, template)
     columns: list[ac.Array] = []
     for field in template.fields:
-        target = arrow_type(field)
-        if field.name not in table.column_names:
-            empty = ac.Array([None] * table.num_rows, ac.DataType.string())
-            columns.append(acc.cast(empty, target))
-            continue
-        column = table.column(field.name).combine_chunks()
-        if field.type == "boolean":
-            columns.append(_booleans(field, column)[0])
-        elif field.type == "string":
-            columns.append(column)
+        if field.name in prepared.column_names:
+            columns.append(parse(field, prepared.column(field.name).combine_chunks()))
         else:
-            columns.append(acc.cast(column, target))
+            empty = ac.Array([None] * table.num_rows, ac.DataType.string())
+            columns.append(acc.cast(empty, arrow_type(field)))
     schema = ac.Schema([ac.Field(f.name, arrow_type(f), True) for f in template.fields])
     return ac.Table.from_arrays(columns, schema=schema)
 
 
-def _check_field(field: Field, column: ac.Array, first_row: int) -> Iterator[CellError]:
-    if field.required:
-        for index in _indices(column, acc.is_null(column)).to_pylist():
-            yield CellError(
-                row=first_row + index,
-                field=field.name,
-                code="constraint-error",
-                constraint="required",
-                message=f"{field.label} is required, but this cell is empty.",
-            )
-    if field.type == "date":
-        # Arrow's cast also takes "2024-1-2" and "20240102", and drops any time of day.
-        distinct = _dictionary(column)
-        parsed = acc.cast(ac.Array(distinct, ac.DataType.string()), arrow_type(field))
-        ok = [
-            p is not None and _ISO_DATE.fullmatch(v) is not None
-            for v, p in zip(distinct, parsed.to_pylist(), strict=True)
-        ]
-        failed = _per_row(column, [not o for o in ok])
-        yield from _type_errors(field, column, _indices(column, failed), first_row)
-    elif field.type in _CAST_TYPES or field.type == "datetime":
-        failed = acc.is_null(acc.cast(column, arrow_type(field)))
-        yield from _type_errors(field, column, _indices(column, failed), first_row)
-    elif field.type == "boolean":
-        _, bad = _booleans(field, column)
-        accepted = ", ".join((*field.true_values, *field.false_values))
-        for index, value in _values(column, _indices(column, bad)):
-            yield _type_error(field, index, value, first_row, f"is not one of {accepted}")
-    if field.enum is not None:
-        allowed = set(field.enum)
-        bad = _per_row(column, [v not in allowed for v in _dictionary(column)])
-        for index, value in _values(column, _indices(column, bad)):
-            yield CellError(
-                row=first_row + index,
-                field=field.name,
-                code="constraint-error",
-                constraint="enum",
-                message=f"{_show(value)} is not one of the allowed values: "
-                f"{', '.join(field.enum)}.",
-            )
+class _Cells:
+    """One field's prepared text, typed values, and what the checks share."""
+
+    def __init__(self, field: Field, text: ac.Array, first_row: int) -> None:
+        self.field = field
+        self.text = text
+        self.first_row = first_row
+        self.typed = parse(field, text)
+        self._distinct_text: Distinct | None = None
+        self._distinct_typed: Distinct | None = None
+
+    @property
+    def distinct_text(self) -> Distinct:
+        if self._distinct_text is None:
+            self._distinct_text = Distinct.of(self.text)
+        return self._distinct_text
+
+    @property
+    def distinct_typed(self) -> Distinct:
+        if self.typed is self.text:
+            return self.distinct_text
+        if self._distinct_typed is None:
+            self._distinct_typed = Distinct.of(self.typed)
+        return self._distinct_typed
+
+    def failing(self, distinct: Distinct, bad: list[bool]) -> Iterator[tuple[int, str]]:
+        """(index, cell text) of the rows whose distinct value is marked bad.
+
+        A cell that failed its type is not checked further (its typed value is null).
+        """
+        if any(bad):
+            indices = _indices(distinct.spread(bad, ac.DataType.bool()))
+            typed = acc.is_not_null(acc.take(self.typed, indices))
+            yield from _values(self.text, acc.filter(indices, typed))
+
+    def error(self, index: int, code: str, message: str, constraint: str | None) -> CellError:
+        return CellError(self.first_row + index, self.field.name, code, message, constraint)
 
 
-def _type_errors(
-    field: Field, column: ac.Array, candidates: ac.Array, first_row: int
-) -> Iterator[CellError]:
-    for index, value in _values(column, candidates):
+# One check per concept, in the order a cell's errors are listed.
+
+
+def _required(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+    if not cells.field.required or cells.text.null_count == 0:
+        return
+    message = f"{cells.field.label} is required, but this cell is empty."
+    for index in _indices(acc.is_null(cells.text)).to_pylist():
+        yield cells.error(index, "constraint-error", message, "required")
+
+
+def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+    """Cells that are not empty but did not parse (typed null where the text is not)."""
+    if cells.typed is cells.text or cells.typed.null_count == cells.text.null_count:
+        return
+    candidates = _indices(acc.is_null(cells.typed))
+    hint = type_hint(cells.field)
+    for index, value in _values(cells.text, candidates):
         if value is not None:  # empty cells are the required check's business
-            yield _type_error(field, index, value, first_row, _TYPE_HINTS[field.type])
+            yield cells.error(index, "type-error", f"{_show(value)} {hint}.", None)
 
 
-def _type_error(field: Field, index: int, value: str, first_row: int, hint: str) -> CellError:
-    return CellError(
-        row=first_row + index,
-        field=field.name,
-        code="type-error",
-        message=f"{_show(value)} {hint}.",
+def _phone(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+    """A field with a phone transform holds E.164 numbers: what it could not convert fails."""
+    if not any(t.name == "phone" for t in cells.field.transforms):
+        return
+    bad = [E164.fullmatch(v) is None for v in cells.distinct_text.values]
+    for index, value in cells.failing(cells.distinct_text, bad):
+        message = f"{_show(value)} is not a phone number (such as +44 20 7946 0958)."
+        yield cells.error(index, "type-error", message, None)
+
+
+def _enum(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+    field = cells.field
+    if field.enum is None:
+        return
+    allowed = {_comparable(parse_one(field, v)) for v in field.enum}
+    bad = [v not in allowed for v in cells.distinct_typed.values]
+    message = f"is not one of the allowed values: {', '.join(field.enum)}."
+    for index, value in cells.failing(cells.distinct_typed, bad):
+        yield cells.error(index, "constraint-error", f"{_show(value)} {message}", "enum")
+
+
+def _minimum(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+    yield from _bound(cells, "minimum", cells.field.minimum)
+
+
+def _maximum(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+    yield from _bound(cells, "maximum", cells.field.maximum)
+
+
+def _bound(cells: _Cells, name: str, raw: int | float | str | None) -> Iterator[CellError]:
+    if raw is None:
+        return
+    limit = _comparable(parse_one(cells.field, str(raw)))
+    low = name == "minimum"
+    extreme = _comparable((acc.min if low else acc.max)(cells.typed).as_py())
+    if extreme is None or (extreme >= limit if low else extreme <= limit):
+        return  # the column's own minimum (maximum) passes: every cell does
+    bad = [(v < limit if low else v > limit) for v in cells.distinct_typed.values]
+    if cells.field.type in _TEMPORAL:
+        wrong, allowed = ("earlier", "earliest") if low else ("later", "latest")
+    else:
+        wrong, allowed = ("less", "minimum") if low else ("more", "maximum")
+    message = f"is {wrong} than the {allowed} allowed, {raw}."
+    for index, value in cells.failing(cells.distinct_typed, bad):
+        yield cells.error(index, "constraint-error", f"{_show(value)} {message}", name)
+
+
+def _min_length(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+    least = cells.field.min_length
+    if least is None:
+        return
+    bad = [len(v) < least for v in cells.distinct_text.values]
+    for index, value in cells.failing(cells.distinct_text, bad):
+        message = f"{_show(value)} has {len(value)} characters; at least {least} are required."
+        yield cells.error(index, "constraint-error", message, "minLength")
+
+
+def _max_length(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+    most = cells.field.max_length
+    if most is None:
+        return
+    bad = [len(v) > most for v in cells.distinct_text.values]
+    for index, value in cells.failing(cells.distinct_text, bad):
+        message = f"{_show(value)} has {len(value)} characters; at most {most} are allowed."
+        yield cells.error(index, "constraint-error", message, "maxLength")
+
+
+def _pattern(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+    if cells.field.pattern is None:
+        return
+    pattern = re.compile(cells.field.pattern)
+    bad = [pattern.fullmatch(v) is None for v in cells.distinct_text.values]
+    message = f"does not match the pattern {cells.field.pattern}."
+    for index, value in cells.failing(cells.distinct_text, bad):
+        yield cells.error(index, "constraint-error", f"{_show(value)} {message}", "pattern")
+
+
+def _unique(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+    field = cells.field
+    if not field.unique:
+        return
+    distinct = cells.distinct_typed
+    repeats = _repeats(
+        distinct.keys,
+        len(distinct.values),
+        cells.first_row,
+        earlier,
+        f"unique:{field.name}",
+        lambda indices: [_canonical([v]) for v in acc.take(cells.typed, indices).to_pylist()],
     )
+    shown = dict(_values(cells.text, ac.Array([i for i, _ in repeats], ac.DataType.int64())))
+    for index, row in repeats:
+        message = f"{_show(shown[index])} is already in row {row}: {field.label} must be unique."
+        yield cells.error(index, "unique-error", message, "unique")
 
 
-def _booleans(field: Field, column: ac.Array) -> tuple[ac.Array, ac.Array]:
-    """(typed values, per-row "not a boolean" mask), decided once per distinct value."""
-    truth = {v: True for v in field.true_values} | {v: False for v in field.false_values}
-    distinct = _dictionary(column)
-    values = _per_row(column, [truth.get(v) for v in distinct])
-    bad = _per_row(column, [v not in truth for v in distinct])
-    return values, bad
+_CHECKS: tuple[Callable[[_Cells, EarlierBatches | None], Iterator[CellError]], ...] = (
+    _required,
+    _type,
+    _phone,
+    _enum,
+    _minimum,
+    _maximum,
+    _min_length,
+    _max_length,
+    _pattern,
+    _unique,
+)
 
 
-def _dictionary(column: ac.Array) -> list[str]:
-    return list(ac.dictionary_dictionary(acc.dictionary_encode(column)).to_pylist())
+def _primary_key(
+    template: Template,
+    prepared: ac.Table,
+    typed: dict[str, ac.Array],
+    first_row: int,
+    earlier: EarlierBatches | None,
+) -> Iterator[CellError]:
+    """Each row's key (its primary key fields' typed values together) must be unique."""
+    names = template.primary_key
+    keys: ac.Array | None = None
+    count = 1
+    for name in names:  # combine per-field keys into one integer key per row
+        part = Distinct.of(typed[name])
+        part_keys = acc.cast(part.keys, ac.DataType.int64())
+        if keys is None:
+            keys = part_keys
+        else:
+            width = ac.Scalar(len(part.values), ac.DataType.int64())
+            keys = acc.add(acc.mul(keys, width), part_keys)
+        combined = Distinct.of(keys)  # renumber, so the product never overflows
+        keys, count = acc.cast(combined.keys, ac.DataType.int64()), len(combined.values)
+    assert keys is not None  # noqa: S101 - a primary key names at least one field
+
+    def canonical(indices: ac.Array) -> list[str]:
+        columns = [acc.take(typed[n], indices).to_pylist() for n in names]
+        return [_canonical(list(values)) for values in zip(*columns, strict=True)]
+
+    repeats = _repeats(keys, count, first_row, earlier, "primaryKey", canonical)
+    if not repeats:
+        return
+    indices = ac.Array([i for i, _ in repeats], ac.DataType.int64())
+    texts = [acc.take(prepared.column(n).combine_chunks(), indices).to_pylist() for n in names]
+    labels = ", ".join(template.field(n).label for n in names)
+    for (index, row), values in zip(repeats, zip(*texts, strict=True), strict=True):
+        shown = ", ".join(_show(v) for v in values)
+        yield CellError(
+            row=first_row + index,
+            field=names[0],
+            code="primary-key",
+            message=f"The key ({labels}) {shown} is already in row {row}: "
+            "each row's key must be unique.",
+        )
 
 
-def _per_row(column: ac.Array, by_distinct: list[bool | None]) -> ac.Array:
-    """Spread one answer per distinct value back to every row (null stays null)."""
-    keys = ac.dictionary_indices(acc.dictionary_encode(column))
-    return acc.take(ac.Array(by_distinct, ac.DataType.bool()), keys)
+def _repeats(
+    keys: ac.Array,
+    count: int,
+    first_row: int,
+    earlier: EarlierBatches | None,
+    target: str,
+    canonical: Callable[[ac.Array], list[str]],
+) -> list[tuple[int, int]]:
+    """(index, row of the first occurrence) of every cell whose key was met before.
+
+    `keys` numbers each row's value (null: no value); `count` is how many distinct.
+    """
+    if earlier is None and count == len(keys) - keys.null_count:
+        return []  # as many distinct values as values: no repeats
+    first: dict[int, int] = {}
+    repeats: list[tuple[int, int]] = []
+    for index, key in enumerate(keys.to_pylist()):
+        if key is not None:
+            seen = first.setdefault(key, index)
+            if seen != index:
+                repeats.append((index, seen))
+    if earlier is None:
+        return [(index, first_row + seen) for index, seen in repeats]
+    firsts = ac.Array(list(first.values()), ac.DataType.int64())
+    found = earlier.first_rows(target, canonical(firsts), [first_row + i for i in first.values()])
+    before = {i: row for i, row in zip(first.values(), found, strict=True) if row is not None}
+    out = [(index, before.get(seen, first_row + seen)) for index, seen in repeats]
+    out += list(before.items())
+    return sorted(out)
 
 
-def _indices(column: ac.Array, mask: ac.Array) -> ac.Array:
-    positions = ac.Array(range(len(column)), ac.DataType.int64())
-    return acc.filter(positions, mask)
+def _comparable(value: Any) -> Any:
+    """Timestamps as naive UTC, as Arrow's dictionaries give them back."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _canonical(values: list[Any]) -> str:
+    return json.dumps([_comparable(v) for v in values], default=str, ensure_ascii=False)
+
+
+def _indices(mask: ac.Array) -> ac.Array:
+    return acc.filter(_positions(len(mask)), mask)
+
+
+@functools.lru_cache(maxsize=2)
+def _positions(length: int) -> ac.Array:
+    """0, 1, ... length-1: built once per table size, not once per check."""
+    return ac.Array(range(length), ac.DataType.int64())
 
 
 def _values(column: ac.Array, indices: ac.Array) -> Iterator[tuple[int, str]]:

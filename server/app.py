@@ -12,7 +12,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.errors import PipelineError
-from server import api, demo
+from server import api, demo, mappings
 from server.assets import AssetManifest
 from server.errors import ServiceError
 from server.queue import connect, delivery_queue
@@ -71,6 +71,7 @@ def create_app(rt: Runtime) -> Starlette:
 
     routes = [
         *api.routes,
+        *mappings.routes,
         Route("/assets/{build_id}/{path:path}", asset, methods=["GET", "HEAD"]),
         Route("/healthz", lambda request: JSONResponse({"ok": True}), methods=["GET"]),
     ]

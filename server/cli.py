@@ -38,10 +38,14 @@ def check(
     file: Path,
     template: Annotated[Path, typer.Option("--template", help="Table Schema JSON.")],
     sheet: Annotated[str | None, typer.Option(help="Sheet name (spreadsheets).")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detect).")] = None,
+    header_row: Annotated[
+        int | None, typer.Option(help="Header row, 1-based (default: detect).")
+    ] = None,
     format: Annotated[str, typer.Option("--format", help="json or text.")] = "text",
 ) -> None:
     """Validate FILE against a template. Exit 0 valid, 1 errors, 2 unreadable."""
-    session, report = _checked(file, template, sheet)
+    session, report = _checked(file, template, sheet, encoding, header_row)
     if format == "json":
         typer.echo(
             json.dumps({"rows": report.rows, "errors": [e.to_dict() for e in report.errors]})
@@ -59,6 +63,10 @@ def convert(
     template: Annotated[Path, typer.Option("--template", help="Table Schema JSON.")],
     out: Annotated[Path, typer.Option("--out", help="Output: .ndjson, .csv or .parquet.")],
     sheet: Annotated[str | None, typer.Option(help="Sheet name (spreadsheets).")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detect).")] = None,
+    header_row: Annotated[
+        int | None, typer.Option(help="Header row, 1-based (default: detect).")
+    ] = None,
 ) -> None:
     """Validate FILE and write its typed rows; nothing is written if any cell fails."""
     import pyarrow as pa
@@ -68,7 +76,7 @@ def convert(
 
     if out.suffix.lower() not in FORMATS:
         _fail(f"{out.name}: choose an output ending in {', '.join(FORMATS)}.")
-    session, report = _checked(file, template, sheet)
+    session, report = _checked(file, template, sheet, encoding, header_row)
     if report.errors:
         for e in report.errors[:20]:
             typer.echo(f"row {e.row}, {e.field}: {e.message}", err=True)
@@ -229,24 +237,24 @@ def _serve(settings: object, host: str, port: int, cert: Path | None, key: Path 
     )
 
 
-def _checked(file: Path, template: Path, sheet: str | None) -> tuple[ImportSession, Report]:
+def _checked(
+    file: Path, template: Path, sheet: str | None, encoding: str | None, header_row: int | None
+) -> tuple[ImportSession, Report]:
     """The file read and validated, or exit 2 with a message that says what is wrong."""
     from pipeline.errors import PipelineError
+    from pipeline.readers import ReadOptions
     from pipeline.session import ImportSession
     from pipeline.template import Template
 
-    if sheet is not None:
-        _fail(f"{file.name}: --sheet applies to spreadsheets; CSV files have no sheets.")
     try:
         schema = json.loads(template.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         _fail(f"{template}: cannot read the template ({exc}).")
     try:
-        session = ImportSession.open(str(file), file.name, Template.from_dict(schema))
+        options = ReadOptions(sheet=sheet, encoding=encoding, header_row=header_row)
+        session = ImportSession.open(str(file), file.name, Template.from_dict(schema), options)
         # An unmapped required field (MappingError) stops the check like a broken file.
         return session, session.report()
-    except FileNotFoundError:
-        _fail(f"{file}: no such file.")
     except PipelineError as exc:
         _fail(str(exc))
     raise AssertionError("unreachable")

@@ -107,6 +107,19 @@ class Batch(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class UniqueValue(Base):
+    """A value of a unique field (or a primary key) some earlier batch of an import held.
+
+    `digest` is a keyed HMAC of the value under a key derived from the import's data key,
+    never the value itself; rows go when the import's data is deleted.
+    """
+
+    __tablename__ = "unique_values"
+    import_id: Mapped[str] = mapped_column(ForeignKey("imports.id"), primary_key=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    first_row: Mapped[int]
+
+
 class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (UniqueConstraint("import_id", "seq", "destination_id"),)
@@ -118,6 +131,24 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(1000), default=None)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class MappingMemory(Base):
+    """A column mapping users confirmed for one header layout, proposed again next time.
+
+    `mapping` is {header label: field name} for mapped columns only; the full header
+    list is kept as per-label digests (to compare layouts), not as readable labels.
+    """
+
+    __tablename__ = "mapping_memories"
+    __table_args__ = (UniqueConstraint("template_id", "signature"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"))
+    signature: Mapped[str] = mapped_column(String(64))
+    header_digests: Mapped[list[str]]
+    mapping: Mapped[dict[str, Any]]
+    uses: Mapped[int] = mapped_column(default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class DemoReceipt(Base):
@@ -138,11 +169,11 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def migrate(url: str) -> None:
-    """Bring the database to the newest schema (Alembic `upgrade head`)."""
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database to the newest schema (Alembic `upgrade head`) or to `revision`."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import secrets
 import zlib
 from dataclasses import dataclass
@@ -16,13 +17,13 @@ from typing import Any
 
 import arro3.core as ac
 import pyarrow as pa
-import pyarrow.compute as pc
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.errors import MappingError
 from pipeline.template import Template
-from pipeline.validation import coerce, validate
+from pipeline.validation import EarlierBatches, coerce, validate
 from server import crypto, db
 from server.errors import Conflict, Invalid, NotFound, TooLarge, Unauthorized
 from server.runtime import Runtime
@@ -122,9 +123,10 @@ def receive_batch(
         org = session.get(db.Organisation, imp.org_id)
         assert template_row is not None and org is not None  # noqa: S101 - foreign keys
         template = Template.from_dict(template_row.schema)
-        typed = _checked_typed_batch(body, template, first_row)
-        plaintext = _ipc(typed)
         key = rt.vault.data_key(org.id, org.wrapped_key, imp.id, _required(imp.wrapped_data_key))
+        earlier = SeenValues(session, imp.id, key)
+        typed = _checked_typed_batch(body, template, first_row, earlier)
+        plaintext = _ipc(typed)
         blob_key = f"{org.id}/{imp.id}/{seq}.arrow.sealed"
         rt.blobs.put(blob_key, crypto.seal(key, plaintext, crypto.batch_aad(org.id, imp.id, seq)))
         session.add(
@@ -137,6 +139,11 @@ def receive_batch(
                 blob_key=blob_key,
             )
         )
+        earlier.record()
+        try:
+            session.flush()
+        except IntegrityError as exc:  # a concurrent batch of the same import got there first
+            raise Conflict(f"Batch {seq} met another batch of this import; send it again.") from exc
         return int(typed.num_rows)
 
 
@@ -207,7 +214,62 @@ def load_batch(rt: Runtime, session: Session, imp: db.Import, seq: int) -> pa.Ta
     return pa.ipc.open_stream(plaintext).read_all()
 
 
-def _checked_typed_batch(body: bytes, template: Template, first_row: int) -> pa.Table:
+class SeenValues:
+    """`EarlierBatches` for one import, kept in the metadata database as keyed digests.
+
+    A value is stored as HMAC-SHA256 (truncated to 128 bits) under a key derived from the
+    import's data key, with the target ("unique:<field>" or "primaryKey") inside, and the
+    row it first appeared in; never the value. What a batch adds is written by `record`,
+    only once the batch has passed.
+    """
+
+    def __init__(self, session: Session, import_id: str, data_key: bytes) -> None:
+        self._session = session
+        self._import_id = import_id
+        self._key = hmac.new(data_key, b"loadbay/unique-values", hashlib.sha256).digest()
+        self._pending: dict[bytes, int] = {}
+
+    def first_rows(self, target: str, values: list[str], rows: list[int]) -> list[int | None]:
+        digests = [self._digest(target, v) for v in values]
+        stored: dict[bytes, int] = {}
+        for start in range(0, len(digests), _LOOKUP_CHUNK):
+            chunk = digests[start : start + _LOOKUP_CHUNK]
+            stored.update(
+                self._session.execute(
+                    select(db.UniqueValue.digest, db.UniqueValue.first_row).where(
+                        db.UniqueValue.import_id == self._import_id,
+                        db.UniqueValue.digest.in_(chunk),
+                    )
+                ).all()
+            )
+        found = [stored.get(d) for d in digests]
+        new = zip(digests, rows, found, strict=True)
+        self._pending.update((d, r) for d, r, f in new if f is None)
+        return found
+
+    def record(self) -> None:
+        if self._pending:
+            self._session.execute(
+                insert(db.UniqueValue),
+                [
+                    {"import_id": self._import_id, "digest": d, "first_row": r}
+                    for d, r in self._pending.items()
+                ],
+            )
+            self._pending = {}
+
+    def _digest(self, target: str, value: str) -> bytes:
+        message = json.dumps([target, value], ensure_ascii=False).encode()
+        return hmac.new(self._key, message, hashlib.sha256).digest()[:16]
+
+
+_LOOKUP_CHUNK = 500
+
+
+def _checked_typed_batch(
+    body: bytes, template: Template, first_row: int, earlier: EarlierBatches | None = None
+) -> pa.Table:
+    """Prepare, validate and type one batch, as the browser did (missing values, transforms)."""
     try:
         received = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
     except (pa.ArrowInvalid, pa.ArrowException) as exc:
@@ -216,16 +278,11 @@ def _checked_typed_batch(body: bytes, template: Template, first_row: int) -> pa.
         if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
             raise Invalid(f'Column "{field.name}" must hold text, not {field.type}.')
     strings = received.cast(pa.schema([(f.name, pa.string()) for f in received.schema]))
-    # missingValues [""]: an empty cell is null, as the readers make it; a crafted batch
-    # could otherwise pass "" for a required field.
-    table = ac.Table.from_arrow(
-        pa.table(
-            [pc.if_else(pc.equal(c, ""), pa.scalar(None, pa.string()), c) for c in strings.columns],
-            names=strings.column_names,
-        )
-    )
+    # `validate` and `coerce` prepare the cells first: missing values ("" by default) are
+    # null, so a crafted batch cannot pass "" for a required field.
+    table = ac.Table.from_arrow(strings)
     try:
-        errors = validate(table, template, first_row)
+        errors = validate(table, template, first_row, earlier)
     except MappingError as exc:
         raise Invalid(str(exc)) from exc
     if errors:

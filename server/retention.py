@@ -28,6 +28,7 @@ def delete_import_data(rt: Runtime, import_id: str, reason: str = "deleted") -> 
             return False
         rt.blobs.delete_prefix(f"{imp.org_id}/{imp.id}/")
         session.execute(delete(db.Batch).where(db.Batch.import_id == imp.id))
+        session.execute(delete(db.UniqueValue).where(db.UniqueValue.import_id == imp.id))
         session.execute(
             update(db.Delivery)
             .where(db.Delivery.import_id == imp.id, db.Delivery.status == "pending")

@@ -15,18 +15,54 @@ from typing import Any
 
 import pipeline
 from pipeline.errors import ReadError
-from pipeline.readers import read_csv
+from pipeline.readers import read_file
 from pipeline.session import ImportSession
 from pipeline.template import Template
 
 
-def vector_result(directory: str) -> dict[str, Any]:
+def data_file(directory: str) -> str:
+    """A vector's data file: data.csv, data.xlsx, data.json, ... (exactly one)."""
+    names = [n for n in sorted(os.listdir(directory)) if n.startswith("data.")]
+    if len(names) != 1:
+        raise ValueError(f"{directory}: expected one data.<ext> file, found {names}")
+    return names[0]
+
+
+def open_vector(directory: str) -> ImportSession:
     with open(os.path.join(directory, "template.json"), encoding="utf-8") as fh:
         template = Template.from_dict(json.load(fh))
-    session = ImportSession.open(os.path.join(directory, "data.csv"), "data.csv", template)
-    report = session.report().to_dict()
+    name = data_file(directory)
+    return ImportSession.open(os.path.join(directory, name), name, template)
+
+
+def vector_result(directory: str) -> dict[str, Any]:
+    report = open_vector(directory).report().to_dict()
     del report["error_count"]
     return report
+
+
+def sheet_view(directory: str) -> dict[str, Any]:
+    """What the reader made of a vector's file: compared between native and Pyodide."""
+    sheet = open_vector(directory).sheet
+    return {
+        "kind": sheet.kind,
+        "encoding": sheet.encoding,
+        "delimiter": sheet.delimiter,
+        "sheet": sheet.sheet_name,
+        "sheets": list(sheet.sheet_names),
+        "header_row": sheet.header_row,
+        "headers": list(sheet.headers),
+        "rows": [sheet.column(i).to_pylist() for i in range(len(sheet.headers))],
+        "problems": [p.to_dict() for p in sheet.problems],
+    }
+
+
+def all_sheet_views(root: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: sheet_view(os.path.join(root, name))
+        for name in sorted(os.listdir(root))
+        if os.path.isfile(os.path.join(root, name, "expected.json"))
+    }
 
 
 def write_batches(root: str, out: str) -> list[str]:
@@ -37,9 +73,7 @@ def write_batches(root: str, out: str) -> list[str]:
         directory = os.path.join(root, name)
         if not os.path.isfile(os.path.join(directory, "expected.json")):
             continue
-        with open(os.path.join(directory, "template.json"), encoding="utf-8") as fh:
-            template = Template.from_dict(json.load(fh))
-        session = ImportSession.open(os.path.join(directory, "data.csv"), "data.csv", template)
+        session = open_vector(directory)
         with open(os.path.join(out, f"{name}.arrow"), "wb") as fh:
             fh.write(session.encode_batch(0, session.sheet.num_rows))
         names.append(name)
@@ -59,7 +93,7 @@ def read_errors(root: str) -> dict[str, str]:
     out = {}
     for name in sorted(os.listdir(root)):
         try:
-            read_csv(os.path.join(root, name))
+            read_file(os.path.join(root, name), name)
         except ReadError as exc:
             out[name] = str(exc)
         else:

@@ -17,15 +17,17 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipeline.session import ImportSession
-from pipeline.template import Template
 from tests.conformance import generate_vector
 from tests.conformance.run_vectors import (
     all_results,
+    all_sheet_views,
+    data_file,
+    open_vector,
     pipeline_sources,
     read_errors,
     vector_result,
 )
+from tests.pipeline.hostile import bomb_xlsx
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -37,10 +39,13 @@ UNREADABLE = {  # the user sees these messages in the browser: the same text eve
     "empty.csv": b"",
     "header_only.csv": b"a,b\r\n",
     "binary.xlsx": b"PK\x03\x04\x14\x00\x06\x00\x08\x00",
-    "latin1.csv": "name\nZo\u00e9\n".encode("latin-1"),
-    "latin1_late.csv": b"a,b\n" + b"xxxxxxxxxx,yyyyyyyyyy\n" * 4000 + b"\xe9,z\n",
-    "ragged.csv": b"a,b\n1,2\n3,4,5\n",
-    "unclosed_quote.csv": b'a,b\n"1,2\n3,4\n',
+    "mixed_encoding.csv": "a,b\nZo\u00e9,x\n".encode() + b"x,y\n" * 20000 + b"\xe9,z\n",
+    "long_cell.csv": b"a,b\n1," + b"x" * (200 * 1024) + b"\n",
+    "bomb.xlsx": bomb_xlsx(),
+    "protected.xlsx": (REPO / "tests" / "fixtures" / "files" / "protected.xlsx").read_bytes(),
+    "truncated.xlsx": (REPO / "tests" / "fixtures" / "files" / "people.xlsx").read_bytes()[:3000],
+    "ole2.xls": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600,
+    "zip.csv": (REPO / "tests" / "fixtures" / "files" / "people.ods").read_bytes()[:4000],
 }
 
 
@@ -53,7 +58,7 @@ def test_vectors_are_complete() -> None:
     assert len(NAMES) >= 8
     for name in NAMES:
         files = sorted(p.name for p in (VECTORS / name).iterdir())
-        assert files == ["data.csv", "expected.json", "template.json"], name
+        assert files == [data_file(str(VECTORS / name)), "expected.json", "template.json"], name
         assert set(expected(name)) == {"rows", "errors"}, name
     assert sum(bool(expected(n)["errors"]) for n in NAMES) >= len(NAMES) - 1
 
@@ -102,6 +107,7 @@ def pyodide_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         + "json.dumps({'platform': sys.platform, 'sources': pipeline_sources(),"
         + " 'results': all_results('/data/vectors'),"
         + " 'read_errors': read_errors('/data/unreadable'),"
+        + " 'views': all_sheet_views('/data/vectors'),"
         + " 'batches': write_batches('/data/vectors', '/data/batches')})\n",
         "utf-8",
     )
@@ -150,11 +156,18 @@ def test_pyodide_read_errors(pyodide_run: dict[str, Any], tmp_path: Path) -> Non
     assert pyodide_run["read_errors"] == native
     assert sorted(native) == sorted(UNREADABLE)
     assert "(read without error)" not in native.values()
-    assert native["ragged.csv"] == (
-        "ragged.csv: a row has a different number of cells than the header's 2 "
-        "(C Data interface error: Csv error: incorrect number of fields for line 3, "
-        "expected 2 got 3). Check for unquoted delimiters or a missing closing quote."
+    assert native["protected.xlsx"] == (
+        "protected.xlsx is password-protected; remove the password and save it again, "
+        "then pick the file again."
     )
+
+
+@pytest.mark.node
+@needs_node
+@needs_assets
+def test_pyodide_reads_every_file_the_same(pyodide_run: dict[str, Any]) -> None:
+    """Kind, encoding, header row, headers, every cell and every problem, file by file."""
+    assert pyodide_run["views"] == all_sheet_views(str(VECTORS))
 
 
 @pytest.mark.node
@@ -166,8 +179,7 @@ def test_pyodide_batches_decode_natively(pyodide_run: dict[str, Any], name: str)
     assert name in pyodide_run["batches"]
     data = (Path(pyodide_run["batch_dir"]) / f"{name}.arrow").read_bytes()
     received = pa.ipc.open_stream(data).read_all()
-    template = Template.from_dict(json.loads((VECTORS / name / "template.json").read_text()))
-    session = ImportSession.open(str(VECTORS / name / "data.csv"), "data.csv", template)
+    session = open_vector(str(VECTORS / name))
     assert received.to_pylist() == pa.table(session.mapped_table()).to_pylist()
 
 
@@ -184,7 +196,8 @@ def test_cli_check_prints_the_same(name: str) -> None:
     from server.cli import app
 
     folder = VECTORS / name
-    args = ["check", str(folder / "data.csv"), "--template", str(folder / "template.json")]
+    data = folder / data_file(str(folder))
+    args = ["check", str(data), "--template", str(folder / "template.json")]
     result = CliRunner().invoke(app, [*args, "--format", "json"])
     assert json.loads(result.stdout) == expected(name)
     assert result.exit_code == (1 if expected(name)["errors"] else 0)

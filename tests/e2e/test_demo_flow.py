@@ -15,6 +15,7 @@ from tests.e2e.conftest import Demo
 
 pytestmark = pytest.mark.e2e
 
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "files"
 ROWS = 70_000  # more than one 65,536-row batch, so two batches travel
 COUNTRIES = ["DE", "FR", "GB", "IT", "NL", "US"]
 
@@ -224,7 +225,8 @@ def test_invalid_cells_are_shown_fixed_in_the_grid_and_delivered(
     [
         (b"", "is empty"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "contains binary data"),
-        ("Name,Email\nJosé,j@example.com\n".encode("latin-1"), "is not UTF-8 encoded"),
+        (b"PK\x03\x04" + b"\x00" * 64, "is damaged or incomplete"),
+        ((FIXTURES / "protected.xlsx").read_bytes(), "is password-protected"),
     ],
 )
 def test_unreadable_files_get_a_clear_message(
@@ -264,3 +266,68 @@ def test_importer_refuses_unregistered_origins(browser: Browser, demo: Demo) -> 
     assert response is not None and response.status == 403
     expect(page.locator("body")).to_contain_text("not enabled for https://evil.test")
     context.close()
+
+
+def test_confirmed_mappings_are_proposed_next_time(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    path = tmp_path / "francais.csv"
+    path.write_text(
+        "Nom complet,Courriel,Pays\nAmélie Poulain,amelie@example.fr,FR\n", encoding="utf-8"
+    )
+    page, frame, _ = _open_importer(browser, demo)
+    frame.locator("#file-input").set_input_files(path)
+    expect(frame.locator("#map-full_name")).to_have_value("")
+    frame.locator("#map-continue").click()
+    expect(frame.locator("#mapping-error")).to_have_text(
+        "Map a column to each required field: Full name, Email."
+    )
+    frame.locator("#map-full_name").select_option("0")
+    frame.locator("#map-email").select_option("1")
+    frame.locator("#map-country").select_option("2")
+    frame.locator("#map-continue").click()
+    frame.locator("#submit").click()
+    expect(frame.locator("#done")).to_have_text("Delivered 1 rows.", timeout=60_000)
+    page.context.close()
+
+    page, frame, _ = _open_importer(browser, demo)
+    frame.locator("#file-input").set_input_files(path)
+    expect(frame.locator("#map-full_name")).to_have_value("0")
+    expect(frame.locator("#map-email")).to_have_value("1")
+    expect(frame.locator("#map-country")).to_have_value("2")
+    expect(frame.locator("#match-full_name")).to_have_text("as last time")
+    page.context.close()
+
+
+def test_spreadsheet_sheet_choice_and_typed_cells(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    page, frame, _ = _open_importer(browser, demo)
+    frame.locator("#file-input").set_input_files(FIXTURES / "people.xlsx")
+    # Title rows above the header are skipped; the header row is proposed.
+    expect(frame.locator("#header-row")).to_have_value("3")
+    expect(frame.locator("#sheet-select")).to_have_value("People")
+    expect(frame.locator(".preview tbody tr").first).to_contain_text("Ada Lovelace")
+    expect(frame.locator(".preview tbody tr").nth(1)).to_contain_text("2024-02-29T13:30:05")
+    frame.locator("#sheet-select").select_option("Notes")
+    expect(frame.locator(".preview thead")).to_contain_text("Note")
+    expect(frame.locator(".preview tbody tr").first).to_contain_text("This sheet is not the data")
+    frame.locator("#sheet-select").select_option("People")
+    expect(frame.locator("#header-row")).to_have_value("3")
+    frame.locator("#header-row").fill("4")
+    frame.locator("#header-row-apply").click()
+    expect(frame.locator(".preview thead")).to_contain_text("Ada Lovelace")
+    page.context.close()
+
+
+def test_a_windows_1252_file_is_read_and_the_encoding_can_be_chosen(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    path = tmp_path / "legacy.csv"
+    path.write_bytes("Full name,Email\nJosé Müller,jose@example.com\n".encode("cp1252"))
+    page, frame, _ = _open_importer(browser, demo)
+    frame.locator("#file-input").set_input_files(path)
+    expect(frame.locator(".preview tbody tr").first).to_contain_text("José Müller")
+    frame.locator("#encoding").select_option("utf-8")
+    expect(frame.locator("#error")).to_contain_text("legacy.csv")
+    page.context.close()

@@ -57,10 +57,40 @@ def test_open_file_answers_with_the_description(tmp_path: Path) -> None:
             "rows": 2,
             "first_data_row": 2,
             "headers": ["Age", "E-mail", "Other"],
+            "kind": "csv",
+            "encoding": "utf-8",
+            "sheet": None,
+            "sheets": [],
+            "header_row": 1,
+            "problems": [],
+            "problem_count": 0,
             "mapping": {"email": 1, "age": 0},
+            "matches": [
+                {"field": "age", "column": 0, "confidence": 1.0, "source": "exact"},
+                {"field": "email", "column": 1, "confidence": 1.0, "source": "exact"},
+            ],
             "preview": [["36", "ada@x", "o"], ["x", None, "p"]],
         },
     }
+
+
+def test_open_file_takes_the_users_reading_choices(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "Export of 3 May\nAge,E-mail\n36,ada@x\n".encode("cp1252"))
+    detected = answer(bridge.open_file(path, "people.csv", TEMPLATE))["value"]
+    assert (detected["header_row"], detected["headers"]) == (2, ["Age", "E-mail"])
+    chosen = answer(bridge.open_file(path, "people.csv", TEMPLATE, json.dumps({"header_row": 1})))[
+        "value"
+    ]
+    assert (chosen["header_row"], chosen["headers"]) == (1, ["Export of 3 May"])
+
+
+def test_use_remembered_reproposes_the_mapping(tmp_path: Path) -> None:
+    open_ok(tmp_path, "Years,Mail address\n36,ada@x\n")
+    described = answer(bridge.use_remembered(json.dumps({"Years": "age"})))["value"]
+    assert described["mapping"]["age"] == 0
+    assert {"field": "age", "column": 0, "confidence": 1.0, "source": "remembered"} in described[
+        "matches"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -72,20 +102,20 @@ def test_open_file_answers_with_the_description(tmp_path: Path) -> None:
             "people.csv has a header row but no data rows. Add at least one row under the header.",
         ),
         (
-            "a,b\n1,2,3\n",
+            "a,b\n1,\x002\n",
             TEMPLATE,
-            "people.csv: a row has a different number of cells than the header's 2 "
-            "(C Data interface error: Csv error: incorrect number of fields for line 2, "
-            "expected 2 got 3). Check for unquoted delimiters or a missing closing quote.",
+            "people.csv does not look like a text (CSV) file: it contains binary data. "
+            "Export the data as CSV and try again.",
         ),
         (
             "email\na@x\n",
             json.dumps({"fields": [{"name": "a", "type": "geopoint"}]}),
             'Field "a": type "geopoint" is not supported; use one of '
-            "string, integer, number, boolean, date, datetime.",
+            "string, integer, number, boolean, date, datetime, time, year, yearmonth, "
+            "duration, any.",
         ),
     ],
-    ids=["no-rows", "ragged", "bad-template"],
+    ids=["no-rows", "binary", "bad-template"],
 )
 def test_open_file_errors_come_back_as_data(
     tmp_path: Path, data: str, template: str, error: str

@@ -1,12 +1,21 @@
-"""normalise() and match_columns(): the mapping the importer proposes by default."""
+"""normalise(), propose() and match_columns(): the mapping the importer proposes."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
 
-from pipeline.matching import match_columns, normalise
+from pipeline.matching import (
+    FUZZY_THRESHOLD,
+    Match,
+    header_signature,
+    match_columns,
+    normalise,
+    propose,
+    unmapped_required,
+)
 from pipeline.template import Template
 
 
@@ -95,3 +104,209 @@ def test_non_latin_headers_match_only_their_own_field() -> None:
 def test_punctuation_only_headers_and_labels_match_nothing() -> None:
     t = template({"name": "n", "title": "#"}, {"name": "m", "x-loadbay": {"synonyms": ["—"]}})
     assert match_columns(["#", "Имя", "-"], t) == {}
+
+
+# --- propose(): sources and confidence ---------------------------------------------------------
+
+CONTACTS = template(
+    {
+        "name": "full_name",
+        "title": "Full name",
+        "x-loadbay": {"synonyms": ["name", "contact name"]},
+    },
+    {"name": "email", "title": "Email", "x-loadbay": {"synonyms": ["e-mail", "email address"]}},
+    {"name": "phone", "x-loadbay": {"synonyms": ["telephone", "mobile"]}},
+    {"name": "signup_date", "title": "Signup date"},
+    {"name": "country"},
+)
+
+
+def test_propose_reports_exact_and_synonym_matches_as_certain() -> None:
+    headers = ["Contact Name", "E-MAIL ADDRESS", "Phone", "Signup Date", "Notes"]
+    assert propose(headers, CONTACTS) == [
+        Match("full_name", 0, 1.0, "synonym"),
+        Match("email", 1, 1.0, "synonym"),
+        Match("phone", 2, 1.0, "exact"),
+        Match("signup_date", 3, 1.0, "exact"),
+    ]
+
+
+def test_propose_ignores_accents_and_punctuation() -> None:
+    t = template({"name": "telephone", "title": "Téléphone"}, {"name": "e_mail"})
+    assert propose(["TELEPHONE.", "É-Mail"], t) == [
+        Match("telephone", 0, 1.0, "exact"),
+        Match("e_mail", 1, 1.0, "exact"),
+    ]
+
+
+def test_propose_is_in_column_order_and_serialises() -> None:
+    matches = propose(["Country", "Emial"], CONTACTS)
+    assert [m.column for m in matches] == [0, 1]
+    assert matches[1].to_dict() == {
+        "field": "email",
+        "column": 1,
+        "confidence": 0.8,
+        "source": "fuzzy",
+    }
+
+
+@pytest.mark.parametrize(
+    ("header", "field", "low", "high"),
+    [
+        ("Emial", "email", 0.75, 0.85),  # a typo
+        ("Adress", "address", 0.88, 0.95),
+        ("Phone Number", "phone", 0.6, 0.7),  # an extra word
+        ("E-mail Address", "email", 0.6, 0.7),
+        ("Date of signup", "signup_date", 0.65, 0.75),  # words in another order
+        ("Name First", "first_name", 0.78, 0.86),
+        ("Company Name", "company", 0.66, 0.76),
+        ("Customer ID", "customer", 0.7, 0.8),
+        ("Télephone", "telephone_number", 0.65, 0.75),
+    ],
+)
+def test_fuzzy_matches_carry_their_confidence(
+    header: str, field: str, low: float, high: float
+) -> None:
+    [match] = propose([header], template({"name": field}))
+    assert (match.field, match.column, match.source) == (field, 0, "fuzzy")
+    assert low <= match.confidence <= high
+    assert FUZZY_THRESHOLD <= match.confidence < 1.0
+
+
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [
+        ("Last Name", "first_name"),  # one shared word is not enough
+        ("Full Name", "first_name"),
+        ("Status", "state"),
+        ("Amt", "amount"),  # abbreviations are what synonyms are for
+        ("Qty", "quantity"),
+        ("Notes", "name"),
+        ("Postal code", "zip_code"),
+        ("Column 3", "country"),
+    ],
+)
+def test_unlike_labels_are_not_proposed(header: str, field: str) -> None:
+    assert propose([header], template({"name": field})) == []
+
+
+def test_fuzzy_matches_also_try_titles_and_synonyms() -> None:
+    t = template(
+        {"name": "f1", "title": "Street address"},
+        {"name": "f2", "x-loadbay": {"synonyms": ["mobile"]}},
+    )
+    assert [(m.field, m.column, m.source) for m in propose(["Mobil", "Street adress"], t)] == [
+        ("f2", 0, "fuzzy"),
+        ("f1", 1, "fuzzy"),
+    ]
+
+
+# --- propose(): global assignment --------------------------------------------------------------
+
+
+def test_the_best_pair_wins_across_the_table_not_the_first_field() -> None:
+    # Field by field, "address" (first in the template) would take the only column.
+    t = template({"name": "address"}, {"name": "email_address"})
+    assert propose(["Email adress", "Street"], t) == [Match("email_address", 0, 0.96, "fuzzy")]
+
+
+def test_the_most_alike_column_wins_even_to_the_right() -> None:
+    [match] = propose(["Street Adress", "Adress"], template({"name": "address"}))
+    assert (match.column, match.confidence) == (1, 0.92)
+
+
+def test_an_exact_match_beats_an_earlier_synonym_of_another_field() -> None:
+    # "contact" lists "email" as a synonym, but "email" is another field's own name.
+    t = template({"name": "contact", "x-loadbay": {"synonyms": ["email"]}}, {"name": "email"})
+    assert propose(["Email", "Contact"], t) == [
+        Match("email", 0, 1.0, "exact"),
+        Match("contact", 1, 1.0, "exact"),
+    ]
+
+
+def test_certain_matches_are_taken_before_fuzzy_ones() -> None:
+    t = template({"name": "email"}, {"name": "emails"})
+    # "Emails" is exactly the second field, and the closest fuzzy column for "email".
+    assert propose(["Emails", "E-mail"], t) == [
+        Match("emails", 0, 1.0, "exact"),
+        Match("email", 1, 1.0, "exact"),
+    ]
+    assert propose(["Emails", "Emial"], t) == [
+        Match("emails", 0, 1.0, "exact"),
+        Match("email", 1, 0.8, "fuzzy"),
+    ]
+
+
+def test_each_field_and_each_column_is_used_once() -> None:
+    t = template({"name": "email"}, {"name": "mail", "x-loadbay": {"synonyms": ["email"]}})
+    matches = propose(["email", "email", "Emial", "mail"], t)
+    assert matches == [Match("email", 0, 1.0, "exact"), Match("mail", 3, 1.0, "exact")]
+
+
+# --- propose(): remembered mappings ------------------------------------------------------------
+
+
+def test_remembered_mappings_rank_first() -> None:
+    remembered = {"Contact": "email", "Email": "phone"}
+    assert propose(["Email", "Contact", "Phone"], CONTACTS, remembered) == [
+        Match("phone", 0, 1.0, "remembered"),
+        Match("email", 1, 1.0, "remembered"),
+    ]  # "Phone" stays free: its field was remembered on another column
+
+
+def test_remembered_labels_compare_normalised_verbatim_first() -> None:
+    assert propose(["E-Mail", "Kontakt"], CONTACTS, {" kontakt ": "email"}) == [
+        Match("email", 1, 1.0, "remembered"),
+    ]
+    # Two columns that normalise alike: the one spelled as remembered wins.
+    assert propose(["CONTACT", "Contact"], CONTACTS, {"Contact": "email"}) == [
+        Match("full_name", 0, 0.71, "fuzzy"),  # like its synonym "contact name"
+        Match("email", 1, 1.0, "remembered"),
+    ]
+
+
+def test_remembered_fields_the_template_lost_are_ignored() -> None:
+    remembered = {"Email": "old_field", "Telefon": "phone", "Gone": "country"}
+    assert propose(["Email", "Telefon"], CONTACTS, remembered) == [
+        Match("email", 0, 1.0, "exact"),
+        Match("phone", 1, 1.0, "remembered"),
+    ]
+
+
+def test_match_columns_is_propose_without_memory() -> None:
+    headers = ["Contact Name", "Emial", "Mobile", "x"]
+    assert match_columns(headers, CONTACTS) == {"full_name": 0, "email": 1, "phone": 2}
+
+
+# --- header_signature() and unmapped_required() ------------------------------------------------
+
+
+def test_header_signature_is_sha256_of_normalised_headers() -> None:
+    expected = hashlib.sha256(b"email\x1ffullname").hexdigest()
+    assert header_signature(["email", "full_name"]) == expected
+    assert header_signature(["E-mail ", "Full Name"]) == expected
+    assert header_signature(("EMAIL", " full-name")) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (["email", "name"], ["name", "email"]),  # order counts
+        (["email", "name"], ["email"]),
+        (["email", "name"], ["emailname"]),  # the separator keeps columns apart
+        (["email", ""], ["email"]),
+    ],
+)
+def test_different_headers_sign_differently(a: list[str], b: list[str]) -> None:
+    assert header_signature(a) != header_signature(b)
+
+
+def test_unmapped_required_lists_field_names_in_template_order() -> None:
+    t = template(
+        {"name": "b", "constraints": {"required": True}},
+        {"name": "a", "title": "A", "constraints": {"required": True}},
+        {"name": "c"},
+    )
+    assert unmapped_required({}, t) == ["b", "a"]
+    assert unmapped_required({"a": 0, "c": 1}, t) == ["b"]
+    assert unmapped_required({"a", "b"}, t) == []

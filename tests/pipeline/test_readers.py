@@ -1,4 +1,4 @@
-"""read_csv: delimiters, quoting, encodings, headers, and files that cannot be read."""
+"""Delimited text: delimiters, quoting, encodings, headers, ragged rows, unreadable files."""
 
 from __future__ import annotations
 
@@ -153,50 +153,120 @@ def test_multibyte_character_cut_by_the_sample_end(tmp_path: Path) -> None:
             "people.csv has a header row but no data rows. Add at least one row under the header.",
         ),
         (
-            b"PK\x03\x04\x14\x00\x06\x00",
+            b"name,age\n\x00\x01\x02\x03,4\n",
             "people.csv does not look like a text (CSV) file: it contains binary data. "
             "Export the data as CSV and try again.",
         ),
         (
-            "name,city\nZoé,Paris\n".encode("latin-1"),
-            "people.csv is not UTF-8 encoded (byte 13 is not valid UTF-8). "
-            "Save it as 'CSV UTF-8' and pick it again.",
+            b"PK\x03\x04\x14\x00\x06\x00",
+            "people.csv looks like a zip-based spreadsheet (xlsx, ods) but cannot be opened: "
+            "it is damaged or incomplete (File is not a zip file). Open it in your spreadsheet "
+            "program, save it again, and pick the new file.",
+        ),
+        (
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600,
+            "people.csv looks like an Excel 97-2003 workbook (xls) but cannot be opened: "
+            "it is damaged or incomplete (",
         ),
     ],
-    ids=["empty", "whitespace", "header-only", "header-only-crlf", "binary", "latin-1"],
+    ids=["empty", "whitespace", "header-only", "header-only-crlf", "binary", "zip", "ole2"],
 )
 def test_unreadable_files(tmp_path: Path, data: bytes, expected: str) -> None:
     with pytest.raises(ReadError) as excinfo:
         read(tmp_path, data)
-    assert str(excinfo.value) == expected
+    if expected.endswith("("):
+        assert str(excinfo.value).startswith(expected)
+        assert str(excinfo.value).endswith("save it again, and pick the new file.")
+    else:
+        assert str(excinfo.value) == expected
 
 
-def test_non_utf8_after_the_sample_is_refused(tmp_path: Path) -> None:
+def test_ascii_sample_then_latin1_is_read_as_windows_1252(tmp_path: Path) -> None:
     data = b"a,b\n" + b"xxxxxxxxxx,yyyyyyyyyy\n" * 4000 + "é,z\n".encode("latin-1")
     assert len(data) > SAMPLE_BYTES
+    sheet = read(tmp_path, data)
+    assert sheet.encoding == "windows-1252"
+    assert sheet.num_rows == 4001
+    assert sheet.column(0).to_pylist()[-1] == "é"
+
+
+def test_utf8_sample_then_latin1_is_refused(tmp_path: Path) -> None:
+    data = "a,b\nZoé,x\n".encode() + b"xxxxxxxxxx,yyyyyyyyyy\n" * 4000 + b"\xe9,z\n"
     with pytest.raises(ReadError) as excinfo:
         read(tmp_path, data)
     message = str(excinfo.value)
-    assert message.startswith("people.csv is not UTF-8 encoded (")
-    assert "line 4002" in message
-    assert message.endswith("Save it as 'CSV UTF-8' and pick it again.")
+    assert message.startswith("people.csv is not UTF-8 encoded throughout (row 4003 is not ")
+    assert message.endswith(
+        "Pick the file's encoding (for example Windows-1252), or save it as 'CSV UTF-8' "
+        "and pick it again."
+    )
 
 
 @pytest.mark.parametrize(
-    ("text", "got"),
+    ("text", "columns", "problems"),
     [
-        ("a,b\n1,2\n3,4,5\n", "expected 2 got 3"),
-        ("a,b\n1,2\n3\n", "expected 2 got 1"),
-        ('a,b\n"1,2\n3,4\n', "expected 2 got 1"),  # a quote never closed
+        (
+            "a,b\n1,2\n3,4,5\n6,7\n",
+            [["1", "3", "6"], ["2", "4", "7"]],
+            [
+                (
+                    "extra-cell",
+                    3,
+                    3,
+                    "Row 3 has 3 cells but the header has 2; the cells after "
+                    "column 2 are left out. Check for an unquoted delimiter.",
+                )
+            ],
+        ),
+        (
+            "a,b\n1,2\n3\n6,7\n",
+            [["1", "3", "6"], ["2", None, "7"]],
+            [
+                (
+                    "missing-cell",
+                    3,
+                    2,
+                    "Row 3 has 1 cell but the header has 2; the missing cells "
+                    "are left empty. Check for a missing closing quote or delimiter.",
+                )
+            ],
+        ),
+        (
+            'a,b\n"1,2\n3,4\n',
+            [["1,2\n3,4\n"], [None]],
+            [
+                (
+                    "missing-cell",
+                    2,
+                    2,
+                    "Row 2 has 1 cell but the header has 2; the missing cells "
+                    "are left empty. Check for a missing closing quote or delimiter.",
+                )
+            ],
+        ),
+        ("a,b\n1,2,\n3,4\n", [["1", "3"], ["2", "4"]], []),  # a trailing empty cell
     ],
-    ids=["too-many", "too-few", "unclosed-quote"],
+    ids=["too-many", "too-few", "unclosed-quote", "trailing-empty"],
 )
-def test_ragged_rows_are_refused(tmp_path: Path, text: str, got: str) -> None:
-    with pytest.raises(ReadError) as excinfo:
-        read(tmp_path, text)
-    message = str(excinfo.value)
-    assert message.startswith(
-        "people.csv: a row has a different number of cells than the header's 2 ("
-    )
-    assert got in message
-    assert message.endswith("Check for unquoted delimiters or a missing closing quote.")
+def test_ragged_rows_are_reported_and_the_rest_is_usable(
+    tmp_path: Path, text: str, columns: list[list[str | None]], problems: list[tuple[object, ...]]
+) -> None:
+    sheet = read(tmp_path, text)
+    assert cells(sheet) == columns
+    assert [(p.code, p.row, p.column, p.message) for p in sheet.problems] == problems
+    assert sheet.problem_count == len(problems)
+
+
+def test_many_ragged_rows_keep_a_bounded_list(tmp_path: Path) -> None:
+    sheet = read(tmp_path, "a,b\n" + "1\n" * 3000)
+    assert sheet.num_rows == 3000
+    assert sheet.problem_count == 3000
+    assert len(sheet.problems) == 1000
+    assert sheet.problems[-1].row == 1001
+
+
+def test_ragged_file_past_the_first_batch(tmp_path: Path) -> None:
+    text = "id,name\n" + "".join(f"{i},n{i}\n" for i in range(70_000)) + "x,y,z\n"
+    sheet = read(tmp_path, text)
+    assert sheet.num_rows == 70_001
+    assert [(p.code, p.row) for p in sheet.problems] == [("extra-cell", 70_002)]

@@ -55,7 +55,18 @@ def test_describe_json(tmp_path: Path) -> None:
         "rows": 3,
         "first_data_row": 2,
         "headers": ["Notes", "Mail", "Age"],
+        "kind": "csv",
+        "encoding": "utf-8",
+        "sheet": None,
+        "sheets": [],
+        "header_row": 1,
+        "problems": [],
+        "problem_count": 0,
         "mapping": {"email": 1, "age": 2},
+        "matches": [
+            {"field": "email", "column": 1, "confidence": 1.0, "source": "synonym"},
+            {"field": "age", "column": 2, "confidence": 1.0, "source": "exact"},
+        ],
         "preview": [
             [f"{SECRET}-1", "ada@example.com", "36"],
             [f"{SECRET}-2", None, "x"],

@@ -27,7 +27,14 @@ from server.assets import (
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "tests" / "conformance" / "pyodide_runner.mjs"
-PINNED = ["arro3-core", "arro3-io", "arro3-compute", "python-calamine", "charset-normalizer"]
+PINNED = [
+    "arro3-core",
+    "arro3-io",
+    "arro3-compute",
+    "python-calamine",
+    "charset-normalizer",
+    "phonenumbers",
+]
 PROBE = "probe.css"
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 PIPELINE_WHEEL = f"loadbay_pipeline-{VERSION}-py3-none-any.whl"
@@ -166,6 +173,7 @@ def test_lock_lists_pinned_wheels_and_pipeline(built: Built) -> None:
         "arro3-compute": ["arro3"],
         "python-calamine": ["python_calamine"],
         "charset-normalizer": ["charset_normalizer"],
+        "phonenumbers": ["phonenumbers"],
         "loadbay-pipeline": ["pipeline"],
     }
     assert lock["packages"]["loadbay-pipeline"]["file_name"] == PIPELINE_WHEEL

@@ -106,17 +106,17 @@ def test_rows_count_from_the_header_in_semicolon_files(runner: CliRunner, tmp_pa
 @pytest.mark.parametrize(
     ("setup", "extra", "message"),
     [
-        ("missing-file", [], "no such file."),
+        ("missing-file", [], "nowhere.csv cannot be opened (No such file or directory)."),
         ("empty-file", [], "empty.csv is empty."),
         ("header-only", [], "has a header row but no data rows"),
-        ("binary-file", [], "does not look like a text (CSV) file"),
+        ("binary-file", [], "book.xlsx looks like a zip-based spreadsheet"),
         ("missing-template", [], "cannot read the template"),
         ("broken-template", [], "cannot read the template"),
         ("unsupported-template", [], 'type "money" is not supported'),
         (
             "csv",
             ["--sheet", "Sheet1"],
-            "--sheet applies to spreadsheets; CSV files have no sheets.",
+            "is a text (CSV) file: it has no sheets. Pick it without a sheet name.",
         ),
         ("no-required-column", [], "Required field(s) Email are not mapped to any column."),
     ],

@@ -566,3 +566,99 @@ def test_load_batch_of_an_unknown_seq_is_not_found(
     imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     with pytest.raises(NotFound, match="Batch 1 of import"):
         _load(runtime, created.import_id, 1)
+
+
+# --- unique values across batches ---------------------------------------------------------------
+
+UNIQUE_ORDERS: dict[str, Any] = {
+    "name": "unique-orders",
+    "primaryKey": ["customer", "ordered_on"],
+    "fields": [
+        {"name": "customer", "x-loadbay": {"transforms": ["trim"]}},
+        {"name": "ordered_on", "type": "date"},
+        {"name": "ref", "type": "integer", "constraints": {"unique": True}},
+    ],
+}
+
+
+@pytest.fixture
+def unique_import(runtime: Runtime, demo_org: DemoOrgFactory) -> imports.CreatedImport:
+    setup = demo_org(runtime, schema=UNIQUE_ORDERS)
+    return imports.create_import(runtime, setup.org, setup.template.id, "unique.csv")
+
+
+def _send(
+    rt: Runtime, created: imports.CreatedImport, seq: int, first_row: int, **cols: Any
+) -> int:
+    body = _ipc(_strings(**cols))
+    return imports.receive_batch(rt, created.import_id, created.upload_token, seq, first_row, body)
+
+
+def test_unique_and_primary_key_hold_across_batches(
+    runtime: Runtime, unique_import: imports.CreatedImport
+) -> None:
+    first = {
+        "customer": ["Ann", "Bo"],
+        "ordered_on": ["2024-01-01", "2024-01-01"],
+        "ref": ["7", "8"],
+    }
+    assert _send(runtime, unique_import, 0, 2, **first) == 2
+    with pytest.raises(Invalid) as caught:
+        _send(
+            runtime,
+            unique_import,
+            1,
+            4,
+            customer=[" Bo ", "Cy", "Dee"],
+            ordered_on=["2024-01-01", "2024-01-02", "2024-01-03"],
+            ref=["9", "07", "10"],
+        )
+    assert [(d["row"], d["field"], d["code"], d["message"]) for d in caught.value.details] == [
+        (
+            4,
+            "customer",
+            "primary-key",
+            'The key (customer, ordered_on) "Bo", "2024-01-01" is already in row 3: '
+            "each row's key must be unique.",
+        ),
+        (5, "ref", "unique-error", '"07" is already in row 2: ref must be unique.'),
+    ]
+    assert len(_batches(runtime, unique_import.import_id)) == 1
+    # A refused batch leaves no values behind: the corrected batch passes.
+    fixed = {"customer": ["Cy"], "ordered_on": ["2024-01-02"], "ref": ["11"]}
+    assert _send(runtime, unique_import, 1, 4, **fixed) == 1
+    with pytest.raises(Invalid):
+        _send(runtime, unique_import, 2, 5, customer=["Eve"], ordered_on=["2024-01-09"], ref=["11"])
+
+
+def test_unique_values_are_stored_as_keyed_digests_and_deleted_with_the_import(
+    runtime: Runtime, unique_import: imports.CreatedImport
+) -> None:
+    from server import retention
+
+    _send(
+        runtime, unique_import, 0, 2, customer=["Zyxwab"], ordered_on=["2024-01-01"], ref=["4242"]
+    )
+    with runtime.sessions() as session:
+        stored = list(session.scalars(select(db.UniqueValue)))
+    assert len(stored) == 2  # the ref, and the primary key
+    assert {(v.import_id, v.first_row, len(v.digest)) for v in stored} == {
+        (unique_import.import_id, 2, 16)
+    }
+    for value in stored:
+        assert b"Zyxwab" not in value.digest and b"4242" not in value.digest
+    assert retention.delete_import_data(runtime, unique_import.import_id)
+    with runtime.sessions() as session:
+        assert list(session.scalars(select(db.UniqueValue))) == []
+
+
+def test_the_same_values_in_another_import_are_not_repeats(
+    runtime: Runtime, demo_org: DemoOrgFactory
+) -> None:
+    setup = demo_org(runtime, schema=UNIQUE_ORDERS)
+    for name in ("a.csv", "b.csv"):
+        created = imports.create_import(runtime, setup.org, setup.template.id, name)
+        assert _send(runtime, created, 0, 2, customer=["Ann"], ordered_on=["2024-01-01"], ref=["1"])
+    with runtime.sessions() as session:
+        digests = list(session.scalars(select(db.UniqueValue.digest)))
+    assert len(digests) == 4 and len(set(digests)) == 4  # keyed per import: nothing links them

@@ -1,0 +1,563 @@
+"""Delimited text (CSV, TSV, semicolon, pipe) into a `Sheet` of Arrow strings.
+
+How a file is read:
+
+- Encoding: a BOM decides (UTF-8, UTF-16 LE/BE, UTF-32); then UTF-16 without a BOM by its
+  NUL pattern; then strict UTF-8; otherwise charset-normalizer on the first 64 KiB (ties
+  between Western code pages go to Windows-1252, a superset of ISO-8859-1's printable
+  characters). `ReadOptions.encoding` overrides all of it. A file whose first 64 KiB are
+  plain ASCII but which turns out not to be UTF-8 further down is read as Windows-1252.
+- Anything but UTF-8 is transcoded to UTF-8 on the fly, 1 MiB at a time, while arrow-rs
+  reads it (a file-like object; nothing is held whole, no temporary file).
+- The first rows (at most 50, within the first 64 KiB) are parsed in Python to sniff the
+  delimiter and find the header row (leading blank and title rows skipped); the data
+  after it goes to arrow-rs's CSV reader as Arrow strings, 64k rows a batch.
+- Ragged rows: arrow-rs refuses a row with a different number of cells. Then the file is
+  read again with Python's csv module (slower, same result for regular rows): a row with
+  too many cells keeps the first ones and gets an "extra-cell" problem, a row with too
+  few is padded with empty cells and gets a "missing-cell" problem. The file stays usable.
+- Blank lines are skipped (both readers agree), and rows are numbered by data records:
+  a row after an interior blank line is numbered as if the blank line were not there.
+- A field-size limit (128 KiB by default): a bigger cell (a 50 MB line, a quote never
+  closed) is refused with a message naming the row, after arrow-rs has read that batch.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterator
+from typing import IO, cast
+
+import arro3.core as ac
+import arro3.io as aio
+
+from pipeline.errors import ReadError
+from pipeline.sheet import (
+    BATCH_ROWS,
+    HEADER_SCAN_ROWS,
+    KIB,
+    MIB,
+    ColumnBuilder,
+    Problem,
+    Problems,
+    ReadOptions,
+    Sheet,
+    check_field_sizes,
+    check_header_row,
+    detect_header,
+    field_too_large,
+    string_schema,
+    unique_headers,
+)
+
+SAMPLE_BYTES = 64 * KIB
+DELIMITERS = ",;\t|"
+TRANSCODE_CHUNK = 1 * MIB
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+_DISPLAY = {
+    "utf_8": "utf-8",
+    "cp1252": "windows-1252",
+    "latin_1": "iso-8859-1",
+    "iso8859_1": "iso-8859-1",
+    "cp932": "shift_jis",
+    "shift_jis": "shift_jis",
+    "utf_16_le": "utf-16-le",
+    "utf_16_be": "utf-16-be",
+    "utf_32_le": "utf-32-le",
+    "utf_32_be": "utf-32-be",
+}
+_SHIFT_JIS_CODEC = "cp932"
+_NON_LATIN = frozenset(
+    codecs.lookup(c).name
+    for c in (
+        "cp1251",
+        "koi8_r",
+        "koi8_u",
+        "cp866",
+        "mac_cyrillic",
+        "iso8859_5",
+        "cp855",
+        "cp1253",
+        "iso8859_7",
+        "mac_greek",
+        "cp737",
+        "cp869",
+        "cp1255",
+        "iso8859_8",
+        "cp862",
+        "cp1256",
+        "iso8859_6",
+        "cp864",
+        "cp874",
+        "tis_620",
+        "cp1258",
+        "cp1254",
+        "iso8859_9",
+        "cp857",
+    )
+)  # Microsoft's Shift-JIS, what Excel writes
+
+
+class Encoding:
+    """The codec a file is decoded with, and the BOM bytes in front of its text."""
+
+    def __init__(self, codec: str, bom: int = 0, ascii_sample: bool = False) -> None:
+        self.codec = codecs.lookup(codec).name
+        self.bom = bom
+        self.ascii_sample = ascii_sample
+
+    @property
+    def is_utf8(self) -> bool:
+        return self.codec == "utf-8"
+
+    @property
+    def display(self) -> str:
+        return _DISPLAY.get(self.codec.replace("-", "_"), self.codec)
+
+
+def read_delimited(path: str, name: str, options: ReadOptions, size: int) -> Sheet:
+    with open(path, "rb") as fh:
+        sample = fh.read(SAMPLE_BYTES)
+    whole = len(sample) >= size
+    encoding = _detect_encoding(sample, name, options.encoding)
+    try:
+        return _read(path, name, options, sample, whole, encoding)
+    except _NotUtf8 as exc:
+        if options.encoding is None and encoding.ascii_sample:
+            return _read(path, name, options, sample, whole, Encoding("cp1252"))
+        raise ReadError(
+            f"{name} is not UTF-8 encoded throughout ({exc.detail}). Pick the file's "
+            "encoding (for example Windows-1252), or save it as 'CSV UTF-8' and pick it again."
+        ) from exc
+
+
+class _NotUtf8(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _read(
+    path: str, name: str, options: ReadOptions, sample: bytes, whole: bool, encoding: Encoding
+) -> Sheet:
+    text = _decode_sample(sample[encoding.bom :], name, encoding, whole)
+    if not text.strip():
+        raise ReadError(
+            f"{name} is empty. Pick a file with a header row and at least one row of data."
+        )
+    delimiter = _sniff_delimiter(text if whole else text[: text.rfind("\n") + 1] or text)
+    spans = _record_spans(text, whole, HEADER_SCAN_ROWS, delimiter)
+    if not spans:
+        raise ReadError(field_too_large(name, 1, None, options.max_field_bytes))
+    records = [_parse_record(text[a:b], delimiter) for a, b in spans]
+    limit = options.max_field_bytes
+    check_header_row(name, options.header_row, len(records))
+    if options.header_row is not None:
+        header_index = options.header_row - 1
+    else:
+        header_index = detect_header(records[:HEADER_SCAN_ROWS])
+    header_row = header_index + 1
+    raw = records[header_index]
+    if not any(c.strip() for c in raw):
+        raise ReadError(
+            f"{name}: row {header_row} is blank, so it cannot be the header row. "
+            "Pick the row that holds the column names."
+        )
+    problems = Problems()
+    headers = unique_headers(raw, header_row, problems)
+    for number, record in enumerate(records, start=1):
+        for j, cell in enumerate(record):
+            if len(cell) > limit // 4 and len(cell.encode()) > limit:
+                column = headers[j] if number > header_row and j < len(headers) else None
+                raise ReadError(field_too_large(name, number, column, limit))
+    skip = len(text[: spans[header_index][1]].encode("utf-8"))
+    try:
+        table = _read_arrow(path, name, encoding, skip, headers, delimiter, header_row, limit)
+    except _Ragged:
+        table = _read_python(
+            path, name, encoding, header_index, headers, delimiter, header_row, limit, problems
+        )
+    if table.num_rows == 0:
+        raise ReadError(
+            f"{name} has a header row but no data rows. Add at least one row under the header."
+        )
+    return Sheet(
+        file_name=name,
+        headers=headers,
+        table=table,
+        header_row=header_row,
+        delimiter=delimiter,
+        kind="csv",
+        encoding=encoding.display,
+        problems=tuple(problems.kept),
+        problem_count=problems.count,
+        raw_headers=tuple(c.strip() for c in raw),
+    )
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def _detect_encoding(sample: bytes, name: str, override: str | None) -> Encoding:
+    bom = next(((len(b), codec) for b, codec in _BOMS if sample.startswith(b)), None)
+    if override:
+        try:
+            chosen = Encoding(override)
+        except LookupError as exc:
+            raise ReadError(
+                f"“{override}” is not an encoding loadbay knows. "
+                "Pick one such as utf-8, windows-1252, iso-8859-1, shift_jis or utf-16."
+            ) from exc
+        if bom and Encoding(bom[1]).codec == chosen.codec:
+            chosen.bom = bom[0]
+        elif chosen.codec in ("utf-16", "utf-32") and bom:
+            return Encoding(bom[1], bom[0])
+        return chosen
+    if bom:
+        return Encoding(bom[1], bom[0])
+    if not sample.strip():
+        raise ReadError(
+            f"{name} is empty. Pick a file with a header row and at least one row of data."
+        )
+    utf16 = _utf16_without_bom(sample)
+    if utf16:
+        return Encoding(utf16)
+    if b"\x00" in sample:
+        raise ReadError(
+            f"{name} does not look like a text (CSV) file: it contains binary data. "
+            "Export the data as CSV and try again."
+        )
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    except UnicodeDecodeError:
+        pass
+    else:
+        return Encoding("utf-8", ascii_sample=sample.isascii())
+    return Encoding(_guess_legacy(sample, name))
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    head = sample[:4096]
+    half = len(head) // 2
+    if half < 2:
+        return None
+    even = head[0::2].count(0)
+    odd = head[1::2].count(0)
+    if odd > 0.4 * half and even < 0.05 * half:
+        return "utf-16-le"
+    if even > 0.4 * half and odd < 0.05 * half:
+        return "utf-16-be"
+    return None
+
+
+def _guess_legacy(sample: bytes, name: str) -> str:
+    import charset_normalizer
+
+    results = charset_normalizer.from_bytes(sample)
+    best = results.best()
+    if best is None:
+        raise ReadError(
+            f"{name}: the text encoding cannot be recognised (it may not be a text file). "
+            "Pick the file's encoding, or save it as 'CSV UTF-8' and pick it again."
+        )
+    codec = codecs.lookup(best.encoding).name
+    if codec in ("shift_jis", "cp932", "shift_jis_2004", "shift_jisx0213"):
+        return _SHIFT_JIS_CODEC
+    if codec.startswith("utf"):
+        return codec
+    if _single_byte(codec) and codec not in _NON_LATIN and _decodes(sample, "cp1252"):
+        # Latin-script code pages are hard to tell apart on a sample; charset-normalizer
+        # often says cp1250 or cp775 for French or Spanish text. Western European text in
+        # Windows-1252 (a superset of ISO-8859-1's printable characters) is by far the
+        # most common case; other Latin code pages need ReadOptions.encoding.
+        return "cp1252"
+    return codec
+
+
+def _single_byte(codec: str) -> bool:
+    try:
+        return len("é".encode(codec)) == 1
+    except UnicodeEncodeError:
+        return len("a".encode(codec)) == 1 and codec.startswith(("cp", "iso", "mac", "latin"))
+
+
+def _decodes(data: bytes, codec: str) -> bool:
+    try:
+        data.decode(codec)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _decode_sample(sample: bytes, name: str, encoding: Encoding, whole: bool) -> str:
+    decoder = codecs.getincrementaldecoder(encoding.codec)()
+    try:
+        return str(decoder.decode(sample, final=whole))
+    except UnicodeDecodeError as exc:
+        raise ReadError(_bad_bytes(name, encoding, exc.start + encoding.bom)) from exc
+
+
+def _bad_bytes(name: str, encoding: Encoding, position: int) -> str:
+    if encoding.is_utf8:
+        return (
+            f"{name} is not UTF-8 encoded (byte {position + 1} is not valid UTF-8). "
+            "Pick the file's encoding, or save it as 'CSV UTF-8' and pick it again."
+        )
+    return (
+        f"{name} is not valid {encoding.display} (byte {position + 1} cannot be decoded). "
+        "Pick the file's encoding, or save it as 'CSV UTF-8' and pick it again."
+    )
+
+
+class Utf8Stream(io.RawIOBase):
+    """A file in any encoding, read as UTF-8 bytes, decoded 1 MiB at a time."""
+
+    def __init__(self, raw: IO[bytes], name: str, encoding: Encoding) -> None:
+        super().__init__()
+        self._raw = raw
+        self._name = name
+        self._encoding = encoding
+        self._decoder = codecs.getincrementaldecoder(encoding.codec)()
+        self._pending = b""
+        self._offset = raw.tell()
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending and not self._eof:
+            chunk = self._raw.read(TRANSCODE_CHUNK)
+            self._eof = not chunk
+            try:
+                text = self._decoder.decode(chunk, final=self._eof)
+            except UnicodeDecodeError as exc:
+                position = self._offset - len(self._decoder.getstate()[0]) + exc.start
+                raise ReadError(_bad_bytes(self._name, self._encoding, position)) from exc
+            self._offset += len(chunk)
+            self._pending = text.encode("utf-8")
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def skip(self, count: int) -> None:
+        while count > 0:
+            got = self.read(min(count, TRANSCODE_CHUNK))
+            if not got:
+                return
+            count -= len(got)
+
+
+# --- records and delimiters ---------------------------------------------------------------------
+
+
+def _record_spans(text: str, whole: bool, most: int, delimiter: str) -> list[tuple[int, int]]:
+    """(start, end) of the first complete records of `text`, each end after its line break.
+
+    Quotes count only at the start of a field (as in Python's csv and arrow-rs); a quoted
+    field may hold delimiters, doubled quotes and line breaks. A blank line is a record.
+    The last record counts only if it ends with a line break or the text is the whole file.
+    """
+    spans: list[tuple[int, int]] = []
+    n = len(text)
+    i = start = 0
+    field_start = True
+    quoted = False
+    while i < n and len(spans) < most:
+        ch = text[i]
+        if quoted:
+            if ch == '"':
+                if i + 1 < n and text[i + 1] == '"':
+                    i += 2
+                    continue
+                if i + 1 >= n and not whole:
+                    break
+                quoted = False
+            i += 1
+            continue
+        if ch == '"' and field_start:
+            quoted = True
+            field_start = False
+        elif ch in "\r\n":
+            end = i + 1
+            if ch == "\r":
+                if end >= n and not whole:
+                    break
+                if end < n and text[end] == "\n":
+                    end += 1
+            spans.append((start, end))
+            start = i = end
+            field_start = True
+            continue
+        else:
+            field_start = ch == delimiter
+        i += 1
+    if whole and start < n and len(spans) < most and text[start:].strip("\r\n"):
+        spans.append((start, n))
+    return spans
+
+
+def _parse_record(text: str, delimiter: str) -> list[str]:
+    row = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    return row
+
+
+def _sniff_delimiter(text: str) -> str:
+    lines = "\n".join(text.splitlines()[:HEADER_SCAN_ROWS])[: 32 * KIB]
+    try:
+        return csv.Sniffer().sniff(lines, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        counts = {d: lines.count(d) for d in DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else ","
+
+
+# --- the two readers ----------------------------------------------------------------------------
+
+
+class _Ragged(Exception):
+    pass
+
+
+def _open_data(path: str, name: str, encoding: Encoding, skip: int) -> IO[bytes]:
+    """The file from its first data row on, as UTF-8 bytes; `skip` counts UTF-8 bytes."""
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    if encoding.is_utf8:
+        raw.seek(encoding.bom + skip)
+        return raw
+    raw.seek(encoding.bom)
+    stream = Utf8Stream(raw, name, encoding)
+    stream.skip(skip)
+    return cast(IO[bytes], stream)
+
+
+def _read_arrow(
+    path: str,
+    name: str,
+    encoding: Encoding,
+    skip: int,
+    headers: tuple[str, ...],
+    delimiter: str,
+    header_row: int,
+    limit: int,
+) -> ac.Table:
+    schema = string_schema(len(headers))
+    fh = _open_data(path, name, encoding, skip)
+    try:
+        reader = aio.read_csv(
+            fh, schema, has_header=False, batch_size=BATCH_ROWS, delimiter=delimiter
+        )
+        batches = []
+        first = header_row + 1
+        for batch in _batches(reader, name, header_row + 1):
+            check_field_sizes(name, batch, first, headers, limit)
+            first += batch.num_rows
+            batches.append(batch)
+    finally:
+        fh.close()
+    return ac.Table.from_batches(batches, schema=schema)
+
+
+def _batches(reader: ac.RecordBatchReader, name: str, first_row: int) -> Iterator[ac.RecordBatch]:
+    """arrow-rs's batches; its "line N" counts records from the first data row (1-based)."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except ReadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - arrow-rs raises plain exceptions
+            detail = str(exc)
+            if "incorrect number of fields" in detail:
+                raise _Ragged(detail) from exc
+            if "utf-8" in detail.lower() or "utf8" in detail.lower():
+                line = re.search(r"for line (\d+)", detail)
+                where = f"row {first_row + int(line[1]) - 1}" if line else "a row"
+                raise _NotUtf8(f"{where} is not valid UTF-8") from exc
+            raise ReadError(f"{name} cannot be read as CSV ({detail}).") from exc
+        yield batch
+
+
+def _read_python(
+    path: str,
+    name: str,
+    encoding: Encoding,
+    header_index: int,
+    headers: tuple[str, ...],
+    delimiter: str,
+    header_row: int,
+    limit: int,
+    problems: Problems,
+) -> ac.Table:
+    width = len(headers)
+    builder = ColumnBuilder(width)
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(limit)
+    try:
+        with open(path, "rb") as raw:
+            raw.seek(encoding.bom)
+            text = io.TextIOWrapper(raw, encoding=encoding.codec, newline="")
+            reader = csv.reader(text, delimiter=delimiter)
+            try:
+                for _ in range(header_index + 1):
+                    next(reader, None)
+                for record in reader:
+                    if not record:
+                        continue
+                    row = header_row + 1 + builder.rows
+                    got = len(record)
+                    if got > width:
+                        extra = record[width:]
+                        if any(c.strip() for c in extra):
+                            problems.add(_extra(row, got, width))
+                        record = record[:width]
+                    elif got < width:
+                        problems.add(_missing(row, got, width))
+                    for j, cell in enumerate(record):
+                        if len(cell) > limit // 4 and len(cell.encode()) > limit:
+                            raise ReadError(field_too_large(name, row, headers[j], limit))
+                    builder.append([c if c else None for c in record])
+            except csv.Error as exc:
+                row = header_row + 1 + builder.rows
+                if "field larger than field limit" in str(exc):
+                    raise ReadError(field_too_large(name, row, None, limit)) from exc
+                raise ReadError(f"{name}: row {row} cannot be read as CSV ({exc}).") from exc
+            except UnicodeDecodeError as exc:
+                raise ReadError(
+                    f"{name} is not valid {encoding.display} throughout ({exc.reason}). "
+                    "Pick the file's encoding, or save it as 'CSV UTF-8' and pick it again."
+                ) from exc
+    finally:
+        csv.field_size_limit(old_limit)
+    return builder.table()
+
+
+def _extra(row: int, got: int, width: int) -> Problem:
+    return Problem(
+        "extra-cell",
+        f"Row {row} has {got} cells but the header has {width}; the cells after "
+        f"column {width} are left out. Check for an unquoted delimiter.",
+        row,
+        width + 1,
+    )
+
+
+def _missing(row: int, got: int, width: int) -> Problem:
+    return Problem(
+        "missing-cell",
+        f"Row {row} has {got} cell{'s' if got != 1 else ''} but the header has {width}; "
+        "the missing cells are left empty. Check for a missing closing quote or delimiter.",
+        row,
+        got + 1,
+    )

@@ -1,0 +1,249 @@
+"""Table Schema types and formats: columns of text cells to typed Arrow arrays.
+
+`parse` returns the typed column with null wherever a cell does not parse. Arrow's casts
+do the work where they are strict enough (integer, number, datetime); everything else is
+decided once per distinct value (`Distinct`) and spread back to the rows with `take`, so
+a million rows cost what their distinct values cost.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import arro3.compute as acc
+import arro3.core as ac
+
+if TYPE_CHECKING:
+    from pipeline.template import Field
+
+# "any" accepts these unambiguous spellings (never 01/02/2024: day or month first?).
+ANY_DATE_PATTERNS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%d.%m.%Y", "%d %B %Y", "%d %b %Y",
+                     "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y")  # fmt: skip
+ANY_TIME_PATTERNS = ("%H:%M:%S", "%H:%M", "%I:%M %p", "%I:%M:%S %p", "%I%p", "%I %p")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_TIME = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?")
+_YEAR = re.compile(r"[0-9]{4}")
+_YEARMONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_DURATION = re.compile(
+    r"P(?!$)([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?"
+    r"(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?"
+)
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_BARE_NUMBER = re.compile(r"^[^-+0-9.]*|[^0-9.]*$")
+_BARE_INTEGER = re.compile(r"^[^-+0-9]*|[^0-9]*$")
+_HUMAN = {"%d": "DD", "%m": "MM", "%Y": "YYYY", "%y": "YY", "%H": "hh", "%I": "hh",
+          "%M": "mm", "%S": "ss", "%f": "ffffff", "%p": "AM/PM", "%b": "Mon", "%B": "Month",
+          "%z": "+hhmm", "%%": "%"}  # fmt: skip
+_HUMAN_RE = re.compile("|".join(re.escape(k) for k in _HUMAN))
+
+
+@dataclass(frozen=True)
+class Distinct:
+    """A column's distinct values (nulls left out) and each row's key into them."""
+
+    values: list[Any]
+    keys: ac.Array
+
+    @classmethod
+    def of(cls, column: ac.Array) -> Distinct:
+        if column.type == ac.DataType.bool():  # Arrow cannot dictionary-encode booleans
+            encoded = acc.dictionary_encode(acc.cast(column, ac.DataType.int8()))
+            values = [bool(v) for v in ac.dictionary_dictionary(encoded).to_pylist()]
+            return cls(values, ac.dictionary_indices(encoded))
+        encoded = acc.dictionary_encode(column)
+        values = list(ac.dictionary_dictionary(encoded).to_pylist())
+        return cls(values, ac.dictionary_indices(encoded))
+
+    def spread(self, answers: list[Any], dtype: ac.DataType) -> ac.Array:
+        """One answer per distinct value, given back to every row (null rows stay null)."""
+        return acc.take(ac.Array(answers, dtype), self.keys)
+
+
+def arrow_type(field: Field) -> ac.DataType:
+    """The Arrow type a field's values are delivered as."""
+    if field.type == "integer":
+        return ac.DataType.int64()
+    if field.type == "number":
+        return ac.DataType.float64()
+    if field.type == "boolean":
+        return ac.DataType.bool()
+    if field.type == "date":
+        return ac.DataType.date32()
+    if field.type == "datetime":
+        return ac.DataType.timestamp("us", tz="UTC")
+    if field.type == "time":
+        return ac.DataType.time64("us")
+    if field.type == "year":
+        return ac.DataType.int32()
+    return ac.DataType.string()  # string, yearmonth ("2024-05"), duration (ISO 8601), any
+
+
+def parse(field: Field, column: ac.Array) -> ac.Array:
+    """Typed values of a column of text cells; null where a cell is empty or does not parse."""
+    target = arrow_type(field)
+    if field.type == "integer":
+        if field.bare_number and not field.group_char:
+            return acc.cast(column, target)
+        return _normalised(column, target, lambda v: _number_text(field, v, integer=True))
+    if field.type == "number":
+        if field.bare_number and not field.group_char and field.decimal_char == ".":
+            return acc.cast(column, target)
+        return _normalised(column, target, lambda v: _number_text(field, v, integer=False))
+    if field.type == "boolean":
+        truth = {v: True for v in field.true_values} | {v: False for v in field.false_values}
+        distinct = Distinct.of(column)
+        return distinct.spread([truth.get(v) for v in distinct.values], target)
+    if field.type == "datetime" and field.format == "default":
+        return acc.cast(column, target)
+    if (field.type == "string" and field.format == "default") or field.type == "any":
+        return column
+    return _normalised(column, target, _TEXT_PARSERS[field.type](field))
+
+
+def parse_one(field: Field, text: str) -> Any:
+    """One cell's typed value (None if it does not parse): for constants and fixes."""
+    return parse(field, ac.Array([text], ac.DataType.string())).to_pylist()[0]
+
+
+def type_hint(field: Field) -> str:
+    """What a type-error message says after the value, e.g. 'is not a whole number'."""
+    if field.type == "boolean":
+        return f"is not one of {', '.join((*field.true_values, *field.false_values))}"
+    if field.type in ("integer", "number"):
+        hint = "is not a whole number" if field.type == "integer" else "is not a number"
+        if field.decimal_char != "." or field.group_char:
+            group = f" and {field.group_char!r} between thousands" if field.group_char else ""
+            return f"{hint} (use {field.decimal_char!r} for decimals{group})"
+        return hint
+    noun = {"date": "a date", "datetime": "a date and time", "time": "a time of day"}
+    if field.type in noun and field.format == "any":
+        return f"is not {noun[field.type]}"
+    if field.type in noun and field.format != "default":
+        return f"is not {noun[field.type]} in the form {human_pattern(field.format)}"
+    return {
+        "date": "is not a date (use YYYY-MM-DD)",
+        "datetime": "is not a date and time (use YYYY-MM-DDThh:mm:ss, optionally with a time zone)",
+        "time": "is not a time of day (use hh:mm:ss)",
+        "year": "is not a year (use YYYY)",
+        "yearmonth": "is not a year and month (use YYYY-MM)",
+        "duration": "is not a duration (use ISO 8601, such as P1DT2H or PT30M)",
+        "email": "is not an e-mail address",
+        "uri": "is not a URI (such as https://example.com/page)",
+        "uuid": "is not a UUID (such as 123e4567-e89b-12d3-a456-426614174000)",
+        "binary": "is not base64-encoded data",
+    }[field.format if field.type == "string" else field.type]
+
+
+def human_pattern(pattern: str) -> str:
+    """'%d/%m/%Y' -> 'DD/MM/YYYY'."""
+    return _HUMAN_RE.sub(lambda m: _HUMAN[m.group(0)], pattern)
+
+
+def strptime(text: str, pattern: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(text, pattern)  # naive: taken as UTC by the caller
+    except ValueError:
+        return None
+
+
+def _normalised(
+    column: ac.Array, target: ac.DataType, to_text: Callable[[str], str | None]
+) -> ac.Array:
+    """Each distinct value rewritten to the canonical text Arrow casts (or None), then cast."""
+    distinct = Distinct.of(column)
+    canonical = ac.Array([to_text(v) for v in distinct.values], ac.DataType.string())
+    return acc.take(acc.cast(canonical, target), distinct.keys)
+
+
+def _number_text(field: Field, text: str, integer: bool) -> str | None:
+    if field.group_char:
+        text = text.replace(field.group_char, "")
+    if not field.bare_number:
+        text = (_BARE_INTEGER if integer else _BARE_NUMBER).sub("", text)
+    if field.decimal_char != ".":
+        if "." in text:
+            return None
+        text = text.replace(field.decimal_char, ".")
+    return text
+
+
+def _date(field: Field) -> Callable[[str], str | None]:
+    if field.format == "default":
+        return lambda v: v if _ISO_DATE.fullmatch(v) else None
+    patterns = ANY_DATE_PATTERNS if field.format == "any" else (field.format,)
+    return lambda v: _first(v, patterns, lambda d: d.date().isoformat())
+
+
+def _datetime(field: Field) -> Callable[[str], str | None]:
+    if field.format == "any":
+        return _any_datetime
+    return lambda v: _first(v, (field.format,), _utc_iso)
+
+
+def _any_datetime(text: str) -> str | None:
+    try:
+        return _utc_iso(dt.datetime.fromisoformat(text))
+    except ValueError:
+        return None
+
+
+def _time(field: Field) -> Callable[[str], str | None]:
+    if field.format == "default":
+        return lambda v: v if _ISO_TIME.fullmatch(v) else None
+    patterns = ANY_TIME_PATTERNS if field.format == "any" else (field.format,)
+    return lambda v: _first(v, patterns, lambda d: d.time().isoformat())
+
+
+def _first(
+    text: str, patterns: tuple[str, ...], render: Callable[[dt.datetime], str]
+) -> str | None:
+    for pattern in patterns:
+        parsed = strptime(text, pattern)
+        if parsed is not None:
+            return render(parsed)
+    return None
+
+
+def _utc_iso(value: dt.datetime) -> str:
+    """ISO text Arrow casts to a UTC timestamp; a value without a zone is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.isoformat()
+
+
+def _matching(pattern: re.Pattern[str]) -> Callable[[Field], Callable[[str], str | None]]:
+    return lambda field: lambda v: v if pattern.fullmatch(v) else None
+
+
+def _string(field: Field) -> Callable[[str], str | None]:
+    if field.format == "binary":
+        return _base64
+    pattern = {"email": _EMAIL, "uri": _URI, "uuid": _UUID}[field.format]
+    return lambda v: v if pattern.fullmatch(v) else None
+
+
+def _base64(text: str) -> str | None:
+    try:
+        base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return None
+    return text
+
+
+_TEXT_PARSERS: dict[str, Callable[[Field], Callable[[str], str | None]]] = {
+    "string": _string,
+    "date": _date,
+    "datetime": _datetime,
+    "time": _time,
+    "year": _matching(_YEAR),
+    "yearmonth": _matching(_YEARMONTH),
+    "duration": _matching(_DURATION),
+}

@@ -1,0 +1,177 @@
+"""Spreadsheets: xlsx, xls, xlsb, ods read into Arrow strings, with sheets and header rows."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ReadError
+from pipeline.excel import rows_as_text
+from pipeline.readers import ReadOptions, Sheet, read_file, sheet_names
+
+FILES = Path(__file__).resolve().parents[1] / "fixtures" / "files"
+HEADERS = ("Name", "Email", "Joined", "Amount", "Active", "Total")
+ROWS = [
+    ["Ada Lovelace", "ada@example.com", "2024-01-05", "42", "true", "84"],
+    ["Alan Turing", "alan@example.com", "2024-02-29T13:30:05", "0.1", "false", "0.2"],
+    ["Grace Hopper", "not-an-email", "2023-12-31", "1234.5", "true", "2469"],
+    ["Zoë Ünïcödé", None, "2024-03-01", "-7", "false", "-14"],
+    ["Merged Name", "merged1@example.com", None, None, None, None],
+    [None, "merged2@example.com", None, None, None, None],  # merged: top-left cell only
+]
+
+
+def rows(sheet: Sheet) -> list[list[str | None]]:
+    columns = [sheet.column(i).to_pylist() for i in range(len(sheet.headers))]
+    return [list(r) for r in zip(*columns, strict=True)]
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls", "ods"])
+def test_people_workbook(kind: str) -> None:
+    sheet = read_file(str(FILES / f"people.{kind}"), f"people.{kind}")
+    assert sheet.kind == kind
+    assert (sheet.sheet_name, sheet.sheet_names) == ("People", ("People", "Notes"))
+    assert sheet.header_row == 3  # title row 1 (merged), blank row 2
+    assert sheet.first_data_row == 4
+    assert sheet.headers == HEADERS
+    expected = [list(r) for r in ROWS]
+    if kind == "ods":  # LibreOffice stores Excel's booleans as numbers with a boolean format
+        for r in expected:
+            r[4] = {"true": "1", "false": "0"}.get(r[4] or "", r[4])
+    assert rows(sheet) == expected
+    assert sheet.problems == ()
+
+
+def test_xlsb() -> None:
+    sheet = read_file(str(FILES / "people.xlsb"), "people.xlsb")
+    assert (sheet.kind, sheet.header_row, sheet.headers) == ("xlsb", 1, HEADERS[:5])
+    assert rows(sheet) == [r[:5] for r in ROWS[:4]]
+
+
+def test_sheet_can_be_picked_and_listed() -> None:
+    path = str(FILES / "people.xlsx")
+    assert sheet_names(path, "people.xlsx") == ["People", "Notes"]
+    notes = read_file(path, "people.xlsx", ReadOptions(sheet="Notes"))
+    assert (notes.sheet_name, notes.headers, rows(notes)) == (
+        "Notes",
+        ("Note", "By"),
+        [["This sheet is not the data", "Ada"]],
+    )
+    with pytest.raises(ReadError) as excinfo:
+        read_file(path, "people.xlsx", ReadOptions(sheet="Sheet9"))
+    assert str(excinfo.value) == (
+        "people.xlsx has no sheet “Sheet9”. Pick one of: “People”, “Notes”."
+    )
+
+
+def test_sheet_names_of_text_files_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    assert sheet_names(str(path), "a.csv") == []
+
+
+def test_header_row_can_be_chosen() -> None:
+    sheet = read_file(str(FILES / "people.xlsx"), "people.xlsx", ReadOptions(header_row=1))
+    assert sheet.header_row == 1
+    assert sheet.headers == ("People export, March 2024",)  # columns end at its last label
+    assert [(p.code, p.row) for p in sheet.problems][:2] == [("blank-row", 2), ("extra-cell", 3)]
+
+
+def _write(path: Path, cells: dict[tuple[int, int], object], sheet: str = "S") -> None:
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path))
+    ws = book.add_worksheet(sheet)
+    for (r, c), v in cells.items():
+        ws.write(r, c, v)
+    book.close()
+
+
+def test_rows_are_numbered_as_the_sheet_shows_them(tmp_path: Path) -> None:
+    path = tmp_path / "t.xlsx"
+    # Data starts at D6; a blank row inside; a value right of the header.
+    _write(
+        path,
+        {(5, 3): "name", (5, 4): "age", (6, 3): "Ada", (6, 4): 36, (8, 3): "Alan", (8, 5): "x"},
+    )
+    sheet = read_file(str(path), "t.xlsx")
+    assert (sheet.header_row, sheet.headers) == (6, ("name", "age"))
+    assert rows(sheet) == [["Ada", "36"], [None, None], ["Alan", None]]
+    assert [(p.code, p.row, p.column) for p in sheet.problems] == [
+        ("blank-row", 8, None),
+        ("extra-cell", 9, 3),
+    ]
+
+
+def test_row_count_equals_the_sheet_dimension(tmp_path: Path) -> None:
+    import python_calamine
+
+    path = tmp_path / "big.xlsx"
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    ws = book.add_worksheet("S")
+    ws.write_row(0, 0, ["id", "name"])
+    for i in range(1, 70_001):  # past one 64k-row batch
+        ws.write_row(i, 0, [i, f"n{i}"])
+    book.close()
+    sheet = read_file(str(path), "big.xlsx")
+    dimension = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_name("S")
+    assert sheet.num_rows == dimension.height - 1 == 70_000
+    assert sheet.column(0).to_pylist()[-1] == "70000"
+
+
+def test_empty_sheet_and_header_only(tmp_path: Path) -> None:
+    path = tmp_path / "e.xlsx"
+    _write(path, {})
+    with pytest.raises(ReadError) as excinfo:
+        read_file(str(path), "e.xlsx")
+    assert str(excinfo.value) == (
+        "e.xlsx (sheet “S”) is empty. Pick the sheet that holds the data."
+    )
+    _write(path, {(0, 0): "a", (0, 1): "b"})
+    with pytest.raises(ReadError) as excinfo:
+        read_file(str(path), "e.xlsx")
+    assert str(excinfo.value) == (
+        "e.xlsx (sheet “S”) has a header row but no data rows. "
+        "Add at least one row under the header."
+    )
+
+
+def test_excel_cell_limit(tmp_path: Path) -> None:
+    path = tmp_path / "l.xlsx"
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False})
+    ws = book.add_worksheet("S")
+    ws.write_row(0, 0, ["a", "b"])
+    ws.write_row(1, 0, ["1", "2"])
+    book.close()
+    with pytest.raises(ReadError, match="larger than the limit of 0 KiB"):
+        read_file(str(path), "l.xlsx", ReadOptions(max_field_bytes=0))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (42.0, "42"),
+        (0.1, "0.1"),
+        (-7.0, "-7"),
+        (1e21, "1e+21"),
+        (3, "3"),
+        (True, "true"),
+        (False, "false"),
+        ("", None),
+        ("x", "x"),
+        (datetime.date(2024, 1, 5), "2024-01-05"),
+        (datetime.datetime(2024, 1, 5, 13, 30), "2024-01-05T13:30:00"),
+        (datetime.datetime(2024, 1, 5, 13, 30, 0, 500000), "2024-01-05T13:30:00.500000"),
+        (datetime.time(9, 5), "09:05:00"),
+        (datetime.timedelta(hours=1, minutes=30), "PT1H30M"),
+        (datetime.timedelta(0), "PT0S"),
+    ],
+)
+def test_cells_become_the_text_a_person_would_type(value: object, text: str | None) -> None:
+    assert rows_as_text([[value]]) == [[text]]  # type: ignore[list-item]
