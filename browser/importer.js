@@ -349,9 +349,26 @@ function showReview(file, described, initial) {
         cell.dataset.error = errors.join(" ");
       }
       cell.addEventListener("click", () => {
-        detail.textContent = errors.length
-          ? `Row ${row.row}, ${f.title || f.name}: ${errors.join(" ")}`
-          : `Row ${row.row}, ${f.title || f.name}: no problems.`;
+        const label = `Row ${row.row}, ${f.title || f.name}: `;
+        detail.replaceChildren(label + (errors.length ? errors.join(" ") : "no problems."));
+        const fix = (row.fixes || {})[f.name];
+        if (fix !== undefined) {
+          detail.append(
+            el("span", { id: "fix-proposal", text: ` Suggested: “${fix}”.` }),
+            el("button", {
+              id: "fix-apply",
+              class: "secondary",
+              text: "Apply",
+              onclick: () => change(call("edit", row.index, f.name, JSON.stringify(fix))),
+            }),
+            el("button", {
+              id: "fix-column",
+              class: "secondary",
+              text: `Fix all in ${f.title || f.name}`,
+              onclick: () => change(call("fix_column", f.name)),
+            }),
+          );
+        }
       });
       cell.addEventListener("dblclick", () => startEdit(cell, row, f, value));
       return cell;

@@ -70,6 +70,7 @@ const CALLS = new Set([
   "window",
   "edit",
   "replace",
+  "fix_column",
   "delete_rows",
   "delete_rows_with_errors",
   "undo",

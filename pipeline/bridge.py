@@ -91,6 +91,10 @@ def replace(field: str, find: str, replacement: str) -> str:
     return _answer(lambda: _current().review.replace(field, find, replacement))
 
 
+def fix_column(field: str) -> str:
+    return _answer(lambda: _current().review.fix_column(field))
+
+
 def delete_rows(indices_json: str) -> str:
     return _answer(lambda: _current().review.delete_rows(json.loads(indices_json)))
 

@@ -17,6 +17,7 @@ import arro3.compute as acc
 import arro3.core as ac
 
 from pipeline.template import Template
+from pipeline.transforms import propose_fix
 from pipeline.validation import CellError, validate
 
 CROSS_ROW_CODES = ("primary-key",)
@@ -130,6 +131,13 @@ class Review:
         for i, index in enumerate(rows):
             cells = {name: self._value(index, name, columns[name][i]) for name in self.fields}
             row_errors = self.errors.get(index, {})
+            fixes = {
+                name: fix
+                for name, errs in row_errors.items()
+                if errs
+                and cells[name] is not None
+                and (fix := propose_fix(self.template.field(name), cells[name])) is not None
+            }
             out.append(
                 {
                     "index": index,
@@ -139,6 +147,7 @@ class Review:
                         name: [e.message for e in errs] for name, errs in row_errors.items() if errs
                     },
                     "edited": [name for name in self.fields if (index, name) in self.edits],
+                    "fixes": fixes,
                 }
             )
         return out
@@ -170,6 +179,28 @@ class Review:
                 touched.append(index)
         self._commit(change, touched, [name])
         return {**self.summary(), "changed": len(touched)}
+
+    def fix_column(self, name: str) -> dict[str, Any]:
+        """Apply the engine's proposed fix to every cell of one column that has one."""
+        if name not in self.fields:
+            raise KeyError(name)
+        field = self.template.field(name)
+        rows = sorted(i for i, f in self.errors.items() if f.get(name) and i not in self.deleted)
+        change = _Change()
+        if rows:
+            originals = self.window_values(rows, name)
+            for index, value in zip(rows, originals, strict=True):
+                if value is not None and (fix := propose_fix(field, value)) is not None:
+                    self._set_cell(change, index, name, fix)
+        touched = sorted({index for index, _ in change.cells})
+        self._commit(change, touched, [name])
+        return {**self.summary(), "changed": len(touched)}
+
+    def window_values(self, rows: list[int], name: str) -> list[str | None]:
+        """Current values (edits applied) of one column at the given rows."""
+        indices = ac.Array(rows, ac.DataType.int64())
+        column = acc.take(self.table.column(name).combine_chunks(), indices).to_pylist()
+        return [self._value(i, name, v) for i, v in zip(rows, column, strict=True)]
 
     def delete_rows(self, indices: Iterable[int]) -> dict[str, Any]:
         change = _Change(deleted=sorted({i for i in indices if i not in self.deleted}))

@@ -31,16 +31,16 @@ async function boot(config) {
 }
 
 async function run(file, templateJson) {
-  const path = "/uploads/current";
   const t0 = performance.now();
-  // As browser/worker.mjs openFile: the whole File copied into the in-memory FS.
-  pyodide.FS.writeFile(path, new Uint8Array(await file.arrayBuffer()));
+  // As browser/worker.mjs openFile: the File mounted with WORKERFS, read in slices.
+  pyodide.FS.mkdirTree("/uploads");
+  pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: [file] }, "/uploads");
   const t1 = performance.now();
   let result;
   try {
-    result = JSON.parse(phases.run(path, file.name, templateJson));
+    result = JSON.parse(phases.run(`/uploads/${file.name}`, file.name, templateJson));
   } finally {
-    pyodide.FS.unlink(path);
+    pyodide.FS.unmount("/uploads");
   }
   result.copy_ms = t1 - t0;
   result.wasm_bytes = wasmBytes();

@@ -331,3 +331,33 @@ def test_a_windows_1252_file_is_read_and_the_encoding_can_be_chosen(
     frame.locator("#encoding").select_option("utf-8")
     expect(frame.locator("#error")).to_contain_text("legacy.csv")
     page.context.close()
+
+
+def test_one_click_fixes(browser: Browser, demo: Demo, tmp_path: Path) -> None:
+    path = tmp_path / "fixable.csv"
+    path.write_text(
+        "Full name,Email,Country,Signup date,Amount\n"
+        'Ada,ada@example.com, gb ,15/01/2024,"1,200.50"\n'
+        "Bob,bob@example.com,fr,31/12/2023,7\n",
+        encoding="utf-8",
+    )
+    page, frame, _ = _open_importer(browser, demo)
+    frame.locator("#file-input").set_input_files(path)
+    frame.locator("#map-continue").click()
+    summary = frame.locator("#summary")
+    expect(summary).to_contain_text("5 problem(s) in 2 of 2 rows", timeout=30_000)
+    _cell(frame, 2, "amount").click()
+    expect(frame.locator("#fix-proposal")).to_have_text(" Suggested: “1200.50”.")
+    frame.locator("#fix-apply").click()
+    expect(summary).to_contain_text("4 problem(s) in 2 of 2 rows")
+    _cell(frame, 2, "signup_date").click()
+    frame.locator("#fix-column").click()  # both dates, one step
+    expect(summary).to_contain_text("2 problem(s) in 2 of 2 rows")
+    expect(_cell(frame, 3, "signup_date")).to_have_text("2023-12-31")
+    _cell(frame, 3, "country").click()
+    frame.locator("#fix-column").click()
+    expect(summary).to_have_text("All 2 rows are valid.")
+    expect(_cell(frame, 2, "country")).to_have_text("GB")
+    frame.locator("#undo").click()
+    expect(summary).to_contain_text("2 problem(s) in 2 of 2 rows")
+    page.context.close()

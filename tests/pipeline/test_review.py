@@ -64,6 +64,7 @@ def test_window_returns_cells_row_numbers_and_messages() -> None:
             "age": ['"x" is not a whole number.'],
         },
         "edited": [],
+        "fixes": {},
     }
 
 
@@ -147,3 +148,42 @@ def test_materialise_applies_edits_and_skips_deleted_rows() -> None:
         {"name": "Ada", "age": "36", "country": "GB"},
         {"name": "Grace", "age": "x", "country": "FR"},
     ]
+
+
+UNIQUE: dict[str, Any] = {
+    "fields": [
+        {"name": "code", "constraints": {"unique": True}},
+        {"name": "note"},
+    ]
+}
+
+
+def test_unique_values_are_rechecked_across_rows_after_an_edit() -> None:
+    review = _review([("A", "x"), ("B", "y"), ("A", "z")], UNIQUE)
+    assert review.summary()["by_code"] == {"unique": 1}
+    assert review.window(2, 1)[0]["errors"]["code"][0].startswith('"A"')
+    assert review.edit(2, "code", "C")["error_count"] == 0
+    # Editing another row into a duplicate flags the later one again.
+    summary = review.edit(1, "code", "A")
+    assert summary["by_code"] == {"unique": 1} and summary["rows_with_errors"] == 1
+    assert review.window(1, 1)[0]["errors"]["code"]
+    assert review.undo()["error_count"] == 0
+    assert review.undo()["by_code"] == {"unique": 1}
+
+
+def test_deleting_a_duplicate_clears_the_unique_error() -> None:
+    review = _review([("A", "x"), ("A", "y")], UNIQUE)
+    assert review.summary()["error_count"] == 1
+    assert review.delete_rows([0])["error_count"] == 0
+
+
+def test_fix_column_applies_the_engines_proposals() -> None:
+    template: dict[str, Any] = {
+        "fields": [{"name": "day", "type": "date"}, {"name": "n", "type": "number"}]
+    }
+    review = _review([("15/01/2024", "1,200.50"), ("2024-01-02", "x")], template)
+    assert review.window(0, 1)[0]["fixes"] == {"day": "2024-01-15", "n": "1200.50"}
+    summary = review.fix_column("n")
+    assert summary["changed"] == 1 and summary["by_field"] == {"day": 1, "n": 1}
+    assert review.window(0, 1)[0]["cells"]["n"] == "1200.50"
+    assert review.window(1, 1)[0]["fixes"] == {}  # nothing safe to propose for "x"
