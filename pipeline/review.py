@@ -131,13 +131,13 @@ class Review:
         for i, index in enumerate(rows):
             cells = {name: self._value(index, name, columns[name][i]) for name in self.fields}
             row_errors = self.errors.get(index, {})
-            fixes = {
-                name: fix
-                for name, errs in row_errors.items()
-                if errs
-                and cells[name] is not None
-                and (fix := propose_fix(self.template.field(name), cells[name])) is not None
-            }
+            fixes = {}
+            for name, errs in row_errors.items():
+                value = cells[name]
+                if errs and value is not None:
+                    fix = propose_fix(self.template.field(name), value)
+                    if fix is not None:
+                        fixes[name] = fix
             out.append(
                 {
                     "index": index,
