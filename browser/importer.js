@@ -88,11 +88,25 @@ function pickFile() {
 }
 
 function busy(text) {
-  return [el("p", { id: "busy", text }), el("progress", { class: "busy" })];
+  return [el("p", { id: "busy", text }), el("progress", { id: "busy-progress", class: "busy" })];
+}
+
+// Counts from the worker while it reads, checks or uploads.
+function showProgress({ phase, done, total }) {
+  const text = document.getElementById("busy");
+  const bar = document.getElementById("busy-progress");
+  if (!text || !bar) return;
+  if (phase === "parse") {
+    text.textContent = `Reading… ${done.toLocaleString("en")} rows so far`;
+  } else if (phase === "validate") {
+    text.textContent = `Checking… ${done} of ${total} columns`;
+    bar.max = total;
+    bar.value = done;
+  }
 }
 
 function call(name, ...args) {
-  return ask("call", { name, args });
+  return ask("call", { name, args }, name === "set_mapping" ? showProgress : undefined);
 }
 
 function size(bytes) {
@@ -120,7 +134,7 @@ async function openFile(file, options = {}) {
   render(...busy(`Reading ${file.name}…`));
   try {
     const context = { publishableKey: config.publishableKey, templateId: config.templateId };
-    const described = await ask("open", { file, template, context, options });
+    const described = await ask("open", { file, template, context, options }, showProgress);
     showMapping(file, { ...described, options });
   } catch (error) {
     showError(error.message);

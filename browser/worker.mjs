@@ -36,8 +36,8 @@ async function recall(context, headers) {
   return answer.mapping;
 }
 
-async function openAndPropose({ file, template, context, options }) {
-  const described = openFile(file, template, options || {});
+async function openAndPropose({ file, template, context, options }, progress) {
+  const described = openFile(file, template, options || {}, progress);
   let remembered = null;
   try {
     remembered = await recall(context, described.headers);
@@ -47,7 +47,7 @@ async function openAndPropose({ file, template, context, options }) {
   return remembered ? call("use_remembered", JSON.stringify(remembered)) : described;
 }
 
-function openFile(file, template, options) {
+function openFile(file, template, options, progress) {
   try {
     pyodide.FS.unmount("/uploads");
   } catch {
@@ -60,6 +60,7 @@ function openFile(file, template, options) {
     file.name,
     JSON.stringify(template),
     JSON.stringify(options),
+    progress,
   );
 }
 
@@ -148,6 +149,8 @@ async function upload({ publishableKey, templateId, fileName, rows, headers, map
 self.onmessage = async (event) => {
   const { id, type, payload } = event.data;
   const reply = (message) => self.postMessage({ id, ...message });
+  // Python calls this between batches and fields; the page draws it while we work.
+  const progress = (phase, done, total) => self.postMessage({ id, progress: { phase, done, total } });
   try {
     let value;
     if (type === "boot") {
@@ -155,10 +158,12 @@ self.onmessage = async (event) => {
       await booting;
     } else {
       await booting;
-      if (type === "open") value = await openAndPropose(payload);
+      if (type === "open") value = await openAndPropose(payload, progress);
+      else if (type === "call" && payload.name === "set_mapping")
+        value = call("set_mapping", ...payload.args, progress);
       else if (type === "call" && CALLS.has(payload.name)) value = call(payload.name, ...payload.args);
       else if (type === "upload")
-        value = await upload(payload, (p) => self.postMessage({ id, progress: p }));
+        value = await upload(payload, ({ done, total }) => progress("upload", done, total));
       else throw new Error(`unknown message ${type}`);
     }
     reply({ ok: true, value });

@@ -33,7 +33,17 @@ def _current() -> ImportSession:
     return _session
 
 
-def open_file(path: str, file_name: str, template_json: str, options_json: str = "{}") -> str:
+Progress = Callable[[str, int, int], None]
+"""(phase, done, total): "parse" counts rows read (total 0: unknown), "validate" fields."""
+
+
+def open_file(
+    path: str,
+    file_name: str,
+    template_json: str,
+    options_json: str = "{}",
+    progress: Progress | None = None,
+) -> str:
     """Read the file; options are the user's choices: encoding, sheet, header_row."""
 
     def work() -> Any:
@@ -45,6 +55,7 @@ def open_file(path: str, file_name: str, template_json: str, options_json: str =
             sheet=choices.get("sheet") or None,
             header_row=int(choices["header_row"]) if choices.get("header_row") else None,
             max_bytes=int(choices.get("max_bytes") or ReadOptions.max_bytes),
+            on_rows=(lambda rows: progress("parse", rows, 0)) if progress else None,
         )
         template = Template.from_dict(json.loads(template_json))
         _session = ImportSession.open(path, file_name, template, options)
@@ -64,13 +75,14 @@ def use_remembered(remembered_json: str) -> str:
     return _answer(work)
 
 
-def set_mapping(mapping_json: str) -> str:
+def set_mapping(mapping_json: str, progress: Progress | None = None) -> str:
     """Apply the user's mapping and validate every row; returns the review summary."""
 
     def work() -> Any:
         session = _current()
         session.set_mapping({k: int(v) for k, v in json.loads(mapping_json).items()})
-        return session.review.summary()
+        on_field = (lambda done, total: progress("validate", done, total)) if progress else None
+        return session.start_review(on_field).summary()
 
     return _answer(work)
 

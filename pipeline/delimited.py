@@ -181,7 +181,7 @@ def _read(
                 raise ReadError(field_too_large(name, number, column, limit))
     skip = len(text[: spans[header_index][1]].encode("utf-8"))
     try:
-        table = _read_arrow(path, name, encoding, skip, headers, delimiter, header_row, limit)
+        table = _read_arrow(path, name, encoding, skip, headers, delimiter, header_row, options)
     except _Ragged:
         table = _read_python(
             path, name, encoding, header_index, headers, delimiter, header_row, limit, problems
@@ -449,7 +449,7 @@ def _read_arrow(
     headers: tuple[str, ...],
     delimiter: str,
     header_row: int,
-    limit: int,
+    options: ReadOptions,
 ) -> ac.Table:
     schema = string_schema(len(headers))
     fh = _open_data(path, name, encoding, skip)
@@ -460,9 +460,10 @@ def _read_arrow(
         batches = []
         first = header_row + 1
         for batch in _batches(reader, name, header_row + 1):
-            check_field_sizes(name, batch, first, headers, limit)
+            check_field_sizes(name, batch, first, headers, options.max_field_bytes)
             first += batch.num_rows
             batches.append(batch)
+            options.rows_read(first - header_row - 1)
     finally:
         fh.close()
     return ac.Table.from_batches(batches, schema=schema)

@@ -58,6 +58,8 @@ _WHAT = {
 }
 Value = int | float | str | bool | datetime.time | datetime.date | datetime.timedelta
 
+PROGRESS_ROWS = 16_384
+
 
 def _open(path: str, name: str, kind: str, options: ReadOptions) -> pc.CalamineWorkbook:
     if kind != "xls":
@@ -177,6 +179,8 @@ def _read_sheet(
         elif row[:width].count(None) == width:
             problems.add(Problem("blank-row", f"Row {number} is blank.", number))
         builder.append(row)
+        if builder.rows % PROGRESS_ROWS == 0:
+            options.rows_read(builder.rows)
     seen = index + 1 + builder.rows
     if seen != expected_rows:
         raise ReadError(

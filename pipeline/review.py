@@ -9,7 +9,7 @@ only for rules that span rows (unique values, primary keys).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,13 @@ class _Change:
 
 
 class Review:
-    def __init__(self, table: ac.Table, template: Template, first_row: int) -> None:
+    def __init__(
+        self,
+        table: ac.Table,
+        template: Template,
+        first_row: int,
+        on_field: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.table = table
         self.template = template
         self.first_row = first_row
@@ -64,7 +70,7 @@ class Review:
         self.deleted: set[int] = set()
         self.history: list[_Change] = []
         self.errors: dict[int, dict[str, list[CellError]]] = {}
-        self._set_errors(validate(table, template, first_row))
+        self._set_errors(validate(table, template, first_row, on_field=on_field))
         self.view = View()
         self._rows: list[int] | None = None  # rows of the current view, computed on demand
         self._kept: list[int] | None = None

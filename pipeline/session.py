@@ -7,6 +7,7 @@ JavaScript, so no proxies leak); the CLI uses the same calls natively.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,8 +90,12 @@ class ImportSession:
     @property
     def review(self) -> Review:
         """The validated rows with the user's edits; started on first use, per mapping."""
+        return self.start_review()
+
+    def start_review(self, on_field: Callable[[int, int], None] | None = None) -> Review:
         if self._review is None:
-            self._review = Review(self.mapped_table(), self.template, self.sheet.first_data_row)
+            table = self.mapped_table()
+            self._review = Review(table, self.template, self.sheet.first_data_row, on_field)
         return self._review
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> list[tuple[int, int]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import arro3.core as ac
@@ -48,6 +48,12 @@ class ReadOptions:
     zip_ratio_min_bytes: int = 1 * MIB  # the ratio rule applies to entries larger than this
     # A JSON array is parsed whole (NDJSON streams): a tighter limit than max_bytes.
     max_json_bytes: int = 256 * MIB
+    # Told the number of data rows read so far, batch by batch (for a progress bar).
+    on_rows: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
+
+    def rows_read(self, count: int) -> None:
+        if self.on_rows is not None:
+            self.on_rows(count)
 
 
 @dataclass(frozen=True)

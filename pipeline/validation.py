@@ -75,6 +75,7 @@ def validate(
     template: Template,
     first_row: int = 2,
     earlier: EarlierBatches | None = None,
+    on_field: Callable[[int, int], None] | None = None,
 ) -> list[CellError]:
     """Check a table whose columns are named after template fields (strings, as read).
 
@@ -85,13 +86,14 @@ def validate(
     prepared = prepare(table, template)
     errors: list[CellError] = []
     typed: dict[str, ac.Array] = {}
-    for field in template.fields:
-        if field.name not in prepared.column_names:
-            continue
-        cells = _Cells(field, prepared.column(field.name).combine_chunks(), first_row)
-        typed[field.name] = cells.typed
-        for check in _CHECKS:
-            errors.extend(check(cells, earlier))
+    for done, field in enumerate(template.fields, start=1):
+        if field.name in prepared.column_names:
+            cells = _Cells(field, prepared.column(field.name).combine_chunks(), first_row)
+            typed[field.name] = cells.typed
+            for check in _CHECKS:
+                errors.extend(check(cells, earlier))
+        if on_field is not None:  # (fields checked, of how many): for a progress bar
+            on_field(done, len(template.fields))
     if template.primary_key:
         errors.extend(_primary_key(template, prepared, typed, first_row, earlier))
     order = {name: i for i, name in enumerate(template.field_names)}

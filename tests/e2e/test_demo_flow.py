@@ -64,6 +64,16 @@ def test_rows_arrive_at_the_webhook_exactly(browser: Browser, demo: Demo, tmp_pa
     csv_path = tmp_path / "contacts.csv"
     _write_csv(csv_path, expected)
     page, frame, requests = _open_importer(browser, demo)
+    importer = next(f for f in page.frames if f.url.startswith(demo.importer_origin))
+    importer.evaluate(
+        """() => {
+          window.progressSeen = [];
+          new MutationObserver(() => {
+            const busy = document.getElementById("busy");
+            if (busy) window.progressSeen.push(busy.textContent);
+          }).observe(document.body, { subtree: true, childList: true, characterData: true });
+        }"""
+    )
 
     frame.locator("#file-input").set_input_files(csv_path)
     # Headers matched by synonym/normalised name; the extra column stays unmapped.
@@ -71,6 +81,9 @@ def test_rows_arrive_at_the_webhook_exactly(browser: Browser, demo: Demo, tmp_pa
     expect(frame.locator("#map-phone")).to_have_value("2")
     frame.locator("#map-continue").click()
     expect(frame.locator("#summary")).to_have_text(f"All {ROWS} rows are valid.", timeout=60_000)
+    seen = importer.evaluate("() => window.progressSeen")
+    assert "Reading… 65,536 rows so far" in seen  # counts while parsing, batch by batch
+    assert "Checking… 6 of 6 columns" in seen
     frame.locator("#submit").click()
     expect(frame.locator("#done")).to_have_text(f"Delivered {ROWS} rows.", timeout=120_000)
     expect(frame.locator("#done")).to_have_attribute("data-status", "delivered")
