@@ -105,6 +105,7 @@ _NON_LATIN = frozenset(
         "cp857",
     )
 )  # Microsoft's Shift-JIS, what Excel writes
+READ_BUFFER = 4 * MIB
 
 
 class Encoding:
@@ -431,7 +432,8 @@ class _Ragged(Exception):
 
 def _open_data(path: str, name: str, encoding: Encoding, skip: int) -> IO[bytes]:
     """The file from its first data row on, as UTF-8 bytes; `skip` counts UTF-8 bytes."""
-    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    # A large buffer: in the browser each read of the file system is a slice of the File.
+    raw = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by the caller
     if encoding.is_utf8:
         raw.seek(encoding.bom + skip)
         return raw

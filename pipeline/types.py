@@ -159,8 +159,13 @@ def _normalised(
 ) -> ac.Array:
     """Each distinct value rewritten to the canonical text Arrow casts (or None), then cast."""
     distinct = Distinct.of(column)
-    canonical = ac.Array([to_text(v) for v in distinct.values], ac.DataType.string())
+    canonical = ac.Array(list(map(to_text, distinct.values)), ac.DataType.string())
     return acc.take(acc.cast(canonical, target), distinct.keys)
+
+
+def _kept_if(match: Callable[[str], object]) -> Callable[[str], str | None]:
+    """A to_text for `_normalised` that keeps a value when `match` accepts it."""
+    return lambda v: v if match(v) else None
 
 
 def _number_text(field: Field, text: str, integer: bool) -> str | None:
@@ -177,7 +182,7 @@ def _number_text(field: Field, text: str, integer: bool) -> str | None:
 
 def _date(field: Field) -> Callable[[str], str | None]:
     if field.format == "default":
-        return lambda v: v if _ISO_DATE.fullmatch(v) else None
+        return _kept_if(_ISO_DATE.fullmatch)
     patterns = ANY_DATE_PATTERNS if field.format == "any" else (field.format,)
     return lambda v: _first(v, patterns, lambda d: d.date().isoformat())
 
@@ -197,7 +202,7 @@ def _any_datetime(text: str) -> str | None:
 
 def _time(field: Field) -> Callable[[str], str | None]:
     if field.format == "default":
-        return lambda v: v if _ISO_TIME.fullmatch(v) else None
+        return _kept_if(_ISO_TIME.fullmatch)
     patterns = ANY_TIME_PATTERNS if field.format == "any" else (field.format,)
     return lambda v: _first(v, patterns, lambda d: d.time().isoformat())
 
@@ -220,14 +225,14 @@ def _utc_iso(value: dt.datetime) -> str:
 
 
 def _matching(pattern: re.Pattern[str]) -> Callable[[Field], Callable[[str], str | None]]:
-    return lambda field: lambda v: v if pattern.fullmatch(v) else None
+    return lambda field: _kept_if(pattern.fullmatch)
 
 
 def _string(field: Field) -> Callable[[str], str | None]:
     if field.format == "binary":
         return _base64
     pattern = {"email": _EMAIL, "uri": _URI, "uuid": _UUID}[field.format]
-    return lambda v: v if pattern.fullmatch(v) else None
+    return _kept_if(pattern.fullmatch)
 
 
 def _base64(text: str) -> str | None:

@@ -262,7 +262,7 @@ def _pattern(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellErro
     if cells.field.pattern is None:
         return
     pattern = re.compile(cells.field.pattern)
-    bad = [pattern.fullmatch(v) is None for v in cells.distinct_text.values]
+    bad = [m is None for m in map(pattern.fullmatch, cells.distinct_text.values)]
     message = f"does not match the pattern {cells.field.pattern}."
     for index, value in cells.failing(cells.distinct_text, bad):
         yield cells.error(index, "constraint-error", f"{_show(value)} {message}", "pattern")
