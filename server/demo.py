@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from server import db, orgs
 from server.runtime import Runtime
 
 TEMPLATE_FILE = Path(__file__).parent / "contacts.schema.json"
+TEMPLATE_ID = re.compile(r"tpl_[0-9a-f]{24}")
 RECEIVED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type")
 
 
@@ -114,11 +116,14 @@ async def host_page(request: Request) -> Response:
     state = _state(request)
     manifest = request.app.state.manifest
     embed = state.importer_origin + manifest.url("app/embed.js")
+    # ?template=tpl_... embeds another of the demo organisation's templates.
+    chosen = request.query_params.get("template", "")
+    template_id = chosen if TEMPLATE_ID.fullmatch(chosen) else state.template_id
     options = json.dumps(
         {
             "server": state.importer_origin,
             "publishableKey": state.publishable_key,
-            "template": state.template_id,
+            "template": template_id,
         }
     )
     page = f"""<!doctype html>

@@ -1,0 +1,81 @@
+"""A subset of the conformance vectors, through the real importer UI in Chromium.
+
+Each vector's template is added to the demo organisation; its file is picked in the
+importer, the proposed mapping accepted, and the errors the grid shows must be exactly
+the vector's expected errors (the same ones pytest and Pyodide under Node produce).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from server import db, orgs
+from server.runtime import Runtime
+from server.settings import Settings
+from tests.e2e.conftest import Demo
+
+pytestmark = pytest.mark.e2e
+
+VECTORS = Path(__file__).parent.parent / "conformance" / "vectors"
+SUBSET = [
+    "type_errors",
+    "enum",
+    "required_missing",
+    "unique_primary_key",
+    "string_formats",
+    "range_length_pattern",
+    "dates_times_patterns",
+    "file_xlsx",
+    "file_windows1252",
+]
+
+
+def _template_id(demo: Demo, schema: dict[str, object]) -> str:
+    env = {**os.environ, "LOADBAY_DATA_DIR": str(demo.data_dir)}
+    env.pop("DATABASE_URL", None)
+    rt = Runtime.from_settings(Settings.from_env(env))
+    with rt.sessions() as session:
+        org = session.get(db.Organisation, demo.state["org_id"])
+    assert org is not None
+    return orgs.create_template(rt, org, schema).id
+
+
+@pytest.mark.parametrize("name", SUBSET)
+def test_the_grid_shows_the_vectors_errors(browser: Browser, demo: Demo, name: str) -> None:
+    folder = VECTORS / name
+    expected = json.loads((folder / "expected.json").read_text())
+    data = next(p for p in folder.iterdir() if p.name.startswith("data."))
+    template_id = _template_id(demo, json.loads((folder / "template.json").read_text()))
+
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    page.goto(f"{demo.host_page}?template={template_id}")
+    frame = page.frame_locator("iframe")
+    expect(frame.locator("#engine-status")).to_have_text("Ready.", timeout=60_000)
+    frame.locator("#file-input").set_input_files(data)
+    frame.locator("#map-continue").click()
+    summary = frame.locator("#summary")
+    if expected["errors"]:
+        expect(summary).to_contain_text(f"{len(expected['errors'])} problem(s) in", timeout=30_000)
+    else:
+        expect(summary).to_have_text(f"All {expected['rows']} rows are valid.", timeout=30_000)
+
+    want: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for error in expected["errors"]:
+        want[(str(error["row"]), error["field"])].append(error["message"])
+    cells = frame.locator("#grid .cell-error")
+    expect(cells).to_have_count(len(want))
+    shown = {
+        (cell.get_attribute("data-row"), cell.get_attribute("data-field")): cell.get_attribute(
+            "data-error"
+        )
+        for cell in cells.all()
+    }
+    assert shown == {key: " ".join(messages) for key, messages in want.items()}
+    context.close()
