@@ -360,3 +360,22 @@ def test_enqueue_with_a_delay_goes_to_the_scheduled_registry(
     assert s.queue.count == 0
     [when] = s.scheduled().values()
     assert abs(when - (before + dt.timedelta(seconds=90))) < dt.timedelta(seconds=5)
+
+
+def test_logs_hold_metadata_only(
+    receiver: Receiver, submitted: SubmitFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logs keep ids and outcomes, never a cell value: on success, retry and failure."""
+    caplog.set_level("DEBUG")
+    receiver.answer(500, 400)
+    s = submitted(receiver.url, batches=2)
+    first, second = s.delivery_ids
+    jobs.deliver(first)  # 500: retried later
+    jobs.deliver(second)  # 400: fatal
+    jobs.deliver(first)  # 200
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert s.import_id in logged  # the records are there, and say which import
+    for row in ROWS:
+        for value in row.values():
+            if isinstance(value, str) and len(value) > 2:
+                assert value not in logged, value
