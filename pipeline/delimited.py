@@ -37,6 +37,7 @@ import arro3.io as aio
 from pipeline.errors import ReadError
 from pipeline.sheet import (
     BATCH_ROWS,
+    BOMS,
     HEADER_SCAN_ROWS,
     KIB,
     MIB,
@@ -56,13 +57,6 @@ from pipeline.sheet import (
 SAMPLE_BYTES = 64 * KIB
 DELIMITERS = ",;\t|"
 TRANSCODE_CHUNK = 1 * MIB
-_BOMS: tuple[tuple[bytes, str], ...] = (
-    (b"\xef\xbb\xbf", "utf-8"),
-    (b"\xff\xfe\x00\x00", "utf-32-le"),
-    (b"\x00\x00\xfe\xff", "utf-32-be"),
-    (b"\xff\xfe", "utf-16-le"),
-    (b"\xfe\xff", "utf-16-be"),
-)
 _DISPLAY = {
     "utf_8": "utf-8",
     "cp1252": "windows-1252",
@@ -209,7 +203,7 @@ def _read(
 
 
 def _detect_encoding(sample: bytes, name: str, override: str | None) -> Encoding:
-    bom = next(((len(b), codec) for b, codec in _BOMS if sample.startswith(b)), None)
+    bom = next(((len(b), codec) for b, codec in BOMS if sample.startswith(b)), None)
     if override:
         try:
             chosen = Encoding(override)

@@ -21,6 +21,7 @@ from typing import Any
 
 from pipeline.errors import ReadError
 from pipeline.sheet import (
+    BOMS,
     MIB,
     Cell,
     ColumnBuilder,
@@ -33,19 +34,11 @@ from pipeline.sheet import (
     unique_headers,
 )
 
-_BOMS: tuple[tuple[bytes, str], ...] = (
-    (b"\xef\xbb\xbf", "utf-8"),
-    (b"\xff\xfe\x00\x00", "utf-32-le"),
-    (b"\x00\x00\xfe\xff", "utf-32-be"),
-    (b"\xff\xfe", "utf-16-le"),
-    (b"\xfe\xff", "utf-16-be"),
-)
-
 
 def _encoding(path: str) -> tuple[str, int]:
     with open(path, "rb") as fh:
         head = fh.read(4)
-    for bom, codec in _BOMS:
+    for bom, codec in BOMS:
         if head.startswith(bom):
             return codec, len(bom)
     return "utf-8", 0

@@ -28,6 +28,15 @@ EXCEL_MAX_CELL_CHARS = 32_767
 
 Cell = str | None
 
+# Byte-order marks and their codecs, longest first (UTF-32 LE starts like UTF-16 LE).
+BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
 
 @dataclass(frozen=True)
 class ReadOptions:
