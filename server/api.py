@@ -21,7 +21,7 @@ from server.runtime import Runtime
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 
 
-def _rt(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -33,7 +33,7 @@ def _bearer(request: Request) -> str:
     return value.removeprefix("Bearer ")
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     try:
         data = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -55,7 +55,7 @@ def _int(value: Any, name: str) -> int:
     return number
 
 
-def _same_origin(request: Request) -> None:
+def require_same_origin(request: Request) -> None:
     """State-changing calls come from the importer page itself, never from another site."""
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{request.url.netloc}"
@@ -64,7 +64,7 @@ def _same_origin(request: Request) -> None:
 
 
 async def importer(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     key = request.query_params.get("key", "")
     template_id = request.query_params.get("template", "")
     parent = request.query_params.get("origin", "").rstrip("/")
@@ -102,9 +102,9 @@ async def importer(request: Request) -> Response:
 
 
 async def create_import(request: Request) -> Response:
-    _same_origin(request)
-    rt = _rt(request)
-    body = await _json(request)
+    require_same_origin(request)
+    rt = runtime_of(request)
+    body = await json_body(request)
     org = await run_in_threadpool(orgs.organisation_by_key, rt, str(body.get("publishableKey", "")))
     created = await run_in_threadpool(
         imports.create_import,
@@ -119,8 +119,8 @@ async def create_import(request: Request) -> Response:
 
 
 async def put_batch(request: Request) -> Response:
-    _same_origin(request)
-    rt = _rt(request)
+    require_same_origin(request)
+    rt = runtime_of(request)
     seq = _int(request.path_params["seq"], "The batch number")
     first_row = _int(request.query_params.get("first_row", "2"), "first_row")
     body = await request.body()
@@ -141,9 +141,9 @@ async def put_batch(request: Request) -> Response:
 
 
 async def submit_import(request: Request) -> Response:
-    _same_origin(request)
-    rt = _rt(request)
-    body = await _json(request)
+    require_same_origin(request)
+    rt = runtime_of(request)
+    body = await json_body(request)
     delivery_ids = await run_in_threadpool(
         imports.submit,
         rt,
@@ -162,7 +162,7 @@ async def submit_import(request: Request) -> Response:
 
 
 async def import_status(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     state = await run_in_threadpool(
         imports.status, rt, request.path_params["import_id"], _bearer(request)
     )

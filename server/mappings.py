@@ -25,7 +25,7 @@ from starlette.routing import Route
 from pipeline.matching import header_signature, normalise
 from pipeline.template import Template
 from server import db, orgs
-from server.api import _json, _rt, _same_origin
+from server.api import json_body, require_same_origin, runtime_of
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
 
@@ -185,29 +185,29 @@ def _key(request: Request, body: Mapping[str, Any] | None = None) -> str:
 
 async def _authorised_template(request: Request, key: str) -> db.Template:
     """The path's template, if it belongs to the organisation whose key this is."""
-    rt = _rt(request)
+    rt = runtime_of(request)
     org = await run_in_threadpool(orgs.organisation_by_key, rt, key)
     return await run_in_threadpool(orgs.template_for, rt, org, request.path_params["template_id"])
 
 
 async def get_mapping(request: Request) -> Response:
-    _same_origin(request)
+    require_same_origin(request)
     template = await _authorised_template(request, _key(request))
     signature = request.query_params.get("signature", "")
     if not _SIGNATURE.fullmatch(signature):
         raise Invalid("signature must be the 64 lower-case hex digits of header_signature().")
-    mapping = await run_in_threadpool(recall_exact, _rt(request), template.id, signature)
+    mapping = await run_in_threadpool(recall_exact, runtime_of(request), template.id, signature)
     return JSONResponse(
         {"signature": signature, "mapping": mapping}, headers={"cache-control": "no-store"}
     )
 
 
 async def recall_mapping(request: Request) -> Response:
-    _same_origin(request)
-    body = await _json(request)
+    require_same_origin(request)
+    body = await json_body(request)
     template = await _authorised_template(request, _key(request, body))
     headers = _checked_headers(body.get("headers"))
-    mapping = await run_in_threadpool(recall, _rt(request), template.id, headers)
+    mapping = await run_in_threadpool(recall, runtime_of(request), template.id, headers)
     return JSONResponse(
         {"signature": header_signature(headers), "mapping": mapping},
         headers={"cache-control": "no-store"},
@@ -215,12 +215,12 @@ async def recall_mapping(request: Request) -> Response:
 
 
 async def post_mapping(request: Request) -> Response:
-    _same_origin(request)
-    body = await _json(request)
+    require_same_origin(request)
+    body = await json_body(request)
     template = await _authorised_template(request, _key(request, body))
     headers = _checked_headers(body.get("headers"))
     mapping: Any = body.get("mapping")  # checked against the template by remember()
-    kept = await run_in_threadpool(remember, _rt(request), template.id, headers, mapping)
+    kept = await run_in_threadpool(remember, runtime_of(request), template.id, headers, mapping)
     return JSONResponse({"signature": kept.signature, "uses": kept.uses})
 
 
