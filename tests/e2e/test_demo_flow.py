@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.conftest import Demo
+from tests.pipeline.hostile import bomb_xlsx
 
 pytestmark = pytest.mark.e2e
 
@@ -233,20 +235,29 @@ def test_invalid_cells_are_shown_fixed_in_the_grid_and_delivered(
     page.context.close()
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b"", "is empty"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "contains binary data"),
-        (b"PK\x03\x04" + b"\x00" * 64, "is damaged or incomplete"),
-        ((FIXTURES / "protected.xlsx").read_bytes(), "is password-protected"),
-    ],
-)
+UNREADABLE: dict[str, tuple[Callable[[], bytes], str]] = {
+    "empty": (lambda: b"", "is empty"),
+    "png-renamed": (lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "contains binary data"),
+    "corrupt-zip": (lambda: b"PK\x03\x04" + b"\x00" * 64, "is damaged or incomplete"),
+    "protected-xlsx": (
+        lambda: (FIXTURES / "protected.xlsx").read_bytes(),
+        "is password-protected",
+    ),
+    "zip-bomb-xlsx": (bomb_xlsx, "That is how a zip bomb looks"),
+    "50mb-single-line": (
+        lambda: b"Full name,Email\n" + b"x" * (50 * 1024 * 1024) + b",a@example.com\n",
+        "is larger than the limit of 128 KiB",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE))
 def test_unreadable_files_get_a_clear_message(
-    browser: Browser, demo: Demo, tmp_path: Path, content: bytes, message: str
+    browser: Browser, demo: Demo, tmp_path: Path, case: str
 ) -> None:
+    make, message = UNREADABLE[case]
     path = tmp_path / "upload.csv"
-    path.write_bytes(content)
+    path.write_bytes(make())
     page, frame, _ = _open_importer(browser, demo)
     frame.locator("#file-input").set_input_files(path)
     expect(frame.locator("#error")).to_contain_text(message, timeout=30_000)
