@@ -320,17 +320,11 @@ class Review:
             for name in list(fields):
                 fields[name] = [e for e in fields[name] if not _cross_row(e)]
         table = self.materialise(kept)
-        for error in validate(table, self.template, self.first_row):
+        numbers = [self.first_row + index for index in kept]
+        for error in validate(table, self.template, numbers):
             if _cross_row(error):
-                index = kept[error.row - self.first_row]
-                moved = CellError(
-                    row=self.first_row + index,
-                    field=error.field,
-                    code=error.code,
-                    message=error.message,
-                    constraint=error.constraint,
-                )
-                self.errors.setdefault(index, {}).setdefault(error.field, []).append(moved)
+                index = error.row - self.first_row
+                self.errors.setdefault(index, {}).setdefault(error.field, []).append(error)
 
     def _set_errors(self, errors: list[CellError]) -> None:
         for error in errors:

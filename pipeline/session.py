@@ -23,6 +23,7 @@ from pipeline.validation import CellError, validate
 
 PREVIEW_ROWS = 20
 ERRORS_SHOWN = 1000
+ROW_COLUMN = "__row"  # row numbers travel beside the cells; not a template field
 PROBLEMS_SHOWN = 200
 
 
@@ -103,8 +104,12 @@ class ImportSession:
         return batch_ranges(self.review.num_rows, batch_rows)
 
     def encode_batch(self, offset: int, length: int) -> bytes:
+        """Mapped cells with edits applied, plus each row's number as the user sees it."""
         rows = self.review.kept_rows()[offset : offset + length]
-        return encode_ipc(self.review.materialise(rows))
+        table = self.review.materialise(rows)
+        first = self.sheet.first_data_row
+        numbers = ac.Array([first + index for index in rows], ac.DataType.int64())
+        return encode_ipc(table.append_column(ROW_COLUMN, numbers))
 
     # JSON views for the browser worker.
 

@@ -17,7 +17,7 @@ import datetime as dt
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -59,6 +59,18 @@ class CellError:
         return out
 
 
+Rows = int | Sequence[int]
+"""The first row's number, or every row's number (rows deleted in between)."""
+
+
+def _row_numbers(rows: Rows) -> Callable[[int], int]:
+    if isinstance(rows, int):
+        first = rows
+        return lambda index: first + index
+    numbers = list(rows)
+    return numbers.__getitem__
+
+
 class EarlierBatches(Protocol):
     """Values an import's earlier batches held, for `unique` and `primaryKey` across batches."""
 
@@ -73,29 +85,32 @@ class EarlierBatches(Protocol):
 def validate(
     table: ac.Table,
     template: Template,
-    first_row: int = 2,
+    first_row: Rows = 2,
     earlier: EarlierBatches | None = None,
     on_field: Callable[[int, int], None] | None = None,
 ) -> list[CellError]:
     """Check a table whose columns are named after template fields (strings, as read).
 
     Fields missing from the table are allowed unless required; columns that are not
-    template fields are a `MappingError`: nothing unmapped may travel.
+    template fields are a `MappingError`: nothing unmapped may travel. `first_row` is
+    the row number (as the user sees it) of the table's first row, or each row's number
+    when rows were deleted in between.
     """
+    row_of = _row_numbers(first_row)
     check_columns(table.column_names, template)
     prepared = prepare(table, template)
     errors: list[CellError] = []
     typed: dict[str, ac.Array] = {}
     for done, field in enumerate(template.fields, start=1):
         if field.name in prepared.column_names:
-            cells = _Cells(field, prepared.column(field.name).combine_chunks(), first_row)
+            cells = _Cells(field, prepared.column(field.name).combine_chunks(), row_of)
             typed[field.name] = cells.typed
             for check in _CHECKS:
                 errors.extend(check(cells, earlier))
         if on_field is not None:  # (fields checked, of how many): for a progress bar
             on_field(done, len(template.fields))
     if template.primary_key:
-        errors.extend(_primary_key(template, prepared, typed, first_row, earlier))
+        errors.extend(_primary_key(template, prepared, typed, row_of, earlier))
     order = {name: i for i, name in enumerate(template.field_names)}
     errors.sort(key=lambda e: (e.row, order[e.field]))
     return errors
@@ -133,10 +148,10 @@ def coerce(table: ac.Table, template: Template) -> ac.Table:
 class _Cells:
     """One field's prepared text, typed values, and what the checks share."""
 
-    def __init__(self, field: Field, text: ac.Array, first_row: int) -> None:
+    def __init__(self, field: Field, text: ac.Array, row_of: Callable[[int], int]) -> None:
         self.field = field
         self.text = text
-        self.first_row = first_row
+        self.row_of = row_of
         self.typed = parse(field, text)
         self._distinct_text: Distinct | None = None
         self._distinct_typed: Distinct | None = None
@@ -166,7 +181,7 @@ class _Cells:
             yield from _values(self.text, acc.filter(indices, typed))
 
     def error(self, index: int, code: str, message: str, constraint: str | None) -> CellError:
-        return CellError(self.first_row + index, self.field.name, code, message, constraint)
+        return CellError(self.row_of(index), self.field.name, code, message, constraint)
 
 
 # One check per concept, in the order a cell's errors are listed.
@@ -276,7 +291,7 @@ def _unique(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError
     repeats = _repeats(
         distinct.keys,
         len(distinct.values),
-        cells.first_row,
+        cells.row_of,
         earlier,
         f"unique:{field.name}",
         lambda indices: [_canonical([v]) for v in acc.take(cells.typed, indices).to_pylist()],
@@ -305,7 +320,7 @@ def _primary_key(
     template: Template,
     prepared: ac.Table,
     typed: dict[str, ac.Array],
-    first_row: int,
+    row_of: Callable[[int], int],
     earlier: EarlierBatches | None,
 ) -> Iterator[CellError]:
     """Each row's key (its primary key fields' typed values together) must be unique."""
@@ -328,7 +343,7 @@ def _primary_key(
         columns = [acc.take(typed[n], indices).to_pylist() for n in names]
         return [_canonical(list(values)) for values in zip(*columns, strict=True)]
 
-    repeats = _repeats(keys, count, first_row, earlier, "primaryKey", canonical)
+    repeats = _repeats(keys, count, row_of, earlier, "primaryKey", canonical)
     if not repeats:
         return
     indices = ac.Array([i for i, _ in repeats], ac.DataType.int64())
@@ -337,7 +352,7 @@ def _primary_key(
     for (index, row), values in zip(repeats, zip(*texts, strict=True), strict=True):
         shown = ", ".join(_show(v) for v in values)
         yield CellError(
-            row=first_row + index,
+            row=row_of(index),
             field=names[0],
             code="primary-key",
             message=f"The key ({labels}) {shown} is already in row {row}: "
@@ -348,7 +363,7 @@ def _primary_key(
 def _repeats(
     keys: ac.Array,
     count: int,
-    first_row: int,
+    row_of: Callable[[int], int],
     earlier: EarlierBatches | None,
     target: str,
     canonical: Callable[[ac.Array], list[str]],
@@ -367,11 +382,11 @@ def _repeats(
             if seen != index:
                 repeats.append((index, seen))
     if earlier is None:
-        return [(index, first_row + seen) for index, seen in repeats]
+        return [(index, row_of(seen)) for index, seen in repeats]
     firsts = ac.Array(list(first.values()), ac.DataType.int64())
-    found = earlier.first_rows(target, canonical(firsts), [first_row + i for i in first.values()])
+    found = earlier.first_rows(target, canonical(firsts), [row_of(i) for i in first.values()])
     before = {i: row for i, row in zip(first.values(), found, strict=True) if row is not None}
-    out = [(index, before.get(seen, first_row + seen)) for index, seen in repeats]
+    out = [(index, before.get(seen, row_of(seen))) for index, seen in repeats]
     out += list(before.items())
     return sorted(out)
 

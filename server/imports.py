@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.errors import MappingError
+from pipeline.session import ROW_COLUMN
 from pipeline.template import Template
 from pipeline.validation import EarlierBatches, coerce, validate
 from server import crypto, db
@@ -274,6 +275,10 @@ def _checked_typed_batch(
         received = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
     except (pa.ArrowInvalid, pa.ArrowException) as exc:
         raise Invalid(f"The batch is not an Arrow IPC stream: {exc}") from exc
+    rows: int | list[int] = first_row
+    if ROW_COLUMN in received.column_names:
+        rows = _row_numbers(received.column(ROW_COLUMN))
+        received = received.drop_columns([ROW_COLUMN])
     for field in received.schema:
         if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
             raise Invalid(f'Column "{field.name}" must hold text, not {field.type}.')
@@ -282,7 +287,7 @@ def _checked_typed_batch(
     # null, so a crafted batch cannot pass "" for a required field.
     table = ac.Table.from_arrow(strings)
     try:
-        errors = validate(table, template, first_row, earlier)
+        errors = validate(table, template, rows, earlier)
     except MappingError as exc:
         raise Invalid(str(exc)) from exc
     if errors:
@@ -291,6 +296,18 @@ def _checked_typed_batch(
             details=[e.to_dict() for e in errors[:100]],
         )
     return pa.table(coerce(table, template))
+
+
+def _row_numbers(column: pa.ChunkedArray) -> list[int]:
+    """The browser's row numbers (rows the user deleted leave gaps): positive, increasing."""
+    if not pa.types.is_integer(column.type) or column.null_count:
+        raise Invalid(f"Column {ROW_COLUMN} must hold whole row numbers.")
+    numbers: list[int] = column.to_pylist()
+    if any(n < 1 for n in numbers) or any(
+        b <= a for a, b in zip(numbers, numbers[1:], strict=False)
+    ):
+        raise Invalid(f"Column {ROW_COLUMN} must hold increasing row numbers.")
+    return numbers
 
 
 def _ipc(table: pa.Table) -> bytes:

@@ -180,7 +180,12 @@ def test_pyodide_batches_decode_natively(pyodide_run: dict[str, Any], name: str)
     data = (Path(pyodide_run["batch_dir"]) / f"{name}.arrow").read_bytes()
     received = pa.ipc.open_stream(data).read_all()
     session = open_vector(str(VECTORS / name))
-    assert received.to_pylist() == pa.table(session.mapped_table()).to_pylist()
+    first = session.sheet.first_data_row
+    assert received.column("__row").to_pylist() == [
+        first + i for i in range(session.sheet.num_rows)
+    ]
+    cells = received.drop_columns(["__row"])
+    assert cells.to_pylist() == pa.table(session.mapped_table()).to_pylist()
 
 
 def test_all_results_walks_every_vector() -> None:

@@ -185,7 +185,11 @@ def test_batch_plan_and_encode_batch(tmp_path: Path) -> None:
     }
     data = bridge.encode_batch(2, 2)
     assert isinstance(data, bytes)
-    assert pa.table(decode_ipc(data)).to_pydict() == {"email": ["u2@x", "u3@x"], "age": ["2", "3"]}
+    assert pa.table(decode_ipc(data)).to_pydict() == {
+        "email": ["u2@x", "u3@x"],
+        "age": ["2", "3"],
+        "__row": [4, 5],
+    }
     assert b"s3cret" not in data
 
 

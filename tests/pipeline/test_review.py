@@ -187,3 +187,28 @@ def test_fix_column_applies_the_engines_proposals() -> None:
     assert summary["changed"] == 1 and summary["by_field"] == {"day": 1, "n": 1}
     assert review.window(0, 1)[0]["cells"]["n"] == "1200.50"
     assert review.window(1, 1)[0]["fixes"] == {}  # nothing safe to propose for "x"
+
+
+def test_row_numbers_survive_deleted_rows_in_batches_and_unique_messages(tmp_path: Any) -> None:
+    """After a deletion, rows keep the numbers the user sees: in batches and in messages."""
+    from pipeline.session import ImportSession
+
+    path = tmp_path / "codes.csv"
+    path.write_text("code,note\nA,x\nB,y\nC,z\nB,w\n", encoding="utf-8")
+    session = ImportSession.open(str(path), "codes.csv", Template.from_dict(UNIQUE))
+    review = session.review
+    assert review.window(3, 1)[0]["errors"]["code"] == [
+        '"B" is already in row 3: code must be unique.'
+    ]
+    review.delete_rows([0])
+    assert review.window(2, 1)[0]["errors"]["code"] == [
+        '"B" is already in row 3: code must be unique.'
+    ]
+    review.edit(3, "code", "D")
+    ((offset, length),) = session.batches()
+    batch = pa.ipc.open_stream(session.encode_batch(offset, length)).read_all()
+    assert batch.to_pydict() == {
+        "code": ["B", "C", "D"],
+        "note": ["y", "z", "w"],
+        "__row": [3, 4, 5],
+    }

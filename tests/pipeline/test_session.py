@@ -216,7 +216,7 @@ def test_unmapped_column_never_reaches_the_batch_bytes(tmp_path: Path) -> None:
     data = session.encode_batch(offset, length)
 
     decoded = pa.table(decode_ipc(data))
-    assert decoded.column_names == ["email", "age"]
+    assert decoded.column_names == ["email", "age", "__row"]
     assert SECRET not in json.dumps(decoded.to_pydict())
     assert SECRET.encode() not in data
     # Control: the same bytes check finds the value once its column is mapped.

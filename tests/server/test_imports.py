@@ -662,3 +662,32 @@ def test_the_same_values_in_another_import_are_not_repeats(
     with runtime.sessions() as session:
         digests = list(session.scalars(select(db.UniqueValue.digest)))
     assert len(digests) == 4 and len(set(digests)) == 4  # keyed per import: nothing links them
+
+
+def test_row_numbers_sent_with_the_batch_are_used_in_errors(
+    runtime: Runtime, created: imports.CreatedImport
+) -> None:
+    """Rows the user deleted leave gaps; the server reports the numbers the user sees."""
+    table = _strings(customer=["Ann", None, "Cy"]).append_column(
+        "__row", pa.array([2, 5, 9], pa.int64())
+    )
+    with pytest.raises(Invalid) as caught:
+        imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))
+    assert [(e["row"], e["field"]) for e in caught.value.details] == [(5, "customer")]
+
+
+@pytest.mark.parametrize(
+    ("numbers", "message"),
+    [
+        (pa.array([3, 2], pa.int64()), "must hold increasing row numbers"),
+        (pa.array([0, 1], pa.int64()), "must hold increasing row numbers"),
+        (pa.array([2, None], pa.int64()), "must hold whole row numbers"),
+        (pa.array(["2", "3"], pa.string()), "must hold whole row numbers"),
+    ],
+)
+def test_bad_row_numbers_are_refused(
+    runtime: Runtime, created: imports.CreatedImport, numbers: pa.Array, message: str
+) -> None:
+    table = _strings(customer=["Ann", "Bo"]).append_column("__row", numbers)
+    with pytest.raises(Invalid, match=message):
+        imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))
