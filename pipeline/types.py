@@ -44,6 +44,9 @@ _HUMAN = {"%d": "DD", "%m": "MM", "%Y": "YYYY", "%y": "YY", "%H": "hh", "%I": "h
           "%z": "+hhmm", "%%": "%"}  # fmt: skip
 _HUMAN_RE = re.compile("|".join(re.escape(k) for k in _HUMAN))
 
+_SAMPLE_ROWS = 2048
+_MOSTLY_UNIQUE = 0.9
+
 
 @dataclass(frozen=True)
 class Distinct:
@@ -61,6 +64,21 @@ class Distinct:
         encoded = acc.dictionary_encode(column)
         values = list(ac.dictionary_dictionary(encoded).to_pylist())
         return cls(values, ac.dictionary_indices(encoded))
+
+    @classmethod
+    def for_checks(cls, column: ac.Array) -> Distinct:
+        """Values to check once each, for checks that look at one value at a time.
+
+        A mostly-unique text column (e-mails, ids, phone numbers) is not dictionary-encoded:
+        that would cost more than it saves. Each row is then its own entry (an empty cell
+        stands as ""), so values may repeat: never use this for equality (unique, keys).
+        """
+        if column.type == ac.DataType.string() and len(column) >= 4 * _SAMPLE_ROWS:
+            sample = [v for v in column.slice(0, _SAMPLE_ROWS).to_pylist() if v is not None]
+            if sample and len(set(sample)) >= _MOSTLY_UNIQUE * len(sample):
+                values = ["" if v is None else v for v in column.to_pylist()]
+                return cls(values, ac.Array(range(len(values)), ac.DataType.int64()))
+        return cls.of(column)
 
     def spread(self, answers: list[Any], dtype: ac.DataType) -> ac.Array:
         """One answer per distinct value, given back to every row (null rows stay null)."""
@@ -158,7 +176,7 @@ def _normalised(
     column: ac.Array, target: ac.DataType, to_text: Callable[[str], str | None]
 ) -> ac.Array:
     """Each distinct value rewritten to the canonical text Arrow casts (or None), then cast."""
-    distinct = Distinct.of(column)
+    distinct = Distinct.for_checks(column)
     canonical = ac.Array(list(map(to_text, distinct.values)), ac.DataType.string())
     return acc.take(acc.cast(canonical, target), distinct.keys)
 

@@ -158,14 +158,14 @@ class _Cells:
 
     @property
     def distinct_text(self) -> Distinct:
+        """For checks of one value at a time (lengths, patterns): values may repeat."""
         if self._distinct_text is None:
-            self._distinct_text = Distinct.of(self.text)
+            self._distinct_text = Distinct.for_checks(self.text)
         return self._distinct_text
 
     @property
     def distinct_typed(self) -> Distinct:
-        if self.typed is self.text:
-            return self.distinct_text
+        """Exactly the distinct typed values, for checks that compare them (unique, enum)."""
         if self._distinct_typed is None:
             self._distinct_typed = Distinct.of(self.typed)
         return self._distinct_typed

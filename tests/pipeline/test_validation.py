@@ -312,3 +312,36 @@ def test_coerce_fills_absent_fields_with_typed_nulls() -> None:
         "d": [None] * 3,
         "t": [None] * 3,
     }
+
+
+def test_mostly_unique_columns_are_checked_without_a_dictionary() -> None:
+    """Past the sample size, e-mails and patterns take the per-row path: same errors."""
+    from pipeline.types import Distinct
+
+    rows = 10_000
+    emails: list[str | None] = [f"user{i}@example.com" for i in range(rows)]
+    emails[7_000] = "not-an-email"
+    emails[8_000] = None
+    codes: list[str | None] = [f"C{i:05d}" for i in range(rows)]
+    codes[9_000] = "c9000"
+    codes[9_001] = None
+    string = ac.DataType.string()
+    table = ac.Table.from_arrays(
+        [ac.Array(emails, string), ac.Array(codes, string)],
+        schema=ac.Schema([ac.Field("email", string, True), ac.Field("code", string, True)]),
+    )
+    template = Template.from_dict(
+        {
+            "fields": [
+                {"name": "email", "format": "email", "constraints": {"maxLength": 30}},
+                {"name": "code", "constraints": {"pattern": "C[0-9]{5}", "minLength": 6}},
+            ]
+        }
+    )
+    assert len(Distinct.for_checks(table.column("email").combine_chunks()).values) == rows
+    errors = [(e.row, e.field, e.code, e.constraint) for e in validate(table, template, 2)]
+    assert errors == [
+        (7_002, "email", "type-error", None),
+        (9_002, "code", "constraint-error", "minLength"),  # "c9000" is 5 characters
+        (9_002, "code", "constraint-error", "pattern"),
+    ]
