@@ -126,14 +126,6 @@ async function upload({ publishableKey, templateId, fileName, rows, headers, map
     );
     progress({ done: i + 1, total: plan.length });
   }
-  if (mapping) {
-    // Remember the confirmed mapping for the next file with these headers.
-    await api(`/api/v1/templates/${templateId}/mappings`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ publishableKey, headers, mapping }),
-    }).catch((error) => console.warn("loadbay worker: mapping not remembered:", error.message));
-  }
   const state = await api(
     `/api/v1/imports/${created.id}/submit`,
     {
@@ -143,6 +135,14 @@ async function upload({ publishableKey, templateId, fileName, rows, headers, map
     },
     created.uploadToken,
   );
+  if (mapping) {
+    // Remember the confirmed mapping for the next file with these headers.
+    await api(`/api/v1/templates/${templateId}/mappings`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ publishableKey, headers, mapping, importId: created.id }),
+    }, created.uploadToken).catch((error) => console.warn("loadbay worker: mapping not remembered:", error.message));
+  }
   return { importId: created.id, token: created.uploadToken, state };
 }
 

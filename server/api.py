@@ -26,7 +26,7 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def _bearer(request: Request) -> str:
+def bearer_token(request: Request) -> str:
     value = request.headers.get("authorization", "")
     if not value.startswith("Bearer "):
         raise Unauthorized("Missing upload token.")
@@ -132,7 +132,7 @@ async def put_batch(request: Request) -> Response:
         imports.receive_batch,
         rt,
         request.path_params["import_id"],
-        _bearer(request),
+        bearer_token(request),
         seq,
         first_row,
         body,
@@ -148,7 +148,7 @@ async def submit_import(request: Request) -> Response:
         imports.submit,
         rt,
         request.path_params["import_id"],
-        _bearer(request),
+        bearer_token(request),
         _int(body.get("batches"), "batches"),
         _int(body.get("rows"), "rows"),
     )
@@ -156,7 +156,7 @@ async def submit_import(request: Request) -> Response:
     for delivery_id in delivery_ids:
         await run_in_threadpool(enqueue_delivery, queue, delivery_id)
     state = await run_in_threadpool(
-        imports.status, rt, request.path_params["import_id"], _bearer(request)
+        imports.status, rt, request.path_params["import_id"], bearer_token(request)
     )
     return JSONResponse(state.to_dict(), status_code=202)
 
@@ -164,7 +164,7 @@ async def submit_import(request: Request) -> Response:
 async def import_status(request: Request) -> Response:
     rt = runtime_of(request)
     state = await run_in_threadpool(
-        imports.status, rt, request.path_params["import_id"], _bearer(request)
+        imports.status, rt, request.path_params["import_id"], bearer_token(request)
     )
     return JSONResponse(state.to_dict(), headers={"cache-control": "no-store"})
 

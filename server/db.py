@@ -90,6 +90,7 @@ class Import(Base):
     wrapped_data_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     row_count: Mapped[int] = mapped_column(default=0)
     batch_count: Mapped[int] = mapped_column(default=0)
+    mapping_remembered: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
 

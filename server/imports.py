@@ -182,6 +182,19 @@ def submit(rt: Runtime, import_id: str, token: str, batch_count: int, row_count:
         return [d.id for d in deliveries]
 
 
+def claim_mapping_memory(session: Session, import_id: str, token: str, template_id: str) -> None:
+    """One submitted import may teach its template one mapping: a publishable key alone,
+    which is public, cannot fill a template's memory with mappings nobody confirmed."""
+    imp = authorise(session, import_id, token)
+    if imp.template_id != template_id:
+        raise NotFound(f"Import {import_id} is not an import of template {template_id}.")
+    if imp.status == "uploading":
+        raise Conflict("Submit the import before remembering its mapping.")
+    if imp.mapping_remembered:
+        raise Conflict(f"The mapping of import {import_id} was already remembered.")
+    imp.mapping_remembered = True
+
+
 def status(rt: Runtime, import_id: str, token: str) -> ImportStatus:
     with rt.sessions() as session:
         imp = authorise(session, import_id, token)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from pipeline.matching import header_signature, normalise
 from pipeline.template import Template
-from server import db, orgs
-from server.api import json_body, require_same_origin, runtime_of
+from server import db, imports, orgs
+from server.api import bearer_token, json_body, require_same_origin, runtime_of
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
 
@@ -44,9 +44,16 @@ class Remembered:
 
 
 def remember(
-    rt: Runtime, template_id: str, headers: Sequence[str], mapping: Mapping[str, str]
+    rt: Runtime,
+    template_id: str,
+    headers: Sequence[str],
+    mapping: Mapping[str, str],
+    claim: Callable[[Session], None] | None = None,
 ) -> Remembered:
-    """Keep the mapping {field name: header label} a user confirmed for these headers."""
+    """Keep the mapping {field name: header label} a user confirmed for these headers.
+
+    `claim` runs in the same transaction (the import that vouches for this mapping).
+    """
     labels = _checked_headers(headers)
     signature = header_signature(labels)
 
@@ -54,6 +61,8 @@ def remember(
         with rt.sessions.begin() as session:
             template = _template(session, template_id)
             stored = _checked_mapping(mapping, labels, template)
+            if claim is not None:
+                claim(session)
             return Remembered(signature, _upsert(session, template_id, signature, labels, stored))
 
     try:
@@ -215,12 +224,21 @@ async def recall_mapping(request: Request) -> Response:
 
 
 async def post_mapping(request: Request) -> Response:
+    """Remember a confirmed mapping; the submitted import's upload token vouches for it."""
     require_same_origin(request)
     body = await json_body(request)
     template = await _authorised_template(request, _key(request, body))
     headers = _checked_headers(body.get("headers"))
     mapping: Any = body.get("mapping")  # checked against the template by remember()
-    kept = await run_in_threadpool(remember, runtime_of(request), template.id, headers, mapping)
+    token, import_id = bearer_token(request), str(body.get("importId", ""))
+    kept = await run_in_threadpool(
+        remember,
+        runtime_of(request),
+        template.id,
+        headers,
+        mapping,
+        lambda session: imports.claim_mapping_memory(session, import_id, token, template.id),
+    )
     return JSONResponse({"signature": kept.signature, "uses": kept.uses})
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from starlette.testclient import TestClient
 
 from pipeline.matching import header_signature
-from server import db, mappings
+from server import db, imports, mappings
 from server.app import create_app
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
@@ -300,10 +300,24 @@ def _path(setup: OrgSetup, suffix: str = "") -> str:
     return f"/api/v1/templates/{setup.template.id}/mappings{suffix}"
 
 
+def _submitted(client: TestClient, setup: OrgSetup) -> tuple[str, dict[str, str]]:
+    """A submitted import of the template: (its id, the Authorization header vouching)."""
+    rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    created = imports.create_import(rt, setup.org, setup.template.id, "people.csv")
+    imports.submit(rt, created.import_id, created.upload_token, 0, 0)
+    return created.import_id, {"authorization": f"Bearer {created.upload_token}"}
+
+
 def _post(client: TestClient, setup: OrgSetup, **overrides: Any) -> Any:
-    body = {"publishableKey": setup.org.publishable_key, "headers": HEADERS, "mapping": CONFIRMED}
+    import_id, auth = _submitted(client, setup)
+    body = {
+        "publishableKey": setup.org.publishable_key,
+        "headers": HEADERS,
+        "mapping": CONFIRMED,
+        "importId": import_id,
+    }
     body.update(overrides)
-    return client.post(_path(setup), json=body, headers={"origin": BASE})
+    return client.post(_path(setup), json=body, headers={"origin": BASE, **auth})
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
@@ -347,8 +361,9 @@ def test_the_key_may_come_as_a_header_a_query_or_in_the_body(
             _path(setup), params={"signature": signature, **params}, headers=headers
         )
         assert response.json()["mapping"] == REMEMBERED
-        body = {"headers": HEADERS, "mapping": CONFIRMED}
-        response = client.post(_path(setup), params=params, json=body, headers=headers)
+        import_id, auth = _submitted(client, setup)
+        body = {"headers": HEADERS, "mapping": CONFIRMED, "importId": import_id}
+        response = client.post(_path(setup), params=params, json=body, headers={**headers, **auth})
         assert response.status_code == 200, response.text
 
 
@@ -443,3 +458,55 @@ def test_a_body_that_is_not_json_is_a_422(client: TestClient, setup: OrgSetup) -
         )
         assert response.status_code == 422
         assert response.json()["error"]["message"] == "The request body must be JSON."
+
+
+@sqlite_only
+def test_remembering_needs_a_submitted_import_of_the_template_once(
+    client: TestClient, runtime: Runtime, setup: OrgSetup, demo_org: DemoOrgFactory
+) -> None:
+    """The publishable key is public: only a submitted import may add one memory."""
+    body = {"publishableKey": setup.org.publishable_key, "headers": HEADERS, "mapping": CONFIRMED}
+    response = client.post(_path(setup), json=body)
+    assert (response.status_code, response.json()["error"]["message"]) == (
+        401,
+        "Missing upload token.",
+    )
+    created = imports.create_import(runtime, setup.org, setup.template.id, "p.csv")
+    auth = {"authorization": f"Bearer {created.upload_token}"}
+    body["importId"] = created.import_id
+    response = client.post(_path(setup), json=body, headers=auth)
+    assert (response.status_code, response.json()["error"]["message"]) == (
+        409,
+        "Submit the import before remembering its mapping.",
+    )
+    imports.submit(runtime, created.import_id, created.upload_token, 0, 0)
+    assert client.post(_path(setup), json=body, headers=auth).json()["uses"] == 1
+    again = client.post(_path(setup), json=body, headers=auth)
+    assert (again.status_code, again.json()["error"]["message"]) == (
+        409,
+        f"The mapping of import {created.import_id} was already remembered.",
+    )
+    wrong = {**auth, "authorization": "Bearer not-the-token"}
+    assert client.post(_path(setup), json=body, headers=wrong).status_code == 401
+    other = demo_org(runtime, schema=None)
+    other_import, other_auth = _submitted(client, other)
+    misplaced = {**body, "importId": other_import}
+    response = client.post(_path(setup), json=misplaced, headers=other_auth)
+    assert response.status_code == 404
+    assert [m.uses for m in _memories(runtime)] == [1]
+
+
+@sqlite_only
+def test_a_refused_mapping_does_not_use_up_the_imports_claim(
+    client: TestClient, setup: OrgSetup
+) -> None:
+    import_id, auth = _submitted(client, setup)
+    body = {
+        "publishableKey": setup.org.publishable_key,
+        "headers": HEADERS,
+        "mapping": {"email": "Not a header"},
+        "importId": import_id,
+    }
+    assert client.post(_path(setup), json=body, headers=auth).status_code == 422
+    body["mapping"] = CONFIRMED
+    assert client.post(_path(setup), json=body, headers=auth).json()["uses"] == 1
