@@ -104,9 +104,11 @@ def validate(
     for done, field in enumerate(template.fields, start=1):
         if field.name in prepared.column_names:
             cells = _Cells(field, prepared.column(field.name).combine_chunks(), row_of)
-            typed[field.name] = cells.typed
+            if field.name in template.primary_key:  # kept only where a later check needs it
+                typed[field.name] = cells.typed
             for check in _CHECKS:
                 errors.extend(check(cells, earlier))
+            del cells  # its typed column and distinct values go before the next field's
         if on_field is not None:  # (fields checked, of how many): for a progress bar
             on_field(done, len(template.fields))
     if template.primary_key:
