@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import arro3.compute as acc
@@ -245,20 +245,26 @@ class Review:
             self._kept = [i for i in range(int(self.table.num_rows)) if i not in self.deleted]
         return self._kept
 
-    def materialise(self, rows: list[int]) -> ac.Table:
+    def materialise(self, rows: list[int], names: list[str] | None = None) -> ac.Table:
         """The given rows with every edit applied: what is sent to the server."""
+        names = self.fields if names is None else names
         indices = ac.Array(rows, ac.DataType.int64())
+        position: dict[int, int] | None = None
         arrays = []
-        for name in self.fields:
+        for name in names:
             column = acc.take(self.table.column(name).combine_chunks(), indices)
-            if any((index, name) in self.edits for index in rows):
-                values = [
-                    self._value(index, name, v)
-                    for index, v in zip(rows, column.to_pylist(), strict=True)
-                ]
-                column = ac.Array(values, ac.DataType.string())
+            touched = [index for index, edited in self.edits if edited == name]
+            if touched:  # edits are few: look them up, not every row
+                if position is None:
+                    position = {index: at for at, index in enumerate(rows)}
+                hits = [(position[i], i) for i in touched if i in position]
+                if hits:
+                    values: list[str | None] = list(column.to_pylist())
+                    for at, index in hits:
+                        values[at] = self.edits[(index, name)]
+                    column = ac.Array(values, ac.DataType.string())
             arrays.append(column)
-        schema = ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in self.fields])
+        schema = ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in names])
         return ac.Table.from_arrays(arrays, schema=schema)
 
     # -- internals -----------------------------------------------------------------
@@ -319,9 +325,12 @@ class Review:
         for fields in self.errors.values():
             for name in list(fields):
                 fields[name] = [e for e in fields[name] if not _cross_row(e)]
-        table = self.materialise(kept)
+        # Only the fields these rules span, none required: a column's worth of work, not a file's.
+        names = self._cross_row_fields()
+        spanned = tuple(replace(f, required=False) for f in self.template.fields if f.name in names)
+        template = replace(self.template, fields=spanned)
         numbers = [self.first_row + index for index in kept]
-        for error in validate(table, self.template, numbers):
+        for error in validate(self.materialise(kept, names), template, numbers):
             if _cross_row(error):
                 index = error.row - self.first_row
                 self.errors.setdefault(index, {}).setdefault(error.field, []).append(error)

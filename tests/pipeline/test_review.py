@@ -212,3 +212,20 @@ def test_row_numbers_survive_deleted_rows_in_batches_and_unique_messages(tmp_pat
         "note": ["y", "z", "w"],
         "__row": [3, 4, 5],
     }
+
+
+def test_cross_row_recheck_leaves_other_rules_alone() -> None:
+    template: dict[str, Any] = {
+        "fields": [
+            {"name": "name", "title": "Name", "constraints": {"required": True}},
+            {"name": "code", "constraints": {"unique": True}},
+        ]
+    }
+    review = _review([(None, "A"), ("Bo", "A"), ("Cy", "B")], template)
+    assert review.summary()["by_code"] == {"required": 1, "unique": 1}
+    summary = review.edit(2, "code", "A")  # a second duplicate
+    assert summary["by_code"] == {"required": 1, "unique": 2}
+    assert review.window(0, 1)[0]["errors"] == {
+        "name": ["Name is required, but this cell is empty."]
+    }
+    assert review.edit(0, "code", "Z")["by_code"] == {"required": 1, "unique": 1}
