@@ -32,21 +32,13 @@ from typing import Any
 import psutil
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from bench.chromium import CHROMIUM, CHROMIUM_FLAGS
 from bench.generate import BenchData, ensure_data
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "bench" / "static"
 PAPAPARSE = ROOT / "browser" / "node_modules" / "papaparse"
-CHROMIUM = os.environ.get("LOADBAY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [  # as tests/e2e/conftest.py, plus unquantised performance.memory
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--enable-precise-memory-info",
-]
+BENCH_FLAGS = [*CHROMIUM_FLAGS, "--enable-precise-memory-info"]  # unquantised memory figures
 RUN_TIMEOUT_S = 600
 SAMPLE_EVERY_S = 0.05
 TARGET_CSV_MS = 4000
@@ -420,7 +412,7 @@ def _machine(browser_version: str, assets: Path) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "chromium": browser_version,
-        "chromium_flags": CHROMIUM_FLAGS,
+        "chromium_flags": BENCH_FLAGS,
         "pyodide": manifest.get("pyodide_version"),
         "assets_build_id": manifest.get("build_id"),
         "browser_packages": manifest.get("packages"),
@@ -456,7 +448,7 @@ def run_bench(
             + "); `make bench` rebuilds the assets first"
         )
     with serve(assets) as base, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BENCH_FLAGS)
         try:
             loadbay_runs: list[dict[str, Any]] = []
             papa_runs: list[dict[str, Any]] = []

@@ -46,6 +46,7 @@ from pipeline.sheet import (
     check_header_row,
     detect_header,
     field_too_large,
+    no_data_rows,
     string_schema,
     unique_headers,
 )
@@ -118,9 +119,7 @@ def _read(
             path, name, encoding, header_index, headers, delimiter, header_row, limit, problems
         )
     if table.num_rows == 0:
-        raise ReadError(
-            f"{name} has a header row but no data rows. Add at least one row under the header."
-        )
+        raise ReadError(no_data_rows(name))
     return Sheet(
         file_name=name,
         headers=headers,

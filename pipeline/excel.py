@@ -44,6 +44,7 @@ from pipeline.sheet import (
     detect_header,
     field_too_large,
     header_width,
+    no_data_rows,
     unique_headers,
 )
 from pipeline.sniff import damaged, password_protected
@@ -190,9 +191,7 @@ def _read_sheet(
         )
     table = builder.table()
     if table.num_rows == 0:
-        raise ReadError(
-            f"{where} has a header row but no data rows. Add at least one row under the header."
-        )
+        raise ReadError(no_data_rows(where))
     return Sheet(
         file_name=name,
         headers=headers,

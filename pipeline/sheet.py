@@ -331,6 +331,10 @@ def check_field_sizes(
             raise ReadError(field_too_large(name, first_row + found[0], headers[i], limit))
 
 
+def no_data_rows(where: str) -> str:
+    return f"{where} has a header row but no data rows. Add at least one row under the header."
+
+
 def field_too_large(name: str, row: int, column: str | None, limit: int) -> str:
     where = f"row {row}, column “{column}”" if column else f"row {row}"
     return (

@@ -18,15 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-CHROMIUM = os.environ.get("LOADBAY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from bench.chromium import CHROMIUM, CHROMIUM_FLAGS
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,14 @@ class Submitted:
             assert row is not None
             return row
 
+    def set_attempts(self, attempts: int) -> None:
+        with self.rt.sessions.begin() as session:
+            session.execute(
+                update(db.Delivery)
+                .where(db.Delivery.id == self.delivery_id)
+                .values(attempts=attempts)
+            )
+
     @property
     def queue(self) -> Queue:
         return delivery_queue(self.rt.settings, connect(self.rt.settings))
@@ -271,12 +279,7 @@ def test_once_the_schedule_is_spent_the_delivery_fails(
     receiver: Receiver, submitted: SubmitFactory
 ) -> None:
     s = submitted(receiver.url)
-    with s.rt.sessions.begin() as session:
-        session.execute(
-            update(db.Delivery)
-            .where(db.Delivery.id == s.delivery_id)
-            .values(attempts=len(RETRY_SCHEDULE))
-        )
+    s.set_attempts(len(RETRY_SCHEDULE))
     receiver.answer(500)
     assert jobs.deliver(s.delivery_id) == "failed"
     delivery = s.delivery()
@@ -289,12 +292,7 @@ def test_the_last_scheduled_retry_waits_ten_hours(
     receiver: Receiver, submitted: SubmitFactory
 ) -> None:
     s = submitted(receiver.url)
-    with s.rt.sessions.begin() as session:
-        session.execute(
-            update(db.Delivery)
-            .where(db.Delivery.id == s.delivery_id)
-            .values(attempts=len(RETRY_SCHEDULE) - 1)
-        )
+    s.set_attempts(len(RETRY_SCHEDULE) - 1)
     receiver.answer(500)
     before = dt.datetime.now(dt.UTC)
     assert jobs.deliver(s.delivery_id).startswith("retry in")
