@@ -3,7 +3,9 @@
 `parse` returns the typed column with null wherever a cell does not parse. Arrow's casts
 do the work where they are strict enough (integer, number, datetime); everything else is
 decided once per distinct value (`Distinct`) and spread back to the rows with `take`, so
-a million rows cost what their distinct values cost.
+a million rows cost what their distinct values cost. A format that is a regex (dates,
+times, e-mail, URI, UUID...) on a column of mostly distinct values is checked over the
+whole column at once instead (`pipeline.scan`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import arro3.compute as acc
 import arro3.core as ac
+
+from pipeline.scan import mismatched, mostly_unique, null_at
 
 if TYPE_CHECKING:
     from pipeline.template import Field
@@ -44,8 +48,9 @@ _HUMAN = {"%d": "DD", "%m": "MM", "%Y": "YYYY", "%y": "YY", "%H": "hh", "%I": "h
           "%z": "+hhmm", "%%": "%"}  # fmt: skip
 _HUMAN_RE = re.compile("|".join(re.escape(k) for k in _HUMAN))
 
-_SAMPLE_ROWS = 2048
-_MOSTLY_UNIQUE = 0.9
+_TextParser = Callable[[str], "str | None"] | re.Pattern[str]
+"""How a text type reads a cell: a function giving canonical text (or None), or a regex
+the cell must match whole (checked over the whole column at once: `pipeline.scan`)."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,9 @@ class Distinct:
         that would cost more than it saves. Each row is then its own entry (an empty cell
         stands as ""), so values may repeat: never use this for equality (unique, keys).
         """
-        if column.type == ac.DataType.string() and len(column) >= 4 * _SAMPLE_ROWS:
-            sample = [v for v in column.slice(0, _SAMPLE_ROWS).to_pylist() if v is not None]
-            if sample and len(set(sample)) >= _MOSTLY_UNIQUE * len(sample):
-                values = ["" if v is None else v for v in column.to_pylist()]
-                return cls(values, ac.Array(range(len(values)), ac.DataType.int64()))
+        if mostly_unique(column):
+            values = ["" if v is None else v for v in column.to_pylist()]
+            return cls(values, ac.Array(range(len(values)), ac.DataType.int64()))
         return cls.of(column)
 
     def spread(self, answers: list[Any], dtype: ac.DataType) -> ac.Array:
@@ -123,7 +126,10 @@ def parse(field: Field, column: ac.Array) -> ac.Array:
         return acc.cast(column, target)
     if (field.type == "string" and field.format == "default") or field.type == "any":
         return column
-    return _normalised(column, target, _TEXT_PARSERS[field.type](field))
+    how = _TEXT_PARSERS[field.type](field)
+    if isinstance(how, re.Pattern):
+        return _matched(column, target, how)
+    return _normalised(column, target, how)
 
 
 def parse_one(field: Field, text: str) -> Any:
@@ -181,9 +187,12 @@ def _normalised(
     return acc.take(acc.cast(canonical, target), distinct.keys)
 
 
-def _kept_if(match: Callable[[str], object]) -> Callable[[str], str | None]:
-    """A to_text for `_normalised` that keeps a value when `match` accepts it."""
-    return lambda v: v if match(v) else None
+def _matched(column: ac.Array, target: ac.DataType, pattern: re.Pattern[str]) -> ac.Array:
+    """The cells that match `pattern` (others null), cast: a text format checked, then typed."""
+    if not mostly_unique(column):
+        return _normalised(column, target, lambda v: v if pattern.fullmatch(v) else None)
+    kept = null_at(column, mismatched(column, pattern))
+    return kept if target == ac.DataType.string() else acc.cast(kept, target)
 
 
 def _number_text(field: Field, text: str, integer: bool) -> str | None:
@@ -198,14 +207,14 @@ def _number_text(field: Field, text: str, integer: bool) -> str | None:
     return text
 
 
-def _date(field: Field) -> Callable[[str], str | None]:
+def _date(field: Field) -> _TextParser:
     if field.format == "default":
-        return _kept_if(_ISO_DATE.fullmatch)
+        return _ISO_DATE
     patterns = ANY_DATE_PATTERNS if field.format == "any" else (field.format,)
     return lambda v: _first(v, patterns, lambda d: d.date().isoformat())
 
 
-def _datetime(field: Field) -> Callable[[str], str | None]:
+def _datetime(field: Field) -> _TextParser:
     if field.format == "any":
         return _any_datetime
     return lambda v: _first(v, (field.format,), _utc_iso)
@@ -218,9 +227,9 @@ def _any_datetime(text: str) -> str | None:
         return None
 
 
-def _time(field: Field) -> Callable[[str], str | None]:
+def _time(field: Field) -> _TextParser:
     if field.format == "default":
-        return _kept_if(_ISO_TIME.fullmatch)
+        return _ISO_TIME
     patterns = ANY_TIME_PATTERNS if field.format == "any" else (field.format,)
     return lambda v: _first(v, patterns, lambda d: d.time().isoformat())
 
@@ -242,15 +251,14 @@ def _utc_iso(value: dt.datetime) -> str:
     return value.isoformat()
 
 
-def _matching(pattern: re.Pattern[str]) -> Callable[[Field], Callable[[str], str | None]]:
-    return lambda field: _kept_if(pattern.fullmatch)
+def _matching(pattern: re.Pattern[str]) -> Callable[[Field], _TextParser]:
+    return lambda field: pattern
 
 
-def _string(field: Field) -> Callable[[str], str | None]:
+def _string(field: Field) -> _TextParser:
     if field.format == "binary":
         return _base64
-    pattern = {"email": _EMAIL, "uri": _URI, "uuid": _UUID}[field.format]
-    return _kept_if(pattern.fullmatch)
+    return {"email": _EMAIL, "uri": _URI, "uuid": _UUID}[field.format]
 
 
 def _base64(text: str) -> str | None:
@@ -261,7 +269,7 @@ def _base64(text: str) -> str | None:
     return text
 
 
-_TEXT_PARSERS: dict[str, Callable[[Field], Callable[[str], str | None]]] = {
+_TEXT_PARSERS: dict[str, Callable[[Field], _TextParser]] = {
     "string": _string,
     "date": _date,
     "datetime": _datetime,

@@ -14,8 +14,9 @@ earlier batches held, so uniqueness holds across batches too.
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import itertools
 import json
+import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -24,6 +25,7 @@ import arro3.compute as acc
 import arro3.core as ac
 
 from pipeline.errors import MappingError
+from pipeline.scan import mismatched, mostly_unique, position_bytes
 from pipeline.template import Field, Template
 from pipeline.transforms import E164, prepare
 from pipeline.types import Distinct, arrow_type, parse, parse_one, type_hint
@@ -101,7 +103,7 @@ def validate(
     row_of = _row_numbers(first_row)
     check_columns(table.column_names, template)
     prepared = prepare(table, template)
-    errors: list[CellError] = []
+    found: dict[str, list[CellError]] = {name: [] for name in template.field_names}
     typed: dict[str, ac.Array] = {}
     for done, field in enumerate(template.fields, start=1):
         if field.name in prepared.column_names:
@@ -109,14 +111,17 @@ def validate(
             if field.name in template.primary_key:  # kept only where a later check needs it
                 typed[field.name] = cells.typed
             for check in _CHECKS:
-                errors.extend(check(cells, earlier))
+                found[field.name].extend(check(cells, earlier))
             del cells  # its typed column and distinct values go before the next field's
         if on_field is not None:  # (fields checked, of how many): for a progress bar
             on_field(done, len(template.fields))
     if template.primary_key:
-        errors.extend(_primary_key(template, prepared, typed, row_of, earlier))
-    order = {name: i for i, name in enumerate(template.field_names)}
-    errors.sort(key=lambda e: (e.row, order[e.field]))
+        found[template.primary_key[0]].extend(
+            _primary_key(template, prepared, typed, row_of, earlier)
+        )
+    # By row, then field (template order), then check: a stable sort by row alone keeps the rest.
+    errors = list(itertools.chain.from_iterable(found.values()))
+    errors.sort(key=operator.itemgetter(0))
     return errors
 
 
@@ -184,6 +189,16 @@ class _Cells:
             typed = acc.is_not_null(acc.take(self.typed, indices))
             yield from _values(self.text, acc.filter(indices, typed))
 
+    def mismatches(self, pattern: re.Pattern[str]) -> Iterator[tuple[int, str]]:
+        """(index, cell text) of the typed cells that do not match `pattern` whole."""
+        if not mostly_unique(self.text):
+            values = self.distinct_text.values
+            yield from self.failing(self.distinct_text, [not pattern.fullmatch(v) for v in values])
+            return
+        indices = ac.Array(mismatched(self.text, pattern), ac.DataType.int64())
+        typed = acc.is_not_null(acc.take(self.typed, indices))
+        yield from _values(self.text, acc.filter(indices, typed))
+
     def error(self, index: int, code: str, message: str, constraint: str | None) -> CellError:
         return CellError(self.row_of(index), self.field.name, code, message, constraint)
 
@@ -214,8 +229,7 @@ def _phone(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]
     """A field with a phone transform holds E.164 numbers: what it could not convert fails."""
     if not any(t.name == "phone" for t in cells.field.transforms):
         return
-    bad = [E164.fullmatch(v) is None for v in cells.distinct_text.values]
-    for index, value in cells.failing(cells.distinct_text, bad):
+    for index, value in cells.mismatches(E164):
         message = f"{_show(value)} is not a phone number (such as +44 20 7946 0958)."
         yield cells.error(index, "type-error", message, None)
 
@@ -280,10 +294,8 @@ def _max_length(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellE
 def _pattern(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
     if cells.field.pattern is None:
         return
-    pattern = re.compile(cells.field.pattern)
-    bad = [m is None for m in map(pattern.fullmatch, cells.distinct_text.values)]
     message = f"does not match the pattern {cells.field.pattern}."
-    for index, value in cells.failing(cells.distinct_text, bad):
+    for index, value in cells.mismatches(re.compile(cells.field.pattern)):
         yield cells.error(index, "constraint-error", f"{_show(value)} {message}", "pattern")
 
 
@@ -410,10 +422,9 @@ def _indices(mask: ac.Array) -> ac.Array:
     return acc.filter(_positions(len(mask)), mask)
 
 
-@functools.lru_cache(maxsize=2)
 def _positions(length: int) -> ac.Array:
-    """0, 1, ... length-1: built once per table size, not once per check."""
-    return ac.Array(range(length), ac.DataType.int64())
+    """0, 1, ... length-1 (its bytes are built once per table size, not once per check)."""
+    return ac.Array.from_buffer(memoryview(position_bytes(length)).cast("q"))
 
 
 def _values(column: ac.Array, indices: ac.Array) -> Iterator[tuple[int, str]]:

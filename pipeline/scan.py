@@ -1,0 +1,107 @@
+"""Regular expressions over a whole column at once, for columns of mostly distinct text.
+
+arro3 has no string or regex kernels, and one `fullmatch` call per cell means a Python
+string and a call per cell: most of the time validation took on a million e-mail
+addresses. Instead, arrow-rs writes the column as one line per cell (its CSV writer, in
+Rust), and a single `re.subn` (in C) blanks every line that matches `^(?:pattern)$`.
+Only the lines left over are looked at one by one: the cells that fail, empty cells, and
+cells the writer had to quote (they hold a quote, a line break or the separator). Those
+are checked exactly as before, with `fullmatch` on the cell's own text.
+
+The shortcut is taken only when it gives the same answers as `fullmatch` on each cell:
+- a pattern with a lookaround could look past its own line, so it is checked per cell;
+- a match that ran over a line break (a pattern such as `[^x]*`) shows in the line count,
+  and then the column is checked per cell.
+"""
+
+from __future__ import annotations
+
+import array
+import functools
+import io
+import re
+
+import arro3.compute as acc
+import arro3.core as ac
+import arro3.io as aio
+
+SAMPLE_ROWS = 2048
+MOSTLY_UNIQUE = 0.9
+_SEPARATOR = "\x1f"  # a one-column file has none; a cell holding this one is quoted
+_LOOKAROUND = re.compile(r"\(\?<?[=!]")
+_LINE = re.compile(r"[^\n]+")
+
+
+def mostly_unique(column: ac.Array) -> bool:
+    """A long text column whose sample rows are (nearly) all different: e-mails, ids, phones.
+
+    Dictionary-encoding such a column costs more than it saves.
+    """
+    if column.type != ac.DataType.string() or len(column) < 4 * SAMPLE_ROWS:
+        return False
+    sample = [v for v in column.slice(0, SAMPLE_ROWS).to_pylist() if v is not None]
+    return bool(sample) and len(set(sample)) >= MOSTLY_UNIQUE * len(sample)
+
+
+def mismatched(column: ac.Array, pattern: re.Pattern[str]) -> list[int]:
+    """Indices of the cells that are not empty and do not `fullmatch` the pattern, in order."""
+    candidates = _candidates(column, pattern)
+    if candidates is None:  # the shortcut would not be exact: every cell is a candidate
+        return [i for i, v in enumerate(column.to_pylist()) if _fails(pattern, v)]
+    if not candidates:
+        return []
+    indices = ac.Array(candidates, ac.DataType.int64())
+    values = acc.take(column, indices).to_pylist()
+    return [i for i, v in zip(candidates, values, strict=True) if _fails(pattern, v)]
+
+
+def null_at(column: ac.Array, indices: list[int]) -> ac.Array:
+    """The column with the cells at `indices` made empty (null)."""
+    if not indices:
+        return column
+    length = len(column)
+    positions = array.array("q")
+    positions.frombytes(position_bytes(length))
+    for index in indices:
+        positions[index] = length  # the null appended below
+    padded = ac.ChunkedArray([column, ac.Array([None], column.type)]).combine_chunks()
+    return acc.take(padded, ac.Array.from_buffer(positions))
+
+
+def _fails(pattern: re.Pattern[str], value: str | None) -> bool:
+    return value is not None and pattern.fullmatch(value) is None
+
+
+def _candidates(column: ac.Array, pattern: re.Pattern[str]) -> list[int] | None:
+    """Rows that may fail (a superset), or None when only a check per cell is exact."""
+    if _LOOKAROUND.search(pattern.pattern):
+        return None
+    try:  # a quoted line (it starts with '"') is never blanked, so it stays a candidate
+        whole = re.compile(f'^(?!")(?:{pattern.pattern})$', pattern.flags | re.MULTILINE)
+    except re.error:  # e.g. inline flags, which must come first
+        return None
+    out = io.BytesIO()
+    table = ac.Table.from_arrays([column], names=["cell"])
+    aio.write_csv(table, out, header=False, delimiter=_SEPARATOR)
+    text = out.getvalue().decode("utf-8")
+    del out
+    lines = len(column)
+    if text.count("\n") != lines:  # a cell holds a line break
+        return None
+    left, _ = whole.subn("", text)
+    del text
+    if left.count("\n") != lines:  # a match ran over a line break
+        return None
+    rows: list[int] = []
+    row = at = 0
+    for found in _LINE.finditer(left):
+        row += left.count("\n", at, found.start())
+        at = found.start()
+        rows.append(row)
+    return rows
+
+
+@functools.lru_cache(maxsize=1)
+def position_bytes(length: int) -> bytes:
+    """0, 1, ... length-1 as int64 bytes, for `ac.Array.from_buffer`."""
+    return array.array("q", range(length)).tobytes()
