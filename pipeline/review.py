@@ -8,6 +8,8 @@ only for rules that span rows (unique values, primary keys).
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -27,6 +29,13 @@ MAX_WINDOW = 500
 
 def _cross_row(error: CellError) -> bool:
     return error.code in CROSS_ROW_CODES or error.constraint in CROSS_ROW_CONSTRAINTS
+
+
+def _by_field(errors: list[CellError]) -> dict[str, list[CellError]]:
+    out: dict[str, list[CellError]] = {}
+    for error in errors:
+        out.setdefault(error.field, []).append(error)
+    return out
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class Review:
         self.edits: dict[tuple[int, str], str | None] = {}
         self.deleted: set[int] = set()
         self.history: list[_Change] = []
-        self.errors: dict[int, dict[str, list[CellError]]] = {}
+        self.errors: dict[int, list[CellError]] = {}  # row index -> its errors, in order
         self._set_errors(validate(table, template, first_row, on_field=on_field))
         self.view = View()
         self._rows: list[int] | None = None  # rows of the current view, computed on demand
@@ -83,13 +92,7 @@ class Review:
 
     def error_list(self) -> list[CellError]:
         order = {name: i for i, name in enumerate(self.template.field_names)}
-        out = [
-            e
-            for index, row in self.errors.items()
-            if index not in self.deleted
-            for errs in row.values()
-            for e in errs
-        ]
+        out = [e for index, errs in self.errors.items() if index not in self.deleted for e in errs]
         out.sort(key=lambda e: (e.row, order[e.field]))
         return out
 
@@ -97,15 +100,13 @@ class Review:
         by_field: Counter[str] = Counter()
         by_code: Counter[str] = Counter()
         rows_with_errors = 0
-        for index, fields in self.errors.items():
-            if index in self.deleted or not any(fields.values()):
+        for index, errs in self.errors.items():
+            if index in self.deleted or not errs:
                 continue
             rows_with_errors += 1
-            for name, errs in fields.items():
-                if errs:
-                    by_field[name] += len(errs)
-                for e in errs:
-                    by_code[e.constraint or e.code] += 1
+            for e in errs:
+                by_field[e.field] += 1
+                by_code[e.constraint or e.code] += 1
         return {
             "fields": self.fields,
             "rows": self.num_rows,
@@ -136,7 +137,7 @@ class Review:
         out = []
         for i, index in enumerate(rows):
             cells = {name: self._value(index, name, columns[name][i]) for name in self.fields}
-            row_errors = self.errors.get(index, {})
+            row_errors = _by_field(self.errors.get(index, []))
             fixes = {}
             for name, errs in row_errors.items():
                 value = cells[name]
@@ -191,7 +192,11 @@ class Review:
         if name not in self.fields:
             raise KeyError(name)
         field = self.template.field(name)
-        rows = sorted(i for i, f in self.errors.items() if f.get(name) and i not in self.deleted)
+        rows = sorted(
+            i
+            for i, errs in self.errors.items()
+            if i not in self.deleted and any(e.field == name for e in errs)
+        )
         change = _Change()
         if rows:
             originals = self.window_values(rows, name)
@@ -219,7 +224,7 @@ class Review:
 
     def delete_rows_with_errors(self) -> dict[str, Any]:
         return self.delete_rows(
-            i for i, fields in self.errors.items() if any(fields.values()) and i not in self.deleted
+            i for i, errs in self.errors.items() if errs and i not in self.deleted
         )
 
     def undo(self) -> dict[str, Any]:
@@ -307,24 +312,17 @@ class Review:
         for index in live:
             table = self.materialise([index])
             row_errors = validate(table, self.template, self.first_row + index)
-            kept = {
-                name: [e for e in errs if _cross_row(e)]
-                for name, errs in self.errors.get(index, {}).items()
-            }
-            self.errors[index] = kept
-            for error in row_errors:
-                if not _cross_row(error):
-                    self.errors[index].setdefault(error.field, []).append(error)
+            kept = [e for e in self.errors.get(index, []) if _cross_row(e)]
+            self.errors[index] = [e for e in row_errors if not _cross_row(e)] + kept
         cross = self._cross_row_fields()
         if cross and any(name in cross for name in names):
             self._recheck_cross_row()
-        self.errors = {i: f for i, f in self.errors.items() if any(f.values())}
+        self.errors = {i: errs for i, errs in self.errors.items() if errs}
 
     def _recheck_cross_row(self) -> None:
         kept = self.kept_rows()
-        for fields in self.errors.values():
-            for name in list(fields):
-                fields[name] = [e for e in fields[name] if not _cross_row(e)]
+        for index, errs in self.errors.items():
+            self.errors[index] = [e for e in errs if not _cross_row(e)]
         # Only the fields these rules span, none required: a column's worth of work, not a file's.
         names = self._cross_row_fields()
         spanned = tuple(replace(f, required=False) for f in self.template.fields if f.name in names)
@@ -332,13 +330,13 @@ class Review:
         numbers = [self.first_row + index for index in kept]
         for error in validate(self.materialise(kept, names), template, numbers):
             if _cross_row(error):
-                index = error.row - self.first_row
-                self.errors.setdefault(index, {}).setdefault(error.field, []).append(error)
+                self.errors.setdefault(error.row - self.first_row, []).append(error)
 
     def _set_errors(self, errors: list[CellError]) -> None:
-        for error in errors:
-            index = error.row - self.first_row
-            self.errors.setdefault(index, {}).setdefault(error.field, []).append(error)
+        """Errors (sorted by row) grouped by row index."""
+        first = self.first_row
+        for row, group in itertools.groupby(errors, key=operator.itemgetter(0)):
+            self.errors[row - first] = list(group)
 
     def _view_rows(self) -> list[int]:
         if self._rows is not None:
@@ -351,11 +349,9 @@ class Review:
             for index in sorted(self.errors):
                 if index in self.deleted:
                     continue
-                fields = self.errors[index]
+                candidates = self.errors[index]
                 if view.field:
-                    candidates = fields.get(view.field, [])
-                else:
-                    candidates = [e for errs in fields.values() for e in errs]
+                    candidates = [e for e in candidates if e.field == view.field]
                 if view.code:
                     candidates = [e for e in candidates if (e.constraint or e.code) == view.code]
                 if candidates:

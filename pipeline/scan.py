@@ -83,8 +83,9 @@ def _candidates(column: ac.Array, pattern: re.Pattern[str]) -> list[int] | None:
     out = io.BytesIO()
     table = ac.Table.from_arrays([column], names=["cell"])
     aio.write_csv(table, out, header=False, delimiter=_SEPARATOR)
-    text = out.getvalue().decode("utf-8")
-    del out
+    with out.getbuffer() as written:  # decoded where it lies: no copy of the bytes
+        text = str(written, "utf-8")
+    out.close()
     lines = len(column)
     if text.count("\n") != lines:  # a cell holds a line break
         return None

@@ -79,9 +79,8 @@ class ImportSession:
         names = [f.name for f in self.template.fields if f.name in self.mapping]
         if not names:  # a table without columns would also have no rows to send
             raise MappingError("No column is mapped to a template field. Map at least one column.")
-        arrays = [self.sheet.column(self.mapping[name]) for name in names]
-        schema = ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in names])
-        return ac.Table.from_arrays(arrays, schema=schema)
+        # select and rename share the sheet's buffers: the cells are not copied
+        return self.sheet.table.select([str(self.mapping[n]) for n in names]).rename_columns(names)
 
     def report(self) -> Report:
         table = self.mapped_table()

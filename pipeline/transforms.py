@@ -28,14 +28,12 @@ _GROUPED = re.compile(r"[-+]?[0-9]{1,3}([, '\u00a0][0-9]{3})+(\.[0-9]+)?")
 _DECIMAL_COMMA = re.compile(r"[-+]?[0-9]+,[0-9]{1,2}")
 
 
-def prepare(table: ac.Table, template: Template) -> ac.Table:
-    """The table with missing values as null and each field's transforms applied."""
-    names = table.column_names
-    arrays = [
-        prepare_column(template.field(n), table.column(n).combine_chunks(), template) for n in names
-    ]
-    schema = ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in names])
-    return ac.Table.from_arrays(arrays, schema=schema)
+def prepare(table: ac.Table, field: Field, template: Template) -> ac.Array:
+    """A field's column with missing values as null and the field's transforms applied.
+
+    One column at a time: the caller holds one prepared column, never a copy of the table.
+    """
+    return prepare_column(field, table.column(field.name).combine_chunks(), template)
 
 
 def prepare_column(field: Field, column: ac.Array, template: Template) -> ac.Array:

@@ -102,23 +102,21 @@ def validate(
     """
     row_of = _row_numbers(first_row)
     check_columns(table.column_names, template)
-    prepared = prepare(table, template)
     found: dict[str, list[CellError]] = {name: [] for name in template.field_names}
+    texts: dict[str, ac.Array] = {}
     typed: dict[str, ac.Array] = {}
     for done, field in enumerate(template.fields, start=1):
-        if field.name in prepared.column_names:
-            cells = _Cells(field, prepared.column(field.name).combine_chunks(), row_of)
+        if field.name in table.column_names:  # one column at a time: no copy of the table
+            cells = _Cells(field, prepare(table, field, template), row_of)
             if field.name in template.primary_key:  # kept only where a later check needs it
-                typed[field.name] = cells.typed
+                texts[field.name], typed[field.name] = cells.text, cells.typed
             for check in _CHECKS:
                 found[field.name].extend(check(cells, earlier))
             del cells  # its typed column and distinct values go before the next field's
         if on_field is not None:  # (fields checked, of how many): for a progress bar
             on_field(done, len(template.fields))
     if template.primary_key:
-        found[template.primary_key[0]].extend(
-            _primary_key(template, prepared, typed, row_of, earlier)
-        )
+        found[template.primary_key[0]].extend(_primary_key(template, texts, typed, row_of, earlier))
     # By row, then field (template order), then check: a stable sort by row alone keeps the rest.
     errors = list(itertools.chain.from_iterable(found.values()))
     errors.sort(key=operator.itemgetter(0))
@@ -142,11 +140,10 @@ def coerce(table: ac.Table, template: Template) -> ac.Table:
 
     Call only on a table that `validate` passed: cells that do not parse become null.
     """
-    prepared = prepare(table, template)
     columns: list[ac.Array] = []
     for field in template.fields:
-        if field.name in prepared.column_names:
-            columns.append(parse(field, prepared.column(field.name).combine_chunks()))
+        if field.name in table.column_names:
+            columns.append(parse(field, prepare(table, field, template)))
         else:
             empty = ac.Array([None] * table.num_rows, ac.DataType.string())
             columns.append(acc.cast(empty, arrow_type(field)))
@@ -334,7 +331,7 @@ _CHECKS: tuple[Callable[[_Cells, EarlierBatches | None], Iterator[CellError]], .
 
 def _primary_key(
     template: Template,
-    prepared: ac.Table,
+    texts: dict[str, ac.Array],
     typed: dict[str, ac.Array],
     row_of: Callable[[int], int],
     earlier: EarlierBatches | None,
@@ -363,9 +360,9 @@ def _primary_key(
     if not repeats:
         return
     indices = ac.Array([i for i, _ in repeats], ac.DataType.int64())
-    texts = [acc.take(prepared.column(n).combine_chunks(), indices).to_pylist() for n in names]
+    cells = [acc.take(texts[n], indices).to_pylist() for n in names]
     labels = ", ".join(template.field(n).label for n in names)
-    for (index, row), values in zip(repeats, zip(*texts, strict=True), strict=True):
+    for (index, row), values in zip(repeats, zip(*cells, strict=True), strict=True):
         shown = ", ".join(_show(v) for v in values)
         yield CellError(
             row=row_of(index),

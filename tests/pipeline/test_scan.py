@@ -102,7 +102,11 @@ def test_validating_a_long_column_gives_what_short_batches_give() -> None:
                 {"name": "email", "type": "string", "format": "email"},
                 {"name": "code", "type": "string", "constraints": {"pattern": "[A-Z]{2}-[0-9]+"}},
                 {"name": "day", "type": "date"},
-                {"name": "phone", "type": "string", "x-loadbay": {"transforms": [{"phone": {"region": "GB"}}]}},
+                {
+                    "name": "phone",
+                    "type": "string",
+                    "x-loadbay": {"transforms": [{"phone": {"region": "GB"}}]},
+                },
             ]
         }
     )
