@@ -260,6 +260,10 @@ function showMapping(file, described) {
 // Review: a virtual grid over the worker's rows; only the visible window is fetched.
 const ROW_HEIGHT = 30;
 const OVERSCAN = 10;
+// Browsers cap an element's height (Chromium at about 33.5M px: 1.1M rows of 30 px). Past
+// this height the scrollbar is scaled: its position picks the row, the rows are drawn at
+// their natural height around it. LOADBAY_GRID_MAX_PX lowers it (the tests do).
+const MAX_SCROLL_PX = Number(globalThis.LOADBAY_GRID_MAX_PX) || 15_000_000;
 
 function showReview(file, described, initial) {
   const shown = template.fields.filter((f) => initial.fields.includes(f.name));
@@ -320,7 +324,7 @@ function showReview(file, described, initial) {
     submitButton.textContent =
       summary.error_count > 0 ? `Fix ${summary.error_count} problem(s) to submit` : `Submit ${summary.rows} rows`;
     undoButton.disabled = !summary.can_undo;
-    spacer.style.height = `${summary.view_rows * ROW_HEIGHT}px`;
+    spacer.style.height = `${Math.min(summary.view_rows * ROW_HEIGHT, MAX_SCROLL_PX)}px`;
     fillFilters();
   }
 
@@ -420,11 +424,24 @@ function showReview(file, described, initial) {
 
   async function drawWindow() {
     const token = ++windowToken;
-    const start = Math.max(0, Math.floor(grid.scrollTop / ROW_HEIGHT) - OVERSCAN);
-    const count = Math.ceil(grid.clientHeight / ROW_HEIGHT) + 2 * OVERSCAN;
+    const scroll = grid.scrollTop;
+    const visible = Math.ceil(grid.clientHeight / ROW_HEIGHT);
+    const total = summary.view_rows * ROW_HEIGHT;
+    const scaled = total > MAX_SCROLL_PX;
+    // The (fractional) row at the top of the view: scroll / ROW_HEIGHT, or, when scaled, the
+    // same share of all rows as the scrollbar's share of its range.
+    const range = grid.scrollHeight - grid.clientHeight;
+    const top = scaled && range > 0
+      ? (scroll / range) * Math.max(0, summary.view_rows - (grid.clientHeight - ROW_HEIGHT) / ROW_HEIGHT)
+      : scroll / ROW_HEIGHT;
+    const start = Math.max(0, Math.floor(top) - OVERSCAN);
+    // Scaled, nothing is drawn below the view: rows there would stretch the scroll range.
+    const count = Math.floor(top) - start + visible + (scaled ? 1 : OVERSCAN);
     const rows = await call("window", start, count);
     if (token !== windowToken) return; // a newer scroll position won
-    rowsEl.style.transform = `translateY(${start * ROW_HEIGHT}px)`;
+    let offset = scaled ? scroll + (start - top) * ROW_HEIGHT : start * ROW_HEIGHT;
+    if (scaled) offset = Math.max(0, Math.min(offset, MAX_SCROLL_PX - rows.length * ROW_HEIGHT));
+    rowsEl.style.transform = `translateY(${offset}px)`;
     rowsEl.replaceChildren(...rows.map(renderRow));
   }
 

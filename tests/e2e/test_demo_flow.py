@@ -50,8 +50,12 @@ def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _open_importer(browser: Browser, demo: Demo) -> tuple[Page, FrameLocator, list[str]]:
+def _open_importer(
+    browser: Browser, demo: Demo, grid_max_px: int | None = None
+) -> tuple[Page, FrameLocator, list[str]]:
     context = browser.new_context(ignore_https_errors=True)
+    if grid_max_px is not None:  # the grid's scaled scrolling, without a million rows
+        context.add_init_script(f"globalThis.LOADBAY_GRID_MAX_PX = {grid_max_px};")
     requests: list[str] = []
     context.on("request", lambda request: requests.append(request.url))
     page = context.new_page()
@@ -384,4 +388,36 @@ def test_one_click_fixes(browser: Browser, demo: Demo, tmp_path: Path) -> None:
     expect(_cell(frame, 2, "country")).to_have_text("GB")
     frame.locator("#undo").click()
     expect(summary).to_contain_text("2 problem(s) in 2 of 2 rows")
+    page.context.close()
+
+
+def test_the_grid_reaches_every_row_past_the_browsers_height_limit(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    """Past the height a browser allows, the scrollbar is scaled and every row still shows."""
+    rows = 3000
+    csv_path = tmp_path / "many.csv"
+    _write_csv(csv_path, _contacts(rows))
+    page, frame, _ = _open_importer(browser, demo, grid_max_px=30_000)  # 1,000 rows high
+    frame.locator("#file-input").set_input_files(csv_path)
+    frame.locator("#map-continue").click()
+    expect(frame.locator("#summary")).to_have_text(f"All {rows} rows are valid.", timeout=60_000)
+    grid = frame.locator("#grid")
+    assert grid.evaluate("g => g.scrollHeight") < 31_000  # not 3,000 rows x 30 px
+    grid.evaluate("g => { g.scrollTop = g.scrollHeight; }")
+    last = _cell(frame, rows + 1, "email")  # row 1 is the header
+    expect(last).to_have_text(f"person{rows - 1}@example.com")
+    cell_box, grid_box = last.bounding_box(), grid.bounding_box()
+    assert cell_box is not None and grid_box is not None
+    assert grid_box["y"] < cell_box["y"] < grid_box["y"] + grid_box["height"]
+
+    # Half way down the scrollbar is half way through the rows.
+    height = grid.evaluate("g => g.clientHeight")
+    grid.evaluate("g => { g.scrollTop = (g.scrollHeight - g.clientHeight) / 2; }")
+    top = int(0.5 * (rows - (height - 30) / 30))
+    middle = _cell(frame, top + 2, "email")
+    expect(middle).to_have_text(f"person{top}@example.com")
+    middle_box = middle.bounding_box()
+    assert middle_box is not None
+    assert abs(middle_box["y"] - (grid_box["y"] + 30)) <= 30  # just under the header
     page.context.close()
