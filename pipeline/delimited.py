@@ -13,8 +13,11 @@ How a file is read:
   read again with Python's csv module (slower, same result for regular rows): a row with
   too many cells keeps the first ones and gets an "extra-cell" problem, a row with too
   few is padded with empty cells and gets a "missing-cell" problem. The file stays usable.
-- Blank lines are skipped (both readers agree), and rows are numbered by data records:
-  a row after an interior blank line is numbered as if the blank line were not there.
+- Blank lines: a blank line inside the data is kept as an empty row with a "blank-row"
+  problem, as the spreadsheet readers keep blank rows, so every row keeps the number a
+  spreadsheet app shows it under. arrow-rs skips blank lines without a trace, so a file
+  with one (or with a blank line inside a quoted cell: it cannot tell) is read by the
+  Python reader instead. Blank lines at the end of the file are dropped.
 - A field-size limit (128 KiB by default): a bigger cell (a 50 MB line, a quote never
   closed) is refused with a message naming the row, after arrow-rs has read that batch.
 """
@@ -112,10 +115,11 @@ def _read(
                 column = headers[j] if number > header_row and j < len(headers) else None
                 raise ReadError(field_too_large(name, number, column, limit))
     skip = len(text[: spans[header_index][1]].encode("utf-8"))
+    blank_rows: tuple[int, ...] = ()
     try:
         table = _read_arrow(path, name, encoding, skip, headers, delimiter, header_row, options)
-    except _Ragged:
-        table = _read_python(
+    except _NotForArrow:
+        table, blank_rows = _read_python(
             path, name, encoding, header_index, headers, delimiter, header_row, limit, problems
         )
     if table.num_rows == 0:
@@ -131,6 +135,7 @@ def _read(
         problems=tuple(problems.kept),
         problem_count=problems.count,
         raw_headers=tuple(c.strip() for c in raw),
+        blank_rows=blank_rows,
     )
 
 
@@ -201,21 +206,87 @@ def _sniff_delimiter(text: str) -> str:
 # --- the two readers ----------------------------------------------------------------------------
 
 
-class _Ragged(Exception):
-    pass
+class _NotForArrow(Exception):
+    """arrow-rs would not give the file's exact rows (ragged rows, blank lines)."""
 
 
-def _open_data(path: str, name: str, encoding: Encoding, skip: int) -> IO[bytes]:
-    """The file from its first data row on, as UTF-8 bytes; `skip` counts UTF-8 bytes."""
-    # A large buffer: in the browser each read of the file system is a slice of the File.
-    raw = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by the caller
+class _Counted(io.RawIOBase):
+    """The data on its way to arrow-rs, its line feeds counted (once per 4 MiB, in C).
+
+    arrow-rs skips blank lines without a trace. When the line feeds are exactly one per
+    record, there was none (and no line break inside a cell); otherwise the file is
+    searched for a blank line (`_inner_blank_line`).
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__()
+        self._raw = raw
+        self.line_feeds = 0
+        self.last = 10  # the last byte read; the header's line feed before the first
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        count = int(self._raw.readinto(buffer))  # type: ignore[attr-defined]
+        if count:
+            chunk = buffer[:count].tobytes()
+            self.line_feeds += chunk.count(b"\n")
+            self.last = chunk[-1]
+        return count
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+    def exact_for(self, records: int) -> bool:
+        """One line feed per record (the last may have none): no blank line was skipped."""
+        return self.line_feeds == records - (0 if self.last == 10 else 1)
+
+
+_BLANK = re.compile(rb"\n[\r\n]|\r\r")  # a line break right after another (CRLF is one)
+_DATA = re.compile(rb"[^\r\n]")
+
+
+def _inner_blank_line(path: str, name: str, encoding: Encoding, skip: int) -> bool:
+    """Whether the data holds a blank line with data after it (inside a quoted cell too)."""
+    source, _ = _open_data(path, name, encoding, skip)
+    with source:
+        last = b"\n"  # the header's line break
+        blank = False
+        while chunk := source.read(READ_BUFFER):
+            if not blank:
+                found = _BLANK.search(last + chunk[:1])
+                at = 1 if found else -1
+                if at < 0 and (b"\n\n" in chunk or b"\r" in chunk):
+                    found = _BLANK.search(chunk)
+                    at = found.end() if found else -1
+                if at >= 0:
+                    blank = True
+                    chunk = chunk[at:]
+            if blank and _DATA.search(chunk):
+                return True
+            last = chunk[-1:] or last
+    return False
+
+
+def _open_data(
+    path: str, name: str, encoding: Encoding, skip: int
+) -> tuple[io.BufferedReader, _Counted]:
+    """The file from its first data row on, as UTF-8 bytes (`skip` counts UTF-8 bytes),
+    and the count of its line feeds as they pass."""
+    raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    source: IO[bytes] = raw
     if encoding.is_utf8:
         raw.seek(encoding.bom + skip)
-        return raw
-    raw.seek(encoding.bom)
-    stream = Utf8Stream(raw, name, encoding)
-    stream.skip(skip)
-    return cast(IO[bytes], stream)
+    else:
+        raw.seek(encoding.bom)
+        stream = Utf8Stream(raw, name, encoding)
+        stream.skip(skip)
+        source = cast(IO[bytes], stream)
+    counted = _Counted(source)
+    # A large buffer: in the browser each read of the file system is a slice of the File.
+    return io.BufferedReader(counted, READ_BUFFER), counted
 
 
 def _read_arrow(
@@ -229,7 +300,7 @@ def _read_arrow(
     options: ReadOptions,
 ) -> ac.Table:
     schema = string_schema(len(headers))
-    fh = _open_data(path, name, encoding, skip)
+    fh, counted = _open_data(path, name, encoding, skip)
     try:
         reader = aio.read_csv(
             fh, schema, has_header=False, batch_size=BATCH_ROWS, delimiter=delimiter
@@ -243,6 +314,9 @@ def _read_arrow(
             options.rows_read(first - header_row - 1)
     finally:
         fh.close()
+    records = sum(b.num_rows for b in batches)
+    if not counted.exact_for(records) and _inner_blank_line(path, name, encoding, skip):
+        raise _NotForArrow("a blank line inside the data")
     return ac.Table.from_batches(batches, schema=schema)
 
 
@@ -258,7 +332,7 @@ def _batches(reader: ac.RecordBatchReader, name: str, first_row: int) -> Iterato
         except Exception as exc:  # noqa: BLE001 - arrow-rs raises plain exceptions
             detail = str(exc)
             if "incorrect number of fields" in detail:
-                raise _Ragged(detail) from exc
+                raise _NotForArrow(detail) from exc
             if "utf-8" in detail.lower() or "utf8" in detail.lower():
                 line = re.search(r"for line (\d+)", detail)
                 where = f"row {first_row + int(line[1]) - 1}" if line else "a row"
@@ -277,9 +351,11 @@ def _read_python(
     header_row: int,
     limit: int,
     problems: Problems,
-) -> ac.Table:
+) -> tuple[ac.Table, tuple[int, ...]]:
+    """The table, and which of its rows are blank lines of the file."""
     width = len(headers)
     builder = ColumnBuilder(width)
+    blank_rows: list[int] = []
     old_limit = csv.field_size_limit()
     csv.field_size_limit(limit)
     try:
@@ -290,9 +366,17 @@ def _read_python(
             try:
                 for _ in range(header_index + 1):
                     next(reader, None)
+                blank = 0  # blank lines waiting for a row after them
                 for record in reader:
                     if not record:
+                        blank += 1
                         continue
+                    for _ in range(blank):
+                        number = header_row + 1 + builder.rows
+                        problems.add(Problem("blank-row", f"Row {number} is blank.", number))
+                        blank_rows.append(builder.rows)
+                        builder.append([None] * width)
+                    blank = 0
                     row = header_row + 1 + builder.rows
                     got = len(record)
                     if got > width:
@@ -318,7 +402,7 @@ def _read_python(
                 ) from exc
     finally:
         csv.field_size_limit(old_limit)
-    return builder.table()
+    return builder.table(), tuple(blank_rows)
 
 
 def _extra(row: int, got: int, width: int) -> Problem:

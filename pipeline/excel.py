@@ -160,6 +160,7 @@ def _read_sheet(
     problems = Problems()
     headers = unique_headers(raw[:width], header_row, problems)
     builder = ColumnBuilder(width)
+    blank_rows: list[int] = []
 
     def data_rows() -> Iterator[list[Cell]]:
         yield from head[index + 1 :]
@@ -179,6 +180,7 @@ def _read_sheet(
             )
         elif row[:width].count(None) == width:
             problems.add(Problem("blank-row", f"Row {number} is blank.", number))
+            blank_rows.append(builder.rows)
         builder.append(row)
         if builder.rows % PROGRESS_ROWS == 0:
             options.rows_read(builder.rows)
@@ -205,6 +207,7 @@ def _read_sheet(
         problems=tuple(problems.kept),
         problem_count=problems.count,
         raw_headers=tuple((c or "").strip() for c in raw[:width]),
+        blank_rows=tuple(blank_rows),
     )
 
 

@@ -70,13 +70,16 @@ class Review:
         template: Template,
         first_row: int,
         on_field: Callable[[int, int], None] | None = None,
+        blank_rows: Iterable[int] = (),
     ) -> None:
+        """`blank_rows`: rows blank in the file, deleted from the start (and not undoable)."""
         self.table = table
         self.template = template
         self.first_row = first_row
         self.fields = [f.name for f in template.fields if f.name in table.column_names]
         self.edits: dict[tuple[int, str], str | None] = {}
-        self.deleted: set[int] = set()
+        self.deleted: set[int] = set(blank_rows)
+        self._blank = len(self.deleted)
         self.history: list[_Change] = []
         self.errors: dict[int, list[CellError]] = {}  # row index -> its errors, in order
         self._set_errors(validate(table, template, first_row, on_field=on_field))
@@ -110,7 +113,7 @@ class Review:
         return {
             "fields": self.fields,
             "rows": self.num_rows,
-            "deleted": len(self.deleted),
+            "deleted": len(self.deleted) - self._blank,
             "error_count": sum(by_field.values()),
             "rows_with_errors": rows_with_errors,
             "by_field": dict(by_field),

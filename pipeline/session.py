@@ -19,7 +19,7 @@ from pipeline.matching import Match, propose
 from pipeline.readers import ReadOptions, Sheet, read_file
 from pipeline.review import Review
 from pipeline.template import Template
-from pipeline.validation import CellError, validate
+from pipeline.validation import CellError
 
 PREVIEW_ROWS = 20
 ERRORS_SHOWN = 1000
@@ -83,9 +83,8 @@ class ImportSession:
         return self.sheet.table.select([str(self.mapping[n]) for n in names]).rename_columns(names)
 
     def report(self) -> Report:
-        table = self.mapped_table()
-        errors = validate(table, self.template, self.sheet.first_data_row)
-        return Report(rows=self.sheet.num_rows, errors=errors)
+        """Every problem in the mapped cells (blank rows of the file left out)."""
+        return Report(rows=self.review.num_rows, errors=self.review.error_list())
 
     @property
     def review(self) -> Review:
@@ -95,7 +94,9 @@ class ImportSession:
     def start_review(self, on_field: Callable[[int, int], None] | None = None) -> Review:
         if self._review is None:
             table = self.mapped_table()
-            self._review = Review(table, self.template, self.sheet.first_data_row, on_field)
+            self._review = Review(
+                table, self.template, self.sheet.first_data_row, on_field, self.sheet.blank_rows
+            )
         return self._review
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> list[tuple[int, int]]:
@@ -118,7 +119,7 @@ class ImportSession:
         return json.dumps(
             {
                 "file": self.sheet.file_name,
-                "rows": self.sheet.num_rows,
+                "rows": self.sheet.num_rows - len(self.sheet.blank_rows),
                 "first_data_row": self.sheet.first_data_row,
                 "headers": list(self.sheet.headers),
                 "kind": self.sheet.kind,

@@ -109,6 +109,9 @@ class Sheet:
     problems: tuple[Problem, ...] = ()
     problem_count: int = 0
     raw_headers: tuple[str, ...] = field(default=())
+    blank_rows: tuple[int, ...] = ()
+    """Data rows (0-based) blank in the file: kept, so later rows keep their numbers, but
+    left out of the import (the review starts with them deleted)."""
 
     @property
     def first_data_row(self) -> int:

@@ -175,3 +175,19 @@ def test_excel_cell_limit(tmp_path: Path) -> None:
 )
 def test_cells_become_the_text_a_person_would_type(value: object, text: str | None) -> None:
     assert rows_as_text([[value]]) == [[text]]  # type: ignore[list-item]
+
+
+def test_a_blank_row_keeps_numbers_but_is_not_imported(tmp_path: Path) -> None:
+    from pipeline.session import ImportSession
+    from pipeline.template import Template
+
+    path = tmp_path / "gap.xlsx"
+    _write(path, {(0, 0): "name", (0, 1): "age", (1, 0): "Ada", (1, 1): 36, (3, 0): "Alan"})
+    template = Template.from_dict(
+        {"fields": [{"name": "name", "constraints": {"required": True}}, {"name": "age"}]}
+    )
+    session = ImportSession.open(str(path), "gap.xlsx", template)
+    assert session.sheet.blank_rows == (1,)
+    assert session.report().rows == 2
+    assert session.report().errors == []  # the blank row 3 is not "name is required"
+    assert session.review.window(0, 10)[1]["row"] == 4  # Alan, as the sheet shows him

@@ -251,3 +251,42 @@ def test_report_rows_counts_every_data_row(tmp_path: Path) -> None:
 def test_report_json_is_report_to_dict(tmp_path: Path) -> None:
     session = open_session(tmp_path, CONTACTS_CSV)
     assert json.loads(session.report_json()) == session.report().to_dict()
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_blank_lines_keep_every_later_row_at_its_number_and_are_not_imported(
+    tmp_path: Path, newline: str
+) -> None:
+    lines = ["Mail,Age", "ada@example.com,36", "", "", "alan@example.com,x", "", ""]
+    path = tmp_path / "gaps.csv"
+    path.write_bytes(newline.join(lines).encode() + newline.encode())
+    session = ImportSession.open(str(path), "gaps.csv", CONTACTS)
+    assert [(p.code, p.row) for p in session.sheet.problems] == [("blank-row", 3), ("blank-row", 4)]
+    report = session.report()  # the age error is on line 5, as a spreadsheet app shows it
+    assert [(e.row, e.field, e.code) for e in report.errors] == [(5, "age", "type-error")]
+    assert report.rows == 2  # trailing blank lines are dropped, inner ones left out
+    assert json.loads(session.describe_json())["rows"] == 2
+    assert session.review.summary()["deleted"] == 0  # blank rows are not the user's deletions
+    sent = [pa.table(decode_ipc(session.encode_batch(o, n))) for o, n in session.batches()]
+    assert [t.column("__row").to_pylist() for t in sent] == [[2, 5]]
+    assert [t.column("email").to_pylist() for t in sent] == [
+        ["ada@example.com", "alan@example.com"]
+    ]
+
+
+def test_a_blank_line_deep_in_a_long_file_keeps_the_numbers_after_it(tmp_path: Path) -> None:
+    rows = 150_000  # past arrow-rs's first batches: the blank line is found while streaming
+    body = [f"user{i}@example.com,{i % 90}" for i in range(rows)]
+    body[140_000] = "user140000@example.com,old"
+    lines = ["Mail,Age", *body[:100_000], "", *body[100_000:]]
+    session = open_session(tmp_path, "\n".join(lines) + "\n")
+    errors = session.report().errors
+    assert [(e.row, e.code) for e in errors] == [(2 + 140_000 + 1, "type-error")]
+    assert session.review.num_rows == rows
+
+
+def test_a_blank_line_inside_a_quoted_cell_is_part_of_the_cell(tmp_path: Path) -> None:
+    session = open_session(tmp_path, 'Mail,Notes\n"a@x.com","one\n\ntwo"\nb@y.com,\n')
+    assert session.sheet.problems == ()
+    assert session.sheet.table.column("1").to_pylist() == ["one\n\ntwo", None]
+    assert session.report().rows == 2
