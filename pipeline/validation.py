@@ -14,11 +14,13 @@ earlier batches held, so uniqueness holds across batches too.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 import operator
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import repeat
 from typing import Any, NamedTuple, Protocol
 
 import arro3.compute as acc
@@ -197,7 +199,15 @@ class _Cells:
         yield from _values(self.text, acc.filter(indices, typed))
 
     def error(self, index: int, code: str, message: str, constraint: str | None) -> CellError:
-        return CellError(self.row_of(index), self.field.name, code, message, constraint)
+        return _new_error((self.row_of(index), self.field.name, code, message, constraint))
+
+    def errors(
+        self, indices: Iterable[int], code: str, messages: Iterable[str], constraint: str | None
+    ) -> Iterator[CellError]:
+        """Many errors at once (a file can have hundreds of thousands): no call per error."""
+        rows = map(self.row_of, indices)
+        return map(_new_error, zip(rows, repeat(self.field.name), repeat(code), messages,
+                                   repeat(constraint)))  # fmt: skip
 
 
 # One check per concept, in the order a cell's errors are listed.
@@ -207,8 +217,8 @@ def _required(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellErr
     if not cells.field.required or cells.text.null_count == 0:
         return
     message = f"{cells.field.label} is required, but this cell is empty."
-    for index in _indices(acc.is_null(cells.text)).to_pylist():
-        yield cells.error(index, "constraint-error", message, "required")
+    indices = _indices(acc.is_null(cells.text)).to_pylist()
+    yield from cells.errors(indices, "constraint-error", repeat(message), "required")
 
 
 def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
@@ -217,9 +227,10 @@ def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
         return
     candidates = _indices(acc.is_null(cells.typed))
     hint = type_hint(cells.field)
-    for index, value in _values(cells.text, candidates):
-        if value is not None:  # empty cells are the required check's business
-            yield cells.error(index, "type-error", f"{_show(value)} {hint}.", None)
+    # Empty cells are the required check's business.
+    failed = [(index, value) for index, value in _values(cells.text, candidates) if value]
+    messages = [f"{_show(value)} {hint}." for _, value in failed]
+    yield from cells.errors([index for index, _ in failed], "type-error", messages, None)
 
 
 def _phone(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
@@ -426,6 +437,11 @@ def _positions(length: int) -> ac.Array:
 
 def _values(column: ac.Array, indices: ac.Array) -> Iterator[tuple[int, str]]:
     yield from zip(indices.to_pylist(), acc.take(column, indices).to_pylist(), strict=True)
+
+
+_new_error: Callable[[tuple[int, str, str, str, str | None]], CellError] = functools.partial(
+    tuple.__new__, CellError
+)  # as CellError(...), without a Python-level __new__ per error
 
 
 def _show(value: str) -> str:
