@@ -27,7 +27,7 @@ import arro3.compute as acc
 import arro3.core as ac
 
 from pipeline.errors import MappingError
-from pipeline.scan import mismatched, mostly_unique, position_bytes
+from pipeline.scan import mismatched, mostly_unique, positions
 from pipeline.template import Field, Template
 from pipeline.transforms import E164, prepare
 from pipeline.types import Distinct, arrow_type, parse, parse_one, type_hint
@@ -427,12 +427,7 @@ def _canonical(values: list[Any]) -> str:
 
 
 def _indices(mask: ac.Array) -> ac.Array:
-    return acc.filter(_positions(len(mask)), mask)
-
-
-def _positions(length: int) -> ac.Array:
-    """0, 1, ... length-1 (its bytes are built once per table size, not once per check)."""
-    return ac.Array.from_buffer(memoryview(position_bytes(length)).cast("q"))
+    return acc.filter(positions(len(mask)), mask)
 
 
 def _values(column: ac.Array, indices: ac.Array) -> Iterator[tuple[int, str]]:
