@@ -27,6 +27,7 @@ import arro3.core as ac
 import arro3.io as aio
 
 SAMPLE_ROWS = 2048
+SLICE_ROWS = 64 * 1024
 DISTINCT_SHARE = 5  # mostly unique: more than 1/DISTINCT_SHARE of the rows are distinct
 _SEPARATOR = "\x1f"  # a one-column file has none; a cell holding this one is quoted
 _LOOKAROUND = re.compile(r"\(\?<?[=!]")
@@ -66,13 +67,14 @@ def null_at(column: ac.Array, indices: list[int]) -> ac.Array:
     """The column with the cells at `indices` made empty (null)."""
     if not indices:
         return column
-    length = len(column)
+    # Row positions, -1 at `indices`: the cast to unsigned makes -1 null, and `take` gives
+    # null for a null position. One pass, and no copy of the column to pad it with a null.
     keys = array.array("q")
-    keys.frombytes(memoryview(positions(length).buffer()).cast("B"))  # type: ignore[attr-defined]
+    keys.frombytes(memoryview(positions(len(column)).buffer()).cast("B"))  # type: ignore[attr-defined]
     for index in indices:
-        keys[index] = length  # the null appended below
-    padded = ac.ChunkedArray([column, ac.Array([None], column.type)]).combine_chunks()
-    return acc.take(padded, ac.Array.from_buffer(keys))
+        keys[index] = -1
+    rows = acc.cast(ac.Array.from_buffer(keys), ac.DataType.uint64())
+    return acc.take(column, rows)
 
 
 def _fails(pattern: re.Pattern[str], value: str | None) -> bool:
@@ -80,36 +82,41 @@ def _fails(pattern: re.Pattern[str], value: str | None) -> bool:
 
 
 def _candidates(column: ac.Array, pattern: re.Pattern[str]) -> list[int] | None:
-    """Rows that may fail (a superset), or None when only a check per cell is exact."""
+    """Rows that may fail (a superset), or None when only a check per cell is exact.
+
+    A slice of rows at a time, so the text in memory is a slice's, not the column's.
+    """
     if _LOOKAROUND.search(pattern.pattern):
         return None
     try:  # a quoted line (it starts with '"') is never blanked, so it stays a candidate
         whole = re.compile(f'^(?!")(?:{pattern.pattern})$', pattern.flags | re.MULTILINE)
     except re.error:  # e.g. inline flags, which must come first
         return None
-    out = io.BytesIO()
-    table = ac.Table.from_arrays([column], names=["cell"])
-    aio.write_csv(table, out, header=False, delimiter=_SEPARATOR)
-    with out.getbuffer() as written:  # decoded where it lies: no copy of the bytes
-        text = str(written, "utf-8")
-    out.close()
-    lines = len(column)
-    if text.count("\n") != lines:  # a cell holds a line break
-        return None
-    left, _ = whole.subn("", text)
-    del text
-    if left.count("\n") != lines:  # a match ran over a line break
-        return None
     rows: list[int] = []
-    row = at = 0
-    for found in _LINE.finditer(left):
-        row += left.count("\n", at, found.start())
-        at = found.start()
-        rows.append(row)
+    for start in range(0, len(column), SLICE_ROWS):
+        part = column.slice(start, min(SLICE_ROWS, len(column) - start))
+        out = io.BytesIO()
+        aio.write_csv(ac.Table.from_arrays([part], names=["cell"]), out, header=False,
+                      delimiter=_SEPARATOR)  # fmt: skip
+        with out.getbuffer() as written:  # decoded where it lies: no copy of the bytes
+            text = str(written, "utf-8")
+        out.close()
+        lines = len(part)
+        if text.count("\n") != lines:  # a cell holds a line break
+            return None
+        left, _ = whole.subn("", text)
+        del text
+        if left.count("\n") != lines:  # a match ran over a line break
+            return None
+        row, at = start, 0
+        for found in _LINE.finditer(left):
+            row += left.count("\n", at, found.start())
+            at = found.start()
+            rows.append(row)
     return rows
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=4)  # a one-row re-check must not evict the table's
 def positions(length: int) -> ac.Array:
     """0, 1, ... length-1 (int64), built by doubling in Arrow: no Python int per row."""
     out = ac.Array([0], ac.DataType.int64())
