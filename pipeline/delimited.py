@@ -39,7 +39,7 @@ from pipeline.sheet import (
     BATCH_ROWS,
     HEADER_SCAN_ROWS,
     KIB,
-    MIB,
+    READ_BUFFER,
     ColumnBuilder,
     Problem,
     Problems,
@@ -56,7 +56,6 @@ from pipeline.sheet import (
 
 SAMPLE_BYTES = 64 * KIB
 DELIMITERS = ",;\t|"
-READ_BUFFER = 4 * MIB
 
 
 def read_delimited(path: str, name: str, options: ReadOptions, size: int) -> Sheet:

@@ -19,6 +19,7 @@ from pipeline.errors import ReadError
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
+READ_BUFFER = 4 * MIB  # reads of the file: in the browser each one is a slice of the File
 BATCH_ROWS = 64 * 1024
 HEADER_SCAN_ROWS = 50  # header detection looks at this many rows at most
 MAX_PROBLEMS = 1000  # problems kept in a Sheet; `problem_count` counts them all
