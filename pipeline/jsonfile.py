@@ -23,6 +23,7 @@ from pipeline.errors import ReadError
 from pipeline.sheet import (
     BOMS,
     MIB,
+    READ_BUFFER,
     Cell,
     ColumnBuilder,
     Problem,
@@ -46,7 +47,7 @@ def _encoding(path: str) -> tuple[str, int]:
 
 def _text(path: str, name: str) -> io.TextIOWrapper:
     codec, bom = _encoding(path)
-    raw = open(path, "rb")  # noqa: SIM115 - the wrapper closes it
+    raw = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - the wrapper closes it
     raw.seek(bom)
     return io.TextIOWrapper(raw, encoding=codec, newline="")
 

@@ -17,7 +17,7 @@ import copy
 import zipfile
 
 from pipeline.errors import ReadError
-from pipeline.sheet import MIB, ReadOptions
+from pipeline.sheet import MIB, READ_BUFFER, ReadOptions
 from pipeline.sniff import damaged
 
 CHUNK = 1 * MIB
@@ -35,7 +35,8 @@ def check_zip(path: str, name: str, options: ReadOptions) -> None:
     """Raise ReadError unless the zip at `path` is safe to hand to a parser."""
     cap = options.max_unzipped_bytes
     try:
-        with zipfile.ZipFile(path) as zf:
+        # A 4 MiB buffer: in the browser each read of the file is a slice of the File.
+        with open(path, "rb", buffering=READ_BUFFER) as fh, zipfile.ZipFile(fh) as zf:
             infos = zf.infolist()
             if len(infos) > options.max_zip_entries:
                 raise ReadError(
