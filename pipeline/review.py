@@ -8,6 +8,7 @@ only for rules that span rows (unique values, primary keys).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 from collections import Counter
@@ -29,6 +30,26 @@ MAX_WINDOW = 500
 
 def _cross_row(error: CellError) -> bool:
     return error.code in CROSS_ROW_CODES or error.constraint in CROSS_ROW_CONSTRAINTS
+
+
+def take_rows(column: ac.ChunkedArray, rows: list[int]) -> ac.Array:
+    """The cells at `rows` (ascending) of a column read in chunks, without first combining
+    the chunks: that would copy the whole column for a window of 60 rows or a one-cell edit.
+    """
+    if not rows:
+        return column.slice(0, 0).combine_chunks()
+    if rows[-1] - rows[0] + 1 == len(rows):  # a run of rows: slice (kept rows, no deletions)
+        return column.slice(rows[0], len(rows)).combine_chunks()
+    parts = []
+    start = 0
+    for chunk in column.chunks:
+        end = start + len(chunk)
+        first, last = bisect.bisect_left(rows, start), bisect.bisect_left(rows, end)
+        if first < last:
+            local = ac.Array([r - start for r in rows[first:last]], ac.DataType.int64())
+            parts.append(acc.take(chunk, local))
+        start = end
+    return ac.ChunkedArray(parts).combine_chunks() if len(parts) > 1 else parts[0]
 
 
 def _by_field(errors: list[CellError]) -> dict[str, list[CellError]]:
@@ -53,6 +74,23 @@ class View:
             field=data.get("field") or None,
             code=data.get("code") or None,
         )
+
+
+@dataclass
+class _Tally:
+    """Error counts over the kept rows, kept up to date change by change: a summary after an
+    edit costs the edit's rows, not a walk over every error of the file."""
+
+    by_field: Counter[str] = field(default_factory=Counter)
+    by_code: Counter[str] = field(default_factory=Counter)
+    rows: int = 0
+
+    def count(self, errors: list[CellError], sign: int) -> None:
+        if errors:
+            self.rows += sign
+            for e in errors:
+                self.by_field[e.field] += sign
+                self.by_code[e.constraint or e.code] += sign
 
 
 @dataclass
@@ -82,6 +120,7 @@ class Review:
         self._blank = len(self.deleted)
         self.history: list[_Change] = []
         self.errors: dict[int, list[CellError]] = {}  # row index -> its errors, in order
+        self._tally = _Tally()
         self._set_errors(validate(table, template, first_row, on_field=on_field))
         self.view = View()
         self._rows: list[int] | None = None  # rows of the current view, computed on demand
@@ -100,24 +139,16 @@ class Review:
         return out
 
     def summary(self) -> dict[str, Any]:
-        by_field: Counter[str] = Counter()
-        by_code: Counter[str] = Counter()
-        rows_with_errors = 0
-        for index, errs in self.errors.items():
-            if index in self.deleted or not errs:
-                continue
-            rows_with_errors += 1
-            for e in errs:
-                by_field[e.field] += 1
-                by_code[e.constraint or e.code] += 1
+        tally = self._tally
+        by_field = {n: tally.by_field[n] for n in self.template.field_names if tally.by_field[n]}
         return {
             "fields": self.fields,
             "rows": self.num_rows,
             "deleted": len(self.deleted) - self._blank,
             "error_count": sum(by_field.values()),
-            "rows_with_errors": rows_with_errors,
-            "by_field": dict(by_field),
-            "by_code": dict(by_code),
+            "rows_with_errors": tally.rows,
+            "by_field": by_field,
+            "by_code": {code: n for code, n in sorted(tally.by_code.items()) if n},
             "view_rows": len(self._view_rows()),
             "can_undo": bool(self.history),
         }
@@ -132,10 +163,8 @@ class Review:
         rows = self._view_rows()[start : start + min(count, MAX_WINDOW)]
         if not rows:
             return []
-        indices = ac.Array(rows, ac.DataType.int64())
         columns = {
-            name: acc.take(self.table.column(name).combine_chunks(), indices).to_pylist()
-            for name in self.fields
+            name: take_rows(self.table.column(name), rows).to_pylist() for name in self.fields
         }
         out = []
         for i, index in enumerate(rows):
@@ -178,7 +207,7 @@ class Review:
         if not find:
             return {**self.summary(), "changed": 0}
         change = _Change()
-        column = self.table.column(name).combine_chunks().to_pylist()
+        column = self.table.column(name).to_pylist()
         touched = []
         for index, original in enumerate(column):
             if index in self.deleted:
@@ -212,14 +241,15 @@ class Review:
 
     def window_values(self, rows: list[int], name: str) -> list[str | None]:
         """Current values (edits applied) of one column at the given rows."""
-        indices = ac.Array(rows, ac.DataType.int64())
-        column = acc.take(self.table.column(name).combine_chunks(), indices).to_pylist()
+        column = take_rows(self.table.column(name), rows).to_pylist()
         return [self._value(i, name, v) for i, v in zip(rows, column, strict=True)]
 
     def delete_rows(self, indices: Iterable[int]) -> dict[str, Any]:
         change = _Change(deleted=sorted({i for i in indices if i not in self.deleted}))
         for index in change.deleted:
             self._check_cell(index, None)
+        for index in change.deleted:
+            self._tally.count(self.errors.get(index, []), -1)
         self.deleted.update(change.deleted)
         self._kept = None
         self._commit(change, [], self._cross_row_fields())
@@ -240,8 +270,12 @@ class Review:
             else:
                 self.edits.pop((index, name), None)
         self.deleted.difference_update(change.deleted)
+        for index in change.deleted:
+            self._tally.count(self.errors.get(index, []), +1)
         self._kept = None
-        names = sorted({name for _, name in change.cells} | set(self._cross_row_fields()))
+        names = sorted({name for _, name in change.cells})
+        if change.deleted:  # rows back: unique values and keys may repeat again
+            names = sorted(set(names) | set(self._cross_row_fields()))
         self._revalidate([index for index, _ in change.cells] + change.deleted, names)
         self._rows = None
         return self.summary()
@@ -256,11 +290,10 @@ class Review:
     def materialise(self, rows: list[int], names: list[str] | None = None) -> ac.Table:
         """The given rows with every edit applied: what is sent to the server."""
         names = self.fields if names is None else names
-        indices = ac.Array(rows, ac.DataType.int64())
         position: dict[int, int] | None = None
         arrays = []
         for name in names:
-            column = acc.take(self.table.column(name).combine_chunks(), indices)
+            column = take_rows(self.table.column(name), rows)
             touched = [index for index, edited in self.edits if edited == name]
             if touched:  # edits are few: look them up, not every row
                 if position is None:
@@ -296,8 +329,7 @@ class Review:
         if not change.cells and not change.deleted:
             return
         self.history.append(change)
-        touched = sorted(set(names) | set(self._cross_row_fields()))
-        self._revalidate(rows, touched)
+        self._revalidate(rows, names)
         self._rows = None
 
     def _cross_row_fields(self) -> list[str]:
@@ -311,12 +343,15 @@ class Review:
         """Re-check the touched rows in full, then cross-row rules over whole columns."""
         live = sorted({i for i in rows if i not in self.deleted})
         for index in set(rows) - set(live):
-            self.errors.pop(index, None)
+            self.errors.pop(index, None)  # a deleted row: not in the tally
         for index in live:
             table = self.materialise([index])
             row_errors = validate(table, self.template, self.first_row + index)
-            kept = [e for e in self.errors.get(index, []) if _cross_row(e)]
+            old = self.errors.get(index, [])
+            kept = [e for e in old if _cross_row(e)]
             self.errors[index] = [e for e in row_errors if not _cross_row(e)] + kept
+            self._tally.count(old, -1)
+            self._tally.count(self.errors[index], +1)
         cross = self._cross_row_fields()
         if cross and any(name in cross for name in names):
             self._recheck_cross_row()
@@ -334,12 +369,20 @@ class Review:
         for error in validate(self.materialise(kept, names), template, numbers):
             if _cross_row(error):
                 self.errors.setdefault(error.row - self.first_row, []).append(error)
+        self._recount()
+
+    def _recount(self) -> None:
+        self._tally = _Tally()
+        for index, errs in self.errors.items():
+            if index not in self.deleted:
+                self._tally.count(errs, +1)
 
     def _set_errors(self, errors: list[CellError]) -> None:
         """Errors (sorted by row) grouped by row index."""
         first = self.first_row
         for row, group in itertools.groupby(errors, key=operator.itemgetter(0)):
             self.errors[row - first] = list(group)
+        self._recount()
 
     def _view_rows(self) -> list[int]:
         if self._rows is not None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import arro3.compute as acc
 import arro3.core as ac
 import pyarrow as pa
 import pytest
 
-from pipeline.review import MAX_WINDOW, Review, View
+from pipeline.review import MAX_WINDOW, Review, View, take_rows
 from pipeline.template import Template
 
 TEMPLATE: dict[str, Any] = {
@@ -229,3 +231,72 @@ def test_cross_row_recheck_leaves_other_rules_alone() -> None:
         "name": ["Name is required, but this cell is empty."]
     }
     assert review.edit(0, "code", "Z")["by_code"] == {"required": 1, "unique": 1}
+
+
+def test_take_rows_reads_across_chunks_without_combining_them() -> None:
+    chunks = [ac.Array([f"v{i}" if i % 7 else None for i in range(s, s + n)], ac.DataType.string())
+              for s, n in ((0, 5), (5, 1), (6, 9), (15, 4))]  # fmt: skip
+    column = ac.ChunkedArray(chunks)
+    whole = column.combine_chunks()
+    rng = random.Random(3)
+    cases = [[], [0], [18], [4, 5, 6], list(range(19)), list(range(3, 12)), [0, 5, 14, 15, 18]]
+    cases += [sorted(rng.sample(range(19), k)) for k in (2, 5, 11) for _ in range(5)]
+    for rows in cases:
+        expected = acc.take(whole, ac.Array(rows, ac.DataType.int64())).to_pylist()
+        assert take_rows(column, rows).to_pylist() == expected, rows
+
+
+def _counted_afresh(review: Review) -> dict[str, Any]:
+    """What summary() must say, counted from the errors kept now (the slow way)."""
+    live = [errs for i, errs in review.errors.items() if i not in review.deleted and errs]
+    by_field: dict[str, int] = {}
+    by_code: dict[str, int] = {}
+    for errs in live:
+        for e in errs:
+            by_field[e.field] = by_field.get(e.field, 0) + 1
+            by_code[e.constraint or e.code] = by_code.get(e.constraint or e.code, 0) + 1
+    return {
+        "error_count": sum(by_field.values()),
+        "rows_with_errors": len(live),
+        "by_field": by_field,
+        "by_code": by_code,
+    }
+
+
+def test_summary_counts_stay_right_through_any_sequence_of_changes() -> None:
+    rng = random.Random(5)
+    rows = 60
+    template = {
+        "fields": [
+            {"name": "email", "format": "email", "constraints": {"unique": True}},
+            {"name": "name", "constraints": {"required": True}},
+            {"name": "country", "constraints": {"enum": ["GB", "FR"]}},
+        ]
+    }
+    review = _review(
+        [
+            (f"p{i % 45}@x.com" if i % 9 else f"bad {i}", None if i % 11 == 0 else f"N{i}",
+             ("FR", "DE", "XX")[i % 3])
+            for i in range(rows)
+        ],
+        template,
+    )  # fmt: skip
+    actions = [
+        lambda: review.edit(rng.randrange(rows), "email", rng.choice(["a@b.co", "p1@x.com", "no"])),
+        lambda: review.edit(rng.randrange(rows), "name", rng.choice(["", "Ada"])),
+        lambda: review.edit(rng.randrange(rows), "country", rng.choice(["FR", "ZZ"])),
+        lambda: review.delete_rows(rng.sample(range(rows), 3)),
+        lambda: review.replace("country", "X", "F"),
+        lambda: review.fix_column("country"),
+        review.undo,
+        review.undo,
+    ]
+    for step in range(120):
+        try:
+            rng.choice(actions)()
+        except IndexError:  # a row already deleted
+            pass
+        summary = review.summary()
+        got = {k: summary[k] for k in ("error_count", "rows_with_errors", "by_field", "by_code")}
+        assert got == _counted_afresh(review), f"after step {step}"
+    assert review.summary()["error_count"] > 0
