@@ -121,6 +121,7 @@ class Review:
         self.history: list[_Change] = []
         self.errors: dict[int, list[CellError]] = {}  # row index -> its errors, in order
         self._tally = _Tally()
+        self._cross_rows: set[int] = set()  # rows with a unique or primary-key error
         self._set_errors(validate(table, template, first_row, on_field=on_field))
         self.view = View()
         self._rows: list[int] | None = None  # rows of the current view, computed on demand
@@ -347,29 +348,40 @@ class Review:
         for index in live:
             table = self.materialise([index])
             row_errors = validate(table, self.template, self.first_row + index)
-            old = self.errors.get(index, [])
-            kept = [e for e in old if _cross_row(e)]
-            self.errors[index] = [e for e in row_errors if not _cross_row(e)] + kept
-            self._tally.count(old, -1)
-            self._tally.count(self.errors[index], +1)
+            kept = [e for e in self.errors.get(index, []) if _cross_row(e)]
+            self._replace_errors(index, [e for e in row_errors if not _cross_row(e)] + kept)
         cross = self._cross_row_fields()
         if cross and any(name in cross for name in names):
             self._recheck_cross_row()
         self.errors = {i: errs for i, errs in self.errors.items() if errs}
 
     def _recheck_cross_row(self) -> None:
+        """Unique values and keys again, over the kept rows; only rows they flag change."""
+        for index in self._cross_rows:
+            self._replace_errors(
+                index, [e for e in self.errors.get(index, []) if not _cross_row(e)]
+            )
+        self._cross_rows = set()
         kept = self.kept_rows()
-        for index, errs in self.errors.items():
-            self.errors[index] = [e for e in errs if not _cross_row(e)]
         # Only the fields these rules span, none required: a column's worth of work, not a file's.
         names = self._cross_row_fields()
         spanned = tuple(replace(f, required=False) for f in self.template.fields if f.name in names)
         template = replace(self.template, fields=spanned)
-        numbers = [self.first_row + index for index in kept]
+        numbers: int | list[int] = self.first_row
+        if len(kept) != self.table.num_rows:
+            numbers = [self.first_row + index for index in kept]
         for error in validate(self.materialise(kept, names), template, numbers):
             if _cross_row(error):
-                self.errors.setdefault(error.row - self.first_row, []).append(error)
-        self._recount()
+                index = error.row - self.first_row
+                self._replace_errors(index, [*self.errors.get(index, []), error])
+                self._cross_rows.add(index)
+
+    def _replace_errors(self, index: int, errors: list[CellError]) -> None:
+        """A row's errors, the tally following (a deleted row is not counted)."""
+        if index not in self.deleted:
+            self._tally.count(self.errors.get(index, []), -1)
+            self._tally.count(errors, +1)
+        self.errors[index] = errors
 
     def _recount(self) -> None:
         self._tally = _Tally()
@@ -382,6 +394,7 @@ class Review:
         first = self.first_row
         for row, group in itertools.groupby(errors, key=operator.itemgetter(0)):
             self.errors[row - first] = list(group)
+        self._cross_rows = {e.row - first for e in errors if _cross_row(e)}
         self._recount()
 
     def _view_rows(self) -> list[int]:
