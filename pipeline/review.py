@@ -285,7 +285,8 @@ class Review:
 
     def kept_rows(self) -> list[int]:
         if self._kept is None:
-            self._kept = [i for i in range(int(self.table.num_rows)) if i not in self.deleted]
+            rows = range(int(self.table.num_rows))
+            self._kept = [i for i in rows if i not in self.deleted] if self.deleted else list(rows)
         return self._kept
 
     def materialise(self, rows: list[int], names: list[str] | None = None) -> ac.Table:

@@ -421,3 +421,34 @@ def test_the_grid_reaches_every_row_past_the_browsers_height_limit(
     assert middle_box is not None
     assert abs(middle_box["y"] - (grid_box["y"] + 30)) <= 30  # just under the header
     page.context.close()
+
+
+def test_a_blank_line_is_left_out_and_later_rows_keep_their_numbers(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    csv_path = tmp_path / "gaps.csv"
+    csv_path.write_text(
+        "Full name,Email,Country,Signup date,Amount\n"
+        "Ada,ada@example.com,GB,2024-01-15,12.5\n"
+        "\n"
+        "Alan,alan@example.com,Atlantis,2024-03-01,7\n",
+        encoding="utf-8",
+    )
+    page, frame, _ = _open_importer(browser, demo)
+    frame.locator("#file-input").set_input_files(csv_path)
+    expect(frame.locator("#map-continue")).to_be_visible(timeout=60_000)
+    expect(frame.get_by_text("Row 3 is blank.")).to_be_visible()
+    frame.locator("#map-continue").click()
+    summary = frame.locator("#summary")
+    expect(summary).to_have_text(
+        "1 problem(s) in 1 of 2 rows. Fix them below, or delete those rows.", timeout=60_000
+    )
+    expect(frame.locator("#grid .grid-rows .grid-row")).to_have_count(2)  # row 3 is not there
+    expect(_cell(frame, 4, "country")).to_have_attribute(
+        "data-error", '"Atlantis" is not one of the allowed values: DE, FR, GB, IT, NL, US.'
+    )  # row 4 of the file, as a spreadsheet app shows it
+    _edit(frame, 4, "country", "GB")
+    expect(summary).to_have_text("All 2 rows are valid.")
+    frame.locator("#submit").click()
+    expect(frame.locator("#done")).to_have_text("Delivered 2 rows.", timeout=120_000)
+    page.context.close()
