@@ -52,6 +52,10 @@ def take_rows(column: ac.ChunkedArray, rows: list[int]) -> ac.Array:
     return ac.ChunkedArray(parts).combine_chunks() if len(parts) > 1 else parts[0]
 
 
+def _code_of(error: CellError) -> str:
+    return error.constraint or error.code
+
+
 def _by_field(errors: list[CellError]) -> dict[str, list[CellError]]:
     out: dict[str, list[CellError]] = {}
     for error in errors:
@@ -90,7 +94,7 @@ class _Tally:
             self.rows += sign
             for e in errors:
                 self.by_field[e.field] += sign
-                self.by_code[e.constraint or e.code] += sign
+                self.by_code[_code_of(e)] += sign
 
 
 @dataclass
@@ -384,19 +388,19 @@ class Review:
             self._tally.count(errors, +1)
         self.errors[index] = errors
 
-    def _recount(self) -> None:
-        self._tally = _Tally()
-        for index, errs in self.errors.items():
-            if index not in self.deleted:
-                self._tally.count(errs, +1)
-
     def _set_errors(self, errors: list[CellError]) -> None:
-        """Errors (sorted by row) grouped by row index."""
+        """Errors (sorted by row) grouped by row index, and counted (in C: there can be many)."""
         first = self.first_row
         for row, group in itertools.groupby(errors, key=operator.itemgetter(0)):
             self.errors[row - first] = list(group)
-        self._cross_rows = {e.row - first for e in errors if _cross_row(e)}
-        self._recount()
+        blank = self.deleted  # only the file's blank rows, at the start
+        live = [e for e in errors if e.row - first not in blank] if blank else errors
+        self._cross_rows = {e.row - first for e in live if _cross_row(e)}
+        self._tally = _Tally(
+            by_field=Counter(map(operator.itemgetter(1), live)),
+            by_code=Counter(map(_code_of, live)),
+            rows=sum(1 for index in self.errors if index not in blank),
+        )
 
     def _view_rows(self) -> list[int]:
         if self._rows is not None:
