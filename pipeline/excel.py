@@ -216,10 +216,10 @@ def _read_sheet(
 
 
 def _text_rows(sheet: pc.CalamineSheet, where: str, limit: int) -> Iterator[list[Cell]]:
-    """Each row's cells as text; strings and floats (nearly every cell) on a fast path."""
+    """Each row's cells as text; the common kinds of cell on a fast path, the rest by `_text`."""
     number = 0
     long = min(limit // 4, EXCEL_MAX_CELL_CHARS)
-    date = datetime.date
+    date, stamp = datetime.date, datetime.datetime
     try:
         for values in sheet.iter_rows():
             number += 1
@@ -234,6 +234,10 @@ def _text_rows(sheet: pc.CalamineSheet, where: str, limit: int) -> Iterator[list
                     add(text[:-2] if text.endswith(".0") else text)
                 elif kind is date:
                     add(v.isoformat())  # type: ignore[union-attr]
+                elif kind is bool:
+                    add("true" if v else "false")
+                elif kind is stamp:
+                    add(v.isoformat(timespec="microseconds" if v.microsecond else "seconds"))  # type: ignore[union-attr,call-arg]
                 else:
                     add(_text(v, where, number, limit))
             yield out
