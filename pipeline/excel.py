@@ -12,7 +12,8 @@
   cells are empty: that is what calamine reports.
 - Rows are numbered as the spreadsheet shows them (row 1 is the sheet's first row, even
   when the data starts lower). Leading blank and title rows are skipped by header
-  detection; blank rows inside the data are kept (empty cells) so numbers stay right.
+  detection; blank rows inside the data are kept (empty cells) so numbers stay right,
+  reported as "blank-row", and left out of the import (`Sheet.blank_rows`).
 - Columns: up to the header's last non-empty cell. A row with a value further right gets
   an "extra-cell" problem (the value is not imported).
 - The rows read are counted against the sheet's dimension: a shortfall is an error,
