@@ -8,6 +8,7 @@ only for rules that span rows (unique values, primary keys).
 
 from __future__ import annotations
 
+import array
 import bisect
 import itertools
 import operator
@@ -19,9 +20,13 @@ from typing import Any
 import arro3.compute as acc
 import arro3.core as ac
 
+from pipeline.scan import positions
 from pipeline.template import Template
-from pipeline.transforms import propose_fix
+from pipeline.transforms import prepare_column, propose_fix
+from pipeline.types import parse
 from pipeline.validation import CellError, validate
+
+_Was = tuple[int, str, str | None]  # one changed cell: row index, field, the value it held
 
 CROSS_ROW_CODES = ("primary-key",)
 CROSS_ROW_CONSTRAINTS = ("unique",)
@@ -50,6 +55,18 @@ def take_rows(column: ac.ChunkedArray, rows: list[int]) -> ac.Array:
             parts.append(acc.take(chunk, local))
         start = end
     return ac.ChunkedArray(parts).combine_chunks() if len(parts) > 1 else parts[0]
+
+
+def _patched(column: ac.Array, values: list[tuple[int, str | None]]) -> ac.Array:
+    """The column with a few cells replaced: one `take` from the column and the new values,
+    not a Python string per cell."""
+    keys = array.array("q")
+    keys.frombytes(memoryview(positions(len(column)).buffer()).cast("B"))  # type: ignore[attr-defined]
+    for k, (at, _) in enumerate(values):
+        keys[at] = len(column) + k
+    extra = ac.Array([value for _, value in values], ac.DataType.string())
+    both = ac.ChunkedArray([column, extra]).combine_chunks()
+    return acc.take(both, ac.Array.from_buffer(keys))
 
 
 def _code_of(error: CellError) -> str:
@@ -200,9 +217,10 @@ class Review:
 
     def edit(self, index: int, name: str, value: str | None) -> dict[str, Any]:
         self._check_cell(index, name)
+        was = self.window_values([index], name)[0]
         change = _Change()
         self._set_cell(change, index, name, value)
-        self._commit(change, [index], [name])
+        self._commit(change, [index], [name], was=(index, name, was))
         return self.summary()
 
     def replace(self, name: str, find: str, replacement: str) -> dict[str, Any]:
@@ -269,6 +287,10 @@ class Review:
         if not self.history:
             return self.summary()
         change = self.history.pop()
+        was: _Was | None = None
+        if len(change.cells) == 1 and not change.deleted:  # one cell: what it holds now
+            ((index, name),) = change.cells
+            was = (index, name, self.window_values([index], name)[0])
         for (index, name), (had, old) in change.cells.items():
             if had:
                 self.edits[(index, name)] = old
@@ -281,7 +303,7 @@ class Review:
         names = sorted({name for _, name in change.cells})
         if change.deleted:  # rows back: unique values and keys may repeat again
             names = sorted(set(names) | set(self._cross_row_fields()))
-        self._revalidate([index for index, _ in change.cells] + change.deleted, names)
+        self._revalidate([index for index, _ in change.cells] + change.deleted, names, was)
         self._rows = None
         return self.summary()
 
@@ -294,22 +316,19 @@ class Review:
         return self._kept
 
     def materialise(self, rows: list[int], names: list[str] | None = None) -> ac.Table:
-        """The given rows with every edit applied: what is sent to the server."""
+        """The given rows (ascending) with every edit applied: what is sent to the server."""
         names = self.fields if names is None else names
-        position: dict[int, int] | None = None
         arrays = []
         for name in names:
             column = take_rows(self.table.column(name), rows)
-            touched = [index for index, edited in self.edits if edited == name]
-            if touched:  # edits are few: look them up, not every row
-                if position is None:
-                    position = {index: at for at, index in enumerate(rows)}
-                hits = [(position[i], i) for i in touched if i in position]
-                if hits:
-                    values: list[str | None] = list(column.to_pylist())
-                    for at, index in hits:
-                        values[at] = self.edits[(index, name)]
-                    column = ac.Array(values, ac.DataType.string())
+            hits = []  # (position in rows, edited value): edits are few, so look them up
+            for index, edited in self.edits:
+                if edited == name:
+                    at = bisect.bisect_left(rows, index)
+                    if at < len(rows) and rows[at] == index:
+                        hits.append((at, self.edits[(index, name)]))
+            if hits:
+                column = _patched(column, hits)
             arrays.append(column)
         schema = ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in names])
         return ac.Table.from_arrays(arrays, schema=schema)
@@ -331,11 +350,13 @@ class Review:
             change.cells[key] = (key in self.edits, self.edits.get(key))
         self.edits[key] = value if value != "" else None
 
-    def _commit(self, change: _Change, rows: list[int], names: list[str]) -> None:
+    def _commit(
+        self, change: _Change, rows: list[int], names: list[str], was: _Was | None = None
+    ) -> None:
         if not change.cells and not change.deleted:
             return
         self.history.append(change)
-        self._revalidate(rows, names)
+        self._revalidate(rows, names, was)
         self._rows = None
 
     def _cross_row_fields(self) -> list[str]:
@@ -345,8 +366,10 @@ class Review:
         names += [key] if isinstance(key, str) else list(key)
         return [n for n in dict.fromkeys(names) if n in self.fields]
 
-    def _revalidate(self, rows: list[int], names: list[str]) -> None:
-        """Re-check the touched rows in full, then cross-row rules over whole columns."""
+    def _revalidate(self, rows: list[int], names: list[str], was: _Was | None = None) -> None:
+        """Re-check the touched rows in full, then cross-row rules: for one changed cell of a
+        unique field, over the rows holding its old or new value; otherwise over whole columns.
+        """
         live = sorted({i for i in rows if i not in self.deleted})
         for index in set(rows) - set(live):
             self.errors.pop(index, None)  # a deleted row: not in the tally
@@ -355,10 +378,46 @@ class Review:
             row_errors = validate(table, self.template, self.first_row + index)
             kept = [e for e in self.errors.get(index, []) if _cross_row(e)]
             self._replace_errors(index, [e for e in row_errors if not _cross_row(e)] + kept)
-        cross = self._cross_row_fields()
-        if cross and any(name in cross for name in names):
+        cross = [name for name in names if name in self._cross_row_fields()]
+        if was is not None and cross == [was[1]] and was[1] not in self.template.primary_key:
+            self._recheck_values(*was)
+        elif cross:
             self._recheck_cross_row()
         self.errors = {i: errs for i, errs in self.errors.items() if errs}
+
+    def _recheck_values(self, index: int, name: str, was: str | None) -> None:
+        """After one cell of a unique field changed: only rows holding the value it had or the
+        value it has now can gain or lose a repeat. Find them in Arrow, validate just those."""
+        kept = self.kept_rows()
+        field = self.template.field(name)
+        spanned = replace(self.template, fields=(replace(field, required=False),), primary_key=())
+        column = self.materialise(kept, [name]).column(name).combine_chunks()
+        column = ac.ChunkedArray([column, ac.Array([was], ac.DataType.string())]).combine_chunks()
+        typed = parse(field, prepare_column(field, column, spanned))
+        if typed.type == ac.DataType.bool():  # Arrow cannot dictionary-encode booleans
+            typed = acc.cast(typed, ac.DataType.int8())
+        encoded = acc.dictionary_encode(typed)
+        keys = ac.dictionary_indices(encoded)
+        here = bisect.bisect_left(kept, index)
+        wanted = {keys[len(kept)].as_py(), keys[here].as_py()} - {None}
+        rows = {index}
+        if wanted:
+            lookup = bytearray(len(ac.dictionary_dictionary(encoded)))
+            for key in wanted:
+                lookup[key] = 1
+            flags = acc.cast(ac.Array.from_buffer(lookup), ac.DataType.bool())
+            holding = acc.filter(positions(len(kept)), acc.take(flags, keys.slice(0, len(kept))))
+            rows.update(kept[p] for p in holding.to_pylist())
+        affected = sorted(rows)
+        for row in affected:
+            errs = self.errors.get(row, [])
+            self._replace_errors(row, [e for e in errs if not (_cross_row(e) and e.field == name)])
+        numbers = [self.first_row + row for row in affected]
+        for error in validate(self.materialise(affected, [name]), spanned, numbers):
+            if _cross_row(error):
+                row = error.row - self.first_row
+                self._replace_errors(row, [*self.errors.get(row, []), error])
+                self._cross_rows.add(row)
 
     def _recheck_cross_row(self) -> None:
         """Unique values and keys again, over the kept rows; only rows they flag change."""
