@@ -38,7 +38,7 @@ def _cross_row(error: CellError) -> bool:
 
 
 def take_rows(column: ac.ChunkedArray, rows: list[int]) -> ac.Array:
-    """The cells at `rows` (ascending) of a column read in chunks, without first combining
+    """The cells at `rows` (ascending, each once) of a column read in chunks, without combining
     the chunks: that would copy the whole column for a window of 60 rows or a one-cell edit.
     """
     if not rows:
