@@ -228,7 +228,7 @@ def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
     candidates = _indices(acc.is_null(cells.typed))
     hint = type_hint(cells.field)
     # Empty cells are the required check's business.
-    failed = [(index, value) for index, value in _values(cells.text, candidates) if value]
+    failed = [(i, value) for i, value in _values(cells.text, candidates) if value is not None]
     messages = [f"{_show(value)} {hint}." for _, value in failed]
     yield from cells.errors([index for index, _ in failed], "type-error", messages, None)
 
