@@ -313,7 +313,7 @@ def _read_arrow(
             options.rows_read(first - header_row - 1)
     finally:
         fh.close()
-    records = sum(b.num_rows for b in batches)
+    records = first - header_row - 1
     if not counted.exact_for(records) and _inner_blank_line(path, name, encoding, skip):
         raise _NotForArrow("a blank line inside the data")
     return ac.Table.from_batches(batches, schema=schema)

@@ -8,7 +8,6 @@ only for rules that span rows (unique values, primary keys).
 
 from __future__ import annotations
 
-import array
 import bisect
 import itertools
 import operator
@@ -20,10 +19,10 @@ from typing import Any
 import arro3.compute as acc
 import arro3.core as ac
 
-from pipeline.scan import positions
+from pipeline.scan import positions, replaced
 from pipeline.template import Template
 from pipeline.transforms import prepare_column, propose_fix
-from pipeline.types import parse
+from pipeline.types import dictionary_encode, parse
 from pipeline.validation import CellError, validate
 
 _Was = tuple[int, str, str | None]  # one changed cell: row index, field, the value it held
@@ -55,18 +54,6 @@ def take_rows(column: ac.ChunkedArray, rows: list[int]) -> ac.Array:
             parts.append(acc.take(chunk, local))
         start = end
     return ac.ChunkedArray(parts).combine_chunks() if len(parts) > 1 else parts[0]
-
-
-def _patched(column: ac.Array, values: list[tuple[int, str | None]]) -> ac.Array:
-    """The column with a few cells replaced: one `take` from the column and the new values,
-    not a Python string per cell."""
-    keys = array.array("q")
-    keys.frombytes(memoryview(positions(len(column)).buffer()).cast("B"))  # type: ignore[attr-defined]
-    for k, (at, _) in enumerate(values):
-        keys[at] = len(column) + k
-    extra = ac.Array([value for _, value in values], ac.DataType.string())
-    both = ac.ChunkedArray([column, extra]).combine_chunks()
-    return acc.take(both, ac.Array.from_buffer(keys))
 
 
 def _code_of(error: CellError) -> str:
@@ -328,7 +315,7 @@ class Review:
                     if at < len(rows) and rows[at] == index:
                         hits.append((at, self.edits[(index, name)]))
             if hits:
-                column = _patched(column, hits)
+                column = replaced(column, hits)
             arrays.append(column)
         schema = ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in names])
         return ac.Table.from_arrays(arrays, schema=schema)
@@ -390,13 +377,10 @@ class Review:
         value it has now can gain or lose a repeat. Find them in Arrow, validate just those."""
         kept = self.kept_rows()
         field = self.template.field(name)
-        spanned = replace(self.template, fields=(replace(field, required=False),), primary_key=())
+        spanned = self._spanned([name])
         column = self.materialise(kept, [name]).column(name).combine_chunks()
         column = ac.ChunkedArray([column, ac.Array([was], ac.DataType.string())]).combine_chunks()
-        typed = parse(field, prepare_column(field, column, spanned))
-        if typed.type == ac.DataType.bool():  # Arrow cannot dictionary-encode booleans
-            typed = acc.cast(typed, ac.DataType.int8())
-        encoded = acc.dictionary_encode(typed)
+        encoded = dictionary_encode(parse(field, prepare_column(field, column, spanned)))
         keys = ac.dictionary_indices(encoded)
         here = bisect.bisect_left(kept, index)
         wanted = {keys[len(kept)].as_py(), keys[here].as_py()} - {None}
@@ -412,12 +396,7 @@ class Review:
         for row in affected:
             errs = self.errors.get(row, [])
             self._replace_errors(row, [e for e in errs if not (_cross_row(e) and e.field == name)])
-        numbers = [self.first_row + row for row in affected]
-        for error in validate(self.materialise(affected, [name]), spanned, numbers):
-            if _cross_row(error):
-                row = error.row - self.first_row
-                self._replace_errors(row, [*self.errors.get(row, []), error])
-                self._cross_rows.add(row)
+        self._check_cross_row(affected, [name])
 
     def _recheck_cross_row(self) -> None:
         """Unique values and keys again, over the kept rows; only rows they flag change."""
@@ -426,15 +405,23 @@ class Review:
                 index, [e for e in self.errors.get(index, []) if not _cross_row(e)]
             )
         self._cross_rows = set()
-        kept = self.kept_rows()
-        # Only the fields these rules span, none required: a column's worth of work, not a file's.
-        names = self._cross_row_fields()
-        spanned = tuple(replace(f, required=False) for f in self.template.fields if f.name in names)
-        template = replace(self.template, fields=spanned)
-        numbers: int | list[int] = self.first_row
-        if len(kept) != self.table.num_rows:
-            numbers = [self.first_row + index for index in kept]
-        for error in validate(self.materialise(kept, names), template, numbers):
+        self._check_cross_row(self.kept_rows(), self._cross_row_fields())
+
+    def _spanned(self, names: list[str]) -> Template:
+        """The template cut to the fields these rules span, none required: a column's worth
+        of work, not a file's. The primary key stays only if all its fields are there."""
+        fields = tuple(replace(f, required=False) for f in self.template.fields if f.name in names)
+        key = self.template.primary_key if set(self.template.primary_key) <= set(names) else ()
+        return replace(self.template, fields=fields, primary_key=key)
+
+    def _check_cross_row(self, rows: list[int], names: list[str]) -> None:
+        """Unique values and keys of `names` among `rows` (ascending), filed with their rows."""
+        numbers: int | list[int]
+        if rows and rows[-1] - rows[0] + 1 == len(rows):  # a run of rows: its first number
+            numbers = self.first_row + rows[0]
+        else:
+            numbers = [self.first_row + row for row in rows]
+        for error in validate(self.materialise(rows, names), self._spanned(names), numbers):
             if _cross_row(error):
                 index = error.row - self.first_row
                 self._replace_errors(index, [*self.errors.get(index, []), error])

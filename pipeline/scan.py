@@ -69,12 +69,29 @@ def null_at(column: ac.Array, indices: list[int]) -> ac.Array:
         return column
     # Row positions, -1 at `indices`: the cast to unsigned makes -1 null, and `take` gives
     # null for a null position. One pass, and no copy of the column to pad it with a null.
-    keys = array.array("q")
-    keys.frombytes(memoryview(positions(len(column)).buffer()).cast("B"))  # type: ignore[attr-defined]
+    keys = _positions_to_redirect(len(column))
     for index in indices:
         keys[index] = -1
     rows = acc.cast(ac.Array.from_buffer(keys), ac.DataType.uint64())
     return acc.take(column, rows)
+
+
+def replaced(column: ac.Array, values: list[tuple[int, str | None]]) -> ac.Array:
+    """A text column with a few cells replaced ((index, new value) pairs): one `take` from
+    the column and the new values, not a Python string per cell."""
+    keys = _positions_to_redirect(len(column))
+    for k, (index, _) in enumerate(values):
+        keys[index] = len(column) + k
+    extra = ac.Array([value for _, value in values], ac.DataType.string())
+    both = ac.ChunkedArray([column, extra]).combine_chunks()
+    return acc.take(both, ac.Array.from_buffer(keys))
+
+
+def _positions_to_redirect(length: int) -> array.array[int]:
+    """0, 1, ... length-1 as a mutable int64 array, for a `take` that reads a few rows elsewhere."""
+    keys = array.array("q")
+    keys.frombytes(memoryview(positions(length).buffer()).cast("B"))  # type: ignore[attr-defined]
+    return keys
 
 
 def _fails(pattern: re.Pattern[str], value: str | None) -> bool:

@@ -62,12 +62,10 @@ class Distinct:
 
     @classmethod
     def of(cls, column: ac.Array) -> Distinct:
-        if column.type == ac.DataType.bool():  # Arrow cannot dictionary-encode booleans
-            encoded = acc.dictionary_encode(acc.cast(column, ac.DataType.int8()))
-            values = [bool(v) for v in ac.dictionary_dictionary(encoded).to_pylist()]
-            return cls(values, ac.dictionary_indices(encoded))
-        encoded = acc.dictionary_encode(column)
+        encoded = dictionary_encode(column)
         values = list(ac.dictionary_dictionary(encoded).to_pylist())
+        if column.type == ac.DataType.bool():
+            values = [bool(v) for v in values]
         return cls(values, ac.dictionary_indices(encoded))
 
     @classmethod
@@ -86,6 +84,14 @@ class Distinct:
     def spread(self, answers: list[Any], dtype: ac.DataType) -> ac.Array:
         """One answer per distinct value, given back to every row (null rows stay null)."""
         return acc.take(ac.Array(answers, dtype), self.keys)
+
+
+def dictionary_encode(column: ac.Array) -> ac.Array:
+    """Arrow's dictionary encoding (distinct values in order of first appearance); booleans,
+    which Arrow cannot encode, as 0 and 1."""
+    if column.type == ac.DataType.bool():
+        column = acc.cast(column, ac.DataType.int8())
+    return acc.dictionary_encode(column)
 
 
 def arrow_type(field: Field) -> ac.DataType:
