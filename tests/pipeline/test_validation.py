@@ -345,3 +345,13 @@ def test_mostly_unique_columns_are_checked_without_a_dictionary() -> None:
         (9_002, "code", "constraint-error", "minLength"),  # "c9000" is 5 characters
         (9_002, "code", "constraint-error", "pattern"),
     ]
+
+
+def test_an_empty_string_that_is_not_a_missing_value_must_still_parse() -> None:
+    template = Template.from_dict(
+        {"missingValues": ["NA"], "fields": [{"name": "n", "type": "integer"}]}
+    )
+    table = ac.Table.from_arrays([ac.Array(["1", "", "NA"], ac.DataType.string())], names=["n"])
+    assert validate(table, template) == [
+        CellError(3, "n", "type-error", '"" is not a whole number.')
+    ]
