@@ -56,6 +56,19 @@ def take_rows(column: ac.ChunkedArray, rows: list[int]) -> ac.Array:
     return ac.ChunkedArray(parts).combine_chunks() if len(parts) > 1 else parts[0]
 
 
+def _positions_of(rows: list[int], edits: dict[int, str | None]) -> list[tuple[int, str | None]]:
+    """(position in `rows`, edited value) for the edited ones among `rows` (ascending): by
+    looking each edit up in `rows`, or each row up in the edits, whichever is fewer."""
+    if len(edits) < len(rows) // 16:
+        hits = []
+        for index, value in edits.items():
+            at = bisect.bisect_left(rows, index)
+            if at < len(rows) and rows[at] == index:
+                hits.append((at, value))
+        return hits
+    return [(at, edits[index]) for at, index in enumerate(rows) if index in edits]
+
+
 def _code_of(error: CellError) -> str:
     return error.constraint or error.code
 
@@ -93,12 +106,17 @@ class _Tally:
     by_code: Counter[str] = field(default_factory=Counter)
     rows: int = 0
 
-    def count(self, errors: list[CellError], sign: int) -> None:
-        if errors:
-            self.rows += sign
-            for e in errors:
-                self.by_field[e.field] += sign
-                self.by_code[_code_of(e)] += sign
+    def count(self, rows: Iterable[list[CellError]], sign: int) -> None:
+        """Add (sign 1) or take away (sign -1) the errors of some rows (counted in C)."""
+        groups = [errors for errors in rows if errors]
+        if not groups:
+            return
+        self.rows += sign * len(groups)
+        flat = list(itertools.chain.from_iterable(groups))
+        for counter, keys in ((self.by_field, map(operator.itemgetter(1), flat)),
+                              (self.by_code, map(_code_of, flat))):  # fmt: skip
+            for key, n in Counter(keys).items():
+                counter[key] += sign * n
 
 
 @dataclass
@@ -123,13 +141,20 @@ class Review:
         self.template = template
         self.first_row = first_row
         self.fields = [f.name for f in template.fields if f.name in table.column_names]
-        self.edits: dict[tuple[int, str], str | None] = {}
+        self._field_order = {name: i for i, name in enumerate(template.field_names)}
+        self.edits: dict[str, dict[int, str | None]] = {name: {} for name in self.fields}
         self.deleted: set[int] = set(blank_rows)
         self._blank = len(self.deleted)
         self.history: list[_Change] = []
         self.errors: dict[int, list[CellError]] = {}  # row index -> its errors, in order
         self._tally = _Tally()
         self._cross_rows: set[int] = set()  # rows with a unique or primary-key error
+        # What one row's re-check needs: every rule but those that span rows.
+        self._row_template = replace(
+            template,
+            fields=tuple(replace(f, unique=False) for f in template.fields),
+            primary_key=(),
+        )
         self._set_errors(validate(table, template, first_row, on_field=on_field))
         self.view = View()
         self._rows: list[int] | None = None  # rows of the current view, computed on demand
@@ -142,7 +167,7 @@ class Review:
         return int(self.table.num_rows) - len(self.deleted)
 
     def error_list(self) -> list[CellError]:
-        order = {name: i for i, name in enumerate(self.template.field_names)}
+        order = self._field_order
         out = [e for index, errs in self.errors.items() if index not in self.deleted for e in errs]
         out.sort(key=lambda e: (e.row, order[e.field]))
         return out
@@ -194,7 +219,7 @@ class Review:
                     "errors": {
                         name: [e.message for e in errs] for name, errs in row_errors.items() if errs
                     },
-                    "edited": [name for name in self.fields if (index, name) in self.edits],
+                    "edited": [name for name in self.fields if index in self.edits[name]],
                     "fixes": fixes,
                 }
             )
@@ -218,14 +243,14 @@ class Review:
             return {**self.summary(), "changed": 0}
         change = _Change()
         column = self.table.column(name).to_pylist()
-        touched = []
-        for index, original in enumerate(column):
-            if index in self.deleted:
-                continue
-            current = self._value(index, name, original)
-            if current is not None and find in current:
-                self._set_cell(change, index, name, current.replace(find, replacement) or None)
-                touched.append(index)
+        edits = self.edits[name]
+        hits = {i for i, v in enumerate(column) if v is not None and find in v and i not in edits}
+        hits.update(i for i, v in edits.items() if v is not None and find in v)
+        touched = sorted(hits - self.deleted)
+        for index in touched:
+            current = edits.get(index, column[index])
+            assert current is not None  # noqa: S101 - it holds `find`
+            self._set_cell(change, index, name, current.replace(find, replacement) or None)
         self._commit(change, touched, [name])
         return {**self.summary(), "changed": len(touched)}
 
@@ -258,8 +283,7 @@ class Review:
         change = _Change(deleted=sorted({i for i in indices if i not in self.deleted}))
         for index in change.deleted:
             self._check_cell(index, None)
-        for index in change.deleted:
-            self._tally.count(self.errors.get(index, []), -1)
+        self._tally.count((self.errors.get(index, []) for index in change.deleted), -1)
         self.deleted.update(change.deleted)
         self._kept = None
         self._commit(change, [], self._cross_row_fields())
@@ -280,17 +304,17 @@ class Review:
             was = (index, name, self.window_values([index], name)[0])
         for (index, name), (had, old) in change.cells.items():
             if had:
-                self.edits[(index, name)] = old
+                self.edits[name][index] = old
             else:
-                self.edits.pop((index, name), None)
+                self.edits[name].pop(index, None)
         self.deleted.difference_update(change.deleted)
-        for index in change.deleted:
-            self._tally.count(self.errors.get(index, []), +1)
+        self._tally.count((self.errors.get(index, []) for index in change.deleted), +1)
         self._kept = None
         names = sorted({name for _, name in change.cells})
         if change.deleted:  # rows back: unique values and keys may repeat again
             names = sorted(set(names) | set(self._cross_row_fields()))
-        self._revalidate([index for index, _ in change.cells] + change.deleted, names, was)
+        # Rows back keep the errors they had; their cells did not change while deleted.
+        self._revalidate([index for index, _ in change.cells], names, was)
         self._rows = None
         return self.summary()
 
@@ -308,12 +332,7 @@ class Review:
         arrays = []
         for name in names:
             column = take_rows(self.table.column(name), rows)
-            hits = []  # (position in rows, edited value): edits are few, so look them up
-            for index, edited in self.edits:
-                if edited == name:
-                    at = bisect.bisect_left(rows, index)
-                    if at < len(rows) and rows[at] == index:
-                        hits.append((at, self.edits[(index, name)]))
+            hits = _positions_of(rows, self.edits[name])
             if hits:
                 column = replaced(column, hits)
             arrays.append(column)
@@ -323,7 +342,7 @@ class Review:
     # -- internals -----------------------------------------------------------------
 
     def _value(self, index: int, name: str, original: str | None) -> str | None:
-        return self.edits.get((index, name), original)
+        return self.edits[name].get(index, original)
 
     def _check_cell(self, index: int, name: str | None) -> None:
         if not 0 <= index < int(self.table.num_rows) or index in self.deleted:
@@ -332,10 +351,10 @@ class Review:
             raise KeyError(name)
 
     def _set_cell(self, change: _Change, index: int, name: str, value: str | None) -> None:
-        key = (index, name)
-        if key not in change.cells:
-            change.cells[key] = (key in self.edits, self.edits.get(key))
-        self.edits[key] = value if value != "" else None
+        edits = self.edits[name]
+        if (index, name) not in change.cells:
+            change.cells[(index, name)] = (index in edits, edits.get(index))
+        edits[index] = value if value != "" else None
 
     def _commit(
         self, change: _Change, rows: list[int], names: list[str], was: _Was | None = None
@@ -354,17 +373,34 @@ class Review:
         return [n for n in dict.fromkeys(names) if n in self.fields]
 
     def _revalidate(self, rows: list[int], names: list[str], was: _Was | None = None) -> None:
-        """Re-check the touched rows in full, then cross-row rules: for one changed cell of a
-        unique field, over the rows holding its old or new value; otherwise over whole columns.
+        """Re-check the cells of `names` in `rows` (the cells a change touched; other rules
+        look at one cell each), then cross-row rules: for one changed cell of a unique field,
+        over the rows holding its old or new value; otherwise over whole columns.
         """
         live = sorted({i for i in rows if i not in self.deleted})
         for index in set(rows) - set(live):
             self.errors.pop(index, None)  # a deleted row: not in the tally
-        for index in live:
-            table = self.materialise([index])
-            row_errors = validate(table, self.template, self.first_row + index)
-            kept = [e for e in self.errors.get(index, []) if _cross_row(e)]
-            self._replace_errors(index, [e for e in row_errors if not _cross_row(e)] + kept)
+        changed = set(names)
+        found: dict[int, list[CellError]] = {}
+        if live:  # every touched row in one validation: a replace can touch most of a file
+            fields = tuple(f for f in self._row_template.fields if f.name in changed)
+            template = replace(self._row_template, fields=fields)
+            numbers = [self.first_row + index for index in live]
+            table = self.materialise(live, [f.name for f in fields])
+            for error in validate(table, template, numbers):
+                found.setdefault(error.row - self.first_row, []).append(error)
+        order = self._field_order
+        self._replace_errors(
+            {
+                i: sorted(
+                    [e for e in self.errors.get(i, []) if e.field not in changed or _cross_row(e)]
+                    + found.get(i, []),
+                    key=lambda e: (order[e.field], _cross_row(e)),
+                )
+                for i in live
+                if i in found or i in self.errors
+            }
+        )
         cross = [name for name in names if name in self._cross_row_fields()]
         if was is not None and cross == [was[1]] and was[1] not in self.template.primary_key:
             self._recheck_values(*was)
@@ -393,17 +429,21 @@ class Review:
             holding = acc.filter(positions(len(kept)), acc.take(flags, keys.slice(0, len(kept))))
             rows.update(kept[p] for p in holding.to_pylist())
         affected = sorted(rows)
-        for row in affected:
-            errs = self.errors.get(row, [])
-            self._replace_errors(row, [e for e in errs if not (_cross_row(e) and e.field == name)])
+        self._replace_errors(
+            {
+                row: [
+                    e for e in self.errors.get(row, []) if not (_cross_row(e) and e.field == name)
+                ]
+                for row in affected
+            }
+        )
         self._check_cross_row(affected, [name])
 
     def _recheck_cross_row(self) -> None:
         """Unique values and keys again, over the kept rows; only rows they flag change."""
-        for index in self._cross_rows:
-            self._replace_errors(
-                index, [e for e in self.errors.get(index, []) if not _cross_row(e)]
-            )
+        self._replace_errors(
+            {i: [e for e in self.errors.get(i, []) if not _cross_row(e)] for i in self._cross_rows}
+        )
         self._cross_rows = set()
         self._check_cross_row(self.kept_rows(), self._cross_row_fields())
 
@@ -421,18 +461,19 @@ class Review:
             numbers = self.first_row + rows[0]
         else:
             numbers = [self.first_row + row for row in rows]
+        added: dict[int, list[CellError]] = {}
         for error in validate(self.materialise(rows, names), self._spanned(names), numbers):
             if _cross_row(error):
-                index = error.row - self.first_row
-                self._replace_errors(index, [*self.errors.get(index, []), error])
-                self._cross_rows.add(index)
+                added.setdefault(error.row - self.first_row, []).append(error)
+        self._replace_errors({i: [*self.errors.get(i, []), *errs] for i, errs in added.items()})
+        self._cross_rows.update(added)
 
-    def _replace_errors(self, index: int, errors: list[CellError]) -> None:
-        """A row's errors, the tally following (a deleted row is not counted)."""
-        if index not in self.deleted:
-            self._tally.count(self.errors.get(index, []), -1)
-            self._tally.count(errors, +1)
-        self.errors[index] = errors
+    def _replace_errors(self, changes: dict[int, list[CellError]]) -> None:
+        """Rows' errors ({row index: errors}), the tally following (deleted rows not counted)."""
+        counted = [index for index in changes if index not in self.deleted]
+        self._tally.count((self.errors.get(index, []) for index in counted), -1)
+        self._tally.count((changes[index] for index in counted), +1)
+        self.errors.update(changes)
 
     def _set_errors(self, errors: list[CellError]) -> None:
         """Errors (sorted by row) grouped by row index, and counted (in C: there can be many)."""
@@ -442,11 +483,8 @@ class Review:
         blank = self.deleted  # only the file's blank rows, at the start
         live = [e for e in errors if e.row - first not in blank] if blank else errors
         self._cross_rows = {e.row - first for e in live if _cross_row(e)}
-        self._tally = _Tally(
-            by_field=Counter(map(operator.itemgetter(1), live)),
-            by_code=Counter(map(_code_of, live)),
-            rows=sum(1 for index in self.errors if index not in blank),
-        )
+        self._tally = _Tally()
+        self._tally.count((errs for index, errs in self.errors.items() if index not in blank), +1)
 
     def _view_rows(self) -> list[int]:
         if self._rows is not None:

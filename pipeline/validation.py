@@ -198,8 +198,17 @@ class _Cells:
         typed = acc.is_not_null(acc.take(self.typed, indices))
         yield from _values(self.text, acc.filter(indices, typed))
 
-    def error(self, index: int, code: str, message: str, constraint: str | None) -> CellError:
-        return _new_error((self.row_of(index), self.field.name, code, message, constraint))
+    def reject(
+        self,
+        found: Iterable[tuple[int, str]],
+        code: str,
+        message: Callable[[str], str],
+        constraint: str | None,
+    ) -> Iterator[CellError]:
+        """Errors for (index, cell text) pairs, each message made from its cell's text."""
+        pairs = list(found)
+        messages = [message(value) for _, value in pairs]
+        return self.errors([index for index, _ in pairs], code, messages, constraint)
 
     def errors(
         self, indices: Iterable[int], code: str, messages: Iterable[str], constraint: str | None
@@ -213,104 +222,111 @@ class _Cells:
 # One check per concept, in the order a cell's errors are listed.
 
 
-def _required(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+def _required(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     if not cells.field.required or cells.text.null_count == 0:
-        return
+        return ()
     message = f"{cells.field.label} is required, but this cell is empty."
     indices = _indices(acc.is_null(cells.text)).to_pylist()
-    yield from cells.errors(indices, "constraint-error", repeat(message), "required")
+    return cells.errors(indices, "constraint-error", repeat(message), "required")
 
 
-def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     """Cells that are not empty but did not parse (typed null where the text is not)."""
     if cells.typed is cells.text or cells.typed.null_count == cells.text.null_count:
-        return
+        return ()
     candidates = _indices(acc.is_null(cells.typed))
     hint = type_hint(cells.field)
     # Empty cells are the required check's business.
     failed = [(i, value) for i, value in _values(cells.text, candidates) if value is not None]
     messages = [f"{_show(value)} {hint}." for _, value in failed]
-    yield from cells.errors([index for index, _ in failed], "type-error", messages, None)
+    return cells.errors([index for index, _ in failed], "type-error", messages, None)
 
 
-def _phone(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+def _phone(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     """A field with a phone transform holds E.164 numbers: what it could not convert fails."""
     if not any(t.name == "phone" for t in cells.field.transforms):
-        return
-    for index, value in cells.mismatches(E164):
-        message = f"{_show(value)} is not a phone number (such as +44 20 7946 0958)."
-        yield cells.error(index, "type-error", message, None)
+        return ()
+    message = "is not a phone number (such as +44 20 7946 0958)."
+    return cells.reject(cells.mismatches(E164), "type-error", _shown(message), None)
 
 
-def _enum(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+def _enum(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     field = cells.field
     if field.enum is None:
-        return
+        return ()
     allowed = {_comparable(parse_one(field, v)) for v in field.enum}
     bad = [v not in allowed for v in cells.distinct_typed.values]
     message = f"is not one of the allowed values: {', '.join(field.enum)}."
-    for index, value in cells.failing(cells.distinct_typed, bad):
-        yield cells.error(index, "constraint-error", f"{_show(value)} {message}", "enum")
+    failing = cells.failing(cells.distinct_typed, bad)
+    return cells.reject(failing, "constraint-error", _shown(message), "enum")
 
 
-def _minimum(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
-    yield from _bound(cells, "minimum", cells.field.minimum)
+def _minimum(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
+    return _bound(cells, "minimum", cells.field.minimum)
 
 
-def _maximum(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
-    yield from _bound(cells, "maximum", cells.field.maximum)
+def _maximum(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
+    return _bound(cells, "maximum", cells.field.maximum)
 
 
-def _bound(cells: _Cells, name: str, raw: int | float | str | None) -> Iterator[CellError]:
+def _bound(cells: _Cells, name: str, raw: int | float | str | None) -> Iterable[CellError]:
     if raw is None:
-        return
+        return ()
     limit = _comparable(parse_one(cells.field, str(raw)))
     low = name == "minimum"
     extreme = _comparable((acc.min if low else acc.max)(cells.typed).as_py())
     if extreme is None or (extreme >= limit if low else extreme <= limit):
-        return  # the column's own minimum (maximum) passes: every cell does
+        return ()  # the column's own minimum (maximum) passes: every cell does
     bad = [(v < limit if low else v > limit) for v in cells.distinct_typed.values]
     if cells.field.type in _TEMPORAL:
         wrong, allowed = ("earlier", "earliest") if low else ("later", "latest")
     else:
         wrong, allowed = ("less", "minimum") if low else ("more", "maximum")
     message = f"is {wrong} than the {allowed} allowed, {raw}."
-    for index, value in cells.failing(cells.distinct_typed, bad):
-        yield cells.error(index, "constraint-error", f"{_show(value)} {message}", name)
+    failing = cells.failing(cells.distinct_typed, bad)
+    return cells.reject(failing, "constraint-error", _shown(message), name)
 
 
-def _min_length(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+def _min_length(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     least = cells.field.min_length
     if least is None:
-        return
+        return ()
     bad = [len(v) < least for v in cells.distinct_text.values]
-    for index, value in cells.failing(cells.distinct_text, bad):
-        message = f"{_show(value)} has {len(value)} characters; at least {least} are required."
-        yield cells.error(index, "constraint-error", message, "minLength")
+    failing = cells.failing(cells.distinct_text, bad)
+    return cells.reject(
+        failing,
+        "constraint-error",
+        lambda v: f"{_show(v)} has {len(v)} characters; at least {least} are required.",
+        "minLength",
+    )
 
 
-def _max_length(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+def _max_length(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     most = cells.field.max_length
     if most is None:
-        return
+        return ()
     bad = [len(v) > most for v in cells.distinct_text.values]
-    for index, value in cells.failing(cells.distinct_text, bad):
-        message = f"{_show(value)} has {len(value)} characters; at most {most} are allowed."
-        yield cells.error(index, "constraint-error", message, "maxLength")
+    failing = cells.failing(cells.distinct_text, bad)
+    return cells.reject(
+        failing,
+        "constraint-error",
+        lambda v: f"{_show(v)} has {len(v)} characters; at most {most} are allowed.",
+        "maxLength",
+    )
 
 
-def _pattern(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+def _pattern(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     if cells.field.pattern is None:
-        return
+        return ()
     message = f"does not match the pattern {cells.field.pattern}."
-    for index, value in cells.mismatches(re.compile(cells.field.pattern)):
-        yield cells.error(index, "constraint-error", f"{_show(value)} {message}", "pattern")
+    failing = cells.mismatches(re.compile(cells.field.pattern))
+    return cells.reject(failing, "constraint-error", _shown(message), "pattern")
 
 
-def _unique(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError]:
+def _unique(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     field = cells.field
     if not field.unique:
-        return
+        return ()
     distinct = cells.distinct_typed
     repeats = _repeats(
         distinct.keys,
@@ -321,12 +337,14 @@ def _unique(cells: _Cells, earlier: EarlierBatches | None) -> Iterator[CellError
         lambda indices: [_canonical([v]) for v in acc.take(cells.typed, indices).to_pylist()],
     )
     shown = dict(_values(cells.text, ac.Array([i for i, _ in repeats], ac.DataType.int64())))
-    for index, row in repeats:
-        message = f"{_show(shown[index])} is already in row {row}: {field.label} must be unique."
-        yield cells.error(index, "unique-error", message, "unique")
+    messages = [
+        f"{_show(shown[index])} is already in row {row}: {field.label} must be unique."
+        for index, row in repeats
+    ]
+    return cells.errors([index for index, _ in repeats], "unique-error", messages, "unique")
 
 
-_CHECKS: tuple[Callable[[_Cells, EarlierBatches | None], Iterator[CellError]], ...] = (
+_CHECKS: tuple[Callable[[_Cells, EarlierBatches | None], Iterable[CellError]], ...] = (
     _required,
     _type,
     _phone,
@@ -442,3 +460,8 @@ _new_error: Callable[[tuple[int, str, str, str, str | None]], CellError] = funct
 def _show(value: str) -> str:
     shown = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
     return f'"{shown}"'
+
+
+def _shown(message: str) -> Callable[[str], str]:
+    """The message for a cell: its text shown, then `message`."""
+    return lambda value: f"{_show(value)} {message}"

@@ -304,7 +304,8 @@ def test_summary_counts_stay_right_through_any_sequence_of_changes() -> None:
 
 
 def test_rechecks_after_edits_give_what_validating_afresh_gives() -> None:
-    """One-cell edits of a unique field recheck only rows holding the old or new value."""
+    """One-cell edits of a unique field recheck only rows holding the old or new value; a
+    replace rechecks the cells it changed, all at once."""
     rng = random.Random(8)
     rows = 80
     template = {
@@ -326,11 +327,15 @@ def test_rechecks_after_edits_give_what_validating_afresh_gives() -> None:
 
     def change() -> None:
         choice = rng.random()
-        if choice < 0.7:
+        if choice < 0.6:
             name = rng.choice(list(pool))
             review.edit(rng.randrange(rows), name, rng.choice(pool[name]))
-        elif choice < 0.8:
-            review.delete_rows([rng.randrange(rows)])
+        elif choice < 0.7:
+            review.delete_rows(rng.sample(range(rows), rng.choice([1, 5])))
+        elif choice < 0.8:  # many rows at once
+            name = rng.choice(list(pool))
+            find, new = rng.choice([("1", "2"), ("p", ""), ("@x", "@"), ("N", "")])
+            review.replace(name, find, new)
         else:
             review.undo()
 
@@ -344,3 +349,23 @@ def test_rechecks_after_edits_give_what_validating_afresh_gives() -> None:
         afresh = validate(review.materialise(kept), kind, [2 + i for i in kept])
         assert review.error_list() == afresh, f"after step {step}"
     assert any(e.constraint == "unique" for e in review.error_list())
+
+
+def test_a_replace_over_many_rows_validates_them_together(monkeypatch: Any) -> None:
+    """Not one validation per touched row: a replace can touch most of a million rows."""
+    import pipeline.review
+
+    review = _review([(f"N{i}", "x" if i % 2 else str(i), "GB") for i in range(500)])
+    calls: list[int] = []
+
+    def counting(table: ac.Table, *args: Any, **kwargs: Any) -> Any:
+        calls.append(table.num_rows)
+        return validate(table, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.review, "validate", counting)
+    summary = review.replace("country", "GB", "XX")
+    assert summary["changed"] == 500
+    assert calls == [500]
+    assert summary["by_field"] == {"age": 250, "country": 500}  # the age errors stay
+    assert review.undo()["by_field"] == {"age": 250}
+    assert calls == [500, 500]
