@@ -29,7 +29,7 @@ def draw(result: dict[str, Any], out: Path) -> None:
 
     # Time: loadbay's phases stacked (median run), PapaParse's total; whiskers: min-max.
     phases = [
-        ("copy_ms", "copy to FS", "#9ecae1"),
+        ("copy_ms", "mount + packages", "#9ecae1"),
         ("parse_ms", "parse", "#3182bd"),
         ("match_ms", "match", "#6baed6"),
         ("validate_ms", "validate", "#08519c"),

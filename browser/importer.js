@@ -42,7 +42,7 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function render(...nodes) {
-  app.replaceChildren(el("h1", { text: `Import ${template.title || template.name}` }), ...nodes);
+  app.replaceChildren(el("h1", { text: `Import ${template.title || template.name || "data"}` }), ...nodes);
 }
 
 function notify(message) {

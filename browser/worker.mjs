@@ -37,7 +37,7 @@ async function recall(context, headers) {
 }
 
 async function openAndPropose({ file, template, context, options }, progress) {
-  const described = openFile(file, template, options || {}, progress);
+  const described = await openFile(file, template, options || {}, progress);
   let remembered = null;
   try {
     remembered = await recall(context, described.headers);
@@ -47,21 +47,25 @@ async function openAndPropose({ file, template, context, options }, progress) {
   return remembered ? call("use_remembered", JSON.stringify(remembered)) : described;
 }
 
-function openFile(file, template, options, progress) {
+async function openFile(file, template, options, progress) {
   try {
     pyodide.FS.unmount("/uploads");
   } catch {
     // nothing mounted yet
   }
   pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: [file] }, "/uploads");
-  return call(
-    "open_file",
-    `/uploads/${file.name}`,
-    file.name,
-    JSON.stringify(template),
-    JSON.stringify(options),
-    progress,
-  );
+  const path = `/uploads/${file.name}`;
+  // Spreadsheet and phone-number packages are loaded (from our lock) only when needed.
+  const needed = call("packages_for", path, file.name, JSON.stringify(template));
+  if (needed.length) {
+    const failed = [];
+    await pyodide.loadPackage(needed, { checkIntegrity: true, errorCallback: (m) => failed.push(m) });
+    if (failed.length) {
+      console.error("loadbay worker:", failed.join("\n"));
+      throw new UserError(`Part of the importer (${needed.join(", ")}) could not be loaded. Check your connection and pick the file again.`);
+    }
+  }
+  return call("open_file", path, file.name, JSON.stringify(template), JSON.stringify(options), progress);
 }
 
 // Bridge calls the page may make: JSON in, JSON out.

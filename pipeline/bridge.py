@@ -12,10 +12,15 @@ from typing import Any
 
 from pipeline.batches import BATCH_ROWS
 from pipeline.errors import PipelineError
-from pipeline.readers import ReadOptions
+from pipeline.readers import ReadOptions, file_kind
 from pipeline.review import View
 from pipeline.session import ImportSession
+from pipeline.sniff import SPREADSHEET_KINDS
 from pipeline.template import Template
+
+ON_DEMAND = ("python-calamine", "phonenumbers")
+"""Browser packages loaded only for a file or template that needs them, not at boot: a
+CSV import with no phone field never pays for them (about 40 MB of the tab's memory)."""
 
 _session: ImportSession | None = None
 
@@ -35,6 +40,27 @@ def _current() -> ImportSession:
 
 Progress = Callable[[str, int, int], None]
 """(phase, done, total): "parse" counts rows read (total 0: unknown), "validate" fields."""
+
+
+def packages_for(path: str, file_name: str, template_json: str) -> str:
+    """Which of the ON_DEMAND packages opening this file with this template needs."""
+
+    def work() -> Any:
+        needed = []
+        try:
+            if file_kind(path, file_name) in SPREADSHEET_KINDS:
+                needed.append("python-calamine")
+        except PipelineError:
+            pass  # unreadable: open_file says why, and needs no package to say it
+        # Read from the JSON: the template model itself checks a phone transform's region
+        # with phonenumbers.
+        fields = json.loads(template_json).get("fields", [])
+        transforms = [t for f in fields for t in f.get("x-loadbay", {}).get("transforms", [])]
+        if any(isinstance(t, dict) and "phone" in t for t in transforms):
+            needed.append("phonenumbers")
+        return needed
+
+    return _answer(work)
 
 
 def open_file(

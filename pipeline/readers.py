@@ -26,6 +26,7 @@ __all__ = [
     "Problem",
     "ReadOptions",
     "Sheet",
+    "file_kind",
     "read_csv",
     "read_file",
     "sheet_names",
@@ -76,6 +77,12 @@ def read_file(path: str, file_name: str, options: ReadOptions | None = None) -> 
             f"{file_name} is a text (CSV) file: it has no sheets. Pick it without a sheet name."
         )
     return read_delimited(path, file_name, options, size)
+
+
+def file_kind(path: str, file_name: str, options: ReadOptions | None = None) -> str:
+    """What the file is, judged by its bytes: "text", "xlsx", "json", ... (pipeline.sniff)."""
+    kind, _ = _open(path, file_name, options or ReadOptions())
+    return kind
 
 
 def sheet_names(path: str, file_name: str, options: ReadOptions | None = None) -> list[str]:

@@ -6,6 +6,7 @@ import html
 import json
 from typing import Any
 
+from pipeline.bridge import ON_DEMAND
 from server.assets import AssetManifest
 
 WORKER_PATH = "app/worker.mjs"
@@ -39,7 +40,8 @@ def importer_page(manifest: AssetManifest, config: dict[str, Any]) -> str:
         "worker": manifest.url(WORKER_PATH),
         "pyodide": manifest.url("pyodide/pyodide.mjs").rsplit("/", 1)[0] + "/",
         "lock": manifest.url("wheels/pyodide-lock.json"),
-        "packages": list(manifest.packages),
+        # Loaded at boot; the worker loads pipeline.bridge.ON_DEMAND ones when a file needs them.
+        "packages": [p for p in manifest.packages if p not in ON_DEMAND],
     }
     css = manifest.files["app/importer.css"]
     js = manifest.files["app/importer.js"]

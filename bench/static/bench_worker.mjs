@@ -35,10 +35,15 @@ async function run(file, templateJson) {
   // As browser/worker.mjs openFile: the File mounted with WORKERFS, read in slices.
   pyodide.FS.mkdirTree("/uploads");
   pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: [file] }, "/uploads");
-  const t1 = performance.now();
+  const path = `/uploads/${file.name}`;
   let result;
+  let t1;
   try {
-    result = JSON.parse(phases.run(`/uploads/${file.name}`, file.name, templateJson));
+    // As browser/worker.mjs openFile: packages this file needs are loaded on demand.
+    const needed = JSON.parse(pyodide.pyimport("pipeline.bridge").packages_for(path, file.name, templateJson));
+    if (needed.value.length) await pyodide.loadPackage(needed.value);
+    t1 = performance.now();
+    result = JSON.parse(phases.run(path, file.name, templateJson));
   } finally {
     pyodide.FS.unmount("/uploads");
   }

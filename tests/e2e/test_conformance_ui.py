@@ -31,7 +31,9 @@ SUBSET = [
     "string_formats",
     "range_length_pattern",
     "dates_times_patterns",
-    "file_xlsx",
+    "file_xlsx",  # python-calamine loaded on demand
+    "file_ods",
+    "transforms_phone_dates",  # phonenumbers loaded on demand
     "file_windows1252",
 ]
 

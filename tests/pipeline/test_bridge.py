@@ -200,3 +200,40 @@ def test_opening_a_second_file_replaces_the_session(tmp_path: Path) -> None:
     described = answer(bridge.open_file(str(second), "second.csv", TEMPLATE))
     assert described["value"]["rows"] == 2
     assert answer(bridge.batch_plan())["value"] == [{"offset": 0, "length": 2, "first_row": 2}]
+
+
+VECTORS = Path(__file__).parent.parent / "conformance" / "vectors"
+PHONE_TEMPLATE = json.dumps(
+    {"fields": [{"name": "phone", "x-loadbay": {"transforms": [{"phone": {"region": "GB"}}]}}]}
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "template", "needed"),
+    [
+        ("file_xlsx/data.xlsx", TEMPLATE, ["python-calamine"]),
+        ("file_ods/data.ods", TEMPLATE, ["python-calamine"]),
+        ("file_xls/data.xls", TEMPLATE, ["python-calamine"]),
+        ("clean/data.csv", TEMPLATE, []),
+        ("file_json/data.json", TEMPLATE, []),
+        ("clean/data.csv", PHONE_TEMPLATE, ["phonenumbers"]),
+        ("file_xlsx/data.xlsx", PHONE_TEMPLATE, ["python-calamine", "phonenumbers"]),
+    ],
+)
+def test_packages_for_names_what_the_file_and_template_need(
+    data: str, template: str, needed: list[str]
+) -> None:
+    """The worker loads these before opening the file; it boots without them."""
+    path = VECTORS / data
+    assert answer(bridge.packages_for(str(path), path.name, template)) == {
+        "ok": True,
+        "value": needed,
+    }
+    assert set(needed) <= set(bridge.ON_DEMAND)
+
+
+def test_packages_for_an_unreadable_file_is_none(tmp_path: Path) -> None:
+    """open_file then says what is wrong with the file; no package is needed for that."""
+    path = write_csv(tmp_path, b"")
+    assert answer(bridge.packages_for(path, "empty.csv", TEMPLATE)) == {"ok": True, "value": []}
+    assert "empty" in answer(bridge.open_file(path, "empty.csv", TEMPLATE))["error"]
