@@ -69,10 +69,6 @@ def _positions_of(rows: list[int], edits: dict[int, str | None]) -> list[tuple[i
     return [(at, edits[index]) for at, index in enumerate(rows) if index in edits]
 
 
-def _code_of(error: CellError) -> str:
-    return error.constraint or error.code
-
-
 def _by_field(errors: list[CellError]) -> dict[str, list[CellError]]:
     out: dict[str, list[CellError]] = {}
     for error in errors:
@@ -113,10 +109,11 @@ class _Tally:
             return
         self.rows += sign * len(groups)
         flat = list(itertools.chain.from_iterable(groups))
-        for counter, keys in ((self.by_field, map(operator.itemgetter(1), flat)),
-                              (self.by_code, map(_code_of, flat))):  # fmt: skip
-            for key, n in Counter(keys).items():
-                counter[key] += sign * n
+        for name, n in Counter(map(operator.itemgetter(1), flat)).items():
+            self.by_field[name] += sign * n
+        # (code, constraint) pairs counted in C; a problem goes by its constraint, else its code
+        for (code, constraint), n in Counter(map(operator.itemgetter(2, 4), flat)).items():
+            self.by_code[constraint or code] += sign * n
 
 
 @dataclass
@@ -482,7 +479,9 @@ class Review:
             self.errors[row - first] = list(group)
         blank = self.deleted  # only the file's blank rows, at the start
         live = [e for e in errors if e.row - first not in blank] if blank else errors
-        self._cross_rows = {e.row - first for e in live if _cross_row(e)}
+        self._cross_rows = (
+            {e.row - first for e in live if _cross_row(e)} if self._cross_row_fields() else set()
+        )
         self._tally = _Tally()
         self._tally.count((errs for index, errs in self.errors.items() if index not in blank), +1)
 

@@ -178,25 +178,26 @@ class _Cells:
             self._distinct_typed = Distinct.of(self.typed)
         return self._distinct_typed
 
-    def failing(self, distinct: Distinct, bad: list[bool]) -> Iterator[tuple[int, str]]:
+    def failing(self, distinct: Distinct, bad: list[bool]) -> Iterable[tuple[int, str]]:
         """(index, cell text) of the rows whose distinct value is marked bad.
 
         A cell that failed its type is not checked further (its typed value is null).
         """
-        if any(bad):
-            indices = _indices(distinct.spread(bad, ac.DataType.bool()))
-            typed = acc.is_not_null(acc.take(self.typed, indices))
-            yield from _values(self.text, acc.filter(indices, typed))
+        if not any(bad):
+            return ()
+        return self._typed_among(_indices(distinct.spread(bad, ac.DataType.bool())))
 
-    def mismatches(self, pattern: re.Pattern[str]) -> Iterator[tuple[int, str]]:
+    def mismatches(self, pattern: re.Pattern[str]) -> Iterable[tuple[int, str]]:
         """(index, cell text) of the typed cells that do not match `pattern` whole."""
         if not mostly_unique(self.text):
             values = self.distinct_text.values
-            yield from self.failing(self.distinct_text, [not pattern.fullmatch(v) for v in values])
-            return
-        indices = ac.Array(mismatched(self.text, pattern), ac.DataType.int64())
+            return self.failing(self.distinct_text, [not pattern.fullmatch(v) for v in values])
+        return self._typed_among(ac.Array(mismatched(self.text, pattern), ac.DataType.int64()))
+
+    def _typed_among(self, indices: ac.Array) -> Iterable[tuple[int, str]]:
+        """(index, cell text) of those of `indices` whose cell parsed to its type."""
         typed = acc.is_not_null(acc.take(self.typed, indices))
-        yield from _values(self.text, acc.filter(indices, typed))
+        return _values(self.text, acc.filter(indices, typed))
 
     def reject(
         self,
@@ -449,7 +450,7 @@ def _indices(mask: ac.Array) -> ac.Array:
 
 
 def _values(column: ac.Array, indices: ac.Array) -> Iterator[tuple[int, str]]:
-    yield from zip(indices.to_pylist(), acc.take(column, indices).to_pylist(), strict=True)
+    return zip(indices.to_pylist(), acc.take(column, indices).to_pylist(), strict=True)
 
 
 _new_error: Callable[[tuple[int, str, str, str, str | None]], CellError] = functools.partial(
