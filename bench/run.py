@@ -46,6 +46,7 @@ TARGET_CSV_MS = 4000
 TARGET_SPEEDUP = 2.0
 TARGET_MEM_RATIO = 3.0
 TARGET_XLSX_MS = 20000
+FLOOR_SETTLE_S = 2.0
 
 
 # --- serving -----------------------------------------------------------------------------
@@ -335,6 +336,66 @@ def _one_run(
         context.close()
 
 
+# --- the floor ---------------------------------------------------------------------------
+
+
+def _tab_rss(before: set[int]) -> int:
+    """RSS of the tab: the largest renderer started since `before` was taken."""
+    sizes = []
+    for proc in _renderers():
+        if proc.pid not in before:
+            try:
+                sizes.append(int(proc.memory_info().rss))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+    return max(sizes, default=0)
+
+
+def _settled_rss(before: set[int]) -> int:
+    time.sleep(FLOOR_SETTLE_S)
+    return _tab_rss(before)
+
+
+def measure_floor(browser: Browser, base: str, file: Path) -> dict[str, Any]:
+    """What a tab costs before loadbay keeps a single cell, each figure in a fresh tab:
+    the bench page alone, with one engine booted (as the importer idles), with two (as
+    parsing in two workers would need), and the peak while one engine only reads the file
+    through WORKERFS (the readers' own read path, nothing parsed or kept)."""
+    out: dict[str, Any] = {}
+    for engines in (0, 1, 2):
+        before = {p.pid for p in _renderers()}
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"{base}/bench/bench.html")
+            page.wait_for_function("window.benchReady === true", timeout=30_000)
+            if engines:
+                page.evaluate("() => window.bench.bootLoadbay()")
+            if engines == 2:
+                page.evaluate("() => window.bench.bootSecondLoadbay()")
+            out[f"idle_{engines}_engines_bytes"] = _settled_rss(before)
+            if engines == 1:
+                page.set_input_files("#file", str(file))
+                sampler = RssSampler(known=before)
+                sampler.start()
+                read = page.evaluate("() => window.bench.readLoadbay()")
+                memory = sampler.stop()
+                out["read_only_ms"] = read["read_ms"]
+                out["read_only_peak_bytes"] = memory["peak_mem_bytes"]
+        finally:
+            context.close()
+    size = file.stat().st_size
+    idle = out["idle_1_engines_bytes"]
+    out["ratios_to_file"] = {
+        "idle_1_engine": idle / size,
+        "idle_2_engines": out["idle_2_engines_bytes"] / size,
+        "read_only_peak": out["read_only_peak_bytes"] / size,
+    }
+    out["second_engine_bytes"] = out["idle_2_engines_bytes"] - idle
+    out["read_only_over_idle_bytes"] = out["read_only_peak_bytes"] - idle
+    return out
+
+
 # --- summary -----------------------------------------------------------------------------
 
 
@@ -478,6 +539,8 @@ def run_bench(
                         f"peak {_mb(result.get('peak_mem_bytes'))}, "
                         f"{result['invalid_cells']} invalid cells"
                     )
+            progress("floor: idle tabs with 0, 1 and 2 engines; the CSV only read")
+            floor = measure_floor(browser, base, data.csv)
             machine = _machine(browser.version, assets)
         finally:
             browser.close()
@@ -517,6 +580,7 @@ def run_bench(
         "ratio_mem": ratio_mem,
         "ratio_mem_papaparse": _ratio(papa["peak_mem_bytes"], csv_meta["bytes"]),
         "xlsx": xlsx,
+        "floor": floor,
         "checks": {
             "expected_invalid_cells": expected,
             "invalid_cells_agree": agree,
@@ -543,6 +607,9 @@ def run_bench(
             "(loadbay: Pyodide booted and idle)",
             "ratio_speed": "papaparse.total_ms / loadbay.total_ms (medians)",
             "ratio_mem": "loadbay.peak_mem_bytes / CSV bytes",
+            "floor": "RSS of a fresh tab: the bench page alone (0 engines), with one or two "
+            "Pyodide engines booted and idle, and the peak while one engine reads the CSV "
+            "through WORKERFS without parsing it; ratios are to the CSV's bytes",
         },
         "notes": notes,
     }
@@ -624,6 +691,7 @@ def _headline(result: dict[str, Any]) -> dict[str, Any]:
         "ratio_speed": result["ratio_speed"],
         "ratio_mem": result["ratio_mem"],
         "xlsx_ms": "skipped" if xl.get("skipped") else rng(xl, "total_ms"),
+        "floor_ratios": result["floor"]["ratios_to_file"],
         "targets": result["targets"],
         "notes": result["notes"],
         "chart": result.get("chart"),

@@ -36,16 +36,27 @@ function picked() {
   return file;
 }
 
+function bootEngine(worker) {
+  return worker("boot", {
+    pyodideModule: absolute(config.pyodideModule),
+    pyodide: absolute(config.pyodide),
+    lock: absolute(config.lock),
+    packages: config.packages,
+    phases: absolute(config.phases),
+  });
+}
+
 window.bench = {
   async bootLoadbay() {
     loadbay = loadbay || spawn("/bench/bench_worker.mjs", { type: "module" });
-    return loadbay("boot", {
-      pyodideModule: absolute(config.pyodideModule),
-      pyodide: absolute(config.pyodide),
-      lock: absolute(config.lock),
-      packages: config.packages,
-      phases: absolute(config.phases),
-    });
+    return bootEngine(loadbay);
+  },
+  async bootSecondLoadbay() {
+    // A second engine in the same tab, as two-worker parsing would need (bench floor only).
+    return bootEngine(spawn("/bench/bench_worker.mjs", { type: "module" }));
+  },
+  async readLoadbay() {
+    return loadbay("read", { file: picked() });
   },
   async runLoadbay(template) {
     const value = await loadbay("run", { file: picked(), template });

@@ -62,6 +62,24 @@ self.onmessage = async (event) => {
     } else if (type === "run") {
       await booting;
       value = await run(payload.file, payload.template);
+    } else if (type === "read") {
+      // The floor: the File read through WORKERFS as the readers read it, nothing parsed.
+      await booting;
+      const t0 = performance.now();
+      pyodide.FS.mkdirTree("/uploads");
+      pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: [payload.file] }, "/uploads");
+      try {
+        pyodide.runPython(`
+import io, os
+with open("/uploads/" + os.listdir("/uploads")[0], "rb", buffering=0) as raw:
+    with io.BufferedReader(raw, 4 << 20) as fh:
+        while fh.read(4 << 20):
+            pass
+`);
+      } finally {
+        pyodide.FS.unmount("/uploads");
+      }
+      value = { read_ms: performance.now() - t0, wasm_bytes: wasmBytes() };
     } else if (type === "memory") {
       value = { wasm_bytes: wasmBytes() };
     } else {

@@ -64,6 +64,17 @@ def test_harness_runs_both_engines_and_they_agree(tmp_path: Path) -> None:
     assert saved["papaparse"]["invalid_cells"] == expected
     assert saved["checks"]["invalid_cells_agree"] is True
 
+    # The floor: a tab idles heavier with each engine, and reading the file costs memory.
+    floor = saved["floor"]
+    assert 0 < floor["idle_0_engines_bytes"] < floor["idle_1_engines_bytes"]
+    assert floor["idle_1_engines_bytes"] < floor["idle_2_engines_bytes"]
+    assert floor["second_engine_bytes"] > 50_000_000  # a Pyodide engine is tens of MB at least
+    assert floor["read_only_peak_bytes"] >= floor["idle_1_engines_bytes"] - 10_000_000
+    assert floor["read_only_ms"] > 0
+    assert floor["ratios_to_file"]["idle_1_engine"] == pytest.approx(
+        floor["idle_1_engines_bytes"] / saved["files"]["csv"]["bytes"]
+    )
+
     xlsx = saved["xlsx"]
     if not xlsx.get("skipped"):
         assert xlsx["rows"] == 300
