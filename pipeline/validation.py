@@ -289,30 +289,24 @@ def _bound(cells: _Cells, name: str, raw: int | float | str | None) -> Iterable[
 
 
 def _min_length(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
-    least = cells.field.min_length
-    if least is None:
-        return ()
-    bad = [len(v) < least for v in cells.distinct_text.values]
-    failing = cells.failing(cells.distinct_text, bad)
-    return cells.reject(
-        failing,
-        "constraint-error",
-        lambda v: f"{_show(v)} has {len(v)} characters; at least {least} are required.",
-        "minLength",
-    )
+    return _length(cells, "minLength", cells.field.min_length)
 
 
 def _max_length(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
-    most = cells.field.max_length
-    if most is None:
+    return _length(cells, "maxLength", cells.field.max_length)
+
+
+def _length(cells: _Cells, name: str, limit: int | None) -> Iterable[CellError]:
+    if limit is None:
         return ()
-    bad = [len(v) > most for v in cells.distinct_text.values]
-    failing = cells.failing(cells.distinct_text, bad)
+    low = name == "minLength"
+    bad = [(len(v) < limit if low else len(v) > limit) for v in cells.distinct_text.values]
+    rule = f"at least {limit} are required" if low else f"at most {limit} are allowed"
     return cells.reject(
-        failing,
+        cells.failing(cells.distinct_text, bad),
         "constraint-error",
-        lambda v: f"{_show(v)} has {len(v)} characters; at most {most} are allowed.",
-        "maxLength",
+        lambda v: f"{_show(v)} has {len(v)} characters; {rule}.",
+        name,
     )
 
 
