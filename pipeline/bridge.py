@@ -6,6 +6,7 @@ is a bug and propagates (the worker shows a generic message and logs the detail)
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 from typing import Any
@@ -25,11 +26,23 @@ CSV import with no phone field never pays for them (about 40 MB of the tab's mem
 _session: ImportSession | None = None
 
 
+OUT_OF_MEMORY = (
+    "This file is too large for the memory a browser tab can use (about 4 GB here), so it "
+    "was closed and nothing was sent. Save it as CSV, which takes far less memory to read "
+    "than a spreadsheet, or split it into smaller files, and pick it again."
+)
+
+
 def _answer(work: Callable[[], Any]) -> str:
+    global _session
     try:
         return json.dumps({"ok": True, "value": work()})
     except PipelineError as exc:
         return json.dumps({"ok": False, "error": str(exc)})
+    except MemoryError:  # wasm32 stops at 4 GB: drop the file, so the tab can go on
+        _session = None
+        gc.collect()
+        return json.dumps({"ok": False, "error": OUT_OF_MEMORY})
 
 
 def _current() -> ImportSession:

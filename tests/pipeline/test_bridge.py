@@ -237,3 +237,21 @@ def test_packages_for_an_unreadable_file_is_none(tmp_path: Path) -> None:
     path = write_csv(tmp_path, b"")
     assert answer(bridge.packages_for(path, "empty.csv", TEMPLATE)) == {"ok": True, "value": []}
     assert "empty" in answer(bridge.open_file(path, "empty.csv", TEMPLATE))["error"]
+
+
+def test_running_out_of_memory_closes_the_file_and_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wasm32 stops at 4 GB; Python's MemoryError there is recoverable, so the worker lives on."""
+    assert open_ok(tmp_path, "Age,E-mail\n36,ada@x\n")["ok"]
+    assert bridge._session is not None
+
+    def exhausted(self: Any, *args: Any) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr(bridge.ImportSession, "start_review", exhausted)
+    answer_ = answer(bridge.set_mapping(json.dumps({"email": 1})))
+    assert answer_ == {"ok": False, "error": bridge.OUT_OF_MEMORY}
+    assert "Save it as CSV" in answer_["error"]
+    assert bridge._session is None
+    assert answer(bridge.window(0, 10)) == {"ok": False, "error": NO_FILE}
