@@ -399,18 +399,21 @@ class Review:
             }
         )
         cross = [name for name in names if name in self._cross_row_fields()]
-        if was is not None and cross == [was[1]] and was[1] not in self.template.primary_key:
+        if was is not None and cross == [was[1]]:
             self._recheck_values(*was)
         elif cross:
             self._recheck_cross_row()
         self.errors = {i: errs for i, errs in self.errors.items() if errs}
 
     def _recheck_values(self, index: int, name: str, was: str | None) -> None:
-        """After one cell of a unique field changed: only rows holding the value it had or the
-        value it has now can gain or lose a repeat. Find them in Arrow, validate just those."""
+        """After one cell of a unique or key field changed: only rows holding the value it had
+        or the value it has now can gain or lose a repeat (of the value, or of a key holding
+        it). Find them in Arrow, validate just those, for that field's rules that span rows."""
         kept = self.kept_rows()
         field = self.template.field(name)
-        spanned = self._spanned([name])
+        primary = self.template.primary_key
+        names = [n for n in self.fields if n == name or (name in primary and n in primary)]
+        spanned = self._spanned(names, unique=name)
         column = self.materialise(kept, [name]).column(name).combine_chunks()
         column = ac.ChunkedArray([column, ac.Array([was], ac.DataType.string())]).combine_chunks()
         encoded = dictionary_encode(parse(field, prepare_column(field, column, spanned)))
@@ -426,15 +429,16 @@ class Review:
             holding = acc.filter(positions(len(kept)), acc.take(flags, keys.slice(0, len(kept))))
             rows.update(kept[p] for p in holding.to_pylist())
         affected = sorted(rows)
+
+        def recomputed(error: CellError) -> bool:
+            if error.constraint == "unique":
+                return error.field == name
+            return error.code == "primary-key" and name in primary
+
         self._replace_errors(
-            {
-                row: [
-                    e for e in self.errors.get(row, []) if not (_cross_row(e) and e.field == name)
-                ]
-                for row in affected
-            }
+            {row: [e for e in self.errors.get(row, []) if not recomputed(e)] for row in affected}
         )
-        self._check_cross_row(affected, [name])
+        self._check_cross_row(affected, names, spanned)
 
     def _recheck_cross_row(self) -> None:
         """Unique values and keys again, over the kept rows; only rows they flag change."""
@@ -444,14 +448,21 @@ class Review:
         self._cross_rows = set()
         self._check_cross_row(self.kept_rows(), self._cross_row_fields())
 
-    def _spanned(self, names: list[str]) -> Template:
+    def _spanned(self, names: list[str], unique: str | None = None) -> Template:
         """The template cut to the fields these rules span, none required: a column's worth
-        of work, not a file's. The primary key stays only if all its fields are there."""
-        fields = tuple(replace(f, required=False) for f in self.template.fields if f.name in names)
+        of work, not a file's. The primary key stays only if all its fields are there; of the
+        unique rules, only `unique`'s when it is given."""
+        fields = tuple(
+            replace(f, required=False, unique=f.unique and unique in (None, f.name))
+            for f in self.template.fields
+            if f.name in names
+        )
         key = self.template.primary_key if set(self.template.primary_key) <= set(names) else ()
         return replace(self.template, fields=fields, primary_key=key)
 
-    def _check_cross_row(self, rows: list[int], names: list[str]) -> None:
+    def _check_cross_row(
+        self, rows: list[int], names: list[str], spanned: Template | None = None
+    ) -> None:
         """Unique values and keys of `names` among `rows` (ascending), filed with their rows."""
         numbers: int | list[int]
         if rows and rows[-1] - rows[0] + 1 == len(rows):  # a run of rows: its first number
@@ -459,7 +470,8 @@ class Review:
         else:
             numbers = [self.first_row + row for row in rows]
         added: dict[int, list[CellError]] = {}
-        for error in validate(self.materialise(rows, names), self._spanned(names), numbers):
+        spanned = spanned or self._spanned(names)
+        for error in validate(self.materialise(rows, names), spanned, numbers):
             if _cross_row(error):
                 added.setdefault(error.row - self.first_row, []).append(error)
         self._replace_errors({i: [*self.errors.get(i, []), *errs] for i, errs in added.items()})

@@ -303,18 +303,26 @@ def test_summary_counts_stay_right_through_any_sequence_of_changes() -> None:
     assert review.summary()["error_count"] > 0
 
 
-def test_rechecks_after_edits_give_what_validating_afresh_gives() -> None:
-    """One-cell edits of a unique field recheck only rows holding the old or new value; a
-    replace rechecks the cells it changed, all at once."""
+RECHECKED_FIELDS: list[dict[str, Any]] = [
+    {"name": "id", "type": "integer", "constraints": {"unique": True}},
+    {"name": "email", "format": "email", "constraints": {"unique": True}},
+    {"name": "name", "constraints": {"required": True}},
+]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [None, ["id", "name"], ["name", "email"], "email", ["name"]],
+    ids=["no key", "key id+name", "key name+email", "key email", "key name"],
+)
+def test_rechecks_after_edits_give_what_validating_afresh_gives(key: Any) -> None:
+    """One-cell edits of a unique or key field recheck only rows holding the old or new value;
+    a replace rechecks the cells it changed, all at once."""
     rng = random.Random(8)
     rows = 80
-    template = {
-        "fields": [
-            {"name": "id", "type": "integer", "constraints": {"unique": True}},
-            {"name": "email", "format": "email", "constraints": {"unique": True}},
-            {"name": "name", "constraints": {"required": True}},
-        ]
-    }
+    template: dict[str, Any] = {"fields": RECHECKED_FIELDS}
+    if key is not None:
+        template["primaryKey"] = key
     review = _review(
         [(str(i % 50), f"p{i % 60}@x.com", None if i % 13 == 0 else f"N{i}") for i in range(rows)],
         template,
@@ -349,6 +357,8 @@ def test_rechecks_after_edits_give_what_validating_afresh_gives() -> None:
         afresh = validate(review.materialise(kept), kind, [2 + i for i in kept])
         assert review.error_list() == afresh, f"after step {step}"
     assert any(e.constraint == "unique" for e in review.error_list())
+    if key is not None:
+        assert any(e.code == "primary-key" for e in review.error_list())
 
 
 def test_a_replace_over_many_rows_validates_them_together(monkeypatch: Any) -> None:
@@ -369,3 +379,34 @@ def test_a_replace_over_many_rows_validates_them_together(monkeypatch: Any) -> N
     assert summary["by_field"] == {"age": 250, "country": 500}  # the age errors stay
     assert review.undo()["by_field"] == {"age": 250}
     assert calls == [500, 500]
+
+
+@pytest.mark.parametrize("key", [["id"], ["id", "name"]])
+def test_editing_a_key_cell_rechecks_only_rows_holding_its_old_or_new_value(
+    monkeypatch: Any, key: list[str]
+) -> None:
+    import pipeline.review
+
+    template = {
+        "fields": [{"name": "id", "type": "integer"}, {"name": "name"}, {"name": "x"}],
+        "primaryKey": key,
+    }
+    review = _review([(str(i % 250), "n", "x") for i in range(500)], template)
+    assert review.summary()["by_code"] == {"primary-key": 250}
+    calls: list[int] = []
+
+    def counting(table: ac.Table, *args: Any, **kwargs: Any) -> Any:
+        calls.append(table.num_rows)
+        return validate(table, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.review, "validate", counting)
+    review.edit(260, "id", "1000")  # held 10, as row 10 does: both are unique now
+    assert calls == [1, 2]  # the row itself; then the rows holding 10 or 1000: 10 and 260
+    assert review.summary()["by_code"] == {"primary-key": 249}
+    review.edit(261, "id", "1000")  # now a repeat of row 260's key
+    assert review.summary()["by_code"] == {"primary-key": 249}
+    (error,) = [e for e in review.error_list() if e.row == 263]
+    assert error.code == "primary-key" and "is already in row 262" in error.message
+    review.undo()
+    review.undo()
+    assert review.summary()["by_code"] == {"primary-key": 250}
