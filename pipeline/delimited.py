@@ -353,6 +353,7 @@ def _read_python(
 ) -> tuple[ac.Table, tuple[int, ...]]:
     """The table, and which of its rows are blank lines of the file."""
     width = len(headers)
+    quarter = limit // 4  # a cell of fewer characters cannot exceed `limit` UTF-8 bytes
     builder = ColumnBuilder(width)
     blank_rows: list[int] = []
     old_limit = csv.field_size_limit()
@@ -385,10 +386,11 @@ def _read_python(
                         record = record[:width]
                     elif got < width:
                         problems.add(_missing(row, got, width))
-                    for j, cell in enumerate(record):
-                        if len(cell) > limit // 4 and len(cell.encode()) > limit:
-                            raise ReadError(field_too_large(name, row, headers[j], limit))
-                    builder.append([c if c else None for c in record])
+                    if max(map(len, record), default=0) > quarter:  # in C: a long cell?
+                        for j, cell in enumerate(record):
+                            if len(cell) > quarter and len(cell.encode()) > limit:
+                                raise ReadError(field_too_large(name, row, headers[j], limit))
+                    builder.append([c or None for c in record])
             except csv.Error as exc:
                 row = header_row + 1 + builder.rows
                 if "field larger than field limit" in str(exc):
