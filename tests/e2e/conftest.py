@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -57,6 +58,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: nothing it starts can outlive it
     )
     origin = f"https://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -76,6 +78,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+    with contextlib.suppress(ProcessLookupError):  # the worker, cron or redis left behind
+        os.killpg(proc.pid, signal.SIGKILL)
     log.close()
 
 
