@@ -65,6 +65,15 @@ def _open_importer(
     return page, frame, requests
 
 
+def _pick_file(
+    browser: Browser, demo: Demo, path: Path, grid_max_px: int | None = None
+) -> tuple[Page, FrameLocator]:
+    """The importer, ready, with `path` picked in its file input."""
+    page, frame, _ = _open_importer(browser, demo, grid_max_px)
+    frame.locator("#file-input").set_input_files(path)
+    return page, frame
+
+
 def test_rows_arrive_at_the_webhook_exactly(browser: Browser, demo: Demo, tmp_path: Path) -> None:
     expected = _contacts(ROWS)
     csv_path = tmp_path / "contacts.csv"
@@ -147,8 +156,7 @@ def test_invalid_cells_are_shown_fixed_in_the_grid_and_delivered(
 ) -> None:
     csv_path = tmp_path / "bad.csv"
     csv_path.write_text(BAD_CSV, encoding="utf-8")
-    page, frame, _ = _open_importer(browser, demo)
-    frame.locator("#file-input").set_input_files(csv_path)
+    page, frame = _pick_file(browser, demo, csv_path)
     frame.locator("#map-continue").click()
     summary = frame.locator("#summary")
     expect(summary).to_have_text(
@@ -262,8 +270,7 @@ def test_unreadable_files_get_a_clear_message(
     make, message = UNREADABLE[case]
     path = tmp_path / "upload.csv"
     path.write_bytes(make())
-    page, frame, _ = _open_importer(browser, demo)
-    frame.locator("#file-input").set_input_files(path)
+    page, frame = _pick_file(browser, demo, path)
     expect(frame.locator("#error")).to_contain_text(message, timeout=30_000)
     expect(frame.locator("#error")).to_contain_text("upload.csv")
     assert "Traceback" not in frame.locator("body").inner_text()
@@ -276,8 +283,7 @@ def test_a_file_over_the_size_limit_is_refused_before_reading(
     huge = tmp_path / "huge.csv"
     with huge.open("wb") as fh:  # sparse: 2 GiB on paper, nothing on disk
         fh.truncate(2 * 1024**3)
-    page, frame, _ = _open_importer(browser, demo)
-    frame.locator("#file-input").set_input_files(huge)
+    page, frame = _pick_file(browser, demo, huge)
     expect(frame.locator("#error")).to_have_text(
         "huge.csv is 2.0 GB; this importer takes files up to 1.0 GB. "
         "Split the file or remove columns you don't need, and try again.",
@@ -303,8 +309,7 @@ def test_confirmed_mappings_are_proposed_next_time(
     path.write_text(
         "Nom complet,Courriel,Pays\nAmélie Poulain,amelie@example.fr,FR\n", encoding="utf-8"
     )
-    page, frame, _ = _open_importer(browser, demo)
-    frame.locator("#file-input").set_input_files(path)
+    page, frame = _pick_file(browser, demo, path)
     expect(frame.locator("#map-full_name")).to_have_value("")
     frame.locator("#map-continue").click()
     expect(frame.locator("#mapping-error")).to_have_text(
@@ -318,8 +323,7 @@ def test_confirmed_mappings_are_proposed_next_time(
     expect(frame.locator("#done")).to_have_text("Delivered 1 rows.", timeout=60_000)
     page.context.close()
 
-    page, frame, _ = _open_importer(browser, demo)
-    frame.locator("#file-input").set_input_files(path)
+    page, frame = _pick_file(browser, demo, path)
     expect(frame.locator("#map-full_name")).to_have_value("0")
     expect(frame.locator("#map-email")).to_have_value("1")
     expect(frame.locator("#map-country")).to_have_value("2")
@@ -330,8 +334,7 @@ def test_confirmed_mappings_are_proposed_next_time(
 def test_spreadsheet_sheet_choice_and_typed_cells(
     browser: Browser, demo: Demo, tmp_path: Path
 ) -> None:
-    page, frame, _ = _open_importer(browser, demo)
-    frame.locator("#file-input").set_input_files(FIXTURES / "people.xlsx")
+    page, frame = _pick_file(browser, demo, FIXTURES / "people.xlsx")
     # Title rows above the header are skipped; the header row is proposed.
     expect(frame.locator("#header-row")).to_have_value("3")
     expect(frame.locator("#sheet-select")).to_have_value("People")
@@ -353,8 +356,7 @@ def test_a_windows_1252_file_is_read_and_the_encoding_can_be_chosen(
 ) -> None:
     path = tmp_path / "legacy.csv"
     path.write_bytes("Full name,Email\nJosé Müller,jose@example.com\n".encode("cp1252"))
-    page, frame, _ = _open_importer(browser, demo)
-    frame.locator("#file-input").set_input_files(path)
+    page, frame = _pick_file(browser, demo, path)
     expect(frame.locator(".preview tbody tr").first).to_contain_text("José Müller")
     frame.locator("#encoding").select_option("utf-8")
     expect(frame.locator("#error")).to_contain_text("legacy.csv")
@@ -369,8 +371,7 @@ def test_one_click_fixes(browser: Browser, demo: Demo, tmp_path: Path) -> None:
         "Bob,bob@example.com,fr,31/12/2023,7\n",
         encoding="utf-8",
     )
-    page, frame, _ = _open_importer(browser, demo)
-    frame.locator("#file-input").set_input_files(path)
+    page, frame = _pick_file(browser, demo, path)
     frame.locator("#map-continue").click()
     summary = frame.locator("#summary")
     expect(summary).to_contain_text("5 problem(s) in 2 of 2 rows", timeout=30_000)
@@ -398,8 +399,7 @@ def test_the_grid_reaches_every_row_past_the_browsers_height_limit(
     rows = 3000
     csv_path = tmp_path / "many.csv"
     _write_csv(csv_path, _contacts(rows))
-    page, frame, _ = _open_importer(browser, demo, grid_max_px=30_000)  # 1,000 rows high
-    frame.locator("#file-input").set_input_files(csv_path)
+    page, frame = _pick_file(browser, demo, csv_path, grid_max_px=30_000)  # 1,000 rows high
     frame.locator("#map-continue").click()
     expect(frame.locator("#summary")).to_have_text(f"All {rows} rows are valid.", timeout=60_000)
     grid = frame.locator("#grid")
@@ -434,8 +434,7 @@ def test_a_blank_line_is_left_out_and_later_rows_keep_their_numbers(
         "Alan,alan@example.com,Atlantis,2024-03-01,7\n",
         encoding="utf-8",
     )
-    page, frame, _ = _open_importer(browser, demo)
-    frame.locator("#file-input").set_input_files(csv_path)
+    page, frame = _pick_file(browser, demo, csv_path)
     expect(frame.locator("#map-continue")).to_be_visible(timeout=60_000)
     expect(frame.get_by_text("Row 3 is blank.")).to_be_visible()
     frame.locator("#map-continue").click()
