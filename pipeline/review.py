@@ -403,7 +403,6 @@ class Review:
             self._recheck_values(*was)
         elif cross:
             self._recheck_cross_row()
-        self.errors = {i: errs for i, errs in self.errors.items() if errs}
 
     def _recheck_values(self, index: int, name: str, was: str | None) -> None:
         """After one cell of a unique or key field changed: only rows holding the value it had
@@ -482,7 +481,11 @@ class Review:
         counted = [index for index in changes if index not in self.deleted]
         self._tally.count((self.errors.get(index, []) for index in counted), -1)
         self._tally.count((changes[index] for index in counted), +1)
-        self.errors.update(changes)
+        for index, errors in changes.items():  # a row without errors has no entry
+            if errors:
+                self.errors[index] = errors
+            else:
+                self.errors.pop(index, None)
 
     def _set_errors(self, errors: list[CellError]) -> None:
         """Errors (sorted by row) grouped by row index, and counted (in C: there can be many)."""
