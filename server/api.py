@@ -12,9 +12,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.errors import PipelineError
+from pipeline.template import Template
 from server import imports, orgs
 from server.errors import Forbidden, Invalid, ServiceError, Unauthorized
-from server.pages import content_security_policy, importer_page, message_page
+from server.importer.page import (
+    ImporterConfig,
+    content_security_policy,
+    importer_page,
+    message_page,
+)
 from server.queue import enqueue_delivery
 from server.runtime import Runtime
 
@@ -82,13 +88,22 @@ async def importer(request: Request) -> Response:
             ),
             status_code=403,
         )
-    config = {
-        "publishableKey": key,
-        "templateId": template.id,
-        "template": template.schema,
-        "parentOrigin": parent,
-        "maxFileBytes": rt.settings.max_file_bytes,
-    }
+    config = ImporterConfig(
+        publishable_key=key,
+        template_id=template.id,
+        template=template.schema,
+        fields=tuple(
+            {
+                "name": f.name,
+                "label": f.label,
+                "required": f.required,
+                "description": f.description or None,
+            }
+            for f in Template.from_dict(template.schema).fields
+        ),
+        parent_origin=parent,
+        max_file_bytes=rt.settings.max_file_bytes,
+    )
     page = importer_page(request.app.state.manifest, config)
     return HTMLResponse(
         page,

@@ -13,8 +13,8 @@ from starlette.routing import Route
 
 from pipeline.errors import PipelineError
 from server import api, demo, mappings
-from server.assets import AssetManifest
 from server.errors import ServiceError
+from server.importer.assets import AssetManifest
 from server.queue import connect, delivery_queue
 from server.runtime import Runtime
 

@@ -25,7 +25,7 @@ def assets_build(
     out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
 ) -> None:
     """Install Pyodide, download the pinned wheels, build the pipeline wheel, write a manifest."""
-    from server.assets import build_assets
+    from server.importer.assets import build_assets
     from server.settings import REPO_ROOT, Settings
 
     target = out or Settings.from_env().assets_dir

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from server import orgs
 from server.app import create_app
-from server.assets import AssetManifest
+from server.importer.assets import AssetManifest
 from server.runtime import Runtime
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from server.assets import (
+from server.importer.assets import (
     AssetBuildError,
     AssetManifest,
     AssetsMissingError,

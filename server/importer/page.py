@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.bridge import ON_DEMAND
-from server.assets import AssetManifest
+from server.importer.assets import AssetManifest
 
 WORKER_PATH = "app/worker.mjs"
 
@@ -34,9 +36,31 @@ def json_for_html(data: Any) -> str:
     return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def importer_page(manifest: AssetManifest, config: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class ImporterConfig:
+    """What the importer page is told by the server; the page decides none of it itself."""
+
+    publishable_key: str
+    template_id: str
+    template: Mapping[str, Any]
+    fields: tuple[Mapping[str, Any], ...]  # pipeline.protocol.FieldInfo.to_dict(), in order
+    parent_origin: str
+    max_file_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "publishableKey": self.publishable_key,
+            "templateId": self.template_id,
+            "template": dict(self.template),
+            "fields": [dict(f) for f in self.fields],
+            "parentOrigin": self.parent_origin,
+            "maxFileBytes": self.max_file_bytes,
+        }
+
+
+def importer_page(manifest: AssetManifest, config: ImporterConfig) -> str:
     full = {
-        **config,
+        **config.to_dict(),
         "worker": manifest.url(WORKER_PATH),
         "pyodide": manifest.url("pyodide/pyodide.mjs").rsplit("/", 1)[0] + "/",
         "lock": manifest.url("wheels/pyodide-lock.json"),

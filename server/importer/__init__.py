@@ -1,0 +1,1 @@
+"""The public surface that embed.js and the browser worker call."""
