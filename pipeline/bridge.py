@@ -17,7 +17,7 @@ from pipeline.readers import ReadOptions, file_kind
 from pipeline.review import View
 from pipeline.session import ImportSession
 from pipeline.sniff import SPREADSHEET_KINDS
-from pipeline.template import Template
+from pipeline.template import parse_template
 
 ON_DEMAND = ("python-calamine", "phonenumbers")
 """Browser packages loaded only for a file or template that needs them, not at boot: a
@@ -96,7 +96,7 @@ def open_file(
             max_bytes=int(choices.get("max_bytes") or ReadOptions.max_bytes),
             on_rows=(lambda rows: progress("parse", rows, 0)) if progress else None,
         )
-        template = Template.from_dict(json.loads(template_json))
+        template = parse_template(json.loads(template_json))
         _session = ImportSession.open(path, file_name, template, options)
         return json.loads(_session.describe_json())
 

@@ -17,7 +17,7 @@ from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import Literal
 
-from pipeline.template import Field, Template
+from pipeline.schema import Field, Template
 
 Source = Literal["remembered", "exact", "synonym", "fuzzy"]
 

@@ -20,7 +20,7 @@ import arro3.compute as acc
 import arro3.core as ac
 
 from pipeline.scan import positions, replaced
-from pipeline.template import Template
+from pipeline.schema import Template
 from pipeline.transforms import prepare_column, propose_fix
 from pipeline.types import dictionary_encode, parse
 from pipeline.validation import CellError, validate

@@ -33,12 +33,6 @@ _SEPARATOR = "\x1f"  # a one-column file has none; a cell holding this one is qu
 _LOOKAROUND = re.compile(r"\(\?<?[=!]")
 _LINE = re.compile(r"[^\n]+")
 
-COMMON_SHAPES: dict[str, re.Pattern[str]] = {}
-"""A faster pass for a pattern's usual cells, keyed by the pattern's text: a line-anchored
-pattern over a few ASCII classes with possessive repeats (no backtracking), matching only
-text the pattern itself matches. Its lines are blanked first; the pattern then runs on
-what is left. (pipeline.types registers the e-mail format's.)"""
-
 
 def mostly_unique(column: ac.Array) -> bool:
     """A long text column of so many distinct values that dictionary-encoding it costs more
@@ -57,9 +51,16 @@ def mostly_unique(column: ac.Array) -> bool:
     return (len(counts) + unseen) * DISTINCT_SHARE > len(column)
 
 
-def mismatched(column: ac.Array, pattern: re.Pattern[str]) -> list[int]:
-    """Indices of the cells that are not empty and do not `fullmatch` the pattern, in order."""
-    candidates = _candidates(column, pattern)
+def mismatched(
+    column: ac.Array, pattern: re.Pattern[str], shape: re.Pattern[str] | None = None
+) -> list[int]:
+    """Indices of the cells that are not empty and do not `fullmatch` the pattern, in order.
+
+    `shape` is a faster pass for the pattern's usual cells: a line-anchored pattern over a
+    few ASCII classes with possessive repeats (no backtracking), matching only text the
+    pattern itself matches. Its lines are blanked first; the pattern runs on what is left.
+    """
+    candidates = _candidates(column, pattern, shape)
     if candidates is None:  # the shortcut would not be exact: every cell is a candidate
         return [i for i, v in enumerate(column.to_pylist()) if _fails(pattern, v)]
     if not candidates:
@@ -104,7 +105,9 @@ def _fails(pattern: re.Pattern[str], value: str | None) -> bool:
     return value is not None and pattern.fullmatch(value) is None
 
 
-def _candidates(column: ac.Array, pattern: re.Pattern[str]) -> list[int] | None:
+def _candidates(
+    column: ac.Array, pattern: re.Pattern[str], shape: re.Pattern[str] | None
+) -> list[int] | None:
     """Rows that may fail (a superset), or None when only a check per cell is exact.
 
     A slice of rows at a time, so the text in memory is a slice's, not the column's.
@@ -115,7 +118,6 @@ def _candidates(column: ac.Array, pattern: re.Pattern[str]) -> list[int] | None:
         whole = re.compile(f'^(?!")(?:{pattern.pattern})$', pattern.flags | re.MULTILINE)
     except re.error:  # e.g. inline flags, which must come first
         return None
-    shape = COMMON_SHAPES.get(pattern.pattern)
     rows: list[int] = []
     for start in range(0, len(column), SLICE_ROWS):
         part = column.slice(start, min(SLICE_ROWS, len(column) - start))

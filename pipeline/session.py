@@ -18,7 +18,7 @@ from pipeline.errors import MappingError
 from pipeline.matching import Match, propose
 from pipeline.readers import ReadOptions, Sheet, read_file
 from pipeline.review import Review
-from pipeline.template import Template
+from pipeline.schema import Template
 from pipeline.validation import CellError
 
 PREVIEW_ROWS = 20

@@ -10,10 +10,29 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from pipeline.errors import TemplateError
+from pipeline.schema import (
+    DEFAULT_FALSE_VALUES,
+    DEFAULT_MISSING_VALUES,
+    DEFAULT_TRUE_VALUES,
+    Field,
+    Template,
+    Transform,
+)
+from pipeline.types import parse_one
+
+__all__ = [
+    "DEFAULT_FALSE_VALUES",
+    "DEFAULT_MISSING_VALUES",
+    "DEFAULT_TRUE_VALUES",
+    "Field",
+    "Template",
+    "Transform",
+    "parse_template",
+]
 
 SUPPORTED_TYPES = (
     "string",
@@ -43,159 +62,38 @@ SUPPORTED_CONSTRAINTS = (
 )
 TRANSFORMS = ("trim", "case", "dateFrom", "phone")
 CASES = ("upper", "lower", "title")
-DEFAULT_TRUE_VALUES = ("true", "True", "TRUE", "1")
-DEFAULT_FALSE_VALUES = ("false", "False", "FALSE", "0")
-DEFAULT_MISSING_VALUES = ("",)
 
 
-@dataclass(frozen=True)
-class Transform:
-    """One `x-loadbay` transform: "trim", {"case": "upper"}, {"dateFrom": [...]}, {"phone": ...}.
-
-    `option` is the case name, the date patterns, or the phone number's default region.
-    """
-
-    name: str
-    option: str | tuple[str, ...] = ""
-
-    def to_json(self) -> Any:
-        if self.name == "trim":
-            return "trim"
-        if self.name == "phone":
-            return {"phone": {"region": self.option}}
-        return {self.name: list(self.option) if isinstance(self.option, tuple) else self.option}
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    type: str = "string"
-    format: str = "default"
-    title: str = ""
-    description: str = ""
-    required: bool = False
-    unique: bool = False
-    enum: tuple[str, ...] | None = None
-    pattern: str | None = None
-    minimum: int | float | str | None = None
-    maximum: int | float | str | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    true_values: tuple[str, ...] = DEFAULT_TRUE_VALUES
-    false_values: tuple[str, ...] = DEFAULT_FALSE_VALUES
-    bare_number: bool = True
-    decimal_char: str = "."
-    group_char: str = ""
-    synonyms: tuple[str, ...] = ()
-    transforms: tuple[Transform, ...] = ()
-
-    @property
-    def label(self) -> str:
-        return self.title or self.name
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "type": self.type}
-        if self.format != "default":
-            out["format"] = self.format
-        if self.title:
-            out["title"] = self.title
-        if self.description:
-            out["description"] = self.description
-        constraints: dict[str, Any] = {}
-        for key, value, default in (
-            ("required", self.required, False),
-            ("unique", self.unique, False),
-            ("enum", list(self.enum) if self.enum is not None else None, None),
-            ("pattern", self.pattern, None),
-            ("minimum", self.minimum, None),
-            ("maximum", self.maximum, None),
-            ("minLength", self.min_length, None),
-            ("maxLength", self.max_length, None),
-        ):
-            if value != default:
-                constraints[key] = value
-        if constraints:
-            out["constraints"] = constraints
-        if self.type == "boolean":
-            out["trueValues"] = list(self.true_values)
-            out["falseValues"] = list(self.false_values)
-        if self.type in ("integer", "number"):
-            if not self.bare_number:
-                out["bareNumber"] = False
-            if self.group_char:
-                out["groupChar"] = self.group_char
-        if self.type == "number" and self.decimal_char != ".":
-            out["decimalChar"] = self.decimal_char
-        ext: dict[str, Any] = {}
-        if self.synonyms:
-            ext["synonyms"] = list(self.synonyms)
-        if self.transforms:
-            ext["transforms"] = [t.to_json() for t in self.transforms]
-        if ext:
-            out["x-loadbay"] = ext
-        return out
-
-
-@dataclass(frozen=True)
-class Template:
-    name: str
-    fields: tuple[Field, ...]
-    title: str = ""
-    missing_values: tuple[str, ...] = DEFAULT_MISSING_VALUES
-    primary_key: tuple[str, ...] = ()
-
-    def field(self, name: str) -> Field:
-        for field in self.fields:
-            if field.name == name:
-                return field
-        raise KeyError(name)
-
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Template:
-        if not isinstance(data, Mapping):
-            raise TemplateError("A template must be a JSON object (a Table Schema).")
-        raw_fields = data.get("fields")
-        if not isinstance(raw_fields, list) or not raw_fields:
-            raise TemplateError('A template needs a non-empty "fields" list.')
-        fields = tuple(_field_from_dict(raw, i) for i, raw in enumerate(raw_fields))
-        names = [f.name for f in fields]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise TemplateError(f"Field names must be unique; repeated: {', '.join(duplicates)}.")
-        missing = _strings(data, "missingValues", DEFAULT_MISSING_VALUES, "The template")
-        primary_key = _primary_key(data.get("primaryKey", []), names)
-        # A primary key's fields may not be empty (Table Schema).
-        fields = tuple(
-            replace(f, required=True) if f.name in primary_key and not f.required else f
-            for f in fields
-        )
-        ext = data.get("x-loadbay", {})
-        if not isinstance(ext, Mapping):
-            raise TemplateError('"x-loadbay" must be an object.')
-        name = str(data.get("name") or ext.get("name") or "template")
-        title = str(data.get("title") or ext.get("title") or "")
-        return cls(
-            name=name,
-            title=title,
-            fields=fields,
-            missing_values=missing,
-            primary_key=primary_key,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "title": self.title,
-            "fields": [f.to_dict() for f in self.fields],
-            "missingValues": list(self.missing_values),
-        }
-        if self.primary_key:
-            out["primaryKey"] = list(self.primary_key)
-        return out
+def parse_template(data: Mapping[str, Any]) -> Template:
+    """A Template from a Table Schema document, or TemplateError saying what to change."""
+    if not isinstance(data, Mapping):
+        raise TemplateError("A template must be a JSON object (a Table Schema).")
+    raw_fields = data.get("fields")
+    if not isinstance(raw_fields, list) or not raw_fields:
+        raise TemplateError('A template needs a non-empty "fields" list.')
+    fields = tuple(_field_from_dict(raw, i) for i, raw in enumerate(raw_fields))
+    names = [f.name for f in fields]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise TemplateError(f"Field names must be unique; repeated: {', '.join(duplicates)}.")
+    missing = _strings(data, "missingValues", DEFAULT_MISSING_VALUES, "The template")
+    primary_key = _primary_key(data.get("primaryKey", []), names)
+    # A primary key's fields may not be empty (Table Schema).
+    fields = tuple(
+        replace(f, required=True) if f.name in primary_key and not f.required else f for f in fields
+    )
+    ext = data.get("x-loadbay", {})
+    if not isinstance(ext, Mapping):
+        raise TemplateError('"x-loadbay" must be an object.')
+    name = str(data.get("name") or ext.get("name") or "template")
+    title = str(data.get("title") or ext.get("title") or "")
+    return Template(
+        name=name,
+        title=title,
+        fields=fields,
+        missing_values=missing,
+        primary_key=primary_key,
+    )
 
 
 def _primary_key(raw: Any, names: list[str]) -> tuple[str, ...]:
@@ -386,8 +284,6 @@ def _transform(item: Any, ftype: str, name: str) -> Transform:
 
 def _check_constants(field: Field) -> None:
     """enum, minimum and maximum must be values of the field's type."""
-    from pipeline.types import parse_one
-
     constants = [("minimum", field.minimum), ("maximum", field.maximum)]
     constants += [("enum", v) for v in field.enum or ()]
     for key, value in constants:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import arro3.compute as acc
 import arro3.core as ac
 
-from pipeline.template import Field, Template, Transform
+from pipeline.schema import Field, Template, Transform
 from pipeline.types import Distinct, parse_one, strptime
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")

@@ -16,15 +16,13 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import arro3.compute as acc
 import arro3.core as ac
 
-from pipeline.scan import COMMON_SHAPES, mismatched, mostly_unique, null_at
-
-if TYPE_CHECKING:
-    from pipeline.template import Field
+from pipeline.scan import mismatched, mostly_unique, null_at
+from pipeline.schema import Field
 
 # "any" accepts these unambiguous spellings (never 01/02/2024: day or month first?).
 ANY_DATE_PATTERNS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%d.%m.%Y", "%d %B %Y", "%d %b %Y",
@@ -39,10 +37,12 @@ _DURATION = re.compile(
     r"(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?"
 )
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
-# Most addresses: a subset of _EMAIL that Python's regex engine checks about 1.6x faster.
-COMMON_SHAPES[_EMAIL.pattern] = re.compile(
-    r"^[A-Za-z0-9._+-]++@(?:[A-Za-z0-9-]++\.)++[A-Za-z0-9]++$", re.MULTILINE
-)
+_COMMON_SHAPES = {  # a format's usual cells, checked first (`pipeline.scan.mismatched`)
+    # Most addresses: a subset of _EMAIL that Python's regex engine checks about 1.6x faster.
+    _EMAIL.pattern: re.compile(
+        r"^[A-Za-z0-9._+-]++@(?:[A-Za-z0-9-]++\.)++[A-Za-z0-9]++$", re.MULTILINE
+    ),
+}
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _BARE_NUMBER = re.compile(r"^[^-+0-9.]*|[^0-9.]*$")
@@ -201,7 +201,7 @@ def _matched(column: ac.Array, target: ac.DataType, pattern: re.Pattern[str]) ->
     """The cells that match `pattern` (others null), cast: a text format checked, then typed."""
     if not mostly_unique(column):
         return _normalised(column, target, lambda v: v if pattern.fullmatch(v) else None)
-    kept = null_at(column, mismatched(column, pattern))
+    kept = null_at(column, mismatched(column, pattern, _COMMON_SHAPES.get(pattern.pattern)))
     return kept if target == ac.DataType.string() else acc.cast(kept, target)
 
 

@@ -28,7 +28,7 @@ import arro3.core as ac
 
 from pipeline.errors import MappingError
 from pipeline.scan import mismatched, mostly_unique, positions
-from pipeline.template import Field, Template
+from pipeline.schema import Field, Template
 from pipeline.transforms import E164, prepare
 from pipeline.types import Distinct, arrow_type, parse, parse_one, type_hint
 

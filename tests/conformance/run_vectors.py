@@ -105,8 +105,10 @@ def pipeline_sources() -> dict[str, str]:
     """sha256 of each pipeline module, to tell which pipeline actually ran."""
     folder = os.path.dirname(pipeline.__file__)
     out = {}
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".py"):
-            with open(os.path.join(folder, name), "rb") as fh:
-                out[name] = hashlib.sha256(fh.read()).hexdigest()
+    for directory, _, names in sorted(os.walk(folder)):
+        for name in sorted(names):
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                with open(path, "rb") as fh:
+                    out[os.path.relpath(path, folder)] = hashlib.sha256(fh.read()).hexdigest()
     return out

@@ -1,0 +1,144 @@
+"""The template model: a Table Schema's fields and rules, as frozen dataclasses.
+
+Data only, and no imports from the rest of the engine: the type system
+(`pipeline.types`) and the parser (`pipeline.template`) build on it, never the other way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_TRUE_VALUES = ("true", "True", "TRUE", "1")
+DEFAULT_FALSE_VALUES = ("false", "False", "FALSE", "0")
+DEFAULT_MISSING_VALUES = ("",)
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One `x-loadbay` transform: "trim", {"case": "upper"}, {"dateFrom": [...]}, {"phone": ...}.
+
+    `option` is the case name, the date patterns, or the phone number's default region.
+    """
+
+    name: str
+    option: str | tuple[str, ...] = ""
+
+    def to_json(self) -> Any:
+        if self.name == "trim":
+            return "trim"
+        if self.name == "phone":
+            return {"phone": {"region": self.option}}
+        return {self.name: list(self.option) if isinstance(self.option, tuple) else self.option}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str = "string"
+    format: str = "default"
+    title: str = ""
+    description: str = ""
+    required: bool = False
+    unique: bool = False
+    enum: tuple[str, ...] | None = None
+    pattern: str | None = None
+    minimum: int | float | str | None = None
+    maximum: int | float | str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    true_values: tuple[str, ...] = DEFAULT_TRUE_VALUES
+    false_values: tuple[str, ...] = DEFAULT_FALSE_VALUES
+    bare_number: bool = True
+    decimal_char: str = "."
+    group_char: str = ""
+    synonyms: tuple[str, ...] = ()
+    transforms: tuple[Transform, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.format != "default":
+            out["format"] = self.format
+        if self.title:
+            out["title"] = self.title
+        if self.description:
+            out["description"] = self.description
+        constraints: dict[str, Any] = {}
+        for key, value, default in (
+            ("required", self.required, False),
+            ("unique", self.unique, False),
+            ("enum", list(self.enum) if self.enum is not None else None, None),
+            ("pattern", self.pattern, None),
+            ("minimum", self.minimum, None),
+            ("maximum", self.maximum, None),
+            ("minLength", self.min_length, None),
+            ("maxLength", self.max_length, None),
+        ):
+            if value != default:
+                constraints[key] = value
+        if constraints:
+            out["constraints"] = constraints
+        if self.type == "boolean":
+            out["trueValues"] = list(self.true_values)
+            out["falseValues"] = list(self.false_values)
+        if self.type in ("integer", "number"):
+            if not self.bare_number:
+                out["bareNumber"] = False
+            if self.group_char:
+                out["groupChar"] = self.group_char
+        if self.type == "number" and self.decimal_char != ".":
+            out["decimalChar"] = self.decimal_char
+        ext: dict[str, Any] = {}
+        if self.synonyms:
+            ext["synonyms"] = list(self.synonyms)
+        if self.transforms:
+            ext["transforms"] = [t.to_json() for t in self.transforms]
+        if ext:
+            out["x-loadbay"] = ext
+        return out
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    fields: tuple[Field, ...]
+    title: str = ""
+    missing_values: tuple[str, ...] = DEFAULT_MISSING_VALUES
+    primary_key: tuple[str, ...] = ()
+
+    def field(self, name: str) -> Field:
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(name)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Template:
+        """`pipeline.template.parse_template`, under the name callers have used.
+
+        The parser needs the type system, which needs this module; so it is looked up when
+        called. New code calls `parse_template`.
+        """
+        from pipeline.template import parse_template
+
+        return parse_template(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "title": self.title,
+            "fields": [f.to_dict() for f in self.fields],
+            "missingValues": list(self.missing_values),
+        }
+        if self.primary_key:
+            out["primaryKey"] = list(self.primary_key)
+        return out
