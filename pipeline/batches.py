@@ -27,10 +27,6 @@ def encode_ipc(table: ac.Table, compression: Compression = None if IN_PYODIDE el
     return sink.getvalue()
 
 
-def decode_ipc(data: bytes) -> ac.Table:
-    return aio.read_ipc_stream(io.BytesIO(data)).read_all()
-
-
 def batch_ranges(num_rows: int, batch_rows: int = BATCH_ROWS) -> list[tuple[int, int]]:
     """(offset, length) of each batch; an empty table still yields no batches."""
     return [(start, min(batch_rows, num_rows - start)) for start in range(0, num_rows, batch_rows)]

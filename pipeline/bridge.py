@@ -13,10 +13,10 @@ from typing import Any
 
 from pipeline.batches import BATCH_ROWS
 from pipeline.errors import PipelineError
+from pipeline.protocol import Phase
 from pipeline.readers import ReadOptions, file_kind
 from pipeline.review import View
 from pipeline.session import ImportSession
-from pipeline.sniff import SPREADSHEET_KINDS
 from pipeline.template import parse_template
 
 ON_DEMAND = ("python-calamine", "phonenumbers")
@@ -52,7 +52,8 @@ def _current() -> ImportSession:
 
 
 Progress = Callable[[str, int, int], None]
-"""(phase, done, total): "parse" counts rows read (total 0: unknown), "validate" fields."""
+"""(phase, done, total): `Phase.PARSE` counts rows read (total 0: unknown), `Phase.VALIDATE`
+fields checked."""
 
 
 def packages_for(path: str, file_name: str, template_json: str) -> str:
@@ -61,7 +62,7 @@ def packages_for(path: str, file_name: str, template_json: str) -> str:
     def work() -> Any:
         needed = []
         try:
-            if file_kind(path, file_name) in SPREADSHEET_KINDS:
+            if file_kind(path, file_name).is_spreadsheet:
                 needed.append("python-calamine")
         except PipelineError:
             pass  # unreadable: open_file says why, and needs no package to say it
@@ -94,11 +95,11 @@ def open_file(
             sheet=choices.get("sheet") or None,
             header_row=int(choices["header_row"]) if choices.get("header_row") else None,
             max_bytes=int(choices.get("max_bytes") or ReadOptions.max_bytes),
-            on_rows=(lambda rows: progress("parse", rows, 0)) if progress else None,
+            on_rows=(lambda rows: progress(Phase.PARSE.value, rows, 0)) if progress else None,
         )
         template = parse_template(json.loads(template_json))
         _session = ImportSession.open(path, file_name, template, options)
-        return json.loads(_session.describe_json())
+        return _session.describe().to_dict()
 
     return _answer(work)
 
@@ -109,7 +110,7 @@ def use_remembered(remembered_json: str) -> str:
     def work() -> Any:
         session = _current()
         session.use_remembered(json.loads(remembered_json))
-        return json.loads(session.describe_json())
+        return session.describe().to_dict()
 
     return _answer(work)
 
@@ -120,7 +121,9 @@ def set_mapping(mapping_json: str, progress: Progress | None = None) -> str:
     def work() -> Any:
         session = _current()
         session.set_mapping({k: int(v) for k, v in json.loads(mapping_json).items()})
-        on_field = (lambda done, total: progress("validate", done, total)) if progress else None
+        on_field = (
+            (lambda done, total: progress(Phase.VALIDATE.value, done, total)) if progress else None
+        )
         return session.start_review(on_field).summary()
 
     return _answer(work)
@@ -159,16 +162,7 @@ def undo() -> str:
 
 
 def batch_plan(batch_rows: int = BATCH_ROWS) -> str:
-    def work() -> Any:
-        session = _current()
-        kept = session.review.kept_rows()
-        first = session.sheet.first_data_row
-        return [
-            {"offset": offset, "length": length, "first_row": first + kept[offset]}
-            for offset, length in session.batches(batch_rows)
-        ]
-
-    return _answer(work)
+    return _answer(lambda: [b.to_dict() for b in _current().batch_plan(batch_rows)])
 
 
 def encode_batch(offset: int, length: int) -> bytes:

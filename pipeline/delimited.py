@@ -35,6 +35,7 @@ import arro3.io as aio
 
 from pipeline.encodings import Encoding, Utf8Stream, decode_sample, detect_encoding
 from pipeline.errors import ReadError
+from pipeline.protocol import FileKind
 from pipeline.sheet import (
     BATCH_ROWS,
     HEADER_SCAN_ROWS,
@@ -129,11 +130,10 @@ def _read(
         table=table,
         header_row=header_row,
         delimiter=delimiter,
-        kind="csv",
+        kind=FileKind.CSV,
         encoding=encoding.display,
         problems=tuple(problems.kept),
         problem_count=problems.count,
-        raw_headers=tuple(c.strip() for c in raw),
         blank_rows=blank_rows,
     )
 

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import python_calamine as pc
 
 from pipeline.errors import ReadError
+from pipeline.protocol import FileKind
 from pipeline.sheet import (
     EXCEL_MAX_CELL_CHARS,
     EXCEL_MAX_COLUMNS,
@@ -54,11 +55,11 @@ from pipeline.sniff import damaged, password_protected
 from pipeline.zipguard import check_zip
 
 _WHAT = {
-    "xlsx": "an Excel workbook (xlsx)",
-    "xlsm": "an Excel macro-enabled workbook (xlsm)",
-    "xlsb": "an Excel binary workbook (xlsb)",
-    "xls": "an Excel 97-2003 workbook (xls)",
-    "ods": "an OpenDocument spreadsheet (ods)",
+    FileKind.XLSX: "an Excel workbook (xlsx)",
+    FileKind.XLSM: "an Excel macro-enabled workbook (xlsm)",
+    FileKind.XLSB: "an Excel binary workbook (xlsb)",
+    FileKind.XLS: "an Excel 97-2003 workbook (xls)",
+    FileKind.ODS: "an OpenDocument spreadsheet (ods)",
 }
 Value = int | float | str | bool | datetime.time | datetime.date | datetime.timedelta
 
@@ -66,8 +67,10 @@ PROGRESS_ROWS = 16_384
 
 
 @contextlib.contextmanager
-def _open(path: str, name: str, kind: str, options: ReadOptions) -> Iterator[pc.CalamineWorkbook]:
-    if kind != "xls":
+def _open(
+    path: str, name: str, kind: FileKind, options: ReadOptions
+) -> Iterator[pc.CalamineWorkbook]:
+    if kind != FileKind.XLS:
         check_zip(path, name, options)
     # Through a 4 MiB buffer, not by path: calamine's many small reads would each be a slice
     # of the File in the browser (a 200k-row xlsx read 1.5x faster so).
@@ -97,7 +100,7 @@ def _worksheets(book: pc.CalamineWorkbook) -> list[pc.SheetMetadata]:
     )
 
 
-def workbook_sheet_names(path: str, name: str, kind: str, options: ReadOptions) -> list[str]:
+def workbook_sheet_names(path: str, name: str, kind: FileKind, options: ReadOptions) -> list[str]:
     with _open(path, name, kind, options) as book:
         return [m.name for m in _worksheets(book)]
 
@@ -116,7 +119,7 @@ def _pick_sheet(book: pc.CalamineWorkbook, name: str, wanted: str | None) -> str
     return (visible or names)[0]
 
 
-def read_spreadsheet(path: str, name: str, kind: str, options: ReadOptions) -> Sheet:
+def read_spreadsheet(path: str, name: str, kind: FileKind, options: ReadOptions) -> Sheet:
     with _open(path, name, kind, options) as book:
         sheet_name = _pick_sheet(book, name, options.sheet)
         try:
@@ -129,7 +132,7 @@ def read_spreadsheet(path: str, name: str, kind: str, options: ReadOptions) -> S
 def _read_sheet(
     sheet: pc.CalamineSheet,
     name: str,
-    kind: str,
+    kind: FileKind,
     sheet_name: str,
     names: tuple[str, ...],
     options: ReadOptions,
@@ -211,7 +214,6 @@ def _read_sheet(
         sheet_names=names,
         problems=tuple(problems.kept),
         problem_count=problems.count,
-        raw_headers=tuple((c or "").strip() for c in raw[:width]),
         blank_rows=tuple(blank_rows),
     )
 
@@ -291,8 +293,3 @@ def _duration(value: datetime.timedelta) -> str:
     if secs or out.endswith("PT"):
         out += f"{canonical_number(round(secs, 6))}S"
     return out
-
-
-def rows_as_text(rows: Sequence[Sequence[Value]]) -> list[list[Cell]]:
-    """For tests: cells as the reader renders them."""
-    return [[_text(v, "test", i + 1, 1 << 30) for v in row] for i, row in enumerate(rows)]

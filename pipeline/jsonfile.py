@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline.errors import ReadError
+from pipeline.protocol import FileKind
 from pipeline.sheet import (
     BOMS,
     MIB,
@@ -73,9 +74,9 @@ def _cell(value: Any) -> Cell:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def read_json(path: str, name: str, kind: str, options: ReadOptions, size: int) -> Sheet:
-    if kind == "ndjson" and _looks_like_ndjson(path, name):
-        return _build(name, "ndjson", lambda: _ndjson_rows(path, name), options)
+def read_json(path: str, name: str, kind: FileKind, options: ReadOptions, size: int) -> Sheet:
+    if kind == FileKind.NDJSON and _looks_like_ndjson(path, name):
+        return _build(name, FileKind.NDJSON, lambda: _ndjson_rows(path, name), options)
     if size > options.max_json_bytes:
         raise ReadError(
             f"{name} is a JSON document larger than the limit of "
@@ -100,7 +101,9 @@ def read_json(path: str, name: str, kind: str, options: ReadOptions, size: int) 
             '(like [{"name": "Ada"}, ...]) or NDJSON.'
         )
     rows = document
-    return _build(name, "json", lambda: iter((i + 1, r) for i, r in enumerate(rows)), options)
+    return _build(
+        name, FileKind.JSON, lambda: iter((i + 1, r) for i, r in enumerate(rows)), options
+    )
 
 
 def _looks_like_ndjson(path: str, name: str) -> bool:
@@ -141,7 +144,7 @@ class _Invalid:
 
 def _build(
     name: str,
-    kind: str,
+    kind: FileKind,
     rows: Any,
     options: ReadOptions,
 ) -> Sheet:
@@ -193,7 +196,6 @@ def _build(
         encoding="utf-8",
         problems=tuple(problems.kept),
         problem_count=problems.count,
-        raw_headers=tuple(keys),
     )
 
 

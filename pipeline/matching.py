@@ -11,15 +11,13 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
-from typing import Literal
 
+from pipeline.protocol import MatchSource
 from pipeline.schema import Field, Template
-
-Source = Literal["remembered", "exact", "synonym", "fuzzy"]
 
 FUZZY_THRESHOLD = 0.6  # below this a likeness is a guess the user would have to undo
 FUZZY_CEILING = 0.99  # a fuzzy match never shows as certain
@@ -36,14 +34,14 @@ class Match:
     field: str
     column: int
     confidence: float  # 0..1, shown to the user; 1.0 for remembered, exact and synonym
-    source: Source
+    source: MatchSource
 
     def to_dict(self) -> dict[str, object]:
         return {
             "field": self.field,
             "column": self.column,
             "confidence": self.confidence,
-            "source": self.source,
+            "source": self.source.value,
         }
 
 
@@ -81,19 +79,6 @@ def propose(
     return sorted(chosen, key=lambda m: m.column)
 
 
-def match_columns(headers: Sequence[str], template: Template) -> dict[str, int]:
-    """Field name -> column index, as `propose` has it (nothing remembered)."""
-    return {m.field: m.column for m in propose(headers, template)}
-
-
-def unmapped_required(mapping: Collection[str], template: Template) -> list[str]:
-    """Names of required fields that no column is mapped to, in template order.
-
-    `mapping` is anything keyed by field name ({field: column}, {field: header}, a set).
-    """
-    return [f.name for f in template.fields if f.required and f.name not in mapping]
-
-
 # A rank (lowest first) and a match: greedily, a match is taken when its field and column
 # are both still free.
 _Candidate = tuple[tuple[float, ...], Match]
@@ -123,16 +108,16 @@ def _certain(
         name = verbatim or by_key.get(key)
         if name in order:
             rank = (0.0, 0.0 if verbatim else 1.0, column, order[name])
-            candidates.append((rank, Match(name, column, 1.0, "remembered")))
+            candidates.append((rank, Match(name, column, 1.0, MatchSource.REMEMBERED)))
     columns_by_key: dict[str, list[int]] = {}
     for column, key in enumerate(keys):
         if key:  # a header of punctuation only matches nothing
             columns_by_key.setdefault(key, []).append(column)
     for fi, field in enumerate(template.fields):
-        labels: list[tuple[str, Source]] = [(field.name, "exact"), (field.title, "exact")]
-        labels += [(s, "synonym") for s in field.synonyms]
+        labels = [(field.name, MatchSource.EXACT), (field.title, MatchSource.EXACT)]
+        labels += [(s, MatchSource.SYNONYM) for s in field.synonyms]
         for li, (label, source) in enumerate(labels):
-            tier = 1.0 if source == "exact" else 2.0
+            tier = 1.0 if source == MatchSource.EXACT else 2.0
             for column in columns_by_key.get(normalise(label), []):
                 candidates.append(((tier, li, column, fi), Match(field.name, column, 1.0, source)))
     return candidates
@@ -151,7 +136,7 @@ def _fuzzy(columns: list[tuple[int, str]], fields: list[tuple[int, Field]]) -> l
             if score >= FUZZY_THRESHOLD:
                 confidence = min(round(score, 2), FUZZY_CEILING)
                 candidates.append(
-                    ((-score, column, fi), Match(field.name, column, confidence, "fuzzy"))
+                    ((-score, column, fi), Match(field.name, column, confidence, MatchSource.FUZZY))
                 )
     return candidates
 

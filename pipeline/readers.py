@@ -17,8 +17,9 @@ import os
 
 from pipeline.delimited import DELIMITERS, SAMPLE_BYTES, read_delimited
 from pipeline.errors import ReadError
+from pipeline.protocol import FileKind
 from pipeline.sheet import GIB, MIB, Problem, ReadOptions, Sheet
-from pipeline.sniff import SPREADSHEET_KINDS, detect_kind
+from pipeline.sniff import detect_kind
 
 __all__ = [
     "DELIMITERS",
@@ -27,7 +28,6 @@ __all__ = [
     "ReadOptions",
     "Sheet",
     "file_kind",
-    "read_csv",
     "read_file",
     "sheet_names",
 ]
@@ -41,7 +41,7 @@ def _limit_text(limit: int) -> str:
     return f"{limit:,} bytes"
 
 
-def _open(path: str, name: str, options: ReadOptions) -> tuple[str, int]:
+def _open(path: str, name: str, options: ReadOptions) -> tuple[FileKind, int]:
     try:
         size = os.path.getsize(path)
     except OSError as exc:
@@ -64,11 +64,11 @@ def read_file(path: str, file_name: str, options: ReadOptions | None = None) -> 
     """Read any supported file into a Sheet, or raise ReadError saying why and what to do."""
     options = options or ReadOptions()
     kind, size = _open(path, file_name, options)
-    if kind in SPREADSHEET_KINDS:
+    if kind.is_spreadsheet:
         from pipeline.excel import read_spreadsheet
 
         return read_spreadsheet(path, file_name, kind, options)
-    if kind in ("json", "ndjson"):
+    if kind in (FileKind.JSON, FileKind.NDJSON):
         from pipeline.jsonfile import read_json
 
         return read_json(path, file_name, kind, options, size)
@@ -79,8 +79,8 @@ def read_file(path: str, file_name: str, options: ReadOptions | None = None) -> 
     return read_delimited(path, file_name, options, size)
 
 
-def file_kind(path: str, file_name: str, options: ReadOptions | None = None) -> str:
-    """What the file is, judged by its bytes: "text", "xlsx", "json", ... (pipeline.sniff)."""
+def file_kind(path: str, file_name: str, options: ReadOptions | None = None) -> FileKind:
+    """What the file is, judged by its bytes (pipeline.sniff)."""
     kind, _ = _open(path, file_name, options or ReadOptions())
     return kind
 
@@ -89,13 +89,8 @@ def sheet_names(path: str, file_name: str, options: ReadOptions | None = None) -
     """The sheets of a spreadsheet, in workbook order ([] for CSV and JSON files)."""
     options = options or ReadOptions()
     kind, _ = _open(path, file_name, options)
-    if kind not in SPREADSHEET_KINDS:
+    if not kind.is_spreadsheet:
         return []
     from pipeline.excel import workbook_sheet_names
 
     return workbook_sheet_names(path, file_name, kind, options)
-
-
-def read_csv(path: str, file_name: str | None = None, options: ReadOptions | None = None) -> Sheet:
-    """`read_file` under its old name (the file's type is still judged by its bytes)."""
-    return read_file(path, file_name or path.rsplit("/", 1)[-1], options)

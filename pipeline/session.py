@@ -6,7 +6,6 @@ JavaScript, so no proxies leak); the CLI uses the same calls natively.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +15,13 @@ import arro3.core as ac
 from pipeline.batches import BATCH_ROWS, batch_ranges, encode_ipc
 from pipeline.errors import MappingError
 from pipeline.matching import Match, propose
+from pipeline.protocol import BatchRange, Describe, field_infos
 from pipeline.readers import ReadOptions, Sheet, read_file
 from pipeline.review import Review
 from pipeline.schema import Template
 from pipeline.validation import CellError
 
 PREVIEW_ROWS = 20
-ERRORS_SHOWN = 1000
 ROW_COLUMN = "__row"  # row numbers travel beside the cells; not a template field
 PROBLEMS_SHOWN = 200
 
@@ -32,19 +31,22 @@ class Report:
     rows: int
     errors: list[CellError]
 
-    def to_dict(self, limit: int | None = None) -> dict[str, Any]:
-        shown = self.errors if limit is None else self.errors[:limit]
+    def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "error_count": len(self.errors),
-            "errors": [e.to_dict() for e in shown],
+            "errors": [e.to_dict() for e in self.errors],
         }
 
 
 class ImportSession:
-    def __init__(self, template: Template, sheet: Sheet) -> None:
+    def __init__(
+        self, template: Template, sheet: Sheet, max_bytes: int = ReadOptions.max_bytes
+    ) -> None:
+        """`max_bytes`: the size limit the file was read under (shown to the user)."""
         self.template = template
         self.sheet = sheet
+        self.max_bytes = max_bytes
         self.matches: list[Match] = []
         self.mapping: dict[str, int] = {}
         self._review: Review | None = None
@@ -60,7 +62,8 @@ class ImportSession:
     def open(
         cls, path: str, file_name: str, template: Template, options: ReadOptions | None = None
     ) -> ImportSession:
-        return cls(template, read_file(path, file_name, options))
+        options = options or ReadOptions()
+        return cls(template, read_file(path, file_name, options), options.max_bytes)
 
     def set_mapping(self, mapping: dict[str, int]) -> None:
         """Field name -> column index; each column at most once."""
@@ -103,6 +106,15 @@ class ImportSession:
         """(offset, length) over the rows that will be sent (deleted rows left out)."""
         return batch_ranges(self.review.num_rows, batch_rows)
 
+    def batch_plan(self, batch_rows: int = BATCH_ROWS) -> list[BatchRange]:
+        """The batches, each with the row number the user sees for its first row."""
+        kept = self.review.kept_rows()
+        first = self.sheet.first_data_row
+        return [
+            BatchRange(offset, length, first + kept[offset])
+            for offset, length in self.batches(batch_rows)
+        ]
+
     def encode_batch(self, offset: int, length: int) -> bytes:
         """Mapped cells with edits applied, plus each row's number as the user sees it."""
         rows = self.review.kept_rows()[offset : offset + length]
@@ -111,29 +123,26 @@ class ImportSession:
         numbers = ac.Array([first + index for index in rows], ac.DataType.int64())
         return encode_ipc(table.append_column(ROW_COLUMN, numbers))
 
-    # JSON views for the browser worker.
-
-    def describe_json(self) -> str:
-        preview = self.sheet.table.slice(0, min(PREVIEW_ROWS, self.sheet.num_rows))
-        rows = [preview.column(str(i)).to_pylist() for i in range(len(self.sheet.headers))]
-        return json.dumps(
-            {
-                "file": self.sheet.file_name,
-                "rows": self.sheet.num_rows - len(self.sheet.blank_rows),
-                "first_data_row": self.sheet.first_data_row,
-                "headers": list(self.sheet.headers),
-                "kind": self.sheet.kind,
-                "encoding": self.sheet.encoding,
-                "sheet": self.sheet.sheet_name,
-                "sheets": list(self.sheet.sheet_names),
-                "header_row": self.sheet.header_row,
-                "problems": [p.to_dict() for p in self.sheet.problems[:PROBLEMS_SHOWN]],
-                "problem_count": self.sheet.problem_count,
-                "mapping": self.mapping,
-                "matches": [m.to_dict() for m in self.matches],
-                "preview": [list(r) for r in zip(*rows, strict=True)],
-            }
+    def describe(self) -> Describe:
+        """The file as read, the proposed mapping and the template's fields, for the page."""
+        sheet = self.sheet
+        preview = sheet.table.slice(0, min(PREVIEW_ROWS, sheet.num_rows))
+        columns = [preview.column(str(i)).to_pylist() for i in range(len(sheet.headers))]
+        return Describe(
+            file=sheet.file_name,
+            rows=sheet.num_rows - len(sheet.blank_rows),
+            first_data_row=sheet.first_data_row,
+            headers=sheet.headers,
+            kind=sheet.kind,
+            encoding=sheet.encoding,
+            sheet=sheet.sheet_name,
+            sheets=sheet.sheet_names,
+            header_row=sheet.header_row,
+            problems=sheet.problems[:PROBLEMS_SHOWN],
+            problem_count=sheet.problem_count,
+            mapping=dict(self.mapping),
+            matches=tuple(self.matches),
+            preview=tuple(zip(*columns, strict=True)),
+            fields=tuple(field_infos(self.template)),
+            max_bytes=self.max_bytes,
         )
-
-    def report_json(self) -> str:
-        return json.dumps(self.report().to_dict(limit=ERRORS_SHOWN))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import arro3.core as ac
 
 from pipeline.errors import ReadError
+from pipeline.protocol import FileKind
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -49,7 +50,7 @@ class ReadOptions:
     encoding: str | None = None
     sheet: str | None = None
     header_row: int | None = None
-    max_bytes: int = 2 * GIB
+    max_bytes: int = 1 * GIB  # the server's default LOADBAY_MAX_FILE_BYTES too
     max_field_bytes: int = 128 * KIB
     # Zip containers (xlsx, xlsm, xlsb, ods): checked before any parser opens them.
     max_zip_entries: int = 10_000
@@ -87,15 +88,11 @@ class Problem:
         return out
 
 
-HEADER_CODES = frozenset({"blank-label", "duplicate-label", "blank-header"})
-
-
 @dataclass(frozen=True)
 class Sheet:
     """One table of a file. Column i of `table` is named str(i) and holds `headers[i]`.
 
     Data row k (0-based) is row `first_data_row + k` as the user sees it.
-    kind: "csv" (any delimited text), "xlsx", "xlsm", "xlsb", "xls", "ods", "json", "ndjson".
     """
 
     file_name: str
@@ -103,13 +100,12 @@ class Sheet:
     table: ac.Table
     header_row: int = 1
     delimiter: str = ","
-    kind: str = "csv"
+    kind: FileKind = FileKind.CSV
     encoding: str | None = "utf-8"
     sheet_name: str | None = None
     sheet_names: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
     problem_count: int = 0
-    raw_headers: tuple[str, ...] = field(default=())
     blank_rows: tuple[int, ...] = ()
     """Data rows (0-based) blank in the file: kept, so later rows keep their numbers, but
     left out of the import (the review starts with them deleted)."""
@@ -122,10 +118,6 @@ class Sheet:
     @property
     def num_rows(self) -> int:
         return int(self.table.num_rows)
-
-    @property
-    def header_problems(self) -> tuple[Problem, ...]:
-        return tuple(p for p in self.problems if p.code in HEADER_CODES)
 
     def column(self, index: int) -> ac.Array:
         return self.table.column(str(index)).combine_chunks()
@@ -270,11 +262,6 @@ class ColumnBuilder:
     def table(self) -> ac.Table:
         self.flush()
         return ac.Table.from_batches(self.batches, schema=self.schema)
-
-
-def extend_rows(builder: ColumnBuilder, rows: Iterable[Sequence[Cell]]) -> None:
-    for row in rows:
-        builder.append(row)
 
 
 # --- field size ---------------------------------------------------------------------------------

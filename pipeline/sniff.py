@@ -2,7 +2,8 @@
 
 zip magic -> xlsx / xlsm / xlsb / ods, told apart by the entries in the zip;
 OLE2 magic -> xls, or a password-protected Office file (an "EncryptionInfo" stream);
-`[` or `{` first (after a BOM and whitespace) -> json or ndjson; anything else is text.
+`[` or `{` first (after a BOM and whitespace) -> json or ndjson; anything else is
+delimited text (csv).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import zipfile
 
 from pipeline.errors import ReadError
+from pipeline.protocol import FileKind
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
@@ -18,7 +20,6 @@ OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 _ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
-SPREADSHEET_KINDS = frozenset({"xlsx", "xlsm", "xlsb", "xls", "ods"})
 
 
 def password_protected(name: str) -> str:
@@ -36,18 +37,17 @@ def damaged(name: str, what: str, detail: str = "") -> str:
     )
 
 
-def detect_kind(path: str, name: str, head: bytes) -> str:
-    """One of: xlsx, xlsm, xlsb, ods, xls, json, ndjson, text."""
+def detect_kind(path: str, name: str, head: bytes) -> FileKind:
     if head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC)):
         return _zip_kind(path, name)
     if head.startswith(OLE2_MAGIC):
         if _ole2_has_encryption_info(path):
             raise ReadError(password_protected(name))
-        return "xls"
+        return FileKind.XLS
     return _text_kind(head)
 
 
-def _zip_kind(path: str, name: str) -> str:
+def _zip_kind(path: str, name: str) -> FileKind:
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
@@ -57,13 +57,13 @@ def _zip_kind(path: str, name: str) -> str:
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
         raise ReadError(damaged(name, "a zip-based spreadsheet (xlsx, ods)", str(exc))) from exc
     if mimetype == ODS_MIMETYPE:
-        return "ods"
+        return FileKind.ODS
     if "xl/workbook.bin" in names:
-        return "xlsb"
+        return FileKind.XLSB
     if "xl/workbook.xml" in names:
         if "xl/vbaProject.bin" in names or _content_types_say_macro(path):
-            return "xlsm"
-        return "xlsx"
+            return FileKind.XLSM
+        return FileKind.XLSX
     if mimetype.startswith(b"application/vnd.oasis.opendocument"):
         raise ReadError(
             f"{name} is an OpenDocument file but not a spreadsheet. "
@@ -106,7 +106,7 @@ def _ole2_has_encryption_info(path: str) -> bool:
     return False
 
 
-def _text_kind(head: bytes) -> str:
+def _text_kind(head: bytes) -> FileKind:
     sample = head
     for bom in _BOMS:
         if sample.startswith(bom):
@@ -123,10 +123,10 @@ _JSON_ARRAY = re.compile(r'\[\s*([{\["\]\-0-9]|true|false|null)')
 _JSON_OBJECT = re.compile(r'\{\s*["}]')
 
 
-def _kind_of_text(text: str) -> str:
+def _kind_of_text(text: str) -> FileKind:
     stripped = text.lstrip()
     if _JSON_ARRAY.match(stripped):
-        return "json"
+        return FileKind.JSON
     if _JSON_OBJECT.match(stripped):
-        return "ndjson"  # jsonfile tells one pretty-printed object from object-per-line
-    return "text"
+        return FileKind.NDJSON  # jsonfile tells one pretty-printed object from object-per-line
+    return FileKind.CSV

@@ -10,9 +10,14 @@ import arro3.io as aio
 import pyarrow as pa
 import pytest
 
-from pipeline.batches import BATCH_ROWS, IN_PYODIDE, batch_ranges, decode_ipc, encode_ipc
+from pipeline.batches import BATCH_ROWS, IN_PYODIDE, batch_ranges, encode_ipc
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def decode_ipc(data: bytes) -> pa.Table:
+    """A batch as the server reads it (pyarrow)."""
+    return pa.ipc.open_stream(data).read_all()
 
 
 def string_table(**columns: list[str | None]) -> ac.Table:
@@ -38,10 +43,7 @@ def test_round_trip_keeps_names_types_and_values() -> None:
     data = encode_ipc(ac.Table.from_arrow(typed))
     assert isinstance(data, bytes)
 
-    back = pa.table(decode_ipc(data))
-    assert back.equals(typed)
-    # The server reads these bytes with pyarrow.
-    assert pa.ipc.open_stream(data).read_all().equals(typed)
+    assert decode_ipc(data).equals(typed)  # the server reads these bytes with pyarrow
 
 
 def test_empty_table_round_trips() -> None:
@@ -82,11 +84,6 @@ def test_buffers_are_zstd_compressed_natively() -> None:
         20_000 * len("Amsterdam"),
     ]  # validity, offsets, text
     assert pa.ipc.open_stream(data).read_all().column("city").to_pylist() == ["Amsterdam"] * 20_000
-
-
-def test_decode_refuses_garbage() -> None:
-    with pytest.raises(Exception, match="^Io error"):  # arrow-rs raises plain exceptions
-        decode_ipc(b"not arrow at all")
 
 
 @pytest.mark.parametrize(

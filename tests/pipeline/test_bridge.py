@@ -11,7 +11,6 @@ import pyarrow as pa
 import pytest
 
 from pipeline import bridge
-from pipeline.batches import decode_ipc
 from pipeline.errors import PipelineError
 
 TEMPLATE = json.dumps(
@@ -30,6 +29,11 @@ def no_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The bridge keeps one module-level session; every test starts without one."""
     monkeypatch.setattr(bridge, "_session", None)
     yield
+
+
+def decode_ipc(data: bytes) -> pa.Table:
+    """A batch as the server reads it (pyarrow)."""
+    return pa.ipc.open_stream(data).read_all()
 
 
 def write_csv(tmp_path: Path, data: str | bytes) -> str:
@@ -70,7 +74,24 @@ def test_open_file_answers_with_the_description(tmp_path: Path) -> None:
                 {"field": "email", "column": 1, "confidence": 1.0, "source": "exact"},
             ],
             "preview": [["36", "ada@x", "o"], ["x", None, "p"]],
+            "fields": [
+                {"name": "email", "label": "E-mail", "required": True, "description": None},
+                {"name": "age", "label": "age", "required": False, "description": None},
+            ],
+            "max_bytes": 1073741824,
         },
+    }
+
+
+def test_open_file_applies_and_reports_the_byte_limit_it_is_given(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "Age,E-mail\n36,ada@x\n")
+    limited = bridge.open_file(path, "people.csv", TEMPLATE, json.dumps({"max_bytes": 1000}))
+    assert answer(limited)["value"]["max_bytes"] == 1000
+    refused = answer(bridge.open_file(path, "people.csv", TEMPLATE, json.dumps({"max_bytes": 5})))
+    assert refused == {
+        "ok": False,
+        "error": "people.csv is larger than the limit of 5 bytes. "
+        "Split it into smaller files and import them one by one.",
     }
 
 
@@ -185,7 +206,7 @@ def test_batch_plan_and_encode_batch(tmp_path: Path) -> None:
     }
     data = bridge.encode_batch(2, 2)
     assert isinstance(data, bytes)
-    assert pa.table(decode_ipc(data)).to_pydict() == {
+    assert (decode_ipc(data)).to_pydict() == {
         "email": ["u2@x", "u3@x"],
         "age": ["2", "3"],
         "__row": [4, 5],

@@ -1,4 +1,4 @@
-"""normalise(), propose() and match_columns(): the mapping the importer proposes."""
+"""normalise(), propose() and header_signature(): the mapping the importer proposes."""
 
 from __future__ import annotations
 
@@ -11,16 +11,19 @@ from pipeline.matching import (
     FUZZY_THRESHOLD,
     Match,
     header_signature,
-    match_columns,
     normalise,
     propose,
-    unmapped_required,
 )
 from pipeline.template import Template
 
 
 def template(*fields: dict[str, Any]) -> Template:
     return Template.from_dict({"fields": list(fields)})
+
+
+def match_columns(headers: list[str], template: Template) -> dict[str, int]:
+    """Field name -> column index, as `propose` has it with nothing remembered."""
+    return {m.field: m.column for m in propose(headers, template)}
 
 
 @pytest.mark.parametrize(
@@ -273,12 +276,12 @@ def test_remembered_fields_the_template_lost_are_ignored() -> None:
     ]
 
 
-def test_match_columns_is_propose_without_memory() -> None:
+def test_propose_without_memory() -> None:
     headers = ["Contact Name", "Emial", "Mobile", "x"]
     assert match_columns(headers, CONTACTS) == {"full_name": 0, "email": 1, "phone": 2}
 
 
-# --- header_signature() and unmapped_required() ------------------------------------------------
+# --- header_signature() -----------------------------------------------------------------------
 
 
 def test_header_signature_is_sha256_of_normalised_headers() -> None:
@@ -299,14 +302,3 @@ def test_header_signature_is_sha256_of_normalised_headers() -> None:
 )
 def test_different_headers_sign_differently(a: list[str], b: list[str]) -> None:
     assert header_signature(a) != header_signature(b)
-
-
-def test_unmapped_required_lists_field_names_in_template_order() -> None:
-    t = template(
-        {"name": "b", "constraints": {"required": True}},
-        {"name": "a", "title": "A", "constraints": {"required": True}},
-        {"name": "c"},
-    )
-    assert unmapped_required({}, t) == ["b", "a"]
-    assert unmapped_required({"a": 0, "c": 1}, t) == ["b"]
-    assert unmapped_required({"a", "b"}, t) == []

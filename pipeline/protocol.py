@@ -1,0 +1,190 @@
+"""What crosses the bridge to JavaScript (and to the server's importer page), typed.
+
+Each message is a frozen dataclass with one serialiser, `to_dict()`, giving the JSON
+shape the worker and the page read; the states the engine owns are enums whose values
+are the strings on the wire. Plain Python with no engine imports but the template model,
+so the server can import it natively (`field_infos` for the importer page's config).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pipeline.schema import Template
+
+
+class FileKind(enum.StrEnum):
+    """What a file is, judged by its bytes (`pipeline.sniff`)."""
+
+    CSV = "csv"  # any delimited text: CSV, TSV, semicolon, pipe
+    XLSX = "xlsx"
+    XLSM = "xlsm"
+    XLSB = "xlsb"
+    XLS = "xls"
+    ODS = "ods"
+    JSON = "json"
+    NDJSON = "ndjson"
+
+    @property
+    def is_spreadsheet(self) -> bool:
+        return self in SPREADSHEET_KINDS
+
+
+SPREADSHEET_KINDS = frozenset(
+    {FileKind.XLSX, FileKind.XLSM, FileKind.XLSB, FileKind.XLS, FileKind.ODS}
+)
+
+
+class MatchSource(enum.StrEnum):
+    """Why a column was matched to a field, most certain first."""
+
+    REMEMBERED = "remembered"
+    EXACT = "exact"
+    SYNONYM = "synonym"
+    FUZZY = "fuzzy"
+
+
+class Phase(enum.StrEnum):
+    """What a progress report counts: rows read ("parse", total unknown) or fields checked."""
+
+    PARSE = "parse"
+    VALIDATE = "validate"
+
+
+class Serialisable(Protocol):
+    def to_dict(self) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A template field as the page shows it: the page never re-derives labels or rules."""
+
+    name: str
+    label: str
+    required: bool
+    description: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "required": self.required,
+            "description": self.description,
+        }
+
+
+def field_infos(template: Template) -> list[FieldInfo]:
+    """The template's fields in order. `required` holds for primary-key fields too (the
+    parsed template marks them required); `label` is the title, else the name."""
+    return [FieldInfo(f.name, f.label, f.required, f.description or None) for f in template.fields]
+
+
+@dataclass(frozen=True)
+class Describe:
+    """An opened file: what was read, the proposed mapping, and the template's fields."""
+
+    file: str
+    rows: int
+    first_data_row: int
+    headers: tuple[str, ...]
+    kind: FileKind
+    encoding: str | None
+    sheet: str | None
+    sheets: tuple[str, ...]
+    header_row: int
+    problems: tuple[Serialisable, ...]
+    problem_count: int
+    mapping: Mapping[str, int]
+    matches: tuple[Serialisable, ...]
+    preview: tuple[tuple[str | None, ...], ...]
+    fields: tuple[FieldInfo, ...]
+    max_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "rows": self.rows,
+            "first_data_row": self.first_data_row,
+            "headers": list(self.headers),
+            "kind": self.kind.value,
+            "encoding": self.encoding,
+            "sheet": self.sheet,
+            "sheets": list(self.sheets),
+            "header_row": self.header_row,
+            "problems": [p.to_dict() for p in self.problems],
+            "problem_count": self.problem_count,
+            "mapping": dict(self.mapping),
+            "matches": [m.to_dict() for m in self.matches],
+            "preview": [list(row) for row in self.preview],
+            "fields": [f.to_dict() for f in self.fields],
+            "max_bytes": self.max_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The review's state after every change; `changed` only for replace and fix_column."""
+
+    fields: tuple[str, ...]
+    rows: int
+    deleted: int
+    error_count: int
+    rows_with_errors: int
+    by_field: Mapping[str, int]
+    by_code: Mapping[str, int]
+    view_rows: int
+    can_undo: bool
+    changed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "fields": list(self.fields),
+            "rows": self.rows,
+            "deleted": self.deleted,
+            "error_count": self.error_count,
+            "rows_with_errors": self.rows_with_errors,
+            "by_field": dict(self.by_field),
+            "by_code": dict(self.by_code),
+            "view_rows": self.view_rows,
+            "can_undo": self.can_undo,
+        }
+        if self.changed is not None:
+            out["changed"] = self.changed
+        return out
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """One row of the review grid (`window` answers a list of these)."""
+
+    index: int  # the row's position in the file's data rows: what edits and deletes name
+    row: int  # its number as the user sees it
+    cells: Mapping[str, str | None]
+    errors: Mapping[str, tuple[str, ...]]  # field -> messages, fields with errors only
+    edited: tuple[str, ...]
+    fixes: Mapping[str, str]  # field -> a one-click fix
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "row": self.row,
+            "cells": dict(self.cells),
+            "errors": {name: list(messages) for name, messages in self.errors.items()},
+            "edited": list(self.edited),
+            "fixes": dict(self.fixes),
+        }
+
+
+@dataclass(frozen=True)
+class BatchRange:
+    """One batch to encode and send (`batch_plan` answers a list of these)."""
+
+    offset: int  # among the rows kept (deleted rows left out)
+    length: int
+    first_row: int  # the number the user sees for the batch's first row
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"offset": self.offset, "length": self.length, "first_row": self.first_row}
