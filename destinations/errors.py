@@ -25,3 +25,7 @@ class EndpointGoneError(FatalDeliveryError):
 
 class ConfigurationError(FatalDeliveryError):
     """The destination's settings are invalid."""
+
+
+class RegistrationError(Exception):
+    """A destination plugin is broken or clashes with another: the operator's to fix."""

@@ -1,34 +1,38 @@
 """Webhook destination: rows as JSON, signed per Standard Webhooks 1.0.
 
-`webhook-id` is the batch's idempotency key, identical on every retry, so receivers
-can deduplicate; the timestamp and signature are fresh per attempt.
+`webhook-id` is the batch's idempotency key and the body is the same on every retry, so
+receivers can deduplicate; only the `webhook-timestamp` header and the signature are fresh
+per attempt.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
+import email.utils
 import json
+import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from destinations.base import DeliveryBatch, DestinationContext
+from destinations.base import DeliveryBatch, DestinationContext, DestinationSpec, setting
 from destinations.errors import (
     ConfigurationError,
     EndpointGoneError,
     FatalDeliveryError,
     RetryableDeliveryError,
 )
-from destinations.network import NetworkPolicy, pinned_client
+from destinations.network import check_url, pinned_client
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 SECRET_BYTES = 32
+MIN_SECRET_BYTES = 24
 EVENT_TYPE = "import.batch"
+MAX_RETRY_AFTER = 24 * 3600.0  # a receiver's Retry-After is honoured up to a day, no longer
 
 
 def new_secret() -> str:
@@ -36,36 +40,76 @@ def new_secret() -> str:
 
 
 @dataclass(frozen=True)
-class WebhookDestination:
-    url: str
-    secrets: tuple[str, ...]
-    policy: NetworkPolicy
-    timeout: float = 15.0
-    ca_file: str | None = None
-    kind: str = "webhook"
+class WebhookConfig:
+    url: str = setting(
+        "The https:// address that receives the rows (http:// only on a network the "
+        "operator opened)."
+    )
+    secret: str | None = setting(
+        "The signing secret (whsec_<base64>, at least 24 random bytes).",
+        secret=True,
+        default=None,
+    )
+    secrets: tuple[str, ...] = setting(
+        "Signing secrets while rotating: every one signs each request. Takes precedence "
+        "over secret.",
+        secret=True,
+        default=(),
+    )
 
-    @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], context: DestinationContext
-    ) -> WebhookDestination:
-        url = config.get("url")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-            raise ConfigurationError('A webhook destination needs an http(s) "url".')
-        raw = config.get("secrets") or [config.get("secret")]
-        keys = tuple(s for s in raw if isinstance(s, str))
-        if not keys:
-            raise ConfigurationError("A webhook destination needs a signing secret (whsec_...).")
-        for key in keys:
-            if len(_secret_bytes(key)) < 24:
-                raise ConfigurationError("A webhook secret must hold at least 24 random bytes.")
-        return cls(url, keys, context.policy, context.timeout, context.ca_file)
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("https://", "http://")):
+            raise ConfigurationError('The "url" of a webhook destination must start with https://.')
+        if not self.signing_keys:
+            raise ConfigurationError(
+                'A webhook destination needs a signing secret: "secret" (whsec_...).'
+            )
+        for index, key in enumerate(self.signing_keys, start=1):
+            if len(_secret_bytes(key)) < MIN_SECRET_BYTES:
+                raise ConfigurationError(
+                    f"Webhook signing secret {index} is too short or not base64: a secret "
+                    f"must hold at least {MIN_SECRET_BYTES} random bytes (whsec_<base64>)."
+                )
+
+    @property
+    def signing_keys(self) -> tuple[str, ...]:
+        if self.secrets:
+            return self.secrets
+        return () if self.secret is None else (self.secret,)
+
+
+@dataclass(frozen=True)
+class WebhookDestination:
+    config: WebhookConfig
+    context: DestinationContext = field(default_factory=DestinationContext)
+
+    @property
+    def kind(self) -> str:
+        return SPEC.kind
+
+    @property
+    def spec(self) -> DestinationSpec[WebhookConfig]:
+        return SPEC
+
+    @property
+    def url(self) -> str:
+        return self.config.url
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return self.config.signing_keys
+
+    @property
+    def timeout(self) -> float:
+        return self.context.timeout
 
     def check(self) -> None:
-        with self._client() as client:
-            client.build_request("POST", self.url)
+        """The URL parses, its scheme is allowed, its host resolves and every address passes
+        the SSRF policy. Nothing is sent: the receiver may not be running yet."""
+        check_url(self.url, self.context.policy)
 
     def write(self, batch: DeliveryBatch) -> None:
-        body = json.dumps(_payload(batch), default=_json_value, separators=(",", ":"))
+        body = _body(batch)
         now = dt.datetime.now(dt.UTC)
         signatures = " ".join(
             Webhook(key).sign(msg_id=batch.key, timestamp=now, data=body) for key in self.secrets
@@ -89,8 +133,16 @@ class WebhookDestination:
         _judge(self.url, response)
 
     def _client(self) -> httpx.Client:
-        verify: str | bool = self.ca_file if self.ca_file else True
-        return pinned_client(self.url, self.policy, timeout=self.timeout, verify=verify)
+        verify: str | bool = self.context.ca_file or True
+        return pinned_client(self.url, self.context.policy, timeout=self.timeout, verify=verify)
+
+
+SPEC = DestinationSpec(
+    kind="webhook",
+    title="Webhook (Standard Webhooks)",
+    config=WebhookConfig,
+    build=WebhookDestination,
+)
 
 
 def _judge(url: str, response: httpx.Response) -> None:
@@ -102,7 +154,7 @@ def _judge(url: str, response: httpx.Response) -> None:
         raise EndpointGoneError(f"{url} answered 410 Gone; the destination is disabled.")
     if status in (429, 503):
         raise RetryableDeliveryError(
-            f"{url} answered {status}.", retry_after=_retry_after(response)
+            f"{url} answered {status}.", retry_after=retry_after(response.headers)
         )
     if 300 <= status < 400:
         raise RetryableDeliveryError(f"{url} answered a redirect ({status}); it is not followed.")
@@ -111,21 +163,32 @@ def _judge(url: str, response: httpx.Response) -> None:
     raise FatalDeliveryError(f"{url} refused the delivery with {status}.")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    if value.isdigit():
-        return float(value)
+_SECONDS = re.compile(r"[0-9]+")
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Retry-After in seconds (delay or HTTP-date), clamped to MAX_RETRY_AFTER.
+
+    A huge value would overflow the scheduler or park the delivery for ever, so it is capped;
+    a date in the past is 0; anything else (negative, garbage) is ignored.
+    """
+    value = headers.get("retry-after", "").strip()
+    if _SECONDS.fullmatch(value):
+        return min(float(value), MAX_RETRY_AFTER)
     try:
-        when = dt.datetime.strptime(value, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=dt.UTC)
-    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    if when.tzinfo is None:  # "-0000": RFC 5322's unknown zone; HTTP dates are GMT
+        when = when.replace(tzinfo=dt.UTC)
+    delay = (when - dt.datetime.now(dt.UTC)).total_seconds()
+    return min(max(0.0, delay), MAX_RETRY_AFTER)
 
 
-def _payload(batch: DeliveryBatch) -> dict[str, Any]:
-    return {
+def _body(batch: DeliveryBatch) -> str:
+    payload = {
         "type": EVENT_TYPE,
-        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+        "timestamp": (batch.occurred_at or dt.datetime.now(dt.UTC)).isoformat(),
         "data": {
             "import_id": batch.import_id,
             "template": batch.template,
@@ -135,6 +198,26 @@ def _payload(batch: DeliveryBatch) -> dict[str, Any]:
             "rows": batch.table.to_pylist(),
         },
     }
+    try:
+        return json.dumps(payload, default=_json_value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise FatalDeliveryError(
+            f"Batch {batch.seq} of import {batch.import_id} cannot be sent as JSON: "
+            f"{_unserialisable(batch)}. Retrying cannot help; fix the data and import again."
+        ) from exc
+
+
+def _unserialisable(batch: DeliveryBatch) -> str:
+    """Which column failed, named without its values (cell values stay out of messages)."""
+    for name in batch.table.column_names:
+        try:
+            json.dumps(batch.table.column(name).to_pylist(), default=_json_value, allow_nan=False)
+        except ValueError:
+            return f'column "{name}" holds NaN or infinity, which JSON cannot represent'
+        except TypeError:
+            kind = batch.table.schema.field(name).type
+            return f'column "{name}" is of type {kind}, which has no JSON form here'
+    return "a value has no JSON form"
 
 
 def _json_value(value: object) -> str:
@@ -146,6 +229,6 @@ def _json_value(value: object) -> str:
 def _secret_bytes(key: str) -> bytes:
     raw = key.removeprefix(SECRET_PREFIX)
     try:
-        return base64.b64decode(raw + "==")
-    except ValueError:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
         return b""

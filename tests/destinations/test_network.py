@@ -5,25 +5,18 @@ Only loopback traffic: names are answered by a fake resolver, servers bind to 12
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
-import socket
 import socketserver
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from destinations.errors import (
     ConfigurationError,
@@ -37,8 +30,8 @@ from destinations.network import (
     pinned_client,
     resolve,
 )
+from tests.destinations.conftest import HOST, FakeDNS, Pki
 
-HOST = "hooks.example.test"
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -93,6 +86,18 @@ REFUSED = [
     ("fe80::1%eth0", V6("fe80::1%eth0"), "link-local"),
     ("ff02::1", V6("ff02::1"), "multicast"),
     ("2001:db8::1", V6("2001:db8::1"), "documentation"),
+    # issue #15: ranges that were let through
+    ("3fff::1", V6("3fff::1"), "documentation"),
+    ("3fff:fff:ffff::1", V6("3fff:fff:ffff::1"), "documentation"),
+    ("2001:2::1", V6("2001:2::1"), "benchmarking"),
+    ("2001:10::1", V6("2001:10::1"), "ORCHID"),
+    ("2001:20::1", V6("2001:20::1"), "ORCHIDv2"),
+    ("2001:2f:ffff::1", V6("2001:2f:ffff::1"), "ORCHIDv2"),
+    ("192.88.99.1", V4("192.88.99.1"), "6to4 relay anycast"),
+    ("192.88.99.255", V4("192.88.99.255"), "6to4 relay anycast"),
+    # not in the table, but not globally reachable (IANA registry, via is_global)
+    ("2001:100::1", V6("2001:100::1"), "not a globally reachable address"),
+    ("2001:1ff::1", V6("2001:1ff::1"), "not a globally reachable address"),
     ("100::1", V6("100::1"), "outside the global unicast range"),
     # forms embedding an IPv4 address are refused even when the IPv4 address is public
     ("::ffff:127.0.0.1", V6("::ffff:7f00:1"), "IPv4-mapped"),
@@ -118,6 +123,10 @@ ACCEPTED = [
     ("198.20.0.1", V4("198.20.0.1")),
     ("223.255.255.254", V4("223.255.255.254")),
     ("2a00:1450:4001::1", V6("2a00:1450:4001::1")),
+    ("192.88.98.1", V4("192.88.98.1")),
+    ("192.88.100.1", V4("192.88.100.1")),
+    ("3fff:1000::1", V6("3fff:1000::1")),
+    ("2001:200::1", V6("2001:200::1")),
 ]
 
 
@@ -227,57 +236,19 @@ def test_bad_allow_list_entry_is_a_configuration_error(bad: str) -> None:
 # --- resolve() ---------------------------------------------------------------------------------
 
 
-@dataclass
-class FakeResolver:
-    """Stands in for socket.getaddrinfo: names get scripted answers, one per call (the last
-    answer repeats); numeric loopback hosts go to the real resolver with AI_NUMERICHOST, which
-    never touches DNS; anything else fails."""
-
-    answers: dict[str, list[list[str]]]
-    real: Callable[..., list[Any]]
-    names_asked: list[str] = field(default_factory=list)
-
-    def __call__(
-        self, host: str, port: int, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
-    ) -> list[Any]:
-        if host in self.answers:
-            script = self.answers[host]
-            answer = script[min(self.names_asked.count(host), len(script) - 1)]
-            self.names_asked.append(host)
-            return [self._info(address, port) for address in answer]
-        if host in ("127.0.0.1", "::1"):
-            return self.real(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
-        self.names_asked.append(host)
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    @staticmethod
-    def _info(address: str, port: int) -> tuple[Any, ...]:
-        if ":" in address:
-            return (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))
-        return (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
-
-
-FakeDNS = Callable[[dict[str, list[list[str]]]], FakeResolver]
-
-
-@pytest.fixture
-def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
-    def install(answers: dict[str, list[list[str]]]) -> FakeResolver:
-        resolver = FakeResolver(answers, socket.getaddrinfo)
-        monkeypatch.setattr(socket, "getaddrinfo", resolver)
-        return resolver
-
-    return install
+# The stub resolver answers loopback addresses only; "public" is played by 127.0.0.1 under a
+# policy that opens just 127.0.0.1, so a bug could never send traffic off the machine.
+ONLY_127_0_0_1 = NetworkPolicy.from_strings(["127.0.0.1/32"])
 
 
 @pytest.mark.parametrize(
-    "answer", [["8.8.8.8", "10.0.0.1"], ["10.0.0.1", "8.8.8.8"], ["2606:4700::1", "fe80::1"]]
+    "answer", [["127.0.0.1", "127.0.0.2"], ["127.0.0.2", "127.0.0.1"], ["127.0.0.1", "::1"]]
 )
-def test_resolve_refuses_if_any_answer_is_private(fake_dns: FakeDNS, answer: list[str]) -> None:
+def test_resolve_refuses_if_any_answer_is_refused(fake_dns: FakeDNS, answer: list[str]) -> None:
     dns = fake_dns({HOST: [answer]})
     with pytest.raises(UnsafeAddressError) as caught:
-        resolve(HOST, 443, NetworkPolicy())
-    assert caught.value.address in (V4("10.0.0.1"), V6("fe80::1"))
+        resolve(HOST, 443, ONLY_127_0_0_1)
+    assert caught.value.address in (V4("127.0.0.2"), V6("::1"))
     assert caught.value.host == HOST
     assert dns.names_asked == [HOST]
 
@@ -285,16 +256,17 @@ def test_resolve_refuses_if_any_answer_is_private(fake_dns: FakeDNS, answer: lis
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        (["8.8.8.8"], V4("8.8.8.8")),
-        (["1.1.1.1", "8.8.8.8"], V4("1.1.1.1")),
-        (["2606:4700:4700::1111"], V6("2606:4700:4700::1111")),
+        (["127.0.0.1"], V4("127.0.0.1")),
+        (["127.0.0.3", "127.0.0.1"], V4("127.0.0.3")),
+        (["::1"], V6("::1")),
     ],
 )
 def test_resolve_returns_the_first_checked_address(
     fake_dns: FakeDNS, answer: list[str], expected: Address
 ) -> None:
     dns = fake_dns({HOST: [answer]})
-    assert resolve(HOST, 443, NetworkPolicy()) == expected
+    policy = NetworkPolicy.from_strings(["127.0.0.0/8", "::1/128"])
+    assert resolve(HOST, 443, policy) == expected
     assert dns.names_asked == [HOST]
 
 
@@ -483,84 +455,6 @@ def test_pinned_client_accepts_an_allowed_literal(http_server: LocalServer) -> N
 
 
 # --- TLS: verification uses the host name, not the pinned address -------------------------------
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca_file: Path
-    issue: Callable[[str], ssl.SSLContext]
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("loadbay test CA"))
-        .issuer_name(_name("loadbay test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file = directory / "ca.pem"
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-
-    def issue(hostname: str) -> ssl.SSLContext:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(hostname))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        chain = directory / f"{hostname}.pem"
-        chain.write_bytes(
-            cert.public_bytes(serialization.Encoding.PEM)
-            + key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(chain)
-        return context
-
-    return Pki(ca_file, issue)
 
 
 def _ca_setting(pki: Pki, verify_as: str) -> str | ssl.SSLContext:

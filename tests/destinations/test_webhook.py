@@ -1,20 +1,23 @@
 """The webhook destination against a real receiver on 127.0.0.1: payload, Standard Webhooks
-signatures (with key rotation), how each answer is judged, and which settings are refused."""
+signatures (with key rotation), how each answer is judged, Retry-After, JSON it cannot send,
+its trust store, and which settings are refused. (The shared contract is in
+test_conformance.py.)"""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import json
-import socket
 import time
 import types
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import pyarrow as pa
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+import destinations
 from destinations import DeliveryBatch, DestinationContext
 from destinations import webhook as webhook_module
 from destinations.errors import (
@@ -26,9 +29,7 @@ from destinations.errors import (
 )
 from destinations.network import NetworkPolicy, UnsafeAddressError
 from destinations.webhook import WebhookDestination, new_secret
-
-if TYPE_CHECKING:
-    from tests.conftest import Receiver
+from tests.destinations.conftest import Receiver, closed_port
 
 LOOPBACK = NetworkPolicy.from_strings(["127.0.0.0/8"])
 CONTEXT = DestinationContext(policy=LOOPBACK, timeout=5.0)
@@ -77,12 +78,16 @@ def _batch(seq: int = 1) -> DeliveryBatch:
     )
 
 
+def _make(config: Mapping[str, Any], context: DestinationContext = CONTEXT) -> WebhookDestination:
+    hook = destinations.create("webhook", config, context)
+    assert isinstance(hook, WebhookDestination)
+    return hook
+
+
 def _hook(
     receiver: Receiver, context: DestinationContext = CONTEXT, **config: Any
 ) -> WebhookDestination:
-    return WebhookDestination.from_config(
-        {"url": receiver.url, "secret": SECRET, **config}, context
-    )
+    return _make({"url": receiver.url, "secret": SECRET, **config}, context)
 
 
 class _Clock:
@@ -184,7 +189,7 @@ def test_every_attempt_has_the_same_id_and_a_current_timestamp(
 
 def test_rotation_signs_with_every_secret(receiver: Receiver) -> None:
     old, new = new_secret(), new_secret()
-    hook = WebhookDestination.from_config({"url": receiver.url, "secrets": [old, new]}, CONTEXT)
+    hook = _make({"url": receiver.url, "secrets": [old, new]})
     hook.write(_batch())
     [request] = receiver.requests
     entries = request.headers["webhook-signature"].split(" ")
@@ -199,9 +204,7 @@ def test_rotation_signs_with_every_secret(receiver: Receiver) -> None:
 
 def test_secrets_take_precedence_over_secret(receiver: Receiver) -> None:
     rotated = new_secret()
-    hook = WebhookDestination.from_config(
-        {"url": receiver.url, "secret": SECRET, "secrets": [rotated]}, CONTEXT
-    )
+    hook = _make({"url": receiver.url, "secret": SECRET, "secrets": [rotated]})
     assert hook.secrets == (rotated,)
 
 
@@ -254,7 +257,7 @@ def test_how_each_answer_is_judged(
             _hook(receiver).write(_batch())
         assert type(caught.value) is error  # e.g. a 404 is not a 410
         assert str(caught.value).startswith(receiver.url)
-        if error is RetryableDeliveryError:
+        if isinstance(caught.value, RetryableDeliveryError):
             assert caught.value.retry_after == retry_after
     # Exactly one request: a redirect target is never requested.
     assert [r.path for r in receiver.requests] == ["/hook"]
@@ -289,11 +292,8 @@ def test_a_receiver_that_hangs_is_a_retryable_timeout(receiver: Receiver) -> Non
 
 
 def test_a_refused_connection_is_retryable() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/hook"
-    hook = WebhookDestination.from_config({"url": url, "secret": SECRET}, CONTEXT)
+    url = f"http://127.0.0.1:{closed_port()}/hook"
+    hook = _make({"url": url, "secret": SECRET})
     with pytest.raises(RetryableDeliveryError, match=f"Could not connect to {url}"):
         hook.write(_batch())
 
@@ -316,52 +316,118 @@ def _short_secret(size: int) -> str:
     return "whsec_" + base64.b64encode(bytes(size)).decode()
 
 
+URL = "https://hooks.example/in"
+REFUSED_SETTINGS: list[tuple[str, Any, str]] = [
+    ("no-url", {"secret": SECRET}, 'A webhook destination needs "url": The https:// address'),
+    (
+        "ftp-url",
+        {"url": "ftp://hooks.example/in", "secret": SECRET},
+        'The "url" of a webhook destination must start with https://.',
+    ),
+    (
+        "no-scheme",
+        {"url": "hooks.example/in", "secret": SECRET},
+        'The "url" of a webhook destination must start with https://.',
+    ),
+    (
+        "url-not-text",
+        {"url": 42, "secret": SECRET},
+        'The "url" setting of a webhook destination must be text, not a number.',
+    ),
+    (
+        "url-null",
+        {"url": None, "secret": SECRET},
+        'The "url" setting of a webhook destination must be text, not null.',
+    ),
+    ("no-secret", {"url": URL}, 'needs a signing secret: "secret" (whsec_...).'),
+    (
+        "secret-not-text",
+        {"url": URL, "secret": 42},
+        'The "secret" setting of a webhook destination must be text or null, not a number.',
+    ),
+    (
+        "secrets-not-a-list",
+        {"url": URL, "secrets": SECRET},
+        'The "secrets" setting of a webhook destination must be a list of texts, not text.',
+    ),
+    (
+        "secrets-hold-a-number",
+        {"url": URL, "secrets": [SECRET, 7]},
+        'The "secrets" setting of a webhook destination must be a list of texts, not a list.',
+    ),
+    ("empty-secrets", {"url": URL, "secrets": []}, "needs a signing secret"),
+    ("16-byte-secret", {"url": URL, "secret": _short_secret(16)}, "at least 24 random bytes"),
+    ("23-byte-secret", {"url": URL, "secret": _short_secret(23)}, "at least 24 random bytes"),
+    (
+        "not-base64",
+        {"url": URL, "secret": "whsec_" + "!" * 40},
+        "Webhook signing secret 1 is too short or not base64",
+    ),
+    (
+        "one-short-secret-in-rotation",
+        {"url": URL, "secrets": [SECRET, _short_secret(8)]},
+        "Webhook signing secret 2 is too short",
+    ),
+    (
+        "unknown-setting",
+        {"url": URL, "secret": SECRET, "timeout": 3},
+        "Unknown setting 'timeout' for a webhook destination; "
+        "its settings are: url, secret, secrets.",
+    ),
+    (
+        "unknown-settings",
+        {"url": URL, "secret": SECRET, "Secret": SECRET, "headers": {}},
+        "Unknown settings 'Secret', 'headers' for a webhook destination",
+    ),
+    ("not-an-object", [URL, SECRET], "must be a JSON object, not a list."),
+]
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
-    [
-        ({"secret": SECRET}, 'needs an http(s) "url"'),
-        ({"url": "ftp://hooks.example/in", "secret": SECRET}, 'needs an http(s) "url"'),
-        ({"url": "hooks.example/in", "secret": SECRET}, 'needs an http(s) "url"'),
-        ({"url": 42, "secret": SECRET}, 'needs an http(s) "url"'),
-        ({"url": "https://hooks.example/in"}, "needs a signing secret"),
-        ({"url": "https://hooks.example/in", "secret": 42}, "needs a signing secret"),
-        ({"url": "https://hooks.example/in", "secrets": []}, "needs a signing secret"),
-        (
-            {"url": "https://hooks.example/in", "secret": _short_secret(16)},
-            "at least 24 random bytes",
-        ),
-        (
-            {"url": "https://hooks.example/in", "secret": _short_secret(23)},
-            "at least 24 random bytes",
-        ),
-        (
-            {"url": "https://hooks.example/in", "secrets": [SECRET, _short_secret(8)]},
-            "at least 24 random bytes",
-        ),
-    ],
-    ids=[
-        "no-url",
-        "ftp-url",
-        "no-scheme",
-        "url-not-text",
-        "no-secret",
-        "secret-not-text",
-        "empty-secrets",
-        "16-byte-secret",
-        "23-byte-secret",
-        "one-short-secret-in-rotation",
-    ],
+    [(config, message) for _, config, message in REFUSED_SETTINGS],
+    ids=[case for case, _, _ in REFUSED_SETTINGS],
 )
-def test_unusable_settings_are_refused(config: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        WebhookDestination.from_config(config, CONTEXT)
+def test_unusable_settings_are_refused(config: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        _make(config)
+    assert message in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_settings_parse_into_a_frozen_dataclass() -> None:
+    spec = destinations.spec("webhook")
+    parsed = spec.parse({"url": URL, "secrets": [SECRET]})
+    assert parsed == webhook_module.WebhookConfig(url=URL, secrets=(SECRET,))
+    assert parsed.signing_keys == (SECRET,)
+    with pytest.raises(AttributeError):
+        setattr(parsed, "url", "https://elsewhere.example/")  # noqa: B010 - frozen on purpose
+    assert repr(parsed) == f"WebhookConfig(url={URL!r})"
+
+
+def test_redact_answers_secrets_as_set_or_not() -> None:
+    spec = destinations.spec("webhook")
+    assert spec.redact({"url": URL, "secret": SECRET}) == {
+        "url": URL,
+        "secret": {"set": True},
+        "secrets": {"set": False},
+    }
+    assert spec.redact(spec.parse({"url": URL, "secrets": [SECRET, new_secret()]})) == {
+        "url": URL,
+        "secret": {"set": False},
+        "secrets": {"set": True},
+    }
+    # A key the spec does not declare is not shown: it could be a secret.
+    assert spec.redact({"url": URL, "secret": "", "token": SECRET}) == {
+        "url": URL,
+        "secret": {"set": False},
+        "secrets": {"set": False},
+    }
 
 
 @pytest.mark.parametrize("size", [24, 32, 64])
 def test_secrets_of_24_bytes_or_more_are_accepted(size: int) -> None:
-    hook = WebhookDestination.from_config(
-        {"url": "https://hooks.example/in", "secret": _short_secret(size)}, CONTEXT
-    )
+    hook = _make({"url": "https://hooks.example/in", "secret": _short_secret(size)})
     assert hook.secrets == (_short_secret(size),)
     assert (hook.url, hook.kind, hook.timeout) == ("https://hooks.example/in", "webhook", 5.0)
 

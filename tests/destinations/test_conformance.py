@@ -1,0 +1,9 @@
+"""The shared conformance suite, over every registered kind (harnesses in conftest.py)."""
+
+from __future__ import annotations
+
+from destinations.testing import Conformance
+
+
+class TestConformance(Conformance):
+    pass
