@@ -25,7 +25,9 @@ from destinations.errors import (
 )
 from destinations.network import (
     NetworkPolicy,
+    Target,
     UnsafeAddressError,
+    check_url,
     parse_ip_literal,
     pinned_client,
     resolve,
@@ -294,6 +296,38 @@ def test_resolve_failure_is_retryable(fake_dns: FakeDNS) -> None:
     ):
         resolve("nowhere.example.test", 443, NetworkPolicy())
     assert dns.names_asked == ["nowhere.example.test"]
+
+
+# --- check_url(): parse, resolve once, check; nothing sent -------------------------------------
+
+
+def test_check_url_returns_the_checked_target(fake_dns: FakeDNS) -> None:
+    dns = fake_dns({HOST: [["127.0.0.1"]]})
+    target = check_url(f"https://{HOST}:8443/x", LOOPBACK_ALLOWED)
+    assert target == Target("https", HOST, 8443, V4("127.0.0.1"))
+    assert check_url("https://8.8.8.8/x", NetworkPolicy()).address == V4("8.8.8.8")
+    assert dns.names_asked == [HOST]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://8.8.8.8/x", "http://[2606:4700:4700::1111]:8080/x", "http://134744072/x"]
+)
+def test_plain_http_is_refused_outside_the_allow_list(url: str) -> None:
+    """Issue #15: public literals, refused before any connection could be made."""
+    with pytest.raises(ConfigurationError) as caught:
+        check_url(url, LOOPBACK_ALLOWED)
+    assert str(caught.value) == (
+        f"{url} uses plain http://; use an https:// URL. Plain http is only allowed to "
+        "addresses an operator opened with LOADBAY_ALLOW_PRIVATE_NETWORKS."
+    )
+    with pytest.raises(ConfigurationError, match="uses plain http://"):
+        pinned_client(url, LOOPBACK_ALLOWED, timeout=5)
+
+
+def test_plain_http_is_allowed_inside_the_allow_list(fake_dns: FakeDNS) -> None:
+    fake_dns({HOST: [["127.0.0.1"]]})
+    assert check_url(f"http://{HOST}/x", LOOPBACK_ALLOWED).address == V4("127.0.0.1")
+    assert check_url("http://127.0.0.1/x", LOOPBACK_ALLOWED).port == 80
 
 
 # --- pinned_client() against real loopback servers ----------------------------------------------

@@ -6,11 +6,14 @@ test_conformance.py.)"""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
+import math
 import time
 import types
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -27,9 +30,17 @@ from destinations.errors import (
     FatalDeliveryError,
     RetryableDeliveryError,
 )
-from destinations.network import NetworkPolicy, UnsafeAddressError
-from destinations.webhook import WebhookDestination, new_secret
-from tests.destinations.conftest import Receiver, closed_port
+from destinations.network import NetworkPolicy, UnsafeAddressError, ssl_context
+from destinations.webhook import MAX_RETRY_AFTER, WebhookDestination, new_secret
+from tests.destinations.conftest import (
+    HOST,
+    FakeDNS,
+    Pki,
+    Receiver,
+    closed_port,
+    serve_receiver,
+    stop_receiver,
+)
 
 LOOPBACK = NetworkPolicy.from_strings(["127.0.0.0/8"])
 CONTEXT = DestinationContext(policy=LOOPBACK, timeout=5.0)
@@ -305,6 +316,138 @@ def test_loopback_without_the_allow_list_is_refused_before_connecting(receiver: 
     with pytest.raises(UnsafeAddressError):
         hook.check()
     assert receiver.requests == []
+
+
+RETRY_AFTERS: list[tuple[str, str, float | None]] = [
+    # (case, Retry-After, the delay the retry policy is told)
+    ("seconds", "120", 120.0),
+    ("padded", " 120 ", 120.0),
+    ("a-day", "86400", MAX_RETRY_AFTER),
+    ("huge", "99999999999999", MAX_RETRY_AFTER),
+    ("absurd", "9" * 400, MAX_RETRY_AFTER),
+    ("far-date", "Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER),
+    ("rfc850-date", "Friday, 31-Dec-99 23:59:59 GMT", 0.0),
+    ("past-date", "Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+    ("negative", "-120", None),
+    ("fraction", "1.5", None),
+    ("exponent", "1e9", None),
+    ("garbage", "soon", None),
+    ("empty", "", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(value, expected) for _, value, expected in RETRY_AFTERS],
+    ids=[case for case, _, _ in RETRY_AFTERS],
+)
+def test_retry_after_is_clamped_to_a_day(
+    receiver: Receiver, value: str, expected: float | None
+) -> None:
+    """Issue #15: a huge Retry-After overflowed the scheduler and parked the delivery."""
+    receiver.answer((429, {"retry-after": value}))
+    with pytest.raises(RetryableDeliveryError) as caught:
+        _hook(receiver).write(_batch())
+    assert caught.value.retry_after == expected
+    assert MAX_RETRY_AFTER == 24 * 3600
+
+
+def test_retry_after_a_week_away_waits_a_day(receiver: Receiver) -> None:
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
+    receiver.answer((503, {"retry-after": when.strftime("%a, %d %b %Y %H:%M:%S GMT")}))
+    with pytest.raises(RetryableDeliveryError) as caught:
+        _hook(receiver).write(_batch())
+    assert caught.value.retry_after == MAX_RETRY_AFTER
+
+
+def test_a_retry_sends_the_same_body(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body's timestamp is when the batch was sealed, so a retry is byte-identical and
+    only the webhook-timestamp header (and signature) moves."""
+    clock = _Clock(monkeypatch)
+    sealed = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
+    batch = dataclasses.replace(_batch(), occurred_at=sealed)
+    receiver.answer(503)
+    hook = _hook(receiver)
+    with pytest.raises(RetryableDeliveryError):
+        hook.write(batch)
+    clock.offset = dt.timedelta(minutes=5)
+    hook.write(batch)
+    first, second = receiver.requests
+    assert first.body == second.body
+    assert json.loads(first.body)["timestamp"] == "2026-03-04T05:06:07+00:00"
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == "imp_abc-1"
+    assert int(second.headers["webhook-timestamp"]) - int(first.headers["webhook-timestamp"]) in (
+        299,
+        300,
+        301,
+    )
+    for request in (first, second):
+        assert Webhook(SECRET).verify(request.body, request.headers)["data"]["batch"] == 1
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nan_or_infinity_is_a_fatal_error_naming_the_column(receiver: Receiver, bad: float) -> None:
+    """Issue #15: JSON has no NaN; sending it anyway breaks strict receivers."""
+    table = pa.table({"name": ["a", "b"], "amount": pa.array([1.5, bad], pa.float64())})
+    batch = DeliveryBatch("imp_abc", 2, 3, "orders", table)
+    with pytest.raises(FatalDeliveryError) as caught:
+        _hook(receiver).write(batch)
+    assert type(caught.value) is FatalDeliveryError
+    assert str(caught.value) == (
+        'Batch 2 of import imp_abc cannot be sent as JSON: column "amount" holds NaN or '
+        "infinity, which JSON cannot represent. Retrying cannot help; fix the data and "
+        "import again."
+    )
+    assert receiver.requests == []
+
+
+def test_a_value_with_no_json_form_is_a_fatal_error(receiver: Receiver) -> None:
+    table = pa.table({"blob": pa.array([b"\x00\x01"], pa.binary())})
+    with pytest.raises(FatalDeliveryError, match='column "blob" is of type binary') as caught:
+        _hook(receiver).write(DeliveryBatch("imp_abc", 0, 1, "orders", table))
+    assert "\\x00" not in str(caught.value)
+    assert receiver.requests == []
+
+
+def test_plain_http_to_an_address_not_opened_is_refused_by_check() -> None:
+    """Issue #15: http:// only where the operator opened the range; literal, so no lookup
+    and no connection."""
+    hook = _make({"url": "http://8.8.8.8/hook", "secret": SECRET}, DestinationContext())
+    with pytest.raises(ConfigurationError, match=r"^http://8\.8\.8\.8/hook uses plain http://"):
+        hook.check()
+
+
+def test_plain_http_to_the_allow_list_is_delivered(receiver: Receiver) -> None:
+    assert receiver.url.startswith("http://127.0.0.1:")
+    _hook(receiver).write(_batch())
+    assert len(receiver.requests) == 1
+
+
+def test_https_with_an_extra_ca_file_still_trusts_the_default_store(
+    fake_dns: FakeDNS, pki: Pki
+) -> None:
+    """Issue #15: LOADBAY_WEBHOOK_CA_FILE adds a CA; it used to replace every other one."""
+    fake_dns({HOST: [["127.0.0.1"]]})
+    state, server = serve_receiver(pki.issue(HOST), host=HOST)
+    try:
+        context = DestinationContext(policy=LOOPBACK, timeout=5.0, ca_file=str(pki.ca_file))
+        hook = _make({"url": state.url, "secret": SECRET}, context)
+        hook.check()
+        hook.write(_batch())
+        with pytest.raises(RetryableDeliveryError, match="certificate verify failed"):
+            _make({"url": state.url, "secret": SECRET}).write(_batch())
+    finally:
+        stop_receiver(state, server)
+    assert [r.status for r in state.requests] == [200]
+    default = ssl_context().cert_store_stats()["x509_ca"]
+    assert default > 0
+    assert ssl_context(str(pki.ca_file)).cert_store_stats()["x509_ca"] == default + 1
+
+
+def test_an_unreadable_ca_file_is_a_configuration_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pem"
+    with pytest.raises(ConfigurationError, match="check LOADBAY_WEBHOOK_CA_FILE"):
+        ssl_context(str(missing))
 
 
 def test_check_sends_nothing(receiver: Receiver) -> None:
