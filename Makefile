@@ -6,7 +6,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_JS := browser/node_modules/.installed
 ASSETS := build/assets/manifest.json
 
-.PHONY: demo test lint types assets bench clean
+.PHONY: demo test test-js lint types assets bench clean
 
 $(STAMP_PY): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,22 +18,32 @@ $(STAMP_JS): browser/package.json browser/package-lock.json
 	cd browser && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(ASSETS): $(STAMP_PY) $(STAMP_JS) browser/wheels.txt $(shell find browser pipeline -maxdepth 1 -type f -not -path '*/node_modules/*')
-	$(BIN)/loadbay assets build
+APP_SOURCES := $(shell find browser pipeline tools -type f -not -path '*/node_modules/*' -not -name '*.pyc')
+
+# Building assets is a build-time tool (tools/), not server code.
+$(ASSETS): $(STAMP_PY) $(STAMP_JS) $(APP_SOURCES)
+	$(BIN)/python -m tools.build_assets --out build/assets
 
 assets: $(ASSETS)
 
 demo: $(ASSETS)
 	$(BIN)/loadbay demo
 
-lint: $(STAMP_PY)
+lint: $(STAMP_PY) $(STAMP_JS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd browser && node_modules/.bin/eslint --max-warnings=0 .
+	cd browser && node_modules/.bin/tsc -p jsconfig.json
+
+# The browser's pure modules under Node's own test runner.
+test-js: $(STAMP_JS)
+	node --test tests/browser/*.test.mjs
 
 types: $(STAMP_PY)
 	$(BIN)/mypy
 
-test: $(ASSETS) lint types
+# pytest runs last, so its closing line is the last line CI reads.
+test: $(ASSETS) lint types test-js
 	$(BIN)/pytest -q
 
 # Engine vs PapaParse in Chromium on a generated 1M x 20 CSV and a 200k-row xlsx (cached in

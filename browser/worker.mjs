@@ -1,11 +1,27 @@
 // The importer's Web Worker: Pyodide runs loadbay's `pipeline` package here, off the UI
 // thread. All file logic is Python; this file only moves messages, files and bytes.
+// @ts-expect-error the Pyodide runtime is copied beside app/ by tools/build_assets.py
 import { loadPyodide } from "../pyodide/pyodide.mjs";
+import { api } from "./src/api.js";
+import { UserError } from "./src/errors.js";
+import { openOptions } from "./src/fields.js";
+import { t } from "./src/i18n/index.js";
+import { upload } from "./src/upload.js";
 
-let pyodide = null;
-let bridge = null;
+/** @typedef {import("pyodide").PyodideAPI} PyodideAPI */
+/** @typedef {import("./src/types.js").Described} Described */
+
+/** @type {{postMessage(message: unknown): void, onmessage: ((event: MessageEvent) => void) | null}} */
+const scope = /** @type {any} */ (self);
+
+/** @type {PyodideAPI} */
+let pyodide;
+/** @type {Record<string, (...args: unknown[]) => any>} */
+let bridge;
+/** @type {Promise<void> | null} */
 let booting = null;
 
+/** @param {{pyodide: string, lock: string, packages: string[]}} config */
 async function boot(config) {
   pyodide = await loadPyodide({
     indexURL: config.pyodide,
@@ -16,17 +32,22 @@ async function boot(config) {
   pyodide.FS.mkdirTree("/uploads");
 }
 
+/**
+ * A bridge function: JSON strings in, {"ok", "value" | "error"} out.
+ * @param {string} name
+ * @param {...unknown} args
+ */
 function call(name, ...args) {
   const answer = JSON.parse(bridge[name](...args));
   if (!answer.ok) throw new UserError(answer.error);
   return answer.value;
 }
 
-class UserError extends Error {}
-
-// The File is mounted, not copied: WORKERFS reads slices of it on demand, so the
-// file's bytes are never held whole in JavaScript or in Pyodide's memory.
-// What users of this template confirmed before for the same headers, proposed first.
+/**
+ * What users of this template confirmed before for the same headers, proposed first.
+ * @param {{publishableKey: string, templateId: string}} context
+ * @param {string[]} headers
+ */
 async function recall(context, headers) {
   const answer = await api(`/api/v1/templates/${context.templateId}/mappings/recall`, {
     method: "POST",
@@ -36,17 +57,42 @@ async function recall(context, headers) {
   return answer.mapping;
 }
 
-async function openAndPropose({ file, template, context, options }, progress) {
-  const described = await openFile(file, template, options || {}, progress);
+/**
+ * @typedef {object} OpenRequest
+ * @property {File} file
+ * @property {Record<string, unknown>} template
+ * @property {{publishableKey: string, templateId: string}} context
+ * @property {import("./src/types.js").OpenOptions} options
+ * @property {number} maxBytes the page's limit, which the engine enforces too
+ */
+
+/**
+ * @param {OpenRequest} request
+ * @param {Progress} progress
+ * @returns {Promise<Described>}
+ */
+async function openAndPropose({ file, template, context, options, maxBytes }, progress) {
+  const described = await openFile(file, template, openOptions(options || {}, maxBytes), progress);
   let remembered = null;
   try {
     remembered = await recall(context, described.headers);
   } catch (error) {
-    console.warn("loadbay worker: remembered mappings unavailable:", error.message);
+    console.warn("loadbay worker: remembered mappings unavailable:", /** @type {Error} */ (error).message);
   }
   return remembered ? call("use_remembered", JSON.stringify(remembered)) : described;
 }
 
+/** @typedef {(phase: string, done: number, total: number) => void} Progress */
+
+/**
+ * The File is mounted, not copied: WORKERFS reads slices of it on demand, so the
+ * file's bytes are never held whole in JavaScript or in Pyodide's memory.
+ * @param {File} file
+ * @param {Record<string, unknown>} template
+ * @param {Record<string, unknown>} options
+ * @param {Progress} progress
+ * @returns {Promise<Described>}
+ */
 async function openFile(file, template, options, progress) {
   try {
     pyodide.FS.unmount("/uploads");
@@ -56,13 +102,15 @@ async function openFile(file, template, options, progress) {
   pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: [file] }, "/uploads");
   const path = `/uploads/${file.name}`;
   // Spreadsheet and phone-number packages are loaded (from our lock) only when needed.
+  /** @type {string[]} */
   const needed = call("packages_for", path, file.name, JSON.stringify(template));
   if (needed.length) {
+    /** @type {string[]} */
     const failed = [];
     await pyodide.loadPackage(needed, { checkIntegrity: true, errorCallback: (m) => failed.push(m) });
     if (failed.length) {
       console.error("loadbay worker:", failed.join("\n"));
-      throw new UserError(`Part of the importer (${needed.join(", ")}) could not be loaded. Check your connection and pick the file again.`);
+      throw new UserError(t("error.packages", { packages: needed.join(", ") }));
     }
   }
   return call("open_file", path, file.name, JSON.stringify(template), JSON.stringify(options), progress);
@@ -81,80 +129,23 @@ const CALLS = new Set([
   "undo",
 ]);
 
-async function api(path, options, token) {
-  const headers = { ...(options.headers || {}) };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const response = await fetch(path, { ...options, headers, credentials: "omit" });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const message = (body.error && body.error.message) || `The server answered ${response.status}.`;
-    throw new UserError(message);
+/** @param {number} offset @param {number} length */
+function encodeBatch(offset, length) {
+  const proxy = bridge.encode_batch(offset, length);
+  try {
+    return /** @type {Uint8Array} */ (proxy.toJs());
+  } finally {
+    proxy.destroy();
   }
-  return body;
 }
 
-// The IPC stream is written uncompressed in Pyodide (see pipeline/batches.py); the
-// browser's native gzip compresses the request body instead.
-async function gzip(bytes) {
-  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-async function upload({ publishableKey, templateId, fileName, rows, headers, mapping }, progress) {
-  const created = await api("/api/v1/imports", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ publishableKey, templateId, fileName }),
-  });
-  const plan = call("batch_plan");
-  for (let i = 0; i < plan.length; i++) {
-    const { offset, length, first_row: firstRow } = plan[i];
-    const proxy = bridge.encode_batch(offset, length);
-    let bytes;
-    try {
-      bytes = proxy.toJs();
-    } finally {
-      proxy.destroy();
-    }
-    await api(
-      `/api/v1/imports/${created.id}/batches/${i}?first_row=${firstRow}`,
-      {
-        method: "PUT",
-        headers: {
-          "content-type": "application/vnd.apache.arrow.stream",
-          "content-encoding": "gzip",
-        },
-        body: await gzip(bytes),
-      },
-      created.uploadToken,
-    );
-    progress({ done: i + 1, total: plan.length });
-  }
-  const state = await api(
-    `/api/v1/imports/${created.id}/submit`,
-    {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ batches: plan.length, rows }),
-    },
-    created.uploadToken,
-  );
-  if (mapping) {
-    // Remember the confirmed mapping for the next file with these headers.
-    await api(`/api/v1/templates/${templateId}/mappings`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ publishableKey, headers, mapping, importId: created.id }),
-    }, created.uploadToken).catch((error) => console.warn("loadbay worker: mapping not remembered:", error.message));
-  }
-  return { importId: created.id, token: created.uploadToken, state };
-}
-
-self.onmessage = async (event) => {
+scope.onmessage = async (event) => {
   const { id, type, payload } = event.data;
-  const reply = (message) => self.postMessage({ id, ...message });
+  /** @param {object} message */
+  const reply = (message) => scope.postMessage({ id, ...message });
   // Python calls this between batches and fields; the page draws it while we work.
-  const progress = (phase, done, total) => self.postMessage({ id, progress: { phase, done, total } });
+  /** @type {Progress} */
+  const progress = (phase, done, total) => scope.postMessage({ id, progress: { phase, done, total } });
   try {
     let value;
     if (type === "boot") {
@@ -167,7 +158,7 @@ self.onmessage = async (event) => {
         value = call("set_mapping", ...payload.args, progress);
       else if (type === "call" && CALLS.has(payload.name)) value = call(payload.name, ...payload.args);
       else if (type === "upload")
-        value = await upload(payload, ({ done, total }) => progress("upload", done, total));
+        value = await upload(payload, { plan: () => call("batch_plan"), encode: encodeBatch, progress });
       else throw new Error(`unknown message ${type}`);
     }
     reply({ ok: true, value });
@@ -176,10 +167,7 @@ self.onmessage = async (event) => {
       reply({ ok: false, error: error.message });
     } else {
       console.error("loadbay worker:", error);
-      reply({
-        ok: false,
-        error: "The importer hit an internal problem; nothing was sent. Reload and try again.",
-      });
+      reply({ ok: false, error: t("error.internal") });
     }
   }
 };

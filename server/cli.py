@@ -24,13 +24,32 @@ app.add_typer(assets_app, name="assets")
 def assets_build(
     out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
 ) -> None:
-    """Install Pyodide, download the pinned wheels, build the pipeline wheel, write a manifest."""
-    from server.importer.assets import build_assets
+    """Install Pyodide, download the pinned wheels, build the pipeline wheel, write a manifest.
+
+    Building is the checkout's tools/build_assets.py (build-time only, not installed); this
+    runs it with the server's assets directory as the output.
+    """
     from server.settings import REPO_ROOT, Settings
 
-    target = out or Settings.from_env().assets_dir
-    manifest = build_assets(REPO_ROOT, target)
-    typer.echo(f"built {len(manifest.files)} files into {target} (build {manifest.build_id})")
+    tool = REPO_ROOT / "tools" / "build_assets.py"
+    if not tool.is_file():
+        _fail("`loadbay assets build` needs a source checkout (tools/build_assets.py).")
+    target = (out or Settings.from_env().assets_dir).resolve()
+    done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        [
+            sys.executable,
+            "-m",
+            "tools.build_assets",
+            "--root",
+            str(REPO_ROOT),
+            "--out",
+            str(target),
+        ],
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise typer.Exit(done.returncode)
 
 
 @app.command()

@@ -4,6 +4,19 @@
 (function () {
   "use strict";
 
+  /**
+   * @typedef {object} OpenOptions
+   * @property {string} server the loadbay origin the importer is served from
+   * @property {string} publishableKey
+   * @property {string} template a template id
+   * @property {HTMLElement} [container] where the iframe goes (default: the page's body)
+   * @property {(result: {importId: string, rows: number, status: string}) => void} [onComplete]
+   */
+
+  /**
+   * @param {OpenOptions} options
+   * @returns {{iframe: HTMLIFrameElement, close: () => void}}
+   */
   function open(options) {
     if (!options || !options.server || !options.publishableKey || !options.template) {
       throw new Error("Loadbay.open needs server, publishableKey and template.");
@@ -22,6 +35,7 @@
     iframe.setAttribute("allow", "");
     container.appendChild(iframe);
 
+    /** @param {MessageEvent} event */
     function onMessage(event) {
       if (event.origin !== server || event.source !== iframe.contentWindow) return;
       var data = event.data;
@@ -42,5 +56,5 @@
     };
   }
 
-  window.Loadbay = { open: open };
+  /** @type {any} */ (window).Loadbay = { open: open };
 })();

@@ -12,6 +12,9 @@ from pipeline.bridge import ON_DEMAND
 from server.importer.assets import AssetManifest
 
 WORKER_PATH = "app/worker.mjs"
+ENTRY_PATH = "app/importer.js"
+STYLE_PATH = "app/importer.css"
+MODULES_PREFIX = "app/src/"
 
 
 def content_security_policy(frame_ancestors: list[str]) -> str:
@@ -67,17 +70,25 @@ def importer_page(manifest: AssetManifest, config: ImporterConfig) -> str:
         # Loaded at boot; the worker loads pipeline.bridge.ON_DEMAND ones when a file needs them.
         "packages": [p for p in manifest.packages if p not in ON_DEMAND],
     }
-    css = manifest.files["app/importer.css"]
-    js = manifest.files["app/importer.js"]
+    # Every module the entry imports is preloaded with its SRI hash: the browser takes an
+    # import from the preloaded module map, so a module that fails its hash fails the page.
+    preloads = "".join(
+        f'<link rel="modulepreload" href="{manifest.url(path)}" integrity="{manifest.sri(path)}">\n'
+        for path in manifest.under(MODULES_PREFIX, ".js")
+    )
+    entry = (
+        f'<script type="module" src="{manifest.url(ENTRY_PATH)}"'
+        f' integrity="{manifest.sri(ENTRY_PATH)}"></script>'
+    )
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Import data</title>
-<link rel="stylesheet" href="{manifest.url("app/importer.css")}" integrity="{css.sri}">
+<link rel="stylesheet" href="{manifest.url(STYLE_PATH)}" integrity="{manifest.sri(STYLE_PATH)}">
 <script type="application/json" id="loadbay-config">{json_for_html(full)}</script>
-<script type="module" src="{manifest.url("app/importer.js")}" integrity="{js.sri}"></script>
+{preloads}{entry}
 </head>
 <body>
 <main id="app" aria-live="polite"><p class="muted">Loading the importer…</p></main>

@@ -1,4 +1,4 @@
-"""Asset builder: integrity data, deterministic build ids, the Pyodide lock, the Node runner.
+"""Asset builder (tools/): integrity data, deterministic build ids, the lock, the Node runner.
 
 Builds run on copies of browser/, pipeline/ and pyproject.toml in tmp, reusing the real
 node_modules and wheel cache so no test needs npm or the network once the cache is warm.
@@ -17,13 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from server.importer.assets import (
-    AssetBuildError,
-    AssetManifest,
-    AssetsMissingError,
-    build_assets,
-    parse_wheels_txt,
-)
+from server.importer.assets import AssetManifest, AssetsMissingError
+from tools.build_assets import AssetBuildError, app_sources, build_assets, parse_wheels_txt
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "tests" / "conformance" / "pyodide_runner.mjs"
@@ -95,14 +90,15 @@ def test_manifest_lists_every_file_with_integrity(built: Built) -> None:
         "wheels/pyodide-lock.json",
         f"app/{PROBE}",
     } <= on_disk
-    app_sources = {
-        p.name
-        for p in (REPO / "browser").iterdir()
-        if p.is_file() and p.suffix in {".js", ".mjs", ".css", ".html"}
+    served = {r.removeprefix("app/") for r in on_disk if r.startswith("app/")}
+    assert served == set(app_sources(REPO / "browser")) | {PROBE}
+    # The entry files, every ES module under src/ with its path, the SDK at its public URL.
+    modules = {
+        p.relative_to(REPO / "browser").as_posix() for p in (REPO / "browser" / "src").rglob("*.js")
     }
-    assert {r.removeprefix("app/") for r in on_disk if r.startswith("app/")} == app_sources | {
-        PROBE
-    }
+    assert {"importer.js", "worker.mjs", "importer.css", "embed.js"} | modules <= served
+    assert "src/ui/review.js" in served
+    assert not any(name.startswith("sdk/") or "eslint" in name for name in served)
     assert manifest.pyodide_version == "314.0.7"
     lines = "".join(f"{rel}\0{manifest.files[rel].sha256}\n" for rel in sorted(manifest.files))
     assert manifest.build_id == hashlib.sha256(lines.encode()).hexdigest()[:16]
@@ -211,6 +207,15 @@ def test_tampered_hash_fails_and_keeps_previous_build(
         "pipeline",
         "pyproject.toml",
     ]
+
+
+def test_two_sources_for_one_served_path_fail_the_build(tmp_path: Path) -> None:
+    browser = tmp_path / "browser"
+    (browser / "sdk").mkdir(parents=True)
+    (browser / "embed.js").write_text("// a\n")
+    (browser / "sdk" / "embed.js").write_text("// b\n")
+    with pytest.raises(AssetBuildError, match="would both be served as embed.js"):
+        app_sources(browser)
 
 
 def test_load_missing_assets_dir(tmp_path: Path) -> None:

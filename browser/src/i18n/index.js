@@ -1,0 +1,40 @@
+// t(key, params): the one way the importer turns a message key into text, so strings can be
+// translated without touching the screens. English is the only catalogue so far.
+import en from "./en.js";
+
+/** @typedef {keyof typeof en} MessageKey */
+/** @typedef {Record<string, string | number>} MessageParams */
+
+/** @type {Record<string, string>} */
+let catalogue = en;
+
+/**
+ * Swap the catalogue (tests and, later, other languages); unknown keys fall back to English.
+ * @param {Record<string, string>} messages
+ */
+export function useMessages(messages) {
+  catalogue = { ...en, ...messages };
+}
+
+/**
+ * @param {MessageKey} key
+ * @param {MessageParams} [params]
+ * @returns {string}
+ */
+export function t(key, params = {}) {
+  const template = catalogue[key] ?? en[key];
+  if (template === undefined) throw new Error(`loadbay: no message for ${key}`);
+  return template.replace(/\{(\w+)\}/g, (whole, name) =>
+    name in params ? String(params[name]) : whole,
+  );
+}
+
+/**
+ * A byte count as the user reads it: "1.5 GB", "300 MB".
+ * @param {number} bytes
+ */
+export function formatSize(bytes) {
+  return bytes >= 1024 ** 3
+    ? t("size.gb", { size: (bytes / 1024 ** 3).toFixed(1) })
+    : t("size.mb", { size: Math.round(bytes / 1024 ** 2) });
+}

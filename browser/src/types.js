@@ -1,0 +1,109 @@
+// The JSON shapes the page, the worker and the server exchange, for the type checker only.
+// The server and pipeline/bridge.py own them; nothing here decides a value.
+
+/**
+ * One template field as the server or the engine describes it (pipeline FieldInfo).
+ * @typedef {object} FieldInfo
+ * @property {string} name
+ * @property {string} label
+ * @property {boolean} required
+ * @property {string | null} [description]
+ */
+
+/**
+ * The page's configuration (#loadbay-config, server/importer/page.py).
+ * @typedef {object} PageConfig
+ * @property {string} publishableKey
+ * @property {string} templateId
+ * @property {Record<string, unknown> & {title?: string, name?: string}} template
+ * @property {FieldInfo[]} fields
+ * @property {string} parentOrigin
+ * @property {number} maxFileBytes
+ * @property {string} worker
+ * @property {string} pyodide
+ * @property {string} lock
+ * @property {string[]} packages
+ * @property {string} [accept]
+ */
+
+/**
+ * @typedef {object} Match
+ * @property {string} field
+ * @property {string} source "exact", "fuzzy", "remembered", ...
+ * @property {number} [confidence]
+ */
+
+/**
+ * What the engine says about an opened file (open_file / use_remembered).
+ * @typedef {object} Described
+ * @property {string} file
+ * @property {number} rows
+ * @property {string[]} headers
+ * @property {string} kind
+ * @property {string | null} encoding
+ * @property {boolean} [encoding_choosable]
+ * @property {string | null} sheet
+ * @property {string[]} sheets
+ * @property {number} header_row
+ * @property {{message: string}[]} problems
+ * @property {number} problem_count
+ * @property {Record<string, number>} mapping
+ * @property {Match[]} [matches]
+ * @property {unknown[][]} preview
+ * @property {FieldInfo[]} [fields]
+ * @property {number} [max_bytes]
+ */
+
+/**
+ * The user's reading choices, passed back to open_file.
+ * @typedef {{encoding?: string, sheet?: string, header_row?: string}} OpenOptions
+ */
+
+/**
+ * A described file plus what the page remembers about it between screens.
+ * @typedef {Described & {options: OpenOptions, confirmed?: Record<string, string>}} OpenedFile
+ */
+
+/**
+ * The review summary (set_mapping and every change).
+ * @typedef {object} Summary
+ * @property {number} rows
+ * @property {number} error_count
+ * @property {number} rows_with_errors
+ * @property {Record<string, number>} by_field
+ * @property {Record<string, number>} by_code
+ * @property {boolean} can_undo
+ * @property {number} view_rows
+ * @property {string[]} fields
+ */
+
+/**
+ * One row of the review window.
+ * @typedef {object} WindowRow
+ * @property {number} index
+ * @property {number} row
+ * @property {Record<string, unknown>} cells
+ * @property {Record<string, string[]>} errors
+ * @property {string[]} edited
+ * @property {Record<string, unknown>} [fixes]
+ */
+
+/**
+ * An import's status (GET /api/v1/imports/{id} and the submit answer).
+ * @typedef {object} ImportState
+ * @property {string} id
+ * @property {string} status
+ * @property {boolean} [final]
+ * @property {number} rows
+ * @property {number} batches
+ * @property {Record<string, number>} deliveries
+ */
+
+/**
+ * What the worker's upload answers.
+ * @typedef {{importId: string, token: string, state: ImportState}} Uploaded
+ */
+
+/** @typedef {{phase: string, done: number, total: number}} Progress */
+
+export {};

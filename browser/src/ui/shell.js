@@ -1,0 +1,86 @@
+// What every screen shares: the context it runs in, element building, the page frame,
+// the error screen and the busy indicator.
+import { t } from "../i18n/index.js";
+
+/**
+ * @typedef {object} Context
+ * @property {import("../types.js").PageConfig} config
+ * @property {import("../worker.js").Engine} engine
+ * @property {HTMLElement} root
+ * @property {Promise<void>} booted
+ * @property {(message: Record<string, unknown>) => void} notify tells the host page (embed.js)
+ */
+
+/**
+ * @typedef {{text?: string, [attribute: string]: unknown}} Attrs
+ * `text` sets textContent, `on<event>` adds a listener, anything else is an attribute.
+ */
+
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Attrs} [attrs]
+ * @param {...(Node | string | null | undefined)} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "text") node.textContent = String(value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), /** @type {EventListener} */ (value));
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+/**
+ * Replace the screen, under the template's heading.
+ * @param {Context} ctx
+ * @param {...(Node | null)} nodes
+ */
+export function render(ctx, ...nodes) {
+  const { template } = ctx.config;
+  const name = template.title || template.name || t("page.untitled");
+  ctx.root.replaceChildren(el("h1", { text: t("page.title", { name }) }), ...nodes.filter((n) => n != null));
+}
+
+/**
+ * @typedef {{id: string, text: string, onclick: () => void}} Action
+ */
+
+/**
+ * An error the user can act on, with a way on (by default, picking another file).
+ * @param {Context} ctx
+ * @param {string} message
+ * @param {Action[]} actions
+ */
+export function showError(ctx, message, actions) {
+  render(
+    ctx,
+    el("p", { id: "error", class: "error", role: "alert", text: message }),
+    ...actions.map(({ id, text, onclick }) => el("button", { id, text, onclick })),
+  );
+}
+
+/** @param {string} text */
+export function busy(text) {
+  return [el("p", { id: "busy", text }), el("progress", { id: "busy-progress", class: "busy" })];
+}
+
+/**
+ * Counts from the worker while it reads or checks.
+ * @param {import("../types.js").Progress} progress
+ */
+export function showProgress({ phase, done, total }) {
+  const text = document.getElementById("busy");
+  const bar = /** @type {HTMLProgressElement | null} */ (document.getElementById("busy-progress"));
+  if (!text || !bar) return;
+  if (phase === "parse") {
+    text.textContent = t("progress.parse", { rows: done.toLocaleString("en") });
+  } else if (phase === "validate") {
+    text.textContent = t("progress.validate", { done, total });
+    bar.max = total;
+    bar.value = done;
+  }
+}

@@ -1,0 +1,70 @@
+// The first screen: the expected columns and the file input; opening the picked file.
+import { fieldsFor } from "../fields.js";
+import { formatSize, t } from "../i18n/index.js";
+import { showMapping } from "./mapping.js";
+import { busy, el, render, showError, showProgress } from "./shell.js";
+
+/** @typedef {import("./shell.js").Context} Context */
+
+// What the file input offers; the engine judges a file by its bytes whatever its name.
+const ACCEPT = ".csv,.tsv,.txt,.xlsx,.xlsm,.xlsb,.xls,.ods,.json,.ndjson,.jsonl";
+
+/** @param {Context} ctx */
+export function showStart(ctx) {
+  const status = el("p", { id: "engine-status", class: "muted", text: t("start.preparing") });
+  ctx.booted.then(
+    () => (status.textContent = t("start.ready")),
+    (/** @type {Error} */ e) => (status.textContent = e.message),
+  );
+  const input = el("input", { id: "file-input", type: "file", accept: ctx.config.accept ?? ACCEPT });
+  input.addEventListener("change", () => {
+    const file = input.files && input.files[0];
+    if (file) openFile(ctx, file);
+  });
+  const fields = fieldsFor(ctx.config).map((f) =>
+    el("li", { text: f.required ? t("start.required", { label: f.label }) : f.label }),
+  );
+  render(
+    ctx,
+    el("p", { text: t("start.intro") }),
+    input,
+    status,
+    el("h2", { text: t("start.expected") }),
+    el("ul", {}, ...fields),
+  );
+}
+
+/**
+ * The way back to a fresh start.
+ * @param {Context} ctx
+ * @returns {import("./shell.js").Action}
+ */
+export function restart(ctx) {
+  return { id: "restart", text: t("error.restart"), onclick: () => showStart(ctx) };
+}
+
+/**
+ * Read the file in the worker (again, with new options: sheet, encoding, header row).
+ * @param {Context} ctx
+ * @param {File} file
+ * @param {import("../types.js").OpenOptions} [options]
+ */
+export async function openFile(ctx, file, options = {}) {
+  const { config } = ctx;
+  if (file.size > config.maxFileBytes) {
+    // Refused before a byte is read; the worker gives the engine the same limit.
+    const params = { file: file.name, size: formatSize(file.size), limit: formatSize(config.maxFileBytes) };
+    showError(ctx, t("file.tooLarge", params), [restart(ctx)]);
+    return;
+  }
+  render(ctx, ...busy(t("progress.reading", { file: file.name })));
+  try {
+    const context = { publishableKey: config.publishableKey, templateId: config.templateId };
+    const payload = { file, template: config.template, context, options, maxBytes: config.maxFileBytes };
+    /** @type {import("../types.js").Described} */
+    const described = await ctx.engine.ask("open", payload, showProgress);
+    showMapping(ctx, file, { ...described, options });
+  } catch (error) {
+    showError(ctx, /** @type {Error} */ (error).message, [restart(ctx)]);
+  }
+}

@@ -1,0 +1,83 @@
+// Sending the rows, then following the import until the server says it is over.
+import { api, sleep } from "../api.js";
+import { t } from "../i18n/index.js";
+import { watchImport } from "../status.js";
+import { showReview } from "./review.js";
+import { el, render, showError } from "./shell.js";
+
+/** @typedef {import("./shell.js").Context} Context */
+/** @typedef {import("../types.js").ImportState} ImportState */
+/** @typedef {import("../i18n/index.js").MessageKey} MessageKey */
+
+/**
+ * What the user reads once the import is over: the status the server reports.
+ * @param {ImportState} state
+ * @param {number} rows
+ */
+export function doneText(state, rows) {
+  const key = /** @type {MessageKey} */ (`done.${state.status}`);
+  try {
+    return t(key, { rows, status: state.status });
+  } catch {
+    return t("done.other", { rows, status: state.status });
+  }
+}
+
+/**
+ * @param {Context} ctx
+ * @param {File} file
+ * @param {import("../types.js").OpenedFile} described
+ * @param {import("../types.js").Summary} summary
+ */
+export async function submit(ctx, file, described, summary) {
+  const { config } = ctx;
+  const bar = el("progress", { id: "upload-progress", max: "1", value: "0" });
+  const status = el("p", { id: "upload-status", text: t("upload.start") });
+  render(ctx, status, bar);
+  const request = {
+    publishableKey: config.publishableKey,
+    templateId: config.templateId,
+    fileName: file.name,
+    rows: summary.rows,
+    headers: described.headers,
+    mapping: described.confirmed,
+  };
+  /** @type {import("../types.js").Uploaded} */
+  let uploaded;
+  try {
+    uploaded = await ctx.engine.ask("upload", request, ({ phase, done, total }) => {
+      if (phase === "busy") {
+        status.textContent = t("upload.busy", { seconds: done });
+        return;
+      }
+      bar.max = total;
+      bar.value = done;
+      status.textContent = t("upload.batches", { done, total });
+    });
+  } catch (error) {
+    // Nothing the user did is lost: the file and every edit are still in the worker.
+    showError(ctx, /** @type {Error} */ (error).message, [
+      { id: "upload-retry", text: t("upload.retry"), onclick: () => submit(ctx, file, described, summary) },
+      { id: "back", text: t("upload.backToReview"), onclick: () => showReview(ctx, file, described, summary) },
+    ]);
+    return;
+  }
+  status.textContent = t("upload.delivering");
+  const { importId, token } = uploaded;
+  let state;
+  try {
+    state = await watchImport({
+      initial: uploaded.state,
+      fetchState: () => api(`/api/v1/imports/${importId}`, {}, token),
+      sleep,
+      onUpdate: (s) => {
+        status.textContent = t("upload.deliveringCount", { delivered: s.deliveries.delivered ?? 0, batches: s.batches });
+      },
+    });
+  } catch (error) {
+    render(ctx, el("p", { id: "done", class: "error", "data-status": "unavailable", text: /** @type {Error} */ (error).message }));
+    return;
+  }
+  render(ctx, el("p", { id: "done", "data-status": state.status, text: doneText(state, summary.rows) }));
+  ctx.notify({ type: "loadbay:complete", importId, rows: summary.rows, status: state.status });
+}
