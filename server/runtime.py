@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,6 +12,7 @@ from destinations.network import NetworkPolicy
 from server import db
 from server.blobs import BlobStore, LocalBlobStore, S3BlobStore
 from server.crypto import load_or_create_master_key
+from server.queue import JobQueue, job_queue
 from server.settings import Settings
 from server.vault import Vault
 
@@ -22,6 +24,11 @@ class Runtime:
     vault: Vault
     blobs: BlobStore
     destination_context: DestinationContext
+
+    @functools.cached_property
+    def queue(self) -> JobQueue:
+        """The job queues, connected on first use (the embedded Redis starts then)."""
+        return job_queue(self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

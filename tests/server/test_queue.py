@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from server.queue import JITTER, RETRY_SCHEDULE, next_delay
+from server.deliveries import JITTER, RETRY_SCHEDULE, next_delay
 
 SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
 
