@@ -33,6 +33,20 @@ class Demo:
     def host_page(self) -> str:
         return f"{self.host_origin}/demo/host"
 
+    def add_template(self, schema: dict[str, object]) -> str:
+        """Add a template to the demo organisation (through the domain, as the seed does)."""
+        from server import db, orgs
+        from server.runtime import Runtime
+        from server.settings import Settings
+
+        env = {**os.environ, "LOADBAY_DATA_DIR": str(self.data_dir)}
+        env.pop("DATABASE_URL", None)
+        rt = Runtime.from_settings(Settings.from_env(env))
+        with rt.sessions() as session:
+            org = session.get(db.Organisation, self.state["org_id"])
+        assert org is not None
+        return orgs.create_template(rt, org, schema).id
+
     def receipts(self) -> list[dict[str, object]]:
         response = httpx.get(f"{self.importer_origin}/demo/receipts.json", verify=False)
         response.raise_for_status()

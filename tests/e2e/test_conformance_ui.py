@@ -8,16 +8,12 @@ the vector's expected errors (the same ones pytest and Pyodide under Node produc
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from server import db, orgs
-from server.runtime import Runtime
-from server.settings import Settings
 from tests.e2e.conftest import Demo
 
 pytestmark = pytest.mark.e2e
@@ -38,22 +34,12 @@ SUBSET = [
 ]
 
 
-def _template_id(demo: Demo, schema: dict[str, object]) -> str:
-    env = {**os.environ, "LOADBAY_DATA_DIR": str(demo.data_dir)}
-    env.pop("DATABASE_URL", None)
-    rt = Runtime.from_settings(Settings.from_env(env))
-    with rt.sessions() as session:
-        org = session.get(db.Organisation, demo.state["org_id"])
-    assert org is not None
-    return orgs.create_template(rt, org, schema).id
-
-
 @pytest.mark.parametrize("name", SUBSET)
 def test_the_grid_shows_the_vectors_errors(browser: Browser, demo: Demo, name: str) -> None:
     folder = VECTORS / name
     expected = json.loads((folder / "expected.json").read_text())
     data = next(p for p in folder.iterdir() if p.name.startswith("data."))
-    template_id = _template_id(demo, json.loads((folder / "template.json").read_text()))
+    template_id = demo.add_template(json.loads((folder / "template.json").read_text()))
 
     context = browser.new_context(ignore_https_errors=True)
     page = context.new_page()
