@@ -1,0 +1,21 @@
+// What the screens say is the server's and the engine's word, put into the user's language.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { matchText } from "../../browser/src/ui/mapping.js";
+import { doneText } from "../../browser/src/ui/submit.js";
+
+const state = (status) => ({ id: "imp_1", status, final: true, rows: 2, batches: 1, deliveries: {} });
+
+test("the done screen shows the status the server reports, known or not", () => {
+  assert.equal(doneText(state("delivered"), 2), "Delivered 2 rows.");
+  assert.equal(doneText(state("failed"), 2).startsWith("Your 2 rows were received, but delivery failed."), true);
+  assert.equal(doneText(state("expired"), 2), "Import finished with status “expired” (2 rows).");
+});
+
+test("how a column was proposed comes from the engine's match", () => {
+  assert.equal(matchText({ field: "a", source: "fuzzy", confidence: 0.834 }), "likely match (83%)");
+  assert.equal(matchText({ field: "a", source: "remembered" }), "as last time");
+  assert.equal(matchText({ field: "a", source: "exact" }), "exact match");
+  assert.equal(matchText(undefined), "");
+});
