@@ -121,12 +121,7 @@ def _candidates(
     rows: list[int] = []
     for start in range(0, len(column), SLICE_ROWS):
         part = column.slice(start, min(SLICE_ROWS, len(column) - start))
-        out = io.BytesIO()
-        aio.write_csv(ac.Table.from_arrays([part], names=["cell"]), out, header=False,
-                      delimiter=_SEPARATOR)  # fmt: skip
-        with out.getbuffer() as written:  # decoded where it lies: no copy of the bytes
-            text = str(written, "utf-8")
-        out.close()
+        text = _lines(part)
         lines = len(part)
         if text.count("\n") != lines:  # a cell holds a line break
             return None
@@ -142,6 +137,44 @@ def _candidates(
             at = found.start()
             rows.append(row)
     return rows
+
+
+def containing(column: ac.Array, pattern: re.Pattern[str]) -> list[int]:
+    """Indices of the cells in which `pattern` is found (`search`), in order.
+
+    One C pass per slice over the column written as lines; the lines it is found in are
+    then checked on their cells' own text (a quoted line is written differently). The
+    pattern must not match a line break.
+    """
+    rows: list[int] = []
+    for start in range(0, len(column), SLICE_ROWS):
+        part = column.slice(start, min(SLICE_ROWS, len(column) - start))
+        text = _lines(part)
+        if text.count("\n") != len(part):  # a cell holds a line break: look at each cell
+            found = [i for i, v in enumerate(part.to_pylist()) if v and pattern.search(v)]
+        else:
+            found, line, at = [], 0, 0
+            for match in pattern.finditer(text):
+                line += text.count("\n", at, match.start())
+                at = match.start()
+                if not found or found[-1] != line:
+                    found.append(line)
+            if found:
+                values = acc.take(part, ac.Array(found, ac.DataType.int64())).to_pylist()
+                found = [i for i, v in zip(found, values, strict=True) if pattern.search(v)]
+        rows += [start + i for i in found]
+    return rows
+
+
+def _lines(part: ac.Array) -> str:
+    """A text column as one line per cell, written by arrow-rs (quoted where it must be)."""
+    out = io.BytesIO()
+    aio.write_csv(ac.Table.from_arrays([part], names=["cell"]), out, header=False,
+                  delimiter=_SEPARATOR)  # fmt: skip
+    with out.getbuffer() as written:  # decoded where it lies: no copy of the bytes
+        text = str(written, "utf-8")
+    out.close()
+    return text
 
 
 @functools.lru_cache(maxsize=4)  # a one-row re-check must not evict the table's

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,15 +22,22 @@ from typing import Any
 import arro3.compute as acc
 import arro3.core as ac
 
-from pipeline.scan import mismatched, mostly_unique, null_at
+from pipeline.scan import containing, mismatched, mostly_unique, null_at, positions
 from pipeline.schema import Field
 
 # "any" accepts these unambiguous spellings (never 01/02/2024: day or month first?).
 ANY_DATE_PATTERNS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%d.%m.%Y", "%d %B %Y", "%d %b %Y",
                      "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y")  # fmt: skip
 ANY_TIME_PATTERNS = ("%H:%M:%S", "%H:%M", "%I:%M %p", "%I:%M:%S %p", "%I%p", "%I %p")
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_ISO_TIME = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?")
+# Years 1-9999 (what Python's datetime and PostgreSQL hold); hours 00-23, seconds 00-59
+# (Arrow would take 23:59:60 as the next midnight).
+_ISO_DATE = re.compile(r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-[0-9]{2}-[0-9]{2}")
+_ISO_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?")
+_LEAP_SECOND = re.compile(r"[0-9]{2}:[0-9]{2}:60(?![0-9])")
+_INT8 = ac.DataType.int8()
+# Microseconds since 1970 of 0001-01-01T00:00:00Z and of 9999-12-31T23:59:59.999999Z.
+_FIRST_INSTANT = -62_135_596_800_000_000
+_LAST_INSTANT = 253_402_300_799_999_999
 _YEAR = re.compile(r"[0-9]{4}")
 _YEARMONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _DURATION = re.compile(
@@ -120,31 +128,46 @@ def arrow_type(field: Field) -> ac.DataType:
 def parse(field: Field, column: ac.Array) -> ac.Array:
     """Typed values of a column of text cells; null where a cell is empty or does not parse."""
     target = arrow_type(field)
-    if field.type == "integer":
+    if field.type == "integer":  # beyond 64 bits Arrow's cast gives null: a type error
         if field.bare_number and not field.group_char:
             return acc.cast(column, target)
         return _normalised(column, target, lambda v: _number_text(field, v, integer=True))
     if field.type == "number":
         if field.bare_number and not field.group_char and field.decimal_char == ".":
-            return acc.cast(column, target)
-        return _normalised(column, target, lambda v: _number_text(field, v, integer=False))
+            return _finite(acc.cast(column, target))
+        return _finite(_normalised(column, target, lambda v: _number_text(field, v, integer=False)))
     if field.type == "boolean":
         truth = {v: True for v in field.true_values} | {v: False for v in field.false_values}
         distinct = Distinct.of(column)
         return distinct.spread([truth.get(v) for v in distinct.values], target)
     if field.type == "datetime" and field.format == "default":
-        return acc.cast(column, target)
+        typed = acc.cast(column, target)
+        return _within_years(null_at(typed, _leap_seconds(column, typed)))
     if (field.type == "string" and field.format == "default") or field.type == "any":
         return column
     how = _TEXT_PARSERS[field.type](field)
-    if isinstance(how, re.Pattern):
-        return _matched(column, target, how)
-    return _normalised(column, target, how)
+    typed = (
+        _matched(column, target, how)
+        if isinstance(how, re.Pattern)
+        else (_normalised(column, target, how))
+    )
+    return _within_years(typed) if field.type == "datetime" else typed  # a zone can cross
 
 
 def parse_one(field: Field, text: str) -> Any:
     """One cell's typed value (None if it does not parse): for constants and fixes."""
     return parse(field, ac.Array([text], ac.DataType.string())).to_pylist()[0]
+
+
+def not_finite(field: Field, text: str) -> bool:
+    """Whether a number cell failed its type for being NaN or infinite (not for its text)."""
+    if field.type != "number":
+        return False
+    number = _number_text(field, text, integer=False)
+    try:
+        return number is not None and not math.isfinite(float(number))
+    except ValueError:
+        return False
 
 
 def type_hint(field: Field) -> str:
@@ -186,6 +209,57 @@ def strptime(text: str, pattern: str) -> dt.datetime | None:
         return dt.datetime.strptime(text, pattern)  # naive: taken as UTC by the caller
     except ValueError:
         return None
+
+
+def _finite(typed: ac.Array) -> ac.Array:
+    """Numbers with NaN and infinities made null: JSON and most databases cannot hold them.
+
+    x - x is 0 for a finite x and NaN otherwise, and NaN does not cast to an integer.
+    """
+    zeros = acc.cast(acc.sub(typed, typed), ac.DataType.int8())
+    if zeros.null_count == typed.null_count:
+        return typed
+    return null_at(typed, _among_values(typed, acc.is_null(_values_of(typed, zeros))))
+
+
+def _within_years(typed: ac.Array) -> ac.Array:
+    """Timestamps outside years 1-9999 UTC made null (a zone can move 0001-01-01 into year 0)."""
+    instants = acc.cast(typed, ac.DataType.int64())
+    low, high = acc.min(instants).as_py(), acc.max(instants).as_py()
+    if low is None or (low >= _FIRST_INSTANT and high <= _LAST_INSTANT):
+        return typed
+    values = _values_of(typed, instants)
+    first = ac.Scalar(_FIRST_INSTANT, ac.DataType.int64())
+    last = ac.Scalar(_LAST_INSTANT, ac.DataType.int64())
+    unsigned = ac.DataType.uint64()  # a negative difference does not cast: null
+    early = _among_values(typed, acc.is_null(acc.cast(acc.sub(values, first), unsigned)))
+    late = _among_values(typed, acc.is_null(acc.cast(acc.sub(last, values), unsigned)))
+    return null_at(typed, sorted(early + late))
+
+
+def _leap_seconds(column: ac.Array, typed: ac.Array) -> list[int]:
+    """Cells that Arrow read as a time but hold second 60: it gives second 0 of the next
+    minute, so only the cells at second 0 are searched (in their text, all at once)."""
+    if typed.null_count == len(typed):
+        return []
+    ticking = acc.cast(acc.cast(acc.date_part(typed, "second"), ac.DataType.bool()), _INT8)
+    at_zero = acc.cast(acc.sub(ac.Scalar(1, _INT8), ticking), ac.DataType.bool())
+    rows = acc.filter(positions(len(typed)), at_zero)  # a null second (no value) is left out
+    if len(rows) == 0:
+        return []
+    found = containing(acc.take(column, rows), _LEAP_SECOND)
+    return list(acc.take(rows, ac.Array(found, ac.DataType.int64())).to_pylist()) if found else []
+
+
+def _values_of(typed: ac.Array, column: ac.Array) -> ac.Array:
+    """`column`'s values at the rows where `typed` has one."""
+    return acc.filter(column, acc.is_not_null(typed))
+
+
+def _among_values(typed: ac.Array, mask: ac.Array) -> list[int]:
+    """Row indices of the values of `typed` (nulls skipped) that `mask` marks."""
+    rows = acc.filter(positions(len(typed)), acc.is_not_null(typed))
+    return list(acc.filter(rows, mask).to_pylist())
 
 
 def _normalised(

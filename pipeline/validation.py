@@ -30,7 +30,7 @@ from pipeline.errors import MappingError
 from pipeline.scan import mismatched, mostly_unique, positions
 from pipeline.schema import Field, Template
 from pipeline.transforms import E164, prepare
-from pipeline.types import Distinct, arrow_type, parse, parse_one, type_hint
+from pipeline.types import Distinct, arrow_type, not_finite, parse, parse_one, type_hint
 
 __all__ = [
     "CellError",
@@ -236,10 +236,14 @@ def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     if cells.typed is cells.text or cells.typed.null_count == cells.text.null_count:
         return ()
     candidates = _indices(acc.is_null(cells.typed))
-    hint = type_hint(cells.field)
+    field = cells.field
+    hint = type_hint(field)
     # Empty cells are the required check's business.
     failed = [(i, value) for i, value in _values(cells.text, candidates) if value is not None]
-    messages = [f"{_show(value)} {hint}." for _, value in failed]
+    messages = [
+        f"{_show(value)} {'is not a finite number' if not_finite(field, value) else hint}."
+        for _, value in failed
+    ]
     return cells.errors([index for index, _ in failed], "type-error", messages, None)
 
 

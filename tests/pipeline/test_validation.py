@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 
 import arro3.core as ac
@@ -74,7 +73,7 @@ TYPE_HINTS = {
         ("integer", ["0"], "9223372036854775808"),  # overflows int64
         ("integer", ["0"], " 4"),
         ("integer", ["0"], "1e3"),
-        ("number", ["1", "1.5", "-2.5e3", ".5", "5.", "NaN", "inf", "-inf"], "1,5"),
+        ("number", ["1", "1.5", "-2.5e3", ".5", "5."], "1,5"),  # NaN, inf: test_deliverable
         ("number", ["0"], "ten"),
         ("boolean", ["true", "True", "TRUE", "1", "false", "False", "FALSE", "0"], "yes"),
         ("boolean", ["true"], "t"),
@@ -293,10 +292,10 @@ def test_coerce_types_and_values() -> None:
     }
 
 
-def test_coerce_special_numbers() -> None:
+def test_coerce_never_delivers_numbers_json_cannot_hold() -> None:
     t = template({"name": "n", "type": "number"})
-    values = pa.table(coerce(strings(n=["NaN", "inf", "-inf"]), t)).column("n").to_pylist()
-    assert math.isnan(values[0]) and values[1:] == [math.inf, -math.inf]
+    values = pa.table(coerce(strings(n=["NaN", "inf", "-inf", "1"]), t)).column("n").to_pylist()
+    assert values == [None, None, None, 1.0]
 
 
 def test_coerce_fills_absent_fields_with_typed_nulls() -> None:
