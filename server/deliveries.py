@@ -18,6 +18,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, cast
 
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import CursorResult, Executable, and_, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -174,6 +175,9 @@ def deliver(rt: Runtime, delivery_id: int) -> str:
         return _failed(rt, delivery_id, attempt, str(exc), final=True)
     except NotFound as exc:  # the batch, import or destination is gone: retrying cannot help
         return _failed(rt, delivery_id, attempt, exc.message, final=True)
+    except JobTimeoutException:
+        timeout = rt.queue.timings.job_timeout
+        return _failed(rt, delivery_id, attempt, f"The attempt took longer than {timeout} s.")
     except Exception as exc:  # noqa: BLE001 - the job boundary: a bug must not strand a delivery
         # The exception's text may quote data (a cell, a key): only its type and where.
         where = "".join(traceback.format_tb(exc.__traceback__))

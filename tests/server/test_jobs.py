@@ -28,7 +28,7 @@ Zyxwab Quorth,zq@example.com,DE,2024-02-29,19.5
 Mirela Okonkwo-Vass,mov@example.com,FR,2023-01-31,-3
 Brunhild Eskaton,be@example.com,,,
 """
-ROWS = [
+ROWS: list[dict[str, object]] = [
     {
         "full_name": "Zyxwab Quorth",
         "email": "zq@example.com",
@@ -104,9 +104,9 @@ class Submitted:
 
     def scheduled(self) -> dict[str, dt.datetime]:
         """Scheduled jobs on both queues (retries are scheduled on the retry queue)."""
-        found = {}
+        found: dict[str, dt.datetime] = {}
         for queue in self.queue.worker_queues:
-            registry = ScheduledJobRegistry(queue=queue)
+            registry = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
             found |= {i: registry.get_scheduled_time(i) for i in registry.get_job_ids()}
         return found
 
@@ -225,7 +225,8 @@ def test_a_500_schedules_a_retry(receiver: Receiver, submitted: SubmitFactory) -
     assert when <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=first * 1.1 + 1)
     assert delivery.next_attempt_at is not None
     assert abs(delivery.next_attempt_at - when) < dt.timedelta(seconds=1.5)
-    assert job_id in ScheduledJobRegistry(queue=s.queue.retry).get_job_ids()
+    retry_registry = ScheduledJobRegistry(queue=s.queue.retry)  # type: ignore[no-untyped-call]
+    assert job_id in retry_registry.get_job_ids()
     job = s.queue.retry.fetch_job(job_id)
     assert job is not None
     assert (job.func_name, job.args) == ("server.jobs.deliver", (s.delivery_id,))
