@@ -1,4 +1,5 @@
-"""Errors the server turns into HTTP answers at its edge (status + message for people)."""
+"""Domain errors: what went wrong, for people, with a stable code. No HTTP here: the edge
+(`server.http.responses`) maps each kind to its status."""
 
 from __future__ import annotations
 
@@ -6,40 +7,52 @@ from typing import Any
 
 
 class ServiceError(Exception):
-    status = 400
     code = "bad-request"
 
-    def __init__(self, message: str, *, details: Any = None) -> None:
+    def __init__(
+        self, message: str, *, details: Any = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        self.retry_after = retry_after
 
 
 class NotFound(ServiceError):
-    status = 404
     code = "not-found"
 
 
 class Unauthorized(ServiceError):
-    status = 401
     code = "unauthorized"
 
 
 class Forbidden(ServiceError):
-    status = 403
     code = "forbidden"
 
 
 class Conflict(ServiceError):
-    status = 409
     code = "conflict"
 
 
 class Invalid(ServiceError):
-    status = 422
     code = "invalid"
 
 
 class TooLarge(ServiceError):
-    status = 413
     code = "too-large"
+
+
+class TooSlow(ServiceError):
+    """The request's body did not arrive in time."""
+
+    code = "request-timeout"
+
+
+class RateLimited(ServiceError):
+    code = "rate-limited"
+
+
+class Unavailable(ServiceError):
+    """A part the request needs (the queue, a database) is down for now: try again."""
+
+    code = "unavailable"

@@ -9,7 +9,6 @@ never cell values; only the labels of mapped columns are kept readable.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,15 +16,10 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from pipeline.matching import header_signature, normalise
 from pipeline.template import Template
-from server import db, imports, orgs
-from server.api import bearer_token, json_body, require_same_origin, runtime_of
+from server import db
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
 
@@ -33,8 +27,6 @@ MAX_HEADERS = 16_384  # Excel's column limit
 MAX_LABEL = 1_000
 MIN_OVERLAP = 0.8  # headers both layouts have, over the longer one's header count
 MEMORIES_PER_TEMPLATE = 200  # beyond this the least recently confirmed are forgotten
-
-_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -54,7 +46,7 @@ def remember(
 
     `claim` runs in the same transaction (the import that vouches for this mapping).
     """
-    labels = _checked_headers(headers)
+    labels = checked_headers(headers)
     signature = header_signature(labels)
 
     def once() -> Remembered:
@@ -74,7 +66,7 @@ def remember(
 def recall(rt: Runtime, template_id: str, headers: Sequence[str]) -> dict[str, str] | None:
     """{header label: field name} for these headers: the memory of exactly this layout,
     else the most-used one whose headers overlap enough; only labels present here."""
-    labels = _checked_headers(headers)
+    labels = checked_headers(headers)
     exact = recall_exact(rt, template_id, header_signature(labels))
     if exact is not None:
         return exact
@@ -158,7 +150,7 @@ def _digests(labels: list[str]) -> list[str]:
     return [hashlib.sha256(normalise(label).encode()).hexdigest()[:16] for label in labels]
 
 
-def _checked_headers(headers: Any) -> list[str]:
+def checked_headers(headers: Any) -> list[str]:
     if not isinstance(headers, list | tuple) or not all(isinstance(h, str) for h in headers):
         raise Invalid("headers must be a list of the file's column headers (strings).")
     if not 0 < len(headers) <= MAX_HEADERS:
@@ -182,68 +174,3 @@ def _checked_mapping(mapping: Any, labels: list[str], template: Template) -> dic
             raise Invalid(f'Column "{header}" is mapped to more than one field.')
         stored[header] = field
     return stored
-
-
-# --- HTTP: the importer page calls these with the organisation's publishable key -----------
-
-
-def _key(request: Request, body: Mapping[str, Any] | None = None) -> str:
-    found = request.headers.get("x-loadbay-key") or request.query_params.get("key")
-    return found or str((body or {}).get("publishableKey", ""))
-
-
-async def _authorised_template(request: Request, key: str) -> db.Template:
-    """The path's template, if it belongs to the organisation whose key this is."""
-    rt = runtime_of(request)
-    org = await run_in_threadpool(orgs.organisation_by_key, rt, key)
-    return await run_in_threadpool(orgs.template_for, rt, org, request.path_params["template_id"])
-
-
-async def get_mapping(request: Request) -> Response:
-    require_same_origin(request)
-    template = await _authorised_template(request, _key(request))
-    signature = request.query_params.get("signature", "")
-    if not _SIGNATURE.fullmatch(signature):
-        raise Invalid("signature must be the 64 lower-case hex digits of header_signature().")
-    mapping = await run_in_threadpool(recall_exact, runtime_of(request), template.id, signature)
-    return JSONResponse(
-        {"signature": signature, "mapping": mapping}, headers={"cache-control": "no-store"}
-    )
-
-
-async def recall_mapping(request: Request) -> Response:
-    require_same_origin(request)
-    body = await json_body(request)
-    template = await _authorised_template(request, _key(request, body))
-    headers = _checked_headers(body.get("headers"))
-    mapping = await run_in_threadpool(recall, runtime_of(request), template.id, headers)
-    return JSONResponse(
-        {"signature": header_signature(headers), "mapping": mapping},
-        headers={"cache-control": "no-store"},
-    )
-
-
-async def post_mapping(request: Request) -> Response:
-    """Remember a confirmed mapping; the submitted import's upload token vouches for it."""
-    require_same_origin(request)
-    body = await json_body(request)
-    template = await _authorised_template(request, _key(request, body))
-    headers = _checked_headers(body.get("headers"))
-    mapping: Any = body.get("mapping")  # checked against the template by remember()
-    token, import_id = bearer_token(request), str(body.get("importId", ""))
-    kept = await run_in_threadpool(
-        remember,
-        runtime_of(request),
-        template.id,
-        headers,
-        mapping,
-        lambda session: imports.claim_mapping_memory(session, import_id, token, template.id),
-    )
-    return JSONResponse({"signature": kept.signature, "uses": kept.uses})
-
-
-routes = [
-    Route("/api/v1/templates/{template_id}/mappings", get_mapping, methods=["GET"]),
-    Route("/api/v1/templates/{template_id}/mappings", post_mapping, methods=["POST"]),
-    Route("/api/v1/templates/{template_id}/mappings/recall", recall_mapping, methods=["POST"]),
-]

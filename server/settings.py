@@ -22,6 +22,7 @@ class Settings:
     retention_days: int = 30
     max_batch_bytes: int = 64 * 1024 * 1024
     max_file_bytes: int = 1024 * 1024 * 1024
+    body_timeout: float = 30.0
     blob_s3_bucket: str | None = None
     blob_s3_prefix: str = ""
     demo: bool = False
@@ -46,6 +47,7 @@ class Settings:
             blob_s3_bucket=env.get("LOADBAY_BLOB_S3_BUCKET") or None,
             blob_s3_prefix=env.get("LOADBAY_BLOB_S3_PREFIX", ""),
             max_file_bytes=int(env.get("LOADBAY_MAX_FILE_BYTES", str(1024**3))),
+            body_timeout=float(env.get("LOADBAY_BODY_TIMEOUT", "30")),
             demo=demo or env.get("LOADBAY_DEMO") == "1",
             public_url=env.get("LOADBAY_PUBLIC_URL", "https://127.0.0.1:8443").rstrip("/"),
         )

@@ -38,7 +38,7 @@ from server.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 ASSETS_DIR = REPO / "build" / "assets"
 CONTACTS_SCHEMA: dict[str, Any] = json.loads(
-    (REPO / "server" / "contacts.schema.json").read_text(encoding="utf-8")
+    (REPO / "server" / "demo" / "contacts.schema.json").read_text(encoding="utf-8")
 )
 HOST_ORIGIN = "https://host.example"
 PG_ADMIN_URL = os.environ.get(
@@ -269,14 +269,14 @@ class BatchFactory(Protocol):
         *,
         offset: int = 0,
         length: int | None = None,
-        compression: Compression = "zstd",
+        compression: Compression = None,
     ) -> bytes: ...
 
 
 @pytest.fixture
 def batch_factory(tmp_path: Path) -> BatchFactory:
-    """Arrow IPC bytes for rows of a CSV, as the pipeline encodes them: zstd buffers
-    natively; `compression=None` is what the browser (Pyodide) writes before gzipping."""
+    """Arrow IPC bytes for rows of a CSV, as the browser (Pyodide) writes them before
+    gzipping: uncompressed buffers (the server refuses compressed record batches)."""
 
     def make(
         csv_text: str,
@@ -284,7 +284,7 @@ def batch_factory(tmp_path: Path) -> BatchFactory:
         *,
         offset: int = 0,
         length: int | None = None,
-        compression: Compression = "zstd",
+        compression: Compression = None,
     ) -> bytes:
         path = tmp_path / f"upload-{secrets.token_hex(4)}.csv"
         path.write_text(csv_text, encoding="utf-8")

@@ -1,19 +1,13 @@
-"""The demo: an organisation, the contacts template, and a webhook receiver to watch.
-
-The receiver stands in for the client's own system: it is mounted only in demo mode
-and keeps what it is sent so you can see exactly what a client would receive.
-"""
+"""The demo's pages: the host page standing for the client's app, and a webhook receiver
+that keeps what it is sent (signature verified; anything else refused) so you can see
+exactly what a client would receive."""
 
 from __future__ import annotations
 
 import html
 import json
-import os
 import re
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -22,86 +16,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from destinations.webhook import new_secret
-from server import db, orgs
+from server import db
+from server.demo.receipts import Receipts
+from server.demo.state import DemoState, load_state
 from server.runtime import Runtime
 
-TEMPLATE_FILE = Path(__file__).parent / "contacts.schema.json"
 TEMPLATE_ID = re.compile(r"tpl_[0-9a-f]{24}")
 RECEIVED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type")
+MAX_RECEIPT_BYTES = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class DemoState:
-    org_id: str
-    publishable_key: str
-    template_id: str
-    destination_id: str
-    webhook_secret: str
-    importer_origin: str
-    host_origin: str
-
-    @property
-    def host_page(self) -> str:
-        return f"{self.host_origin}/demo/host"
-
-    @property
-    def receiver_page(self) -> str:
-        return f"{self.importer_origin}/demo/receiver"
-
-
-def host_origin_for(public_url: str) -> str:
-    """The demo host page lives on another origin (localhost vs 127.0.0.1), as a client's would."""
-    parts = urlsplit(public_url)
-    return f"{parts.scheme}://localhost:{parts.port}"
-
-
-def state_file(rt: Runtime) -> Path:
-    return rt.settings.data_dir / "demo.json"
-
-
-def load_state(rt: Runtime) -> DemoState | None:
-    path = state_file(rt)
-    if not path.exists():
-        return None
-    return DemoState(**json.loads(path.read_text()))
-
-
-def seed(rt: Runtime) -> DemoState:
-    """Create the demo organisation once; later runs reuse it (and its secret)."""
-    importer_origin = rt.settings.public_url
-    existing = load_state(rt)
-    if existing is not None and existing.importer_origin == importer_origin:
-        with rt.sessions() as session:
-            if session.get(db.Organisation, existing.org_id) is not None:
-                return existing
-    host_origin = host_origin_for(importer_origin)
-    org = orgs.create_organisation(rt, "Demo Inc.", [host_origin])
-    template = orgs.create_template(rt, org, json.loads(TEMPLATE_FILE.read_text()))
-    secret = new_secret()
-    destination = orgs.create_destination(
-        rt,
-        org,
-        template,
-        "webhook",
-        "Demo receiver",
-        {"url": f"{importer_origin}/demo/webhook", "secret": secret},
-    )
-    state = DemoState(
-        org_id=org.id,
-        publishable_key=org.publishable_key,
-        template_id=template.id,
-        destination_id=destination.id,
-        webhook_secret=secret,
-        importer_origin=importer_origin,
-        host_origin=host_origin,
-    )
-    path = state_file(rt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(asdict(state), fh, indent=2)
-    return state
+def receipts_of(rt: Runtime) -> Receipts:
+    return Receipts(rt.settings.data_dir / "demo-receiver.db")
 
 
 def _state(request: Request) -> DemoState:
@@ -153,25 +79,37 @@ Loadbay.open(options);
 
 
 async def receive_webhook(request: Request) -> Response:
-    body = (await request.body()).decode("utf-8", "replace")
+    """Keep a delivery whose signature verifies; a forged POST is refused, not stored."""
+    state = _state(request)
+    raw = await request.body()
+    if len(raw) > MAX_RECEIPT_BYTES:
+        return Response(status_code=413)
+    body = raw.decode("utf-8", "replace")
     headers = {k: request.headers.get(k, "") for k in RECEIVED_HEADERS}
+    try:
+        payload = Webhook(state.webhook_secret).verify(body, headers)
+    except WebhookVerificationError:
+        return JSONResponse({"error": "signature does not verify"}, status_code=401)
+    import_id = str((payload.get("data") or {}).get("import_id", ""))[:40]
     rt: Runtime = request.app.state.runtime
-
-    def store() -> None:
-        with rt.sessions.begin() as session:
-            session.add(db.DemoReceipt(headers=headers, body=body))
-
-    await run_in_threadpool(store)
+    await run_in_threadpool(receipts_of(rt).add, import_id, headers, body)
     return Response(status_code=204)
 
 
 def _receipts(rt: Runtime) -> list[dict[str, Any]]:
+    """What was received, less the receipts of imports whose data has been deleted."""
+    store = receipts_of(rt)
+    seen = store.import_ids()
     with rt.sessions() as session:
-        rows = session.scalars(select(db.DemoReceipt).order_by(db.DemoReceipt.id)).all()
-        return [
-            {"received_at": r.received_at.isoformat(), "headers": r.headers, "body": r.body}
-            for r in rows
-        ]
+        live = set(
+            session.scalars(
+                select(db.Import.id).where(
+                    db.Import.id.in_(seen), db.Import.wrapped_data_key.is_not(None)
+                )
+            )
+        )
+    store.forget(seen - live)
+    return store.all()
 
 
 async def receipts_json(request: Request) -> Response:

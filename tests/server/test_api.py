@@ -313,6 +313,7 @@ def test_full_flow_over_http(
         "rows": 3,
         "batches": 1,
         "deliveries": {"pending": 1, "delivered": 0, "failed": 0},
+        "final": False,
     }
     assert response.json() == expected
 
@@ -483,7 +484,7 @@ def test_malformed_json_is_a_422_not_a_500(
         ({"batches": 1.5, "rows": 0}, "batches must be a whole number."),
         ({"batches": True, "rows": 0}, "batches must be a whole number."),
         ({"batches": [1], "rows": 0}, "batches must be a whole number."),
-        ({"batches": -1, "rows": 0}, "batches must not be negative."),
+        ({"batches": -1, "rows": 0}, "batches must be between 0 and 2147483647."),
         ({"batches": 0, "rows": "many"}, "rows must be a whole number."),
     ],
 )
@@ -502,9 +503,9 @@ def test_submit_counts_must_be_whole_numbers(
     ("path", "message"),
     [
         ("batches/x", "The batch number must be a whole number."),
-        ("batches/-1", "The batch number must not be negative."),
+        ("batches/-1", "The batch number must be a whole number."),
         ("batches/0?first_row=two", "first_row must be a whole number."),
-        ("batches/0?first_row=-2", "first_row must not be negative."),
+        ("batches/0?first_row=-2", "first_row must be a whole number."),
     ],
 )
 def test_batch_path_and_query_must_be_whole_numbers(

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
+import psutil
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from server.cli import app
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "server" / "contacts.schema.json"
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "server" / "demo" / "contacts.schema.json"
 VALID = """Full name,E-mail,Country,Signup date,Amount,Notes
 Ada Lovelace,ada@example.com,GB,1843-07-01,12.5,unmapped
 =HYPERLINK("x"),mal@example.com,,,-3,
@@ -254,3 +264,82 @@ def test_convert_refuses_an_unknown_output_format_before_reading(
     assert result.exit_code == 2
     assert result.stderr == "out.xlsx: choose an output ending in .csv, .ndjson, .parquet.\n"
     assert not out.exists()
+
+
+# --- `loadbay demo`: every process it starts stops with it ---------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _redis_servers_in(directory: Path) -> list[psutil.Process]:
+    """redis-server processes whose working directory (its `dir`) is `directory`."""
+    found = []
+    for proc in psutil.process_iter(["name", "cwd"]):
+        if proc.info["name"] == "redis-server" and proc.info["cwd"] == str(directory):
+            found.append(proc)
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_whole_demo(tmp_path: Path, sig: signal.Signals) -> None:
+    port, data_dir = _free_port(), tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADBAY_", "REDIS_"))}
+    env |= {"LOADBAY_JOB_TIMEOUT": "5"}
+    log = (tmp_path / "demo.log").open("wb")
+    demo = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # as under systemd: the signal reaches the demo alone
+    )
+    family: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=1)  # noqa: S501 - its own self-signed certificate, loopback
+                if answer.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert demo.poll() is None, (tmp_path / "demo.log").read_text()
+            assert time.monotonic() < deadline, "the demo did not answer /healthz"
+            time.sleep(0.2)
+        root = psutil.Process(demo.pid)
+        deadline = time.monotonic() + 20  # the worker's scheduler starts a moment later
+        while True:
+            family = root.children(recursive=True) + _redis_servers_in(data_dir)
+            names = [p.name() for p in family]
+            if names.count("redis-server") == 1 and len(family) >= 4:
+                break  # worker, its scheduler, cron, redis-server
+            assert time.monotonic() < deadline, names
+            time.sleep(0.2)
+
+        demo.send_signal(sig)
+        stopped = time.monotonic()
+        demo.wait(10)
+        gone, alive = psutil.wait_procs(family, timeout=max(0.1, 10 - (time.monotonic() - stopped)))
+        took = time.monotonic() - stopped
+        assert alive == [], [(p.pid, p.name()) for p in alive]
+        assert took < 10
+        print(f"{sig.name}: {len(family) + 1} processes gone in {took:.1f} s")
+    finally:
+        for proc in [*family, psutil.Process(demo.pid) if demo.poll() is None else None]:
+            if proc is not None:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.kill()

@@ -20,7 +20,6 @@ TABLES = {
     "imports",
     "batches",
     "deliveries",
-    "demo_receipts",
     "mapping_memories",
     "unique_values",
 }
@@ -50,7 +49,7 @@ def test_migrations_create_every_table(empty_database_url: str) -> None:
         inspector = inspect(engine)
         assert set(inspector.get_table_names()) == TABLES | {"alembic_version"}
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
         columns = {c["name"] for c in inspector.get_columns("deliveries")}
         assert columns == {
             "id",
@@ -61,6 +60,8 @@ def test_migrations_create_every_table(empty_database_url: str) -> None:
             "attempts",
             "last_error",
             "delivered_at",
+            "claimed_at",
+            "next_attempt_at",
         }
         uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("batches")}
         assert ("import_id", "seq") in uniques
@@ -116,14 +117,21 @@ def test_datetimes_come_back_timezone_aware_in_utc(runtime: Runtime) -> None:
 def test_default_timestamps_are_now_in_utc(runtime: Runtime) -> None:
     before = dt.datetime.now(dt.UTC)
     with runtime.sessions.begin() as session:
-        session.add(db.DemoReceipt(headers={"webhook-id": "x"}, body="{}"))
+        session.add(
+            db.Organisation(
+                id="org_now",
+                name="Now",
+                publishable_key="pk_now",
+                allowed_origins=[],
+                wrapped_key=b"k",
+            )
+        )
     after = dt.datetime.now(dt.UTC)
     with runtime.sessions() as session:
-        receipt = session.get(db.DemoReceipt, 1)
-        assert receipt is not None
-        assert receipt.received_at.utcoffset() == dt.timedelta(0)
-        assert before <= receipt.received_at <= after
-        assert receipt.headers == {"webhook-id": "x"}
+        org = session.get(db.Organisation, "org_now")
+        assert org is not None
+        assert org.created_at.utcoffset() == dt.timedelta(0)
+        assert before <= org.created_at <= after
 
 
 def test_utc_datetime_type_converts_both_ways() -> None:

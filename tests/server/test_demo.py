@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from destinations.webhook import WebhookDestination
-from server import db, demo, imports, jobs
+from server import db, imports, jobs, uploads
 from server.app import create_app
+from server.demo import state as demo
 from server.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def test_the_demo_receiver_shows_a_verified_delivery(
         assert org is not None
     created = imports.create_import(rt, org, state.template_id, "c.csv")
     body = batch_factory("Full name,Email,Notes\nAda Lovelace,ada@example.com,unmapped\n")
-    imports.receive_batch(rt, created.import_id, created.upload_token, 0, 2, body)
+    uploads.receive_batch(rt, created.import_id, created.upload_token, 0, 2, body)
     [delivery_id] = imports.submit(rt, created.import_id, created.upload_token, 1, 1)
 
     assert jobs.deliver(delivery_id) == "delivered"

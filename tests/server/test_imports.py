@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import select, update
 
-from server import db, imports
+from server import batches, db, imports, uploads
 from server.crypto import DecryptionError
 from server.errors import Conflict, Invalid, NotFound, TooLarge, Unauthorized
 from server.runtime import Runtime
@@ -111,7 +111,7 @@ def _load(rt: Runtime, import_id: str, seq: int) -> pa.Table:
     with rt.sessions() as session:
         imp = session.get(db.Import, import_id)
         assert imp is not None
-        return imports.load_batch(rt, session, imp, seq)
+        return batches.load_batch(rt, session, imp, seq)
 
 
 # --- create -------------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ def test_create_import_refuses_another_organisations_template(
 def test_batch_is_stored_sealed_and_decrypts_to_the_typed_rows(
     runtime: Runtime, created: imports.CreatedImport, body: bytes
 ) -> None:
-    rows = imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    rows = uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     assert rows == 3
     [batch] = _batches(runtime, created.import_id)
     assert (batch.seq, batch.first_row, batch.row_count) == (0, 2, 3)
@@ -200,7 +200,7 @@ def test_unmapped_columns_never_reach_the_server(
     runtime: Runtime, created: imports.CreatedImport, body: bytes
 ) -> None:
     assert b"UNMAPPED" not in body  # the browser drops them before sending
-    imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     assert "internal_note" not in _load(runtime, created.import_id, 0).column_names
 
 
@@ -208,7 +208,7 @@ def test_unmapped_columns_never_reach_the_server(
 def test_metadata_database_holds_no_cell_values(
     runtime: Runtime, created: imports.CreatedImport, body: bytes
 ) -> None:
-    imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     database = (runtime.settings.data_dir / "loadbay.db").read_bytes()
     for value in DISTINCTIVE[:5]:
         assert value not in database, value
@@ -220,7 +220,7 @@ def test_a_blob_moved_to_another_batch_does_not_decrypt(
     token = created.upload_token
     for seq, (offset, first_row) in enumerate([(0, 2), (1, 3)]):
         part = batch_factory(CSV, ORDERS, offset=offset, length=1)
-        imports.receive_batch(runtime, created.import_id, token, seq, first_row, part)
+        uploads.receive_batch(runtime, created.import_id, token, seq, first_row, part)
     zero, one = sorted(_batches(runtime, created.import_id), key=lambda b: b.seq)
     blobs = runtime.settings.blob_dir
     (blobs / one.blob_key).write_bytes((blobs / zero.blob_key).read_bytes())
@@ -232,8 +232,8 @@ def test_a_blob_moved_to_another_batch_does_not_decrypt(
 def test_the_same_batch_twice_is_stored_once(
     runtime: Runtime, created: imports.CreatedImport, body: bytes
 ) -> None:
-    first = imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
-    again = imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    first = uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    again = uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     assert first == again == 3
     assert len(_batches(runtime, created.import_id)) == 1
     assert _load(runtime, created.import_id, 0).to_pylist() == TYPED_ROWS
@@ -242,10 +242,10 @@ def test_the_same_batch_twice_is_stored_once(
 def test_different_content_for_a_received_seq_is_a_conflict(
     runtime: Runtime, created: imports.CreatedImport, body: bytes, batch_factory: BatchFactory
 ) -> None:
-    imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     other = batch_factory(CSV, ORDERS, offset=0, length=1)
     with pytest.raises(Conflict, match="Batch 0 was already received with different content"):
-        imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, other)
+        uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, other)
     [batch] = _batches(runtime, created.import_id)
     assert batch.row_count == 3
     assert _load(runtime, created.import_id, 0).to_pylist() == TYPED_ROWS
@@ -292,7 +292,7 @@ def test_cells_failing_the_template_are_refused_with_details(
     expected: list[dict[str, Any]],
 ) -> None:
     with pytest.raises(Invalid) as caught:
-        imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 10, _ipc(table))
+        uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 10, _ipc(table))
     details = caught.value.details
     assert caught.value.message == f"{len(expected)} cell(s) do not pass the template's rules."
     assert [{k: d[k] for k in e} for d, e in zip(details, expected, strict=True)] == expected
@@ -306,7 +306,7 @@ def test_empty_strings_count_as_empty_cells_like_the_browser_reader(
 ) -> None:
     """missingValues [""]: an empty optional cell is null, not a type error, as in a CSV."""
     table = _strings(customer=["Ann"], quantity=[""], ordered_on=[""], paid=[""], status=[""])
-    imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))
     assert _load(runtime, created.import_id, 0).to_pylist() == [
         {
             "customer": "Ann",
@@ -350,7 +350,7 @@ def test_malformed_batches_are_refused(
     runtime: Runtime, created: imports.CreatedImport, payload: bytes, message: str
 ) -> None:
     with pytest.raises(Invalid) as caught:
-        imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, payload)
+        uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, payload)
     assert message in caught.value.message
     assert _batches(runtime, created.import_id) == []
 
@@ -360,7 +360,7 @@ def test_large_string_columns_are_accepted(
 ) -> None:
     table = pa.table({"customer": pa.array(["Ann"], pa.large_string())})
     assert (
-        imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))
+        uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))
         == 1
     )
     assert _load(runtime, created.import_id, 0).column("customer").to_pylist() == ["Ann"]
@@ -376,7 +376,7 @@ def test_bad_credentials_are_unauthorised(
 ) -> None:
     target = created.import_id if import_id == "known" else import_id
     with pytest.raises(Unauthorized, match="This upload link is not valid"):
-        imports.receive_batch(runtime, target, token, 0, 2, body)
+        uploads.receive_batch(runtime, target, token, 0, 2, body)
     with pytest.raises(Unauthorized):
         imports.submit(runtime, target, token, 0, 0)
     with pytest.raises(Unauthorized):
@@ -389,7 +389,7 @@ def test_a_token_is_only_valid_for_its_own_import(
 ) -> None:
     other = imports.create_import(runtime, setup.org, setup.template.id, "other.csv")
     with pytest.raises(Unauthorized):
-        imports.receive_batch(runtime, other.import_id, created.upload_token, 0, 2, body)
+        uploads.receive_batch(runtime, other.import_id, created.upload_token, 0, 2, body)
 
 
 def test_oversized_batches_are_refused_before_reading(
@@ -399,9 +399,9 @@ def test_oversized_batches_are_refused_before_reading(
     setup = demo_org(rt, schema=ORDERS)
     created = imports.create_import(rt, setup.org, setup.template.id, "x.csv")
     with pytest.raises(TooLarge, match=f"at most {len(body) - 1} bytes"):
-        imports.receive_batch(rt, created.import_id, created.upload_token, 0, 2, body)
+        uploads.receive_batch(rt, created.import_id, created.upload_token, 0, 2, body)
     with pytest.raises(TooLarge):  # checked even before the token
-        imports.receive_batch(rt, created.import_id, "wrong", 0, 2, body)
+        uploads.receive_batch(rt, created.import_id, "wrong", 0, 2, body)
     assert _batches(rt, created.import_id) == []
 
 
@@ -411,7 +411,7 @@ def test_a_batch_of_exactly_the_limit_is_accepted(
     rt = runtime_factory(max_batch_bytes=len(body))
     setup = demo_org(rt, schema=ORDERS)
     created = imports.create_import(rt, setup.org, setup.template.id, "x.csv")
-    assert imports.receive_batch(rt, created.import_id, created.upload_token, 0, 2, body) == 3
+    assert uploads.receive_batch(rt, created.import_id, created.upload_token, 0, 2, body) == 3
 
 
 # --- submit and status --------------------------------------------------------------------------
@@ -419,10 +419,10 @@ def test_a_batch_of_exactly_the_limit_is_accepted(
 
 def _two_batches(rt: Runtime, created: imports.CreatedImport, batch_factory: BatchFactory) -> None:
     token = created.upload_token
-    imports.receive_batch(
+    uploads.receive_batch(
         rt, created.import_id, token, 0, 2, batch_factory(CSV, ORDERS, offset=0, length=2)
     )
-    imports.receive_batch(
+    uploads.receive_batch(
         rt, created.import_id, token, 1, 4, batch_factory(CSV, ORDERS, offset=2, length=1)
     )
 
@@ -430,8 +430,8 @@ def _two_batches(rt: Runtime, created: imports.CreatedImport, batch_factory: Bat
 def test_submit_refuses_missing_batches(
     runtime: Runtime, created: imports.CreatedImport, body: bytes
 ) -> None:
-    imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
-    with pytest.raises(Invalid, match=r"Batches \[1, 2\] have not arrived"):
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    with pytest.raises(Invalid, match=r"2 batch\(es\) have not arrived \(numbers 1, 2\)"):
         imports.submit(runtime, created.import_id, created.upload_token, 3, 3)
     assert imports.status(runtime, created.import_id, created.upload_token).status == "uploading"
 
@@ -440,7 +440,7 @@ def test_submit_refuses_missing_batches(
 def test_submit_refuses_a_wrong_row_count(
     runtime: Runtime, created: imports.CreatedImport, body: bytes, claimed: int
 ) -> None:
-    imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     with pytest.raises(Invalid, match=f"The server received 3 rows, not {claimed}"):
         imports.submit(runtime, created.import_id, created.upload_token, 1, claimed)
 
@@ -487,6 +487,7 @@ def test_submit_creates_one_delivery_per_batch_and_destination(
         "rows": 3,
         "batches": 2,
         "deliveries": {"pending": 4, "delivered": 0, "failed": 0},
+        "final": False,
     }
 
 
@@ -503,7 +504,7 @@ def test_disabled_destinations_get_no_deliveries(
             .values(enabled=False)
         )
     created = imports.create_import(runtime, setup.org, setup.template.id, "x.csv")
-    imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     [delivery_id] = imports.submit(runtime, created.import_id, created.upload_token, 1, 3)
     with runtime.sessions() as session:
         delivery = session.get(db.Delivery, delivery_id)
@@ -513,16 +514,16 @@ def test_disabled_destinations_get_no_deliveries(
 def test_batches_are_refused_after_submit(
     runtime: Runtime, created: imports.CreatedImport, body: bytes
 ) -> None:
-    imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     imports.submit(runtime, created.import_id, created.upload_token, 1, 3)
     with pytest.raises(Conflict, match="already submitted"):
-        imports.receive_batch(runtime, created.import_id, created.upload_token, 1, 5, body)
+        uploads.receive_batch(runtime, created.import_id, created.upload_token, 1, 5, body)
 
 
 def test_without_destinations_an_import_is_complete_on_submit(
     runtime: Runtime, created: imports.CreatedImport, body: bytes
 ) -> None:
-    imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     assert imports.submit(runtime, created.import_id, created.upload_token, 1, 3) == []
     state = imports.status(runtime, created.import_id, created.upload_token)
     assert (state.status, state.rows, state.batches) == ("complete", 3, 1)
@@ -563,7 +564,7 @@ def test_status_follows_the_deliveries(
 def test_load_batch_of_an_unknown_seq_is_not_found(
     runtime: Runtime, created: imports.CreatedImport, body: bytes
 ) -> None:
-    imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
     with pytest.raises(NotFound, match="Batch 1 of import"):
         _load(runtime, created.import_id, 1)
 
@@ -591,7 +592,7 @@ def _send(
     rt: Runtime, created: imports.CreatedImport, seq: int, first_row: int, **cols: Any
 ) -> int:
     body = _ipc(_strings(**cols))
-    return imports.receive_batch(rt, created.import_id, created.upload_token, seq, first_row, body)
+    return uploads.receive_batch(rt, created.import_id, created.upload_token, seq, first_row, body)
 
 
 def test_unique_and_primary_key_hold_across_batches(
@@ -672,7 +673,7 @@ def test_row_numbers_sent_with_the_batch_are_used_in_errors(
         "__row", pa.array([2, 5, 9], pa.int64())
     )
     with pytest.raises(Invalid) as caught:
-        imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))
+        uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))
     assert [(e["row"], e["field"]) for e in caught.value.details] == [(5, "customer")]
 
 
@@ -690,4 +691,4 @@ def test_bad_row_numbers_are_refused(
 ) -> None:
     table = _strings(customer=["Ann", "Bo"]).append_column("__row", numbers)
     with pytest.raises(Invalid, match=message):
-        imports.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))
+        uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, _ipc(table))

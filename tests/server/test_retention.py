@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import func, select
 
-from server import db, imports, retention
+from server import batches, db, imports, retention, uploads
 from server.errors import NotFound
 from server.runtime import Runtime
 
@@ -24,7 +24,7 @@ def _stored_import(
 ) -> tuple[str, str]:
     setup = demo_org(rt, webhook_urls=["https://hooks.example.com/in"])
     created = imports.create_import(rt, setup.org, setup.template.id, "probe.csv")
-    imports.receive_batch(rt, created.import_id, created.upload_token, 0, 2, batch_factory(CSV))
+    uploads.receive_batch(rt, created.import_id, created.upload_token, 0, 2, batch_factory(CSV))
     imports.submit(rt, created.import_id, created.upload_token, 1, 1)
     return created.import_id, created.upload_token
 
@@ -56,16 +56,16 @@ def test_purge_shreds_only_expired_imports(
         assert old is not None
         assert old.status == "expired"
         assert old.wrapped_data_key is None  # the data key is gone: crypto-shredded
-        batches = session.scalar(
+        stored = session.scalar(
             select(func.count()).select_from(db.Batch).where(db.Batch.import_id == old_id)
         )
-        assert batches == 0
+        assert stored == 0
         delivery = session.scalars(select(db.Delivery).where(db.Delivery.import_id == old_id)).one()
         assert delivery.status == "failed"
         assert delivery.last_error == "import data expired before delivery"
         assert old.file_name == "probe.csv" and old.row_count == 1  # metadata stays
         with pytest.raises(NotFound):
-            imports.load_batch(runtime, session, old, 0)
+            batches.load_batch(runtime, session, old, 0)
 
 
 def test_delete_on_request(

@@ -1,0 +1,306 @@
+"""The importer's HTTP surface: the page, import creation, batch upload, submit, status and
+mapping memory. Each route checks the credential and the cost first, calls one domain
+function, and serialises its answer."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from pipeline.matching import header_signature
+from pipeline.template import Template
+from server import db, imports, mappings, orgs, uploads
+from server.errors import Invalid, ServiceError, Unavailable
+from server.http.auth import bearer_token, publishable_key, require_same_origin, runtime_of
+from server.http.limits import Limiter
+from server.importer.page import (
+    ImporterConfig,
+    content_security_policy,
+    importer_page,
+    message_page,
+)
+from server.queue import enqueue_delivery
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+# The importer's error pages are shown inside whatever iframe asked (that is where the user
+# looks), so they may be framed; nothing in them may run.
+MESSAGE_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'"
+
+
+def limiter_of(request: Request) -> Limiter:
+    limiter: Limiter = request.app.state.limiter
+    return limiter
+
+
+def whole_number(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise Invalid(f"{name} must be a whole number.")
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) < 20):
+        raise Invalid(f"{name} must be a whole number.")
+    number = int(value)
+    if not 0 <= number <= uploads.MAX_INT:
+        raise Invalid(f"{name} must be between 0 and {uploads.MAX_INT}.")
+    return number
+
+
+async def importer(request: Request) -> Response:
+    rt = runtime_of(request)
+    limiter_of(request).address(request)
+    key = publishable_key(request)
+    template_id = request.query_params.get("template", "")[:100]
+    parent = request.query_params.get("origin", "").rstrip("/")
+    try:
+        org = await run_in_threadpool(orgs.organisation_by_key, rt, key)
+        template = await run_in_threadpool(orgs.template_for, rt, org, template_id)
+    except ServiceError as exc:
+        return HTMLResponse(
+            message_page("Importer unavailable", exc.message),
+            status_code=404,
+            headers={"content-security-policy": MESSAGE_CSP},
+        )
+    if not _ORIGIN.match(parent) or parent not in org.allowed_origins:
+        return HTMLResponse(
+            message_page(
+                "Importer unavailable",
+                f"This importer is not enabled for {parent or 'this page'}. "
+                "Add the page's origin to the organisation's allowed origins.",
+            ),
+            status_code=403,
+            headers={"content-security-policy": MESSAGE_CSP},
+        )
+    config = ImporterConfig(
+        publishable_key=key,
+        template_id=template.id,
+        template=template.schema,
+        fields=tuple(
+            {
+                "name": f.name,
+                "label": f.label,
+                "required": f.required,
+                "description": f.description or None,
+            }
+            for f in Template.from_dict(template.schema).fields
+        ),
+        parent_origin=parent,
+        max_file_bytes=rt.settings.max_file_bytes,
+    )
+    page = importer_page(request.app.state.manifest, config)
+    return HTMLResponse(
+        page,
+        headers={
+            "content-security-policy": content_security_policy(org.allowed_origins),
+            "referrer-policy": "no-referrer",
+            "cache-control": "no-store",
+        },
+    )
+
+
+async def create_import(request: Request) -> Response:
+    require_same_origin(request)
+    rt, limiter = runtime_of(request), limiter_of(request)
+    limiter.address(request, limiter.creations_per_address)
+    body = await limiter.json(request)
+    key = str(body.get("publishableKey", ""))[:200]
+    limiter.key(key)
+    org = await run_in_threadpool(orgs.organisation_by_key, rt, key)
+    created = await run_in_threadpool(
+        imports.create_import,
+        rt,
+        org,
+        str(body.get("templateId", ""))[:100],
+        str(body.get("fileName", "")),
+    )
+    return JSONResponse(
+        {"id": created.import_id, "uploadToken": created.upload_token}, status_code=201
+    )
+
+
+async def _authorised_import(request: Request) -> tuple[str, str]:
+    """The path's import and its token, checked before any body is read."""
+    rt = runtime_of(request)
+    import_id, token = request.path_params["import_id"][:100], bearer_token(request)
+    limiter_of(request).address(request)
+    limiter_of(request).key(import_id)
+
+    def check() -> None:
+        with rt.sessions() as session:
+            imports.authorise(session, import_id, token)
+
+    await run_in_threadpool(check)
+    return import_id, token
+
+
+async def put_batch(request: Request) -> Response:
+    require_same_origin(request)
+    rt, limiter = runtime_of(request), limiter_of(request)
+    seq = whole_number(request.path_params["seq"], "The batch number")
+    first_row = whole_number(request.query_params.get("first_row", "2"), "first_row")
+    uploads.check_position(seq, first_row)
+    encoding = request.headers.get("content-encoding", "identity")
+    if encoding not in ("identity", "gzip"):
+        raise Invalid("Batches may be sent as they are or gzip-compressed.")
+    import_id, token = await _authorised_import(request)
+    cap = rt.settings.max_batch_bytes
+    async with limiter.upload_slot():
+        body = await limiter.body(request, cap)
+        if encoding == "gzip":
+            body = await run_in_threadpool(uploads.inflate, body, cap)
+        rows = await run_in_threadpool(
+            uploads.receive_batch, rt, import_id, token, seq, first_row, body
+        )
+    return JSONResponse({"seq": seq, "rows": rows})
+
+
+async def submit_import(request: Request) -> Response:
+    require_same_origin(request)
+    rt, limiter = runtime_of(request), limiter_of(request)
+    import_id, token = await _authorised_import(request)
+    body = await limiter.json(request)
+    delivery_ids = await run_in_threadpool(
+        imports.submit,
+        rt,
+        import_id,
+        token,
+        whole_number(body.get("batches"), "batches"),
+        whole_number(body.get("rows"), "rows"),
+    )
+    queue = request.app.state.queue
+    try:
+        for delivery_id in delivery_ids:
+            await run_in_threadpool(enqueue_delivery, queue, delivery_id)
+    except RedisError:
+        raise Unavailable(
+            "The import is saved, but the delivery queue cannot be reached; "
+            "submit again in a moment (nothing is sent twice).",
+            retry_after=5,
+        ) from None
+    state = await run_in_threadpool(imports.status, rt, import_id, token)
+    return JSONResponse(state.to_dict(), status_code=202)
+
+
+async def import_status(request: Request) -> Response:
+    rt = runtime_of(request)
+    limiter_of(request).address(request)
+    state = await run_in_threadpool(
+        imports.status, rt, request.path_params["import_id"][:100], bearer_token(request)
+    )
+    return JSONResponse(state.to_dict(), headers={"cache-control": "no-store"})
+
+
+# --- mapping memory: the importer page calls these with the organisation's publishable key --
+
+
+async def _authorised_template(request: Request, key: str) -> db.Template:
+    """The path's template, if it belongs to the organisation whose key this is."""
+    rt = runtime_of(request)
+    limiter_of(request).key(key)
+    org = await run_in_threadpool(orgs.organisation_by_key, rt, key)
+    template_id = request.path_params["template_id"][:100]
+    return await run_in_threadpool(orgs.template_for, rt, org, template_id)
+
+
+async def get_mapping(request: Request) -> Response:
+    require_same_origin(request)
+    limiter_of(request).address(request)
+    template = await _authorised_template(request, publishable_key(request))
+    signature = request.query_params.get("signature", "")
+    if not _SIGNATURE.fullmatch(signature):
+        raise Invalid("signature must be the 64 lower-case hex digits of header_signature().")
+    rt = runtime_of(request)
+    mapping = await run_in_threadpool(mappings.recall_exact, rt, template.id, signature)
+    return JSONResponse(
+        {"signature": signature, "mapping": mapping}, headers={"cache-control": "no-store"}
+    )
+
+
+async def recall_mapping(request: Request) -> Response:
+    require_same_origin(request)
+    limiter = limiter_of(request)
+    limiter.address(request)
+    body = await limiter.json(request)
+    template = await _authorised_template(request, publishable_key(request, body))
+    headers = mappings.checked_headers(body.get("headers"))
+    rt = runtime_of(request)
+    mapping = await run_in_threadpool(mappings.recall, rt, template.id, headers)
+    return JSONResponse(
+        {"signature": header_signature(headers), "mapping": mapping},
+        headers={"cache-control": "no-store"},
+    )
+
+
+async def post_mapping(request: Request) -> Response:
+    """Remember a confirmed mapping; the submitted import's upload token vouches for it."""
+    require_same_origin(request)
+    limiter = limiter_of(request)
+    limiter.address(request, limiter.creations_per_address)
+    body = await limiter.json(request)
+    template = await _authorised_template(request, publishable_key(request, body))
+    headers = mappings.checked_headers(body.get("headers"))
+    mapping: Any = body.get("mapping")  # checked against the template by remember()
+    token, import_id = bearer_token(request), str(body.get("importId", ""))[:100]
+    kept = await run_in_threadpool(
+        mappings.remember,
+        runtime_of(request),
+        template.id,
+        headers,
+        mapping,
+        lambda session: imports.claim_mapping_memory(session, import_id, token, template.id),
+    )
+    return JSONResponse({"signature": kept.signature, "uses": kept.uses})
+
+
+routes = [
+    Route("/importer", importer, methods=["GET"]),
+    Route("/api/v1/imports", create_import, methods=["POST"]),
+    Route("/api/v1/imports/{import_id}", import_status, methods=["GET"]),
+    Route("/api/v1/imports/{import_id}/batches/{seq}", put_batch, methods=["PUT"]),
+    Route("/api/v1/imports/{import_id}/submit", submit_import, methods=["POST"]),
+    Route("/api/v1/templates/{template_id}/mappings", get_mapping, methods=["GET"]),
+    Route("/api/v1/templates/{template_id}/mappings", post_mapping, methods=["POST"]),
+    Route("/api/v1/templates/{template_id}/mappings/recall", recall_mapping, methods=["POST"]),
+]
+
+
+# --- assets: Pyodide, wheels and the importer's scripts, under their build id -------------
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+# Explicit, not the platform's mimetypes table (which differs between machines and would
+# need patching at import time).
+MEDIA_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+    ".css": "text/css",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".zip": "application/zip",
+}
+ASSET_CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'"
+
+
+async def asset(request: Request) -> Response:
+    manifest = request.app.state.manifest
+    path = request.path_params["path"]
+    if request.path_params["build_id"] != manifest.build_id or path not in manifest.files:
+        return Response("Not found", status_code=404)
+    suffix = "." + path.rsplit(".", 1)[-1] if "." in path else ""
+    return FileResponse(
+        runtime_of(request).settings.assets_dir / path,
+        media_type=MEDIA_TYPES.get(suffix.lower(), "application/octet-stream"),
+        headers={
+            "cache-control": IMMUTABLE,
+            "cross-origin-resource-policy": "cross-origin",
+            "access-control-allow-origin": "*",
+            "content-security-policy": ASSET_CSP,
+        },
+    )
+
+
+routes.append(Route("/assets/{build_id}/{path:path}", asset, methods=["GET", "HEAD"]))

@@ -1,0 +1,300 @@
+"""Receiving a batch: bounds, decoding, re-validation, cross-batch uniqueness, storing.
+
+The browser is not a trust boundary: every batch is decoded defensively (no compressed
+record batches, no dictionaries, the whole stream validated before any cell is read),
+validated again with the same `pipeline` code the browser ran, typed and sealed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+import zlib
+from typing import Any
+
+import arro3.core as ac
+import pyarrow as pa
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pipeline.errors import MappingError
+from pipeline.session import ROW_COLUMN
+from pipeline.template import Template
+from pipeline.validation import EarlierBatches, coerce, validate
+from server import batches, db
+from server.errors import Conflict, Invalid, NotFound, TooLarge
+from server.imports import ImportStatus, authorise
+from server.runtime import Runtime
+
+MAX_INT = 2**31 - 1  # PostgreSQL's integer: batch numbers and row numbers are stored as one
+ERRORS_ANSWERED = 100
+_LOOKUP_CHUNK = 500
+
+# Arrow IPC Message flatbuffer: header_type is field 1, header field 2; MessageHeader
+# RecordBatch = 3, DictionaryBatch = 2; RecordBatch.compression is field 3.
+_DICTIONARY_BATCH, _RECORD_BATCH = 2, 3
+
+
+def inflate(body: bytes, limit: int) -> bytes:
+    """gunzip a request body, stopping at `limit` bytes: a gzip bomb costs us nothing."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise Invalid(f"The batch is not valid gzip: {exc}.") from exc
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise TooLarge(f"A batch may hold at most {limit} bytes uncompressed.")
+    if not inflater.eof:
+        raise Invalid("The batch's gzip stream is truncated.")
+    if inflater.unused_data:  # a second gzip member or junk: refused, never silently dropped
+        raise Invalid("The batch has data after its gzip stream.")
+    return data
+
+
+def check_position(seq: int, first_row: int) -> None:
+    if not 0 <= seq <= MAX_INT:
+        raise Invalid(f"The batch number must be between 0 and {MAX_INT}.")
+    if not 1 <= first_row <= MAX_INT:
+        raise Invalid(f"first_row must be between 1 and {MAX_INT}.")
+
+
+def receive_batch(
+    rt: Runtime, import_id: str, token: str, seq: int, first_row: int, body: bytes
+) -> int:
+    """Store one batch; returns its row count. Re-sending the same batch is harmless.
+
+    The blob is written under a key of its own first and counts only once its row has
+    committed; a losing concurrent attempt deletes its blob and is answered as a re-send
+    (same content) or a conflict (other content).
+    """
+    check_position(seq, first_row)
+    if len(body) > rt.settings.max_batch_bytes:
+        raise TooLarge(f"A batch may hold at most {rt.settings.max_batch_bytes} bytes.")
+    with rt.sessions() as session:
+        imp = authorise(session, import_id, token)
+        template_row = session.get(db.Template, imp.template_id)
+        org = session.get(db.Organisation, imp.org_id)
+        assert template_row is not None and org is not None  # noqa: S101 - foreign keys
+        if imp.status != ImportStatus.UPLOADING:
+            raise Conflict(f"Import {import_id} was already submitted.")
+        if imp.wrapped_data_key is None:
+            raise NotFound("This import's data has been deleted.")
+        key = rt.vault.data_key(org.id, org.wrapped_key, imp.id, imp.wrapped_data_key)
+        digest = batches.content_digest(key, body)
+        answered = _earlier_answer(session, import_id, seq, digest)
+        if answered is not None:
+            return answered
+        template = Template.from_dict(template_row.schema)
+        org_id = org.id
+    blob_key: str | None = None
+    try:
+        with rt.sessions.begin() as session:
+            earlier = SeenValues(session, import_id, key)
+            typed = checked_typed_batch(body, template, first_row, earlier)
+            blob_key = batches.store(rt, org_id, import_id, seq, key, typed)
+            session.add(
+                db.Batch(
+                    import_id=import_id,
+                    seq=seq,
+                    first_row=first_row,
+                    row_count=typed.num_rows,
+                    sha256=digest,
+                    blob_key=blob_key,
+                )
+            )
+            session.flush()
+            earlier.record()
+        return int(typed.num_rows)
+    except IntegrityError as exc:  # a concurrent upload of this import got there first
+        _discard(rt, blob_key)
+        with rt.sessions() as session:
+            answered = _earlier_answer(session, import_id, seq, digest)
+        if answered is not None:
+            return answered
+        raise Conflict(
+            f"Batch {seq} met another upload of this import at the same moment; send it again."
+        ) from exc
+    except BaseException:
+        _discard(rt, blob_key)
+        raise
+
+
+def _earlier_answer(session: Session, import_id: str, seq: int, digest: str) -> int | None:
+    existing = session.scalar(
+        select(db.Batch).where(db.Batch.import_id == import_id, db.Batch.seq == seq)
+    )
+    if existing is None:
+        return None
+    if not hmac.compare_digest(existing.sha256, digest):
+        raise Conflict(f"Batch {seq} was already received with different content.")
+    return int(existing.row_count)
+
+
+def _discard(rt: Runtime, blob_key: str | None) -> None:
+    if blob_key is not None:
+        rt.blobs.delete(blob_key)
+
+
+class SeenValues:
+    """`EarlierBatches` for one import, kept in the metadata database as keyed digests.
+
+    A value is stored as HMAC-SHA256 (truncated to 128 bits) under a key derived from the
+    import's data key, with the target ("unique:<field>" or "primaryKey") inside, and the
+    row it first appeared in; never the value. What a batch adds is written by `record`,
+    only once the batch has passed.
+    """
+
+    def __init__(self, session: Session, import_id: str, data_key: bytes) -> None:
+        self._session = session
+        self._import_id = import_id
+        self._key = hmac.new(data_key, b"loadbay/unique-values", hashlib.sha256).digest()
+        self._pending: dict[bytes, int] = {}
+
+    def first_rows(self, target: str, values: list[str], rows: list[int]) -> list[int | None]:
+        digests = [self._digest(target, v) for v in values]
+        stored: dict[bytes, int] = {}
+        for start in range(0, len(digests), _LOOKUP_CHUNK):
+            chunk = digests[start : start + _LOOKUP_CHUNK]
+            stored.update(
+                self._session.execute(
+                    select(db.UniqueValue.digest, db.UniqueValue.first_row).where(
+                        db.UniqueValue.import_id == self._import_id,
+                        db.UniqueValue.digest.in_(chunk),
+                    )
+                ).all()
+            )
+        found = [stored.get(d) for d in digests]
+        new = zip(digests, rows, found, strict=True)
+        self._pending.update((d, r) for d, r, f in new if f is None)
+        return found
+
+    def record(self) -> None:
+        if self._pending:
+            self._session.execute(
+                insert(db.UniqueValue),
+                [
+                    {"import_id": self._import_id, "digest": d, "first_row": r}
+                    for d, r in self._pending.items()
+                ],
+            )
+            self._pending = {}
+
+    def _digest(self, target: str, value: str) -> bytes:
+        message = json.dumps([target, value], ensure_ascii=False).encode()
+        return hmac.new(self._key, message, hashlib.sha256).digest()[:16]
+
+
+def decode_ipc(body: bytes) -> pa.Table:
+    """An Arrow IPC stream as a table, refused unless it is plain and whole.
+
+    Every message is looked at before any is decoded: compressed record or dictionary
+    batches are refused (their buffers decompress to whatever size they declare: a few
+    hundred bytes could ask for gigabytes; the browser never sends them). Every buffer of
+    an uncompressed stream lies inside the body, so decoding costs no more than the body.
+    The whole table is then validated (offsets, UTF-8) before any cell is read.
+    """
+    try:
+        reader = pa.ipc.MessageReader.open_stream(pa.py_buffer(body))
+        while True:
+            try:
+                message = reader.read_next_message()
+            except StopIteration:
+                break
+            if message is None:
+                break
+            if message.type != "schema" and _compressed(message.metadata.to_pybytes()):
+                raise Invalid(
+                    "The batch's Arrow record batches are compressed; send them uncompressed "
+                    "(gzip the request body instead)."
+                )
+        table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+        table.validate(full=True)
+    except Invalid:
+        raise
+    except (pa.ArrowException, ValueError, struct.error, IndexError) as exc:
+        raise Invalid(f"The batch is not an Arrow IPC stream: {exc}") from exc
+    return table
+
+
+def _compressed(metadata: bytes) -> bool:
+    """Whether one IPC message's record batch (or a dictionary batch's) declares body
+    compression, read from its flatbuffer without decoding anything."""
+    message = _table(metadata, struct.unpack_from("<I", metadata, 0)[0])
+    kind = _field_u8(metadata, message, 1)
+    header = _field_table(metadata, message, 2)
+    if header is not None and kind == _DICTIONARY_BATCH:
+        header = _field_table(metadata, header, 1)  # DictionaryBatch.data: a RecordBatch
+    elif kind != _RECORD_BATCH:
+        return False
+    return header is not None and _field_offset(metadata, header, 3) != 0
+
+
+def _table(buf: bytes, pos: int) -> tuple[int, int]:
+    vtable = pos - struct.unpack_from("<i", buf, pos)[0]
+    return pos, vtable
+
+
+def _field_offset(buf: bytes, table: tuple[int, int], index: int) -> int:
+    pos, vtable = table
+    size = struct.unpack_from("<H", buf, vtable)[0]
+    slot = 4 + 2 * index
+    return struct.unpack_from("<H", buf, vtable + slot)[0] if slot < size else 0
+
+
+def _field_u8(buf: bytes, table: tuple[int, int], index: int) -> int:
+    offset = _field_offset(buf, table, index)
+    return buf[table[0] + offset] if offset else 0
+
+
+def _field_table(buf: bytes, table: tuple[int, int], index: int) -> tuple[int, int] | None:
+    offset = _field_offset(buf, table, index)
+    if not offset:
+        return None
+    at = table[0] + offset
+    return _table(buf, at + struct.unpack_from("<I", buf, at)[0])
+
+
+def checked_typed_batch(
+    body: bytes, template: Template, first_row: int, earlier: EarlierBatches | None = None
+) -> pa.Table:
+    """Prepare, validate and type one batch, as the browser did (missing values, transforms)."""
+    received = decode_ipc(body)
+    names = received.column_names
+    if len(set(names)) != len(names):
+        raise Invalid("The batch names a column twice.")
+    rows: int | list[int] = first_row
+    if ROW_COLUMN in names:
+        rows = _row_numbers(received.column(ROW_COLUMN))
+        received = received.drop_columns([ROW_COLUMN])
+    for field in received.schema:
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            raise Invalid(f'Column "{field.name}" must hold text, not {field.type}.')
+    strings = received.cast(pa.schema([(f.name, pa.string()) for f in received.schema]))
+    # `validate` and `coerce` prepare the cells first: missing values ("" by default) are
+    # null, so a crafted batch cannot pass "" for a required field.
+    table = ac.Table.from_arrow(strings)
+    try:
+        errors = validate(table, template, rows, earlier)
+    except MappingError as exc:
+        raise Invalid(str(exc)) from exc
+    if errors:
+        raise Invalid(
+            f"{len(errors)} cell(s) do not pass the template's rules.",
+            details=[e.to_dict() for e in errors[:ERRORS_ANSWERED]],
+        )
+    return pa.table(coerce(table, template))
+
+
+def _row_numbers(column: pa.ChunkedArray) -> list[int]:
+    """The browser's row numbers (rows the user deleted leave gaps): positive, increasing."""
+    if not pa.types.is_integer(column.type) or column.null_count:
+        raise Invalid(f"Column {ROW_COLUMN} must hold whole row numbers.")
+    numbers: list[Any] = column.to_pylist()
+    if any(n < 1 or n > MAX_INT for n in numbers) or any(
+        b <= a for a, b in zip(numbers, numbers[1:], strict=False)
+    ):
+        raise Invalid(f"Column {ROW_COLUMN} must hold increasing row numbers from 1 to {MAX_INT}.")
+    return numbers
