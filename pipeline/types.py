@@ -170,35 +170,6 @@ def not_finite(field: Field, text: str) -> bool:
         return False
 
 
-def type_hint(field: Field) -> str:
-    """What a type-error message says after the value, e.g. 'is not a whole number'."""
-    if field.type == "boolean":
-        return f"is not one of {', '.join((*field.true_values, *field.false_values))}"
-    if field.type in ("integer", "number"):
-        hint = "is not a whole number" if field.type == "integer" else "is not a number"
-        if field.decimal_char != "." or field.group_char:
-            group = f" and {field.group_char!r} between thousands" if field.group_char else ""
-            return f"{hint} (use {field.decimal_char!r} for decimals{group})"
-        return hint
-    noun = {"date": "a date", "datetime": "a date and time", "time": "a time of day"}
-    if field.type in noun and field.format == "any":
-        return f"is not {noun[field.type]}"
-    if field.type in noun and field.format != "default":
-        return f"is not {noun[field.type]} in the form {human_pattern(field.format)}"
-    return {
-        "date": "is not a date (use YYYY-MM-DD)",
-        "datetime": "is not a date and time (use YYYY-MM-DDThh:mm:ss, optionally with a time zone)",
-        "time": "is not a time of day (use hh:mm:ss)",
-        "year": "is not a year (use YYYY)",
-        "yearmonth": "is not a year and month (use YYYY-MM)",
-        "duration": "is not a duration (use ISO 8601, such as P1DT2H or PT30M)",
-        "email": "is not an e-mail address",
-        "uri": "is not a URI (such as https://example.com/page)",
-        "uuid": "is not a UUID (such as 123e4567-e89b-12d3-a456-426614174000)",
-        "binary": "is not base64-encoded data",
-    }[field.format if field.type == "string" else field.type]
-
-
 def human_pattern(pattern: str) -> str:
     """'%d/%m/%Y' -> 'DD/MM/YYYY'."""
     return _HUMAN_RE.sub(lambda m: _HUMAN[m.group(0)], pattern)

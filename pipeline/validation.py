@@ -19,18 +19,20 @@ import itertools
 import json
 import operator
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
+from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 import arro3.compute as acc
 import arro3.core as ac
 
 from pipeline.errors import MappingError
+from pipeline.messages import render
 from pipeline.scan import mismatched, mostly_unique, positions
 from pipeline.schema import Field, Template
 from pipeline.transforms import E164, prepare
-from pipeline.types import Distinct, arrow_type, not_finite, parse, parse_one, type_hint
+from pipeline.types import Distinct, arrow_type, human_pattern, not_finite, parse, parse_one
 
 __all__ = [
     "CellError",
@@ -42,12 +44,15 @@ __all__ = [
 ]
 
 _SHOWN_CHARS = 60
+_NO_PARAMS: Mapping[str, object] = MappingProxyType({})
 _TEMPORAL = ("date", "datetime", "time", "year", "yearmonth")
 
 
 class CellError(NamedTuple):
     """One problem in one cell. `row` is the row number as the user sees it in the file.
 
+    `key` and `params` make its message (`pipeline.messages`), rendered when it is shown,
+    in the language it is shown in. Errors with the same message share one `params`.
     A NamedTuple, not a dataclass: a million-row file can have hundreds of thousands of
     these, and a tuple is several times cheaper to make.
     """
@@ -55,13 +60,25 @@ class CellError(NamedTuple):
     row: int
     field: str
     code: str
-    message: str
+    key: str
     constraint: str | None = None
+    params: Mapping[str, object] = _NO_PARAMS
+
+    @property
+    def message(self) -> str:
+        return render(self.key, self.params)
 
     def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = self._asdict()
-        if self.constraint is None:
-            del out["constraint"]
+        out: dict[str, object] = {
+            "row": self.row,
+            "field": self.field,
+            "code": self.code,
+            "message": self.message,
+        }
+        if self.constraint is not None:
+            out["constraint"] = self.constraint
+        out["key"] = self.key
+        out["params"] = dict(self.params)
         return out
 
 
@@ -203,21 +220,27 @@ class _Cells:
         self,
         found: Iterable[tuple[int, str]],
         code: str,
-        message: Callable[[str], str],
+        key: str,
         constraint: str | None,
+        params: Mapping[str, object] = _NO_PARAMS,
     ) -> Iterator[CellError]:
-        """Errors for (index, cell text) pairs, each message made from its cell's text."""
+        """Errors for (index, cell text) pairs: `params` and each cell's text as `value`."""
         pairs = list(found)
-        messages = [message(value) for _, value in pairs]
-        return self.errors([index for index, _ in pairs], code, messages, constraint)
+        each = [{**params, "value": _cut(value)} for _, value in pairs]
+        return self.errors([index for index, _ in pairs], code, repeat(key), constraint, each)
 
     def errors(
-        self, indices: Iterable[int], code: str, messages: Iterable[str], constraint: str | None
+        self,
+        indices: Iterable[int],
+        code: str,
+        keys: Iterable[str],
+        constraint: str | None,
+        params: Iterable[Mapping[str, object]],
     ) -> Iterator[CellError]:
         """Many errors at once (a file can have hundreds of thousands): no call per error."""
         rows = map(self.row_of, indices)
-        return map(_new_error, zip(rows, repeat(self.field.name), repeat(code), messages,
-                                   repeat(constraint)))  # fmt: skip
+        return map(_new_error, zip(rows, repeat(self.field.name), repeat(code), keys,
+                                   repeat(constraint), params))  # fmt: skip
 
 
 # One check per concept, in the order a cell's errors are listed.
@@ -226,9 +249,9 @@ class _Cells:
 def _required(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     if not cells.field.required or cells.text.null_count == 0:
         return ()
-    message = f"{cells.field.label} is required, but this cell is empty."
+    params = {"label": cells.field.label}  # one for every empty cell
     indices = _indices(acc.is_null(cells.text)).to_pylist()
-    return cells.errors(indices, "constraint-error", repeat(message), "required")
+    return cells.errors(indices, "constraint-error", repeat("required"), "required", repeat(params))
 
 
 def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
@@ -237,22 +260,37 @@ def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
         return ()
     candidates = _indices(acc.is_null(cells.typed))
     field = cells.field
-    hint = type_hint(field)
+    key, params = type_key(field)
     # Empty cells are the required check's business.
     failed = [(i, value) for i, value in _values(cells.text, candidates) if value is not None]
-    messages = [
-        f"{_show(value)} {'is not a finite number' if not_finite(field, value) else hint}."
-        for _, value in failed
-    ]
-    return cells.errors([index for index, _ in failed], "type-error", messages, None)
+    keys = ["type.number.finite" if not_finite(field, v) else key for _, v in failed]
+    each = [{**params, "value": _cut(value)} for _, value in failed]
+    return cells.errors([index for index, _ in failed], "type-error", keys, None, each)
+
+
+def type_key(field: Field) -> tuple[str, dict[str, object]]:
+    """The message key of a field's type errors, and its parameters (but the cell's value)."""
+    if field.type == "boolean":
+        return "type.boolean", {"allowed": ", ".join((*field.true_values, *field.false_values))}
+    if field.type in ("integer", "number"):
+        if field.group_char:
+            params: dict[str, object] = {"decimal": field.decimal_char, "group": field.group_char}
+            return f"type.{field.type}.grouped", params
+        if field.decimal_char != ".":
+            return f"type.{field.type}.decimal", {"decimal": field.decimal_char}
+        return f"type.{field.type}", {}
+    if field.type in ("date", "datetime", "time") and field.format == "any":
+        return f"type.{field.type}.any", {}
+    if field.type in ("date", "datetime", "time") and field.format != "default":
+        return f"type.{field.type}.pattern", {"form": human_pattern(field.format)}
+    return f"type.{field.format if field.type == 'string' else field.type}", {}
 
 
 def _phone(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     """A field with a phone transform holds E.164 numbers: what it could not convert fails."""
     if not any(t.name == "phone" for t in cells.field.transforms):
         return ()
-    message = "is not a phone number (such as +44 20 7946 0958)."
-    return cells.reject(cells.mismatches(E164), "type-error", _shown(message), None)
+    return cells.reject(cells.mismatches(E164), "type-error", "type.phone", None)
 
 
 def _enum(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
@@ -261,9 +299,9 @@ def _enum(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
         return ()
     allowed = {_comparable(parse_one(field, v)) for v in field.enum}
     bad = [v not in allowed for v in cells.distinct_typed.values]
-    message = f"is not one of the allowed values: {', '.join(field.enum)}."
     failing = cells.failing(cells.distinct_typed, bad)
-    return cells.reject(failing, "constraint-error", _shown(message), "enum")
+    params = {"allowed": ", ".join(field.enum)}
+    return cells.reject(failing, "constraint-error", "enum", "enum", params)
 
 
 def _minimum(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
@@ -283,13 +321,9 @@ def _bound(cells: _Cells, name: str, raw: int | float | str | None) -> Iterable[
     if extreme is None or (extreme >= limit if low else extreme <= limit):
         return ()  # the column's own minimum (maximum) passes: every cell does
     bad = [(v < limit if low else v > limit) for v in cells.distinct_typed.values]
-    if cells.field.type in _TEMPORAL:
-        wrong, allowed = ("earlier", "earliest") if low else ("later", "latest")
-    else:
-        wrong, allowed = ("less", "minimum") if low else ("more", "maximum")
-    message = f"is {wrong} than the {allowed} allowed, {raw}."
+    key = f"{name}.temporal" if cells.field.type in _TEMPORAL else name
     failing = cells.failing(cells.distinct_typed, bad)
-    return cells.reject(failing, "constraint-error", _shown(message), name)
+    return cells.reject(failing, "constraint-error", key, name, {"limit": raw})
 
 
 def _min_length(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
@@ -305,21 +339,18 @@ def _length(cells: _Cells, name: str, limit: int | None) -> Iterable[CellError]:
         return ()
     low = name == "minLength"
     bad = [(len(v) < limit if low else len(v) > limit) for v in cells.distinct_text.values]
-    rule = f"at least {limit} are required" if low else f"at most {limit} are allowed"
-    return cells.reject(
-        cells.failing(cells.distinct_text, bad),
-        "constraint-error",
-        lambda v: f"{_show(v)} has {len(v)} characters; {rule}.",
-        name,
-    )
+    failing = list(cells.failing(cells.distinct_text, bad))
+    each = [{"value": _cut(v), "length": len(v), "limit": limit} for _, v in failing]
+    indices = [index for index, _ in failing]
+    return cells.errors(indices, "constraint-error", repeat(name), name, each)
 
 
 def _pattern(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     if cells.field.pattern is None:
         return ()
-    message = f"does not match the pattern {cells.field.pattern}."
     failing = cells.mismatches(re.compile(cells.field.pattern))
-    return cells.reject(failing, "constraint-error", _shown(message), "pattern")
+    params = {"pattern": cells.field.pattern}
+    return cells.reject(failing, "constraint-error", "pattern", "pattern", params)
 
 
 def _unique(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
@@ -336,11 +367,12 @@ def _unique(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError
         lambda indices: [_canonical([v]) for v in acc.take(cells.typed, indices).to_pylist()],
     )
     shown = dict(_values(cells.text, ac.Array([i for i, _ in repeats], ac.DataType.int64())))
-    messages = [
-        f"{_show(shown[index])} is already in row {row}: {field.label} must be unique."
+    each = [
+        {"value": _cut(shown[index]), "first_row": row, "label": field.label}
         for index, row in repeats
     ]
-    return cells.errors([index for index, _ in repeats], "unique-error", messages, "unique")
+    indices = [index for index, _ in repeats]
+    return cells.errors(indices, "unique-error", repeat("unique"), "unique", each)
 
 
 _CHECKS: tuple[Callable[[_Cells, EarlierBatches | None], Iterable[CellError]], ...] = (
@@ -391,13 +423,13 @@ def _primary_key(
     cells = [acc.take(texts[n], indices).to_pylist() for n in names]
     labels = ", ".join(template.field(n).label for n in names)
     for (index, row), values in zip(repeats, zip(*cells, strict=True), strict=True):
-        shown = ", ".join(_show(v) for v in values)
+        shown = ", ".join(f'"{_cut(v)}"' for v in values)
         yield CellError(
             row=row_of(index),
             field=names[0],
             code="primary-key",
-            message=f"The key ({labels}) {shown} is already in row {row}: "
-            "each row's key must be unique.",
+            key="primaryKey",
+            params={"labels": labels, "values": shown, "first_row": row},
         )
 
 
@@ -451,16 +483,11 @@ def _values(column: ac.Array, indices: ac.Array) -> Iterator[tuple[int, str]]:
     return zip(indices.to_pylist(), acc.take(column, indices).to_pylist(), strict=True)
 
 
-_new_error: Callable[[tuple[int, str, str, str, str | None]], CellError] = functools.partial(
-    tuple.__new__, CellError
-)  # as CellError(...), without a Python-level __new__ per error
+_new_error: Callable[[tuple[int, str, str, str, str | None, Mapping[str, object]]], CellError] = (
+    functools.partial(tuple.__new__, CellError)
+)  # as CellError(...), without a __new__ per error
 
 
-def _show(value: str) -> str:
-    shown = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
-    return f'"{shown}"'
-
-
-def _shown(message: str) -> Callable[[str], str]:
-    """The message for a cell: its text shown, then `message`."""
-    return lambda value: f"{_show(value)} {message}"
+def _cut(value: str) -> str:
+    """A cell's text as a message shows it: its first 60 characters."""
+    return value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"

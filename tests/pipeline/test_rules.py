@@ -270,6 +270,8 @@ def test_composite_primary_key() -> None:
             "code": "primary-key",
             "message": 'The key (a, b) "1", "x" is already in row 2: '
             "each row's key must be unique.",
+            "key": "primaryKey",
+            "params": {"labels": "a, b", "values": '"1", "x"', "first_row": 2},
         }
         for row in (5, 6)
     ]

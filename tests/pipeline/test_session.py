@@ -110,14 +110,8 @@ def test_report_with_proposed_mapping(tmp_path: Path) -> None:
     assert report == Report(
         rows=3,
         errors=[
-            CellError(
-                row=3,
-                field="email",
-                code="constraint-error",
-                message="E-mail is required, but this cell is empty.",
-                constraint="required",
-            ),
-            CellError(row=3, field="age", code="type-error", message='"x" is not a whole number.'),
+            CellError(3, "email", "constraint-error", "required", "required", {"label": "E-mail"}),
+            CellError(3, "age", "type-error", "type.integer", params={"value": "x"}),
         ],
     )
     assert report.to_dict() == {
@@ -130,12 +124,16 @@ def test_report_with_proposed_mapping(tmp_path: Path) -> None:
                 "code": "constraint-error",
                 "constraint": "required",
                 "message": "E-mail is required, but this cell is empty.",
+                "key": "required",
+                "params": {"label": "E-mail"},
             },
             {
                 "row": 3,
                 "field": "age",
                 "code": "type-error",
                 "message": '"x" is not a whole number.',
+                "key": "type.integer",
+                "params": {"value": "x"},
             },
         ],
     }
@@ -169,6 +167,8 @@ def test_set_mapping_replaces_the_proposal(tmp_path: Path) -> None:
             "code": "constraint-error",
             "constraint": "enum",
             "message": '"36" is not one of the allowed values: free, pro.',
+            "key": "enum",
+            "params": {"allowed": "free, pro", "value": "36"},
         },
         {
             "row": 3,
@@ -176,6 +176,8 @@ def test_set_mapping_replaces_the_proposal(tmp_path: Path) -> None:
             "code": "constraint-error",
             "constraint": "required",
             "message": "E-mail is required, but this cell is empty.",
+            "key": "required",
+            "params": {"label": "E-mail"},
         },
         {
             "row": 3,
@@ -183,6 +185,8 @@ def test_set_mapping_replaces_the_proposal(tmp_path: Path) -> None:
             "code": "constraint-error",
             "constraint": "enum",
             "message": '"x" is not one of the allowed values: free, pro.',
+            "key": "enum",
+            "params": {"allowed": "free, pro", "value": "x"},
         },
     ]
 

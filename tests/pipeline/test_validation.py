@@ -57,6 +57,7 @@ def test_default_first_row_is_two() -> None:
     assert [e.row for e in validate(strings(a=[None]), t)] == [2]
 
 
+ALLOWED = "true, True, TRUE, 1, false, False, FALSE, 0"
 TYPE_HINTS = {
     "integer": "is not a whole number",
     "number": "is not a number",
@@ -100,6 +101,8 @@ def test_type_errors(ftype: str, good: list[str], bad: str) -> None:
             "field": "f",
             "code": "type-error",
             "message": f'"{bad}" {TYPE_HINTS[ftype]}.',
+            "key": f"type.{ftype}",
+            "params": {"value": bad, **({"allowed": ALLOWED} if ftype == "boolean" else {})},
         }
     ]
 
@@ -156,6 +159,8 @@ def test_enum_is_a_constraint_error() -> None:
             "code": "constraint-error",
             "constraint": "enum",
             "message": '"Pro" is not one of the allowed values: free, pro.',
+            "key": "enum",
+            "params": {"allowed": "free, pro", "value": "Pro"},
         },
         {
             "row": 6,
@@ -163,6 +168,8 @@ def test_enum_is_a_constraint_error() -> None:
             "code": "constraint-error",
             "constraint": "enum",
             "message": '"gold" is not one of the allowed values: free, pro.',
+            "key": "enum",
+            "params": {"allowed": "free, pro", "value": "gold"},
         },
     ]
 
@@ -199,21 +206,32 @@ def test_enum_on_a_number_field_compares_numbers() -> None:
 
 
 def test_cell_error_to_dict_omits_a_missing_constraint() -> None:
-    assert CellError(row=4, field="age", code="type-error", message="m").to_dict() == {
+    error = CellError(4, "age", "type-error", "type.integer", params={"value": "x"})
+    assert error.to_dict() == {
         "row": 4,
         "field": "age",
         "code": "type-error",
-        "message": "m",
+        "message": '"x" is not a whole number.',
+        "key": "type.integer",
+        "params": {"value": "x"},
     }
-    assert CellError(
-        row=2, field="a", code="constraint-error", message="m", constraint="required"
-    ).to_dict() == {
+    required = CellError(2, "a", "constraint-error", "required", "required", {"label": "A"})
+    assert required.to_dict() == {
         "row": 2,
         "field": "a",
         "code": "constraint-error",
-        "message": "m",
+        "message": "A is required, but this cell is empty.",
         "constraint": "required",
+        "key": "required",
+        "params": {"label": "A"},
     }
+
+
+def test_errors_with_one_message_share_its_parameters() -> None:
+    """A million empty cells make a million errors, not a million parameter sets."""
+    t = template({"name": "a", "title": "A", "constraints": {"required": True}})
+    errors = validate(strings(a=[None, "x", None, None]), t)
+    assert len(errors) == 3 and len({id(e.params) for e in errors}) == 1
 
 
 def test_unknown_column_is_a_mapping_error() -> None:
@@ -352,5 +370,5 @@ def test_an_empty_string_that_is_not_a_missing_value_must_still_parse() -> None:
     )
     table = ac.Table.from_arrays([ac.Array(["1", "", "NA"], ac.DataType.string())], names=["n"])
     assert validate(table, template) == [
-        CellError(3, "n", "type-error", '"" is not a whole number.')
+        CellError(3, "n", "type-error", "type.integer", params={"value": ""})
     ]
