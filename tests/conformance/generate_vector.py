@@ -43,6 +43,9 @@ HINTS = {
     "active": "is not one of true, True, TRUE, 1, false, False, FALSE, 0",
     "joined": "is not a date (use YYYY-MM-DD)",
 }
+KEYS = {"id": "type.integer", "age": "type.integer", "score": "type.number",
+        "active": "type.boolean", "joined": "type.date"}  # fmt: skip
+BOOLEANS = "true, True, TRUE, 1, false, False, FALSE, 0"
 BAD = {
     "id": ["x12", "7.0", "1e2"],
     "age": ["thirty", "4.5", "-", "12 "],
@@ -87,6 +90,8 @@ def build() -> tuple[str, str, str]:
                         "code": "constraint-error",
                         "constraint": "required",
                         "message": f"{LABELS[name]} is required, but this cell is empty.",
+                        "key": "required",
+                        "params": {"label": LABELS[name]},
                     }
                 )
             elif name == "tier":
@@ -99,6 +104,8 @@ def build() -> tuple[str, str, str]:
                         "constraint": "enum",
                         "message": f'"{cells[name]}" is not one of the allowed values: '
                         "bronze, silver, gold.",
+                        "key": "enum",
+                        "params": {"allowed": "bronze, silver, gold", "value": cells[name]},
                     }
                 )
             elif name in BAD:
@@ -109,6 +116,9 @@ def build() -> tuple[str, str, str]:
                         "field": name,
                         "code": "type-error",
                         "message": f'"{cells[name]}" {HINTS[name]}.',
+                        "key": KEYS[name],
+                        "params": {"value": cells[name]}
+                        | ({"allowed": BOOLEANS} if name == "active" else {}),
                     }
                 )
         writer.writerow([cells[f["name"]] for f in TEMPLATE["fields"]] + [rng.choice(COMMENTS)])
