@@ -17,7 +17,6 @@ from server.http.limits import Limiter
 from server.http.responses import SecurityHeaders, error_response, server_error
 from server.importer import routes as importer
 from server.importer.assets import AssetManifest
-from server.queue import connect, delivery_queue
 from server.runtime import Runtime
 
 log = logging.getLogger("loadbay.server")
@@ -63,5 +62,4 @@ def create_app(rt: Runtime, limiter: Limiter | None = None) -> Starlette:
     app.state.runtime = rt
     app.state.manifest = AssetManifest.load(rt.settings.assets_dir)
     app.state.limiter = limiter or Limiter(body_timeout=rt.settings.body_timeout)
-    app.state.queue = delivery_queue(rt.settings, connect(rt.settings))
     return app

@@ -214,7 +214,7 @@ def decode_ipc(body: bytes) -> pa.Table:
         table.validate(full=True)
     except Invalid:
         raise
-    except (pa.ArrowException, ValueError, struct.error, IndexError) as exc:
+    except (pa.ArrowException, OSError, ValueError, struct.error, IndexError) as exc:
         raise Invalid(f"The batch is not an Arrow IPC stream: {exc}") from exc
     return table
 

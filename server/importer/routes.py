@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -15,7 +14,7 @@ from starlette.routing import Route
 
 from pipeline.matching import header_signature
 from pipeline.template import Template
-from server import db, imports, mappings, orgs, uploads
+from server import db, deliveries, imports, mappings, orgs, uploads
 from server.errors import Invalid, ServiceError, Unavailable
 from server.http.auth import bearer_token, publishable_key, require_same_origin, runtime_of
 from server.http.limits import Limiter
@@ -25,7 +24,6 @@ from server.importer.page import (
     importer_page,
     message_page,
 )
-from server.queue import enqueue_delivery
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
@@ -171,11 +169,9 @@ async def submit_import(request: Request) -> Response:
         whole_number(body.get("batches"), "batches"),
         whole_number(body.get("rows"), "rows"),
     )
-    queue = request.app.state.queue
     try:
-        for delivery_id in delivery_ids:
-            await run_in_threadpool(enqueue_delivery, queue, delivery_id)
-    except RedisError:
+        await run_in_threadpool(deliveries.enqueue_all, rt, delivery_ids)
+    except deliveries.QueueUnavailable:
         raise Unavailable(
             "The import is saved, but the delivery queue cannot be reached; "
             "submit again in a moment (nothing is sent twice).",
