@@ -124,41 +124,43 @@ def set_mapping(mapping_json: str, progress: Progress | None = None) -> str:
         on_field = (
             (lambda done, total: progress(Phase.VALIDATE.value, done, total)) if progress else None
         )
-        return session.start_review(on_field).summary()
+        return session.start_review(on_field).summary().to_dict()
 
     return _answer(work)
 
 
 def set_view(view_json: str) -> str:
-    return _answer(lambda: _current().review.set_view(View.from_dict(json.loads(view_json))))
+    return _answer(
+        lambda: _current().review.set_view(View.from_dict(json.loads(view_json))).to_dict()
+    )
 
 
 def window(start: int, count: int) -> str:
-    return _answer(lambda: _current().review.window(start, count))
+    return _answer(lambda: [row.to_dict() for row in _current().review.window(start, count)])
 
 
 def edit(index: int, field: str, value_json: str) -> str:
-    return _answer(lambda: _current().review.edit(index, field, json.loads(value_json)))
+    return _answer(lambda: _current().review.edit(index, field, json.loads(value_json)).to_dict())
 
 
 def replace(field: str, find: str, replacement: str) -> str:
-    return _answer(lambda: _current().review.replace(field, find, replacement))
+    return _answer(lambda: _current().review.replace(field, find, replacement).to_dict())
 
 
 def fix_column(field: str) -> str:
-    return _answer(lambda: _current().review.fix_column(field))
+    return _answer(lambda: _current().review.fix_column(field).to_dict())
 
 
 def delete_rows(indices_json: str) -> str:
-    return _answer(lambda: _current().review.delete_rows(json.loads(indices_json)))
+    return _answer(lambda: _current().review.delete_rows(json.loads(indices_json)).to_dict())
 
 
 def delete_rows_with_errors() -> str:
-    return _answer(lambda: _current().review.delete_rows_with_errors())
+    return _answer(lambda: _current().review.delete_rows_with_errors().to_dict())
 
 
 def undo() -> str:
-    return _answer(lambda: _current().review.undo())
+    return _answer(lambda: _current().review.undo().to_dict())
 
 
 def batch_plan(batch_rows: int = BATCH_ROWS) -> str:

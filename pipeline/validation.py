@@ -13,22 +13,24 @@ earlier batches held, so uniqueness holds across batches too.
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import itertools
-import json
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
-from types import MappingProxyType
-from typing import Any, NamedTuple, Protocol
 
 import arro3.compute as acc
 import arro3.core as ac
 
+from pipeline.cell_errors import NO_PARAMS, CellError, cut, new_error
 from pipeline.errors import MappingError
-from pipeline.messages import render
+from pipeline.keys import (
+    EarlierBatches,
+    canonical_text,
+    comparable,
+    find_repeats,
+    primary_key_errors,
+)
 from pipeline.scan import mismatched, mostly_unique, positions
 from pipeline.schema import Field, Template
 from pipeline.transforms import E164, prepare
@@ -43,43 +45,7 @@ __all__ = [
     "validate",
 ]
 
-_SHOWN_CHARS = 60
-_NO_PARAMS: Mapping[str, object] = MappingProxyType({})
 _TEMPORAL = ("date", "datetime", "time", "year", "yearmonth")
-
-
-class CellError(NamedTuple):
-    """One problem in one cell. `row` is the row number as the user sees it in the file.
-
-    `key` and `params` make its message (`pipeline.messages`), rendered when it is shown,
-    in the language it is shown in. Errors with the same message share one `params`.
-    A NamedTuple, not a dataclass: a million-row file can have hundreds of thousands of
-    these, and a tuple is several times cheaper to make.
-    """
-
-    row: int
-    field: str
-    code: str
-    key: str
-    constraint: str | None = None
-    params: Mapping[str, object] = _NO_PARAMS
-
-    @property
-    def message(self) -> str:
-        return render(self.key, self.params)
-
-    def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "row": self.row,
-            "field": self.field,
-            "code": self.code,
-            "message": self.message,
-        }
-        if self.constraint is not None:
-            out["constraint"] = self.constraint
-        out["key"] = self.key
-        out["params"] = dict(self.params)
-        return out
 
 
 Rows = int | Sequence[int]
@@ -92,17 +58,6 @@ def _row_numbers(rows: Rows) -> Callable[[int], int]:
         return lambda index: first + index
     numbers = list(rows)
     return numbers.__getitem__
-
-
-class EarlierBatches(Protocol):
-    """Values an import's earlier batches held, for `unique` and `primaryKey` across batches."""
-
-    def first_rows(self, target: str, values: list[str], rows: list[int]) -> list[int | None]:
-        """For each value (first met in this batch at `rows`), the row it had earlier, or None.
-
-        `target` is "unique:<field>" or "primaryKey"; values are canonical JSON text.
-        """
-        ...
 
 
 def validate(
@@ -135,7 +90,9 @@ def validate(
         if on_field is not None:  # (fields checked, of how many): for a progress bar
             on_field(done, len(template.fields))
     if template.primary_key:
-        found[template.primary_key[0]].extend(_primary_key(template, texts, typed, row_of, earlier))
+        found[template.primary_key[0]].extend(
+            primary_key_errors(template, texts, typed, row_of, earlier)
+        )
     # By row, then field (template order), then check: a stable sort by row alone keeps the rest.
     errors = list(itertools.chain.from_iterable(found.values()))
     errors.sort(key=operator.itemgetter(0))
@@ -222,11 +179,11 @@ class _Cells:
         code: str,
         key: str,
         constraint: str | None,
-        params: Mapping[str, object] = _NO_PARAMS,
+        params: Mapping[str, object] = NO_PARAMS,
     ) -> Iterator[CellError]:
         """Errors for (index, cell text) pairs: `params` and each cell's text as `value`."""
         pairs = list(found)
-        each = [{**params, "value": _cut(value)} for _, value in pairs]
+        each = [{**params, "value": cut(value)} for _, value in pairs]
         return self.errors([index for index, _ in pairs], code, repeat(key), constraint, each)
 
     def errors(
@@ -239,7 +196,7 @@ class _Cells:
     ) -> Iterator[CellError]:
         """Many errors at once (a file can have hundreds of thousands): no call per error."""
         rows = map(self.row_of, indices)
-        return map(_new_error, zip(rows, repeat(self.field.name), repeat(code), keys,
+        return map(new_error, zip(rows, repeat(self.field.name), repeat(code), keys,
                                    repeat(constraint), params))  # fmt: skip
 
 
@@ -264,7 +221,7 @@ def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     # Empty cells are the required check's business.
     failed = [(i, value) for i, value in _values(cells.text, candidates) if value is not None]
     keys = ["type.number.finite" if not_finite(field, v) else key for _, v in failed]
-    each = [{**params, "value": _cut(value)} for _, value in failed]
+    each = [{**params, "value": cut(value)} for _, value in failed]
     return cells.errors([index for index, _ in failed], "type-error", keys, None, each)
 
 
@@ -297,7 +254,7 @@ def _enum(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     field = cells.field
     if field.enum is None:
         return ()
-    allowed = {_comparable(parse_one(field, v)) for v in field.enum}
+    allowed = {comparable(parse_one(field, v)) for v in field.enum}
     bad = [v not in allowed for v in cells.distinct_typed.values]
     failing = cells.failing(cells.distinct_typed, bad)
     params = {"allowed": ", ".join(field.enum)}
@@ -315,9 +272,9 @@ def _maximum(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellErro
 def _bound(cells: _Cells, name: str, raw: int | float | str | None) -> Iterable[CellError]:
     if raw is None:
         return ()
-    limit = _comparable(parse_one(cells.field, str(raw)))
+    limit = comparable(parse_one(cells.field, str(raw)))
     low = name == "minimum"
-    extreme = _comparable((acc.min if low else acc.max)(cells.typed).as_py())
+    extreme = comparable((acc.min if low else acc.max)(cells.typed).as_py())
     if extreme is None or (extreme >= limit if low else extreme <= limit):
         return ()  # the column's own minimum (maximum) passes: every cell does
     bad = [(v < limit if low else v > limit) for v in cells.distinct_typed.values]
@@ -340,7 +297,7 @@ def _length(cells: _Cells, name: str, limit: int | None) -> Iterable[CellError]:
     low = name == "minLength"
     bad = [(len(v) < limit if low else len(v) > limit) for v in cells.distinct_text.values]
     failing = list(cells.failing(cells.distinct_text, bad))
-    each = [{"value": _cut(v), "length": len(v), "limit": limit} for _, v in failing]
+    each = [{"value": cut(v), "length": len(v), "limit": limit} for _, v in failing]
     indices = [index for index, _ in failing]
     return cells.errors(indices, "constraint-error", repeat(name), name, each)
 
@@ -358,17 +315,17 @@ def _unique(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError
     if not field.unique:
         return ()
     distinct = cells.distinct_typed
-    repeats = _repeats(
+    repeats = find_repeats(
         distinct.keys,
         len(distinct.values),
         cells.row_of,
         earlier,
         f"unique:{field.name}",
-        lambda indices: [_canonical([v]) for v in acc.take(cells.typed, indices).to_pylist()],
+        lambda indices: [canonical_text([v]) for v in acc.take(cells.typed, indices).to_pylist()],
     )
     shown = dict(_values(cells.text, ac.Array([i for i, _ in repeats], ac.DataType.int64())))
     each = [
-        {"value": _cut(shown[index]), "first_row": row, "label": field.label}
+        {"value": cut(shown[index]), "first_row": row, "label": field.label}
         for index, row in repeats
     ]
     indices = [index for index, _ in repeats]
@@ -389,105 +346,9 @@ _CHECKS: tuple[Callable[[_Cells, EarlierBatches | None], Iterable[CellError]], .
 )
 
 
-def _primary_key(
-    template: Template,
-    texts: dict[str, ac.Array],
-    typed: dict[str, ac.Array],
-    row_of: Callable[[int], int],
-    earlier: EarlierBatches | None,
-) -> Iterator[CellError]:
-    """Each row's key (its primary key fields' typed values together) must be unique."""
-    names = template.primary_key
-    keys: ac.Array | None = None
-    count = 1
-    for name in names:  # combine per-field keys into one integer key per row
-        part = Distinct.of(typed[name])
-        part_keys = acc.cast(part.keys, ac.DataType.int64())
-        if keys is None:
-            keys = part_keys
-        else:
-            width = ac.Scalar(len(part.values), ac.DataType.int64())
-            keys = acc.add(acc.mul(keys, width), part_keys)
-        combined = Distinct.of(keys)  # renumber, so the product never overflows
-        keys, count = acc.cast(combined.keys, ac.DataType.int64()), len(combined.values)
-    assert keys is not None  # noqa: S101 - a primary key names at least one field
-
-    def canonical(indices: ac.Array) -> list[str]:
-        columns = [acc.take(typed[n], indices).to_pylist() for n in names]
-        return [_canonical(list(values)) for values in zip(*columns, strict=True)]
-
-    repeats = _repeats(keys, count, row_of, earlier, "primaryKey", canonical)
-    if not repeats:
-        return
-    indices = ac.Array([i for i, _ in repeats], ac.DataType.int64())
-    cells = [acc.take(texts[n], indices).to_pylist() for n in names]
-    labels = ", ".join(template.field(n).label for n in names)
-    for (index, row), values in zip(repeats, zip(*cells, strict=True), strict=True):
-        shown = ", ".join(f'"{_cut(v)}"' for v in values)
-        yield CellError(
-            row=row_of(index),
-            field=names[0],
-            code="primary-key",
-            key="primaryKey",
-            params={"labels": labels, "values": shown, "first_row": row},
-        )
-
-
-def _repeats(
-    keys: ac.Array,
-    count: int,
-    row_of: Callable[[int], int],
-    earlier: EarlierBatches | None,
-    target: str,
-    canonical: Callable[[ac.Array], list[str]],
-) -> list[tuple[int, int]]:
-    """(index, row of the first occurrence) of every cell whose key was met before.
-
-    `keys` numbers each row's value (null: no value); `count` is how many distinct.
-    """
-    if earlier is None and count == len(keys) - keys.null_count:
-        return []  # as many distinct values as values: no repeats
-    first: dict[int, int] = {}
-    repeats: list[tuple[int, int]] = []
-    for index, key in enumerate(keys.to_pylist()):
-        if key is not None:
-            seen = first.setdefault(key, index)
-            if seen != index:
-                repeats.append((index, seen))
-    if earlier is None:
-        return [(index, row_of(seen)) for index, seen in repeats]
-    firsts = ac.Array(list(first.values()), ac.DataType.int64())
-    found = earlier.first_rows(target, canonical(firsts), [row_of(i) for i in first.values()])
-    before = {i: row for i, row in zip(first.values(), found, strict=True) if row is not None}
-    out = [(index, before.get(seen, row_of(seen))) for index, seen in repeats]
-    out += list(before.items())
-    return sorted(out)
-
-
-def _comparable(value: Any) -> Any:
-    """Timestamps as naive UTC, as Arrow's dictionaries give them back."""
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
-
-def _canonical(values: list[Any]) -> str:
-    return json.dumps([_comparable(v) for v in values], default=str, ensure_ascii=False)
-
-
 def _indices(mask: ac.Array) -> ac.Array:
     return acc.filter(positions(len(mask)), mask)
 
 
 def _values(column: ac.Array, indices: ac.Array) -> Iterator[tuple[int, str]]:
     return zip(indices.to_pylist(), acc.take(column, indices).to_pylist(), strict=True)
-
-
-_new_error: Callable[[tuple[int, str, str, str, str | None, Mapping[str, object]]], CellError] = (
-    functools.partial(tuple.__new__, CellError)
-)  # as CellError(...), without a __new__ per error
-
-
-def _cut(value: str) -> str:
-    """A cell's text as a message shows it: its first 60 characters."""
-    return value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"

@@ -190,4 +190,4 @@ def test_a_blank_row_keeps_numbers_but_is_not_imported(tmp_path: Path) -> None:
     assert session.sheet.blank_rows == (1,)
     assert session.report().rows == 2
     assert session.report().errors == []  # the blank row 3 is not "name is required"
-    assert session.review.window(0, 10)[1]["row"] == 4  # Alan, as the sheet shows him
+    assert session.review.window(0, 10)[1].row == 4  # Alan, as the sheet shows him

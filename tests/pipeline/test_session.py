@@ -272,7 +272,7 @@ def test_blank_lines_keep_every_later_row_at_its_number_and_are_not_imported(
     assert [(e.row, e.field, e.code) for e in report.errors] == [(5, "age", "type-error")]
     assert report.rows == 2  # trailing blank lines are dropped, inner ones left out
     assert session.describe().to_dict()["rows"] == 2
-    assert session.review.summary()["deleted"] == 0  # blank rows are not the user's deletions
+    assert session.review.summary().deleted == 0  # blank rows are not the user's deletions
     sent = [(decode_ipc(session.encode_batch(o, n))) for o, n in session.batches()]
     assert [t.column("__row").to_pylist() for t in sent] == [[2, 5]]
     assert [t.column("email").to_pylist() for t in sent] == [

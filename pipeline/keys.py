@@ -1,0 +1,116 @@
+"""Values that must not repeat: `unique` fields and the primary key, across batches too.
+
+Each row's value (or key) is numbered in Arrow; only the repeats are looked at in
+Python. `EarlierBatches` is how the server tells what an import's earlier batches held.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import arro3.compute as acc
+import arro3.core as ac
+
+from pipeline.cell_errors import CellError, cut
+from pipeline.schema import Template
+from pipeline.types import Distinct
+
+
+class EarlierBatches(Protocol):
+    """Values an import's earlier batches held, for `unique` and `primaryKey` across batches."""
+
+    def first_rows(self, target: str, values: list[str], rows: list[int]) -> list[int | None]:
+        """For each value (first met in this batch at `rows`), the row it had earlier, or None.
+
+        `target` is "unique:<field>" or "primaryKey"; values are canonical JSON text.
+        """
+        ...
+
+
+def primary_key_errors(
+    template: Template,
+    texts: dict[str, ac.Array],
+    typed: dict[str, ac.Array],
+    row_of: Callable[[int], int],
+    earlier: EarlierBatches | None,
+) -> Iterator[CellError]:
+    """Each row's key (its primary key fields' typed values together) must be unique."""
+    names = template.primary_key
+    keys: ac.Array | None = None
+    count = 1
+    for name in names:  # combine per-field keys into one integer key per row
+        part = Distinct.of(typed[name])
+        part_keys = acc.cast(part.keys, ac.DataType.int64())
+        if keys is None:
+            keys = part_keys
+        else:
+            width = ac.Scalar(len(part.values), ac.DataType.int64())
+            keys = acc.add(acc.mul(keys, width), part_keys)
+        combined = Distinct.of(keys)  # renumber, so the product never overflows
+        keys, count = acc.cast(combined.keys, ac.DataType.int64()), len(combined.values)
+    assert keys is not None  # noqa: S101 - a primary key names at least one field
+
+    def canonical(indices: ac.Array) -> list[str]:
+        columns = [acc.take(typed[n], indices).to_pylist() for n in names]
+        return [canonical_text(list(values)) for values in zip(*columns, strict=True)]
+
+    repeats = find_repeats(keys, count, row_of, earlier, "primaryKey", canonical)
+    if not repeats:
+        return
+    indices = ac.Array([i for i, _ in repeats], ac.DataType.int64())
+    cells = [acc.take(texts[n], indices).to_pylist() for n in names]
+    labels = ", ".join(template.field(n).label for n in names)
+    for (index, row), values in zip(repeats, zip(*cells, strict=True), strict=True):
+        shown = ", ".join(f'"{cut(v)}"' for v in values)
+        yield CellError(
+            row=row_of(index),
+            field=names[0],
+            code="primary-key",
+            key="primaryKey",
+            params={"labels": labels, "values": shown, "first_row": row},
+        )
+
+
+def find_repeats(
+    keys: ac.Array,
+    count: int,
+    row_of: Callable[[int], int],
+    earlier: EarlierBatches | None,
+    target: str,
+    canonical: Callable[[ac.Array], list[str]],
+) -> list[tuple[int, int]]:
+    """(index, row of the first occurrence) of every cell whose key was met before.
+
+    `keys` numbers each row's value (null: no value); `count` is how many distinct.
+    """
+    if earlier is None and count == len(keys) - keys.null_count:
+        return []  # as many distinct values as values: no repeats
+    first: dict[int, int] = {}
+    repeats: list[tuple[int, int]] = []
+    for index, key in enumerate(keys.to_pylist()):
+        if key is not None:
+            seen = first.setdefault(key, index)
+            if seen != index:
+                repeats.append((index, seen))
+    if earlier is None:
+        return [(index, row_of(seen)) for index, seen in repeats]
+    firsts = ac.Array(list(first.values()), ac.DataType.int64())
+    found = earlier.first_rows(target, canonical(firsts), [row_of(i) for i in first.values()])
+    before = {i: row for i, row in zip(first.values(), found, strict=True) if row is not None}
+    out = [(index, before.get(seen, row_of(seen))) for index, seen in repeats]
+    out += list(before.items())
+    return sorted(out)
+
+
+def comparable(value: Any) -> Any:
+    """Timestamps as naive UTC, as Arrow's dictionaries give them back."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def canonical_text(values: list[Any]) -> str:
+    return json.dumps([comparable(v) for v in values], default=str, ensure_ascii=False)

@@ -1,0 +1,184 @@
+"""Review and fix: the user's edits over the validated rows, kept valid change by change.
+
+`Overlay` (pipeline.review.overlay) holds the edits, deleted rows and undo; `RowErrors`
+(pipeline.review.recheck) keeps every row's errors right after each change; the grid's
+views and windows are pipeline.review.views. `Review` puts them together for the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import arro3.core as ac
+
+from pipeline.protocol import Summary, WindowRow
+from pipeline.review.overlay import Change, Overlay, Was, take_rows
+from pipeline.review.recheck import RowErrors
+from pipeline.review.views import MAX_WINDOW, View, view_rows, window_rows
+from pipeline.schema import Template
+from pipeline.transforms import propose_fix
+from pipeline.validation import CellError
+
+__all__ = ["MAX_WINDOW", "Review", "View", "take_rows"]
+
+
+class Review:
+    def __init__(
+        self,
+        table: ac.Table,
+        template: Template,
+        first_row: int,
+        on_field: Callable[[int, int], None] | None = None,
+        blank_rows: Iterable[int] = (),
+    ) -> None:
+        """`blank_rows`: rows blank in the file, deleted from the start (and not undoable)."""
+        self.template = template
+        self.first_row = first_row
+        fields = [f.name for f in template.fields if f.name in table.column_names]
+        self.overlay = Overlay(table, fields, blank_rows)
+        self.errors = RowErrors(self.overlay, template, first_row, on_field)
+        self.view = View()
+        self._rows: list[int] | None = None  # rows of the current view, computed on demand
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def fields(self) -> list[str]:
+        return self.overlay.fields
+
+    @property
+    def num_rows(self) -> int:
+        return self.overlay.num_rows
+
+    def error_list(self) -> list[CellError]:
+        return self.errors.listed()
+
+    def summary(self, changed: int | None = None) -> Summary:
+        tally = self.errors.tally
+        by_field = {n: tally.by_field[n] for n in self.template.field_names if tally.by_field[n]}
+        return Summary(
+            fields=tuple(self.fields),
+            rows=self.num_rows,
+            deleted=len(self.overlay.deleted) - self.overlay.blank,
+            error_count=sum(by_field.values()),
+            rows_with_errors=tally.rows,
+            by_field=by_field,
+            by_code={code: n for code, n in sorted(tally.by_code.items()) if n},
+            view_rows=len(self._view_rows()),
+            can_undo=bool(self.overlay.history),
+            changed=changed,
+        )
+
+    def set_view(self, view: View) -> Summary:
+        self.view = view
+        self._rows = None
+        return self.summary()
+
+    def window(self, start: int, count: int) -> list[WindowRow]:
+        """Rows [start, start + count) of the current view, with their errors."""
+        rows = self._view_rows()[start : start + min(count, MAX_WINDOW)]
+        return window_rows(rows, self.overlay, self.errors, self.template, self.first_row)
+
+    def kept_rows(self) -> list[int]:
+        return self.overlay.kept_rows()
+
+    def materialise(self, rows: list[int], names: list[str] | None = None) -> ac.Table:
+        """The given rows (ascending) with every edit applied: what is sent to the server."""
+        return self.overlay.materialise(rows, names)
+
+    # -- changing ------------------------------------------------------------------
+
+    def edit(self, index: int, name: str, value: str | None) -> Summary:
+        self.overlay.check_cell(index, name)
+        was = self.overlay.values([index], name)[0]
+        change = Change()
+        self.overlay.set_cell(change, index, name, value)
+        self._commit(change, [index], [name], was=(index, name, was))
+        return self.summary()
+
+    def replace(self, name: str, find: str, replacement: str) -> Summary:
+        """Replace `find` inside every cell of one column (kept rows only)."""
+        if name not in self.fields:
+            raise KeyError(name)
+        if not find:
+            return self.summary(changed=0)
+        change = Change()
+        column = self.overlay.table.column(name).to_pylist()
+        edits = self.overlay.edits[name]
+        hits = {i for i, v in enumerate(column) if v is not None and find in v and i not in edits}
+        hits.update(i for i, v in edits.items() if v is not None and find in v)
+        touched = sorted(hits - self.overlay.deleted)
+        for index in touched:
+            current = edits.get(index, column[index])
+            assert current is not None  # noqa: S101 - it holds `find`
+            self.overlay.set_cell(change, index, name, current.replace(find, replacement) or None)
+        self._commit(change, touched, [name])
+        return self.summary(changed=len(touched))
+
+    def fix_column(self, name: str) -> Summary:
+        """Apply the engine's proposed fix to every cell of one column that has one."""
+        if name not in self.fields:
+            raise KeyError(name)
+        field = self.template.field(name)
+        deleted = self.overlay.deleted
+        rows = sorted(
+            i
+            for i, errs in self.errors.by_row.items()
+            if i not in deleted and any(e.field == name for e in errs)
+        )
+        change = Change()
+        if rows:
+            for index, value in zip(rows, self.overlay.values(rows, name), strict=True):
+                if value is not None and (fix := propose_fix(field, value)) is not None:
+                    self.overlay.set_cell(change, index, name, fix)
+        touched = sorted({index for index, _ in change.cells})
+        self._commit(change, touched, [name])
+        return self.summary(changed=len(touched))
+
+    def delete_rows(self, indices: Iterable[int]) -> Summary:
+        deleted = self.overlay.deleted
+        change = Change(deleted=sorted({i for i in indices if i not in deleted}))
+        for index in change.deleted:
+            self.overlay.check_cell(index, None)
+        self.errors.deleted(change.deleted, -1)
+        self.overlay.delete(change)
+        self._commit(change, [], self.errors.cross_fields)
+        return self.summary()
+
+    def delete_rows_with_errors(self) -> Summary:
+        deleted = self.overlay.deleted
+        return self.delete_rows(i for i, errs in self.errors.by_row.items() if i not in deleted)
+
+    def undo(self) -> Summary:
+        if not self.overlay.history:
+            return self.summary()
+        change = self.overlay.history.pop()
+        was: Was | None = None
+        if len(change.cells) == 1 and not change.deleted:  # one cell: what it holds now
+            ((index, name),) = change.cells
+            was = (index, name, self.overlay.values([index], name)[0])
+        self.overlay.revert(change)
+        self.errors.deleted(change.deleted, +1)
+        names = sorted({name for _, name in change.cells})
+        if change.deleted:  # rows back: unique values and keys may repeat again
+            names = sorted(set(names) | set(self.errors.cross_fields))
+        # Rows back keep the errors they had; their cells did not change while deleted.
+        self.errors.recheck([index for index, _ in change.cells], names, was)
+        self._rows = None
+        return self.summary()
+
+    # -- internals -----------------------------------------------------------------
+
+    def _commit(
+        self, change: Change, rows: list[int], names: list[str], was: Was | None = None
+    ) -> None:
+        if not change:
+            return
+        self.overlay.history.append(change)
+        self.errors.recheck(rows, names, was)
+        self._rows = None
+
+    def _view_rows(self) -> list[int]:
+        if self._rows is None:
+            self._rows = view_rows(self.view, self.overlay, self.errors)
+        return self._rows
