@@ -20,6 +20,10 @@ NONCE_BYTES = 12
 _MAGIC = b"LBY1"
 
 
+class MasterKeyError(ValueError):
+    """The master key file is unusable: wrong size, or readable by others."""
+
+
 class DecryptionError(Exception):
     """Ciphertext is corrupt, truncated, or was moved to another owner."""
 
@@ -56,13 +60,20 @@ def batch_aad(org_id: str, import_id: str, seq: int) -> bytes:
 
 
 def load_or_create_master_key(path: Path) -> bytes:
-    """The operator's root key; created with 0600 permissions on first use."""
+    """The operator's root key; created with 0600 permissions on first use. An existing key
+    that others may read is refused: whoever can read it can decrypt everything."""
     if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise MasterKeyError(
+                f"{path} may be read by other users (mode {mode:o}); run `chmod 600 {path}` "
+                "and keep it outside the data directory's backups."
+            )
         key = path.read_bytes()
         if len(key) != KEY_BYTES:
-            raise ValueError(f"{path} must hold exactly {KEY_BYTES} bytes")
+            raise MasterKeyError(f"{path} must hold exactly {KEY_BYTES} bytes")
         return key
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = new_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:

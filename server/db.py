@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     create_engine,
+    event,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -180,7 +182,30 @@ class MappingMemory(Base):
 
 
 def make_engine(url: str) -> Engine:
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        _private_sqlite_file(url)
+        event.listen(engine, "connect", _sqlite_secure_delete)
+    return engine
+
+
+def _private_sqlite_file(url: str) -> None:
+    """The metadata file is created 0600 by us, not left to the umask of whoever started it
+    (and its journal inherits the mode)."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
+def _sqlite_secure_delete(connection: Any, record: Any) -> None:
+    """Deleted rows (wrapped data keys above all) are overwritten with zeros, set by loadbay
+    rather than left to how SQLite was built."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA secure_delete = ON")
+    cursor.close()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

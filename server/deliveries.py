@@ -230,7 +230,7 @@ def _prepare(rt: Runtime, delivery_id: int) -> tuple[str, dict[str, Any], Delive
         template = session.get(db.Template, imp.template_id)
         if org is None or template is None:
             raise NotFound(f"The organisation or template of delivery {delivery_id} is gone.")
-        config = rt.vault.open_config(org.id, org.wrapped_key, row.sealed_config)
+        config = rt.vault.open_config(org.id, org.wrapped_key, row.id, row.sealed_config)
         batch = DeliveryBatch(
             import_id=imp.id,
             seq=delivery.seq,

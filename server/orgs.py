@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import select
 
 import destinations
+from destinations.errors import DeliveryError
 from pipeline.template import Template
 from server import db
-from server.errors import NotFound
+from server.errors import Invalid, NotFound
 from server.runtime import Runtime
 
 
@@ -44,14 +45,18 @@ def create_destination(
     name: str,
     config: dict[str, Any],
 ) -> db.Destination:
-    destinations.create(kind, config, rt.destination_context)  # validates the settings
+    try:  # the settings parse and check() passes: the address is one loadbay may reach
+        destinations.validate(kind, config, rt.destination_context)
+    except DeliveryError as exc:
+        raise Invalid(f"The destination cannot be used: {exc}") from exc
+    destination_id = db.new_id("dst")
     row = db.Destination(
-        id=db.new_id("dst"),
+        id=destination_id,
         org_id=org.id,
         template_id=template.id,
         kind=kind,
         name=name,
-        sealed_config=rt.vault.seal_config(org.id, org.wrapped_key, config),
+        sealed_config=rt.vault.seal_config(org.id, org.wrapped_key, destination_id, config),
     )
     with rt.sessions.begin() as session:
         session.add(row)

@@ -32,6 +32,7 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
+        settings.private_data_dir()
         engine = db.make_engine(settings.database_url)
         return cls(
             settings=settings,

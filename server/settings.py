@@ -29,6 +29,14 @@ class Settings:
     public_url: str = "https://127.0.0.1:8443"
     queue_name: str = "deliveries"
 
+    def private_data_dir(self) -> Path:
+        """The data directory, created 0700 (or narrowed to it): it holds the metadata
+        database, the AOF, sealed blobs and, unless moved, the master key."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.data_dir.stat().st_mode & 0o077:
+            self.data_dir.chmod(0o700)
+        return self.data_dir
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, *, demo: bool = False) -> Settings:
         env = dict(os.environ if env is None else env)

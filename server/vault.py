@@ -30,18 +30,24 @@ class Vault:
         org_key = self._org_key(org_id, wrapped_org_key)
         return crypto.open_sealed(org_key, wrapped, crypto.import_aad(org_id, import_id))
 
-    def seal_config(self, org_id: str, wrapped_org_key: bytes, config: dict[str, Any]) -> bytes:
-        """Destination settings hold secrets (signing keys, passwords): sealed at rest."""
+    def seal_config(
+        self, org_id: str, wrapped_org_key: bytes, destination_id: str, config: dict[str, Any]
+    ) -> bytes:
+        """Destination settings hold secrets (signing keys, passwords): sealed at rest, bound
+        to their destination (one destination's sealed settings cannot be moved to another's
+        row to send its rows elsewhere)."""
         org_key = self._org_key(org_id, wrapped_org_key)
-        return crypto.seal(org_key, json.dumps(config).encode(), _config_aad(org_id))
+        aad = _config_aad(org_id, destination_id)
+        return crypto.seal(org_key, json.dumps(config).encode(), aad)
 
-    def open_config(self, org_id: str, wrapped_org_key: bytes, sealed: bytes) -> dict[str, Any]:
+    def open_config(
+        self, org_id: str, wrapped_org_key: bytes, destination_id: str, sealed: bytes
+    ) -> dict[str, Any]:
         org_key = self._org_key(org_id, wrapped_org_key)
-        config: dict[str, Any] = json.loads(
-            crypto.open_sealed(org_key, sealed, _config_aad(org_id))
-        )
+        aad = _config_aad(org_id, destination_id)
+        config: dict[str, Any] = json.loads(crypto.open_sealed(org_key, sealed, aad))
         return config
 
 
-def _config_aad(org_id: str) -> bytes:
-    return f"loadbay/destination-config/{org_id}".encode()
+def _config_aad(org_id: str, destination_id: str) -> bytes:
+    return f"loadbay/destination-config/{org_id}/{destination_id}".encode()

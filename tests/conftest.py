@@ -90,6 +90,8 @@ def settings_factory(tmp_path: Path, redis_url: str) -> SettingsFactory:
             "assets_dir": ASSETS_DIR,
             "master_key_file": data_dir / "master.key",
             "queue_name": queue_name,
+            # Destinations in tests point at loopback receivers (as the demo's does).
+            "allow_private_networks": ("127.0.0.0/8",),
         }
         values.update(overrides)
         return Settings(**values)

@@ -75,7 +75,11 @@ options.onComplete = (result) => {{
 Loadbay.open(options);
 </script>
 </body></html>"""
-    return HTMLResponse(page)
+    csp = (
+        f"default-src 'none'; script-src 'unsafe-inline' {state.importer_origin}; "
+        f"style-src 'unsafe-inline'; frame-src {state.importer_origin}; base-uri 'none'"
+    )
+    return HTMLResponse(page, headers={"content-security-policy": csp})
 
 
 async def receive_webhook(request: Request) -> Response:
@@ -146,7 +150,8 @@ async def receiver_page(request: Request) -> Response:
 padding:2px 6px}}table{{border-collapse:collapse}}</style></head><body>
 <h1>Demo webhook receiver</h1><p>{len(receipts)} deliveries received.</p>
 {"".join(items) or "<p>Nothing yet.</p>"}</body></html>"""
-    return HTMLResponse(page)
+    csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+    return HTMLResponse(page, headers={"content-security-policy": csp})
 
 
 routes = [

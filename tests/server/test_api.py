@@ -75,7 +75,7 @@ def client(client_factory: ClientFactory) -> TestClient:
 
 @pytest.fixture
 def setup(runtime: Runtime, demo_org: DemoOrgFactory) -> OrgSetup:
-    return demo_org(runtime, origins=[HOST], webhook_urls=["https://hooks.example/in"])
+    return demo_org(runtime, origins=[HOST], webhook_urls=["https://127.0.0.1:9/in"])
 
 
 @pytest.fixture
@@ -145,14 +145,18 @@ def test_importer_page_loads_nothing_from_third_parties(
     # The only absolute URL is the parent's origin, inside the config (for postMessage).
     assert set(re.findall(r"https?://[^\s\"'<>\\]+", html)) == {HOST}
     referenced = re.findall(r'(?:src|href)="([^"]+)"', html)
+    modules = manifest.under("app/src/", ".js")
+    assert modules  # the importer's ES modules, each preloaded with its integrity
     assert referenced == [
-        f"/assets/{manifest.build_id}/app/importer.css",
-        f"/assets/{manifest.build_id}/app/importer.js",
+        manifest.url("app/importer.css"),
+        *map(manifest.url, modules),
+        manifest.url("app/importer.js"),
     ]
     integrity = re.findall(r'integrity="([^"]+)"', html)
     assert integrity == [
-        manifest.files["app/importer.css"].sri,
-        manifest.files["app/importer.js"].sri,
+        manifest.sri("app/importer.css"),
+        *map(manifest.sri, modules),
+        manifest.sri("app/importer.js"),
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,6 +113,41 @@ def test_master_key_file_is_reused(tmp_path: Path) -> None:
 def test_master_key_file_of_the_wrong_size_is_refused(tmp_path: Path, size: int) -> None:
     path = tmp_path / "master.key"
     path.write_bytes(b"k" * size)
-    with pytest.raises(ValueError, match="exactly 32 bytes"):
+    path.chmod(0o600)
+    with pytest.raises(crypto.MasterKeyError, match="exactly 32 bytes"):
         crypto.load_or_create_master_key(path)
     assert path.read_bytes() == b"k" * size  # never silently replaced
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_a_master_key_others_may_read_is_refused(tmp_path: Path, mode: int) -> None:
+    """Before: a key left 0644 (copied, restored from a backup) was used as it was."""
+    path = tmp_path / "master.key"
+    path.write_bytes(b"k" * 32)
+    path.chmod(mode)
+    with pytest.raises(crypto.MasterKeyError, match=f"mode {mode:o}.*chmod 600"):
+        crypto.load_or_create_master_key(path)
+
+
+def test_files_at_rest_are_private(runtime_factory: Any, tmp_path: Path) -> None:
+    """The data directory 0700; the SQLite database, blobs and master key 0600; SQLite's
+    secure_delete set by loadbay (before: left to the build)."""
+    data = tmp_path / "fresh"
+    rt = runtime_factory(data_dir=data, database_url=f"sqlite:///{data / 'loadbay.db'}")
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert (data / "loadbay.db").stat().st_mode & 0o777 == 0o600
+    assert (data / "master.key").stat().st_mode & 0o777 == 0o600
+    rt.blobs.put("org_x/imp_x/0.arrow.sealed", b"sealed")
+    blob = rt.settings.blob_dir / "org_x" / "imp_x" / "0.arrow.sealed"
+    assert blob.stat().st_mode & 0o777 == 0o600
+    assert blob.parent.stat().st_mode & 0o777 == 0o700
+    with rt.sessions() as session:
+        assert session.connection().exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+
+
+def test_a_loose_data_directory_is_narrowed(runtime_factory: Any, tmp_path: Path) -> None:
+    data = tmp_path / "loose"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    runtime_factory(data_dir=data, database_url=f"sqlite:///{data / 'loadbay.db'}")
+    assert data.stat().st_mode & 0o777 == 0o700

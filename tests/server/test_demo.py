@@ -48,7 +48,9 @@ def test_seed_creates_the_demo_organisation(runtime: Runtime) -> None:
             True,
             template.id,
         )
-        config = runtime.vault.open_config(org.id, org.wrapped_key, destination.sealed_config)
+        config = runtime.vault.open_config(
+            org.id, org.wrapped_key, destination.id, destination.sealed_config
+        )
     assert config == {"url": f"{PUBLIC}/demo/webhook", "secret": state.webhook_secret}
     assert state.webhook_secret.startswith("whsec_")
     assert len(base64.b64decode(state.webhook_secret.removeprefix("whsec_"))) >= 24

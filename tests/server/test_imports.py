@@ -457,7 +457,7 @@ def test_submit_creates_one_delivery_per_batch_and_destination(
     runtime: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
 ) -> None:
     setup = demo_org(
-        runtime, schema=ORDERS, webhook_urls=["https://a.example/in", "https://b.example/in"]
+        runtime, schema=ORDERS, webhook_urls=["https://127.0.0.1:9/a", "https://127.0.0.1:9/b"]
     )
     created = imports.create_import(runtime, setup.org, setup.template.id, "x.csv")
     _two_batches(runtime, created, batch_factory)
@@ -495,7 +495,7 @@ def test_disabled_destinations_get_no_deliveries(
     runtime: Runtime, demo_org: DemoOrgFactory, body: bytes
 ) -> None:
     setup = demo_org(
-        runtime, schema=ORDERS, webhook_urls=["https://a.example/in", "https://b.example/in"]
+        runtime, schema=ORDERS, webhook_urls=["https://127.0.0.1:9/a", "https://127.0.0.1:9/b"]
     )
     with runtime.sessions.begin() as session:
         session.execute(
@@ -547,7 +547,7 @@ def test_status_follows_the_deliveries(
     outcomes: list[str],
     expected: str,
 ) -> None:
-    setup = demo_org(runtime, schema=ORDERS, webhook_urls=["https://a.example/in"])
+    setup = demo_org(runtime, schema=ORDERS, webhook_urls=["https://127.0.0.1:9/a"])
     created = imports.create_import(runtime, setup.org, setup.template.id, "x.csv")
     _two_batches(runtime, created, batch_factory)
     ids = imports.submit(runtime, created.import_id, created.upload_token, 2, 3)

@@ -22,7 +22,7 @@ CSV = "Full name,Email\nRetention Probe,probe@example.com\n"
 def _stored_import(
     rt: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
 ) -> tuple[str, str]:
-    setup = demo_org(rt, webhook_urls=["https://hooks.example.com/in"])
+    setup = demo_org(rt, webhook_urls=["https://127.0.0.1:9/in"])
     created = imports.create_import(rt, setup.org, setup.template.id, "probe.csv")
     uploads.receive_batch(rt, created.import_id, created.upload_token, 0, 2, batch_factory(CSV))
     imports.submit(rt, created.import_id, created.upload_token, 1, 1)

@@ -74,22 +74,31 @@ def test_another_master_key_opens_nothing() -> None:
 def test_config_round_trips_and_is_sealed(vault: Vault) -> None:
     org = vault.new_org_key("org_a")
     config = {"url": "https://hooks.example/in", "secret": "whsec_SECRETVALUE", "n": [1, 2]}
-    sealed = vault.seal_config("org_a", org, config)
+    sealed = vault.seal_config("org_a", org, "dst_1", config)
     assert b"SECRETVALUE" not in sealed
     assert b"hooks.example" not in sealed
-    assert vault.open_config("org_a", org, sealed) == config
+    assert vault.open_config("org_a", org, "dst_1", sealed) == config
+
+
+def test_config_cannot_be_moved_to_another_destination(vault: Vault) -> None:
+    """The destination id is in the associated data: a sealed webhook configuration copied
+    into another destination's row does not open there."""
+    org = vault.new_org_key("org_a")
+    sealed = vault.seal_config("org_a", org, "dst_1", {"url": "https://a.example"})
+    with pytest.raises(DecryptionError):
+        vault.open_config("org_a", org, "dst_2", sealed)
 
 
 def test_config_cannot_be_opened_by_another_organisation(vault: Vault) -> None:
     org_a = vault.new_org_key("org_a")
     org_b = vault.new_org_key("org_b")
-    sealed = vault.seal_config("org_a", org_a, {"secret": "s"})
+    sealed = vault.seal_config("org_a", org_a, "dst_1", {"secret": "s"})
     with pytest.raises(DecryptionError):
-        vault.open_config("org_b", org_b, sealed)
+        vault.open_config("org_b", org_b, "dst_1", sealed)
 
 
 def test_config_and_data_keys_are_not_interchangeable(vault: Vault) -> None:
     org = vault.new_org_key("org_a")
     wrapped_data_key = vault.new_data_key("org_a", org, "imp_1")
     with pytest.raises(DecryptionError):
-        vault.open_config("org_a", org, wrapped_data_key)
+        vault.open_config("org_a", org, "dst_1", wrapped_data_key)
