@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from pipeline.session import ImportSession, Report
+    from server.runtime import Runtime
 
 app = typer.Typer(help="loadbay: a self-hostable embeddable data importer.", no_args_is_help=True)
 assets_app = typer.Typer(help="Browser assets (Pyodide, wheels, the importer).")
@@ -123,10 +125,10 @@ def serve(
     keyfile: Annotated[Path | None, typer.Option(help="TLS key (PEM).")] = None,
 ) -> None:
     """Run the HTTPS server (DATABASE_URL, REDIS_URL, LOADBAY_* from the environment)."""
+    from server.runtime import Runtime
     from server.settings import Settings
 
-    settings = Settings.from_env()
-    _serve(settings, host, port, certfile, keyfile)
+    _serve(Runtime.from_settings(Settings.from_env()), host, port, certfile, keyfile)
 
 
 @app.command()
@@ -215,9 +217,10 @@ def demo(
         if settings.redis_url is None:
             redis = embedded_redis(settings)  # shared with the worker through its socket
             env["REDIS_URL"] = f"unix://{redis.socket_file}"
-            settings = Settings.from_env(env)
+            settings = dataclasses.replace(settings, redis_url=env["REDIS_URL"])
         db.migrate(settings.database_url)
-        state = seed(Runtime.from_settings(settings))
+        rt = Runtime.from_settings(settings)  # the one this process uses, server included
+        state = seed(rt)
         children.start("worker", "cron")
         typer.echo(
             f"\nloadbay demo is running.\n"
@@ -227,7 +230,7 @@ def demo(
             f"  Publishable key:            {state.publishable_key}\n"
             f"Press Ctrl-C to stop.\n"
         )
-        _serve(settings, "127.0.0.1", port, cert, key)
+        _serve(rt, "127.0.0.1", port, cert, key)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
@@ -341,21 +344,18 @@ def _log_to_stderr() -> None:
     logger.setLevel(logging.INFO)
 
 
-def _serve(settings: object, host: str, port: int, cert: Path | None, key: Path | None) -> None:
+def _serve(rt: Runtime, host: str, port: int, cert: Path | None, key: Path | None) -> None:
     import uvicorn
 
     from server import db
     from server.app import create_app
-    from server.runtime import Runtime
-    from server.settings import Settings
     from server.tls import ensure_certificate
 
-    assert isinstance(settings, Settings)  # noqa: S101 - typed loosely to keep imports lazy
     if cert is None or key is None:
-        cert, key = ensure_certificate(settings.data_dir / "tls")
-    db.migrate(settings.database_url)
+        cert, key = ensure_certificate(rt.settings.data_dir / "tls")
+    db.migrate(rt.settings.database_url)
     uvicorn.run(
-        create_app(Runtime.from_settings(settings)),
+        create_app(rt),
         host=host,
         port=port,
         ssl_certfile=str(cert),

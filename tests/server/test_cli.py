@@ -91,7 +91,15 @@ def test_check_json_lists_errors_with_the_rows_people_see(
         app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"]
     )
     assert result.exit_code == 1
-    assert json.loads(result.stdout) == {"rows": 3, "errors": EXPECTED_ERRORS}
+    answer = json.loads(result.stdout)
+    assert answer["rows"] == 3
+    # Each error also carries its message key and parameters, for translation.
+    assert [
+        {k: v for k, v in e.items() if k not in ("key", "params")} for e in answer["errors"]
+    ] == EXPECTED_ERRORS
+    assert all(
+        isinstance(e["key"], str) and isinstance(e["params"], dict) for e in answer["errors"]
+    )
     assert result.stdout.count("\n") == 1
 
 
@@ -284,52 +292,59 @@ def _redis_servers_in(directory: Path) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_the_whole_demo(tmp_path: Path, sig: signal.Signals) -> None:
+def _start_demo(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """`loadbay demo` on a free port and a data directory of its own, answering /healthz."""
     port, data_dir = _free_port(), tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADBAY_", "REDIS_"))}
-    env |= {"LOADBAY_JOB_TIMEOUT": "5"}
     log = (tmp_path / "demo.log").open("wb")
     demo = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "demo",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
+        [sys.executable, "-m", "server.cli", "demo", "--port", str(port)]
+        + ["--data-dir", str(data_dir)],
         env=env,
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # as under systemd: the signal reaches the demo alone
+        start_new_session=True,  # as under systemd: a signal reaches the demo alone
     )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            answer = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=1)  # noqa: S501 - its own self-signed certificate, loopback
+            if answer.status_code == 200:
+                return demo, data_dir
+        except httpx.TransportError:
+            pass
+        assert demo.poll() is None, (tmp_path / "demo.log").read_text()
+        assert time.monotonic() < deadline, "the demo did not answer /healthz"
+        time.sleep(0.2)
+
+
+def _demo_family(demo: subprocess.Popen[bytes], data_dir: Path) -> list[psutil.Process]:
+    """The demo's descendants and its redis-server, once all are up."""
+    root = psutil.Process(demo.pid)
+    deadline = time.monotonic() + 20  # the worker's scheduler starts a moment later
+    while True:
+        family: list[psutil.Process] = root.children(recursive=True) + _redis_servers_in(data_dir)
+        names = [p.name() for p in family]
+        if names.count("redis-server") == 1 and len(family) >= 4:
+            return family  # worker, its scheduler, cron, redis-server
+        assert time.monotonic() < deadline, names
+        time.sleep(0.2)
+
+
+def _kill_all(demo: subprocess.Popen[bytes], family: list[psutil.Process]) -> None:
+    for proc in [*family, psutil.Process(demo.pid) if demo.poll() is None else None]:
+        if proc is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_whole_demo(tmp_path: Path, sig: signal.Signals) -> None:
+    demo, data_dir = _start_demo(tmp_path)
     family: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                answer = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=1)  # noqa: S501 - its own self-signed certificate, loopback
-                if answer.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert demo.poll() is None, (tmp_path / "demo.log").read_text()
-            assert time.monotonic() < deadline, "the demo did not answer /healthz"
-            time.sleep(0.2)
-        root = psutil.Process(demo.pid)
-        deadline = time.monotonic() + 20  # the worker's scheduler starts a moment later
-        while True:
-            family = root.children(recursive=True) + _redis_servers_in(data_dir)
-            names = [p.name() for p in family]
-            if names.count("redis-server") == 1 and len(family) >= 4:
-                break  # worker, its scheduler, cron, redis-server
-            assert time.monotonic() < deadline, names
-            time.sleep(0.2)
-
+        family = _demo_family(demo, data_dir)
         demo.send_signal(sig)
         stopped = time.monotonic()
         demo.wait(10)
@@ -339,7 +354,32 @@ def test_a_signal_stops_the_whole_demo(tmp_path: Path, sig: signal.Signals) -> N
         assert took < 10
         print(f"{sig.name}: {len(family) + 1} processes gone in {took:.1f} s")
     finally:
-        for proc in [*family, psutil.Process(demo.pid) if demo.poll() is None else None]:
-            if proc is not None:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    proc.kill()
+        _kill_all(demo, family)
+
+
+def test_the_demo_restarts_a_worker_that_died(tmp_path: Path) -> None:
+    demo, data_dir = _start_demo(tmp_path)
+    family: list[psutil.Process] = []
+    try:
+        family = _demo_family(demo, data_dir)
+        [worker] = _demo_workers(demo)
+        worker.kill()
+        killed = time.monotonic()
+        while not (workers := [p for p in _demo_workers(demo) if p.pid != worker.pid]):
+            assert time.monotonic() < killed + 10, "no new worker"
+            time.sleep(0.1)
+        print(f"worker restarted in {time.monotonic() - killed:.1f} s")
+        family += workers
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(10)
+    finally:
+        _kill_all(demo, family)
+
+
+def _demo_workers(demo: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    found = []
+    for child in psutil.Process(demo.pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+            if child.status() != psutil.STATUS_ZOMBIE and "worker" in child.cmdline():
+                found.append(child)
+    return found
