@@ -18,6 +18,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, cast
 
+from rq.job import JobStatus
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import CursorResult, Executable, and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -46,6 +47,7 @@ JITTER = 0.1
 # RQ schedules by whole seconds: a job may start a moment before its delivery is due.
 EARLY = dt.timedelta(seconds=2)
 SWEEP_LIMIT = 5000
+OVERDUE = 60  # seconds a scheduled retry may be late before the sweeper moves it
 
 
 class QueueUnavailable(Exception):
@@ -336,7 +338,7 @@ def sweep(rt: Runtime, now: dt.datetime | None = None) -> SweepReport:
         )
     with rt.sessions() as session:
         due = session.execute(
-            select(db.Delivery.id, db.Delivery.attempts)
+            select(db.Delivery.id, db.Delivery.attempts, db.Delivery.next_attempt_at)
             .where(
                 db.Delivery.status == DeliveryStatus.PENDING,
                 or_(db.Delivery.next_attempt_at.is_(None), db.Delivery.next_attempt_at <= moment),
@@ -349,6 +351,16 @@ def sweep(rt: Runtime, now: dt.datetime | None = None) -> SweepReport:
         _enqueue(rt, row.id, row.attempts)
         for row, status in zip(due, statuses, strict=True)
         if status not in LIVE
+    )
+    # A retry still scheduled long after it was due: no worker runs a scheduler (one that
+    # died holds the lock for a minute); move it to the retry queue ourselves.
+    overdue = moment - dt.timedelta(seconds=OVERDUE)
+    enqueued += sum(
+        rt.queue.promote(job_id(row.id, row.attempts + 1))
+        for row, status in zip(due, statuses, strict=True)
+        if status == JobStatus.SCHEDULED
+        and row.next_attempt_at is not None
+        and row.next_attempt_at < overdue
     )
     if released or failed or enqueued:
         log.info("sweep: %s released, %s failed, %s enqueued", released, failed, enqueued)

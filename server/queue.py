@@ -32,6 +32,7 @@ from redis.retry import Retry
 from rq import Queue, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
 from server.settings import Settings
@@ -148,6 +149,23 @@ class JobQueue:
             self._put(queue, func, args, job_id, delay)
         except DuplicateJobError:  # another process enqueued it in between
             return False
+        return True
+
+    def promote(self, job_id: str) -> bool:
+        """Move a scheduled job onto its queue now (what a scheduler does when its time
+        comes; the sweeper calls this when no scheduler did). False if it is not scheduled."""
+        rq_id = self.job_id(job_id)
+        try:
+            job = Job.fetch(rq_id, connection=self.connection)
+        except NoSuchJobError:
+            return False
+        if job.get_status() != JobStatus.SCHEDULED:
+            return False
+        queue = self.retry if job.origin == self.retry.name else self.first
+        registry = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
+        if not registry.remove(job):
+            return False  # a scheduler moved it meanwhile
+        queue.enqueue_job(job)
         return True
 
     def status(self, job_id: str) -> JobStatus | None:

@@ -51,7 +51,7 @@ def _set(rt: Runtime, delivery_id: int, **values: object) -> None:
 
 def test_the_status_enum_is_what_the_database_holds() -> None:
     assert [s.value for s in DeliveryStatus] == ["pending", "sending", "delivered", "failed"]
-    assert DeliveryStatus.PENDING == "pending"
+    assert isinstance(DeliveryStatus.PENDING, str)  # compares equal to what rows hold
 
 
 def test_a_claim_is_taken_once(one_delivery: tuple[Runtime, int]) -> None:
@@ -226,3 +226,21 @@ def test_two_workers_running_one_delivery_send_it_once(
     assert len(receiver.requests) == 1
     row = delivery(setup.rt, delivery_id)
     assert (row.status, row.attempts) == (DeliveryStatus.DELIVERED, 1)
+
+
+def test_the_sweeper_moves_a_retry_no_scheduler_picked_up(
+    one_delivery: tuple[Runtime, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt, delivery_id = one_delivery
+    monkeypatch.setattr(deliveries, "load_batch", lambda *a: 1 / 0)
+    assert jobs.deliver(delivery_id).startswith("retry in")  # a retry scheduled in ~5 s
+    name = f"delivery-{delivery_id}-2"
+    assert rt.queue.status(name) == "scheduled"
+    assert deliveries.sweep(rt).enqueued == 0  # on time: the scheduler's business
+    row = delivery(rt, delivery_id)
+    assert row.next_attempt_at is not None
+    late = row.next_attempt_at + dt.timedelta(seconds=deliveries.OVERDUE + 1)
+    assert deliveries.sweep(rt, late).enqueued == 1  # no scheduler moved it: we do
+    assert rt.queue.status(name) == "queued"
+    assert rt.queue.retry.count == 1
+    assert deliveries.sweep(rt, late).enqueued == 0
