@@ -382,10 +382,10 @@ def write_xlsx(gen: Generated, path: Path, rows: int) -> None:
 
 def _supported(field_json: dict[str, Any]) -> bool:
     from pipeline.errors import TemplateError
-    from pipeline.template import Template
+    from pipeline.template import parse_template
 
     try:
-        Template.from_dict({"name": "probe", "fields": [field_json]})
+        parse_template({"name": "probe", "fields": [field_json]})
     except TemplateError:
         return False
     return True

@@ -15,7 +15,7 @@ from collections import Counter
 
 from pipeline import readers
 from pipeline.session import ImportSession
-from pipeline.template import Template
+from pipeline.template import parse_template
 from pipeline.validation import CellError
 
 
@@ -29,7 +29,7 @@ def run(path: str, file_name: str, template_json: str) -> str:
     "validate" is what the user waits for before the review grid shows: `start_review`,
     which validates every cell and indexes the errors by row.
     """
-    template = Template.from_dict(json.loads(template_json))
+    template = parse_template(json.loads(template_json))
     t0 = _now()
     sheet = readers.read_file(path, file_name)
     t1 = _now()

@@ -6,7 +6,6 @@ Data only, and no imports from the rest of the engine: the type system
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,17 +119,6 @@ class Template:
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Template:
-        """`pipeline.template.parse_template`, under the name callers have used.
-
-        The parser needs the type system, which needs this module; so it is looked up when
-        called. New code calls `parse_template`.
-        """
-        from pipeline.template import parse_template
-
-        return parse_template(data)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -372,7 +372,7 @@ def _checked(
     from pipeline.errors import PipelineError
     from pipeline.readers import ReadOptions
     from pipeline.session import ImportSession
-    from pipeline.template import Template
+    from pipeline.template import parse_template
 
     try:
         schema = json.loads(template.read_text(encoding="utf-8"))
@@ -380,7 +380,7 @@ def _checked(
         _fail(f"{template}: cannot read the template ({exc}).")
     try:
         options = ReadOptions(sheet=sheet, encoding=encoding, header_row=header_row)
-        session = ImportSession.open(str(file), file.name, Template.from_dict(schema), options)
+        session = ImportSession.open(str(file), file.name, parse_template(schema), options)
         # An unmapped required field (MappingError) stops the check like a broken file.
         return session, session.report()
     except PipelineError as exc:

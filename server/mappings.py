@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.matching import header_signature, normalise
-from pipeline.template import Template
+from pipeline.template import Template, parse_template
 from server import db
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
@@ -141,7 +141,7 @@ def _template(session: Session, template_id: str) -> Template:
     row = session.get(db.Template, template_id)
     if row is None:
         raise NotFound(f"Template {template_id} does not exist.")
-    return Template.from_dict(row.schema)
+    return parse_template(row.schema)
 
 
 def _digests(labels: list[str]) -> list[str]:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 import destinations
 from destinations.errors import DeliveryError
-from pipeline.template import Template
+from pipeline.template import parse_template
 from server import db
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
@@ -30,7 +30,7 @@ def create_organisation(rt: Runtime, name: str, allowed_origins: list[str]) -> d
 
 
 def create_template(rt: Runtime, org: db.Organisation, schema: dict[str, Any]) -> db.Template:
-    parsed = Template.from_dict(schema)  # refuses what the engine cannot enforce
+    parsed = parse_template(schema)  # refuses what the engine cannot enforce
     row = db.Template(id=db.new_id("tpl"), org_id=org.id, name=parsed.name, schema=schema)
     with rt.sessions.begin() as session:
         session.add(row)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import MappingError
 from pipeline.session import ROW_COLUMN
-from pipeline.template import Template
+from pipeline.template import Template, parse_template
 from pipeline.validation import EarlierBatches, coerce, validate
 from server import batches, db
 from server.errors import Conflict, Invalid, NotFound, TooLarge
@@ -87,7 +87,7 @@ def receive_batch(
         answered = _earlier_answer(session, import_id, seq, digest)
         if answered is not None:
             return answered
-        template = Template.from_dict(template_row.schema)
+        template = parse_template(template_row.schema)
         org_id = org.id
     blob_key: str | None = None
     try:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from destinations.webhook import new_secret
 from pipeline.batches import Compression, encode_ipc
 from pipeline.session import ImportSession
-from pipeline.template import Template
+from pipeline.template import parse_template
 from server import db, orgs
 from server.runtime import Runtime
 from server.settings import Settings
@@ -291,7 +291,7 @@ def batch_factory(tmp_path: Path) -> BatchFactory:
         path = tmp_path / f"upload-{secrets.token_hex(4)}.csv"
         path.write_text(csv_text, encoding="utf-8")
         session = ImportSession.open(
-            str(path), path.name, Template.from_dict(schema or CONTACTS_SCHEMA)
+            str(path), path.name, parse_template(schema or CONTACTS_SCHEMA)
         )
         count = session.sheet.num_rows - offset if length is None else length
         return encode_ipc(session.mapped_table().slice(offset, count), compression)

@@ -4,16 +4,12 @@ import { ApiError } from "./errors.js";
 
 /** @typedef {import("./types.js").ImportState} ImportState */
 
-// Until every server sends `final`, the statuses it used to end with. A state that carries
-// `final` is judged by it alone. Remove once server/imports.py sends `final` everywhere.
-const LEGACY_FINAL = new Set(["delivered", "complete", "failed"]);
-
 /**
- * Whether the server is done with this import.
+ * Whether the server is done with this import: it says so in every status answer.
  * @param {ImportState} state
  */
 export function isFinal(state) {
-  return typeof state.final === "boolean" ? state.final : LEGACY_FINAL.has(state.status);
+  return state.final === true;
 }
 
 export const POLL_MS = 500;

@@ -13,7 +13,8 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from pipeline.matching import header_signature
-from pipeline.template import Template
+from pipeline.protocol import field_infos
+from pipeline.template import parse_template
 from server import db, deliveries, imports, mappings, orgs, uploads
 from server.errors import Invalid, ServiceError, Unavailable
 from server.http.auth import bearer_token, publishable_key, require_same_origin, runtime_of
@@ -77,15 +78,7 @@ async def importer(request: Request) -> Response:
         publishable_key=key,
         template_id=template.id,
         template=template.schema,
-        fields=tuple(
-            {
-                "name": f.name,
-                "label": f.label,
-                "required": f.required,
-                "description": f.description or None,
-            }
-            for f in Template.from_dict(template.schema).fields
-        ),
+        fields=tuple(f.to_dict() for f in field_infos(parse_template(template.schema))),
         parent_origin=parent,
         max_file_bytes=rt.settings.max_file_bytes,
     )

@@ -69,8 +69,8 @@ test("5xx and network failures are retried with backoff, a bounded number of tim
   assert.equal(down.calls.count, 10);
 });
 
-test("until the server sends final, the old terminal statuses still end polling", () => {
-  assert.equal(isFinal(state("delivered")), true);
+test("only the server's final decides; a status name alone never ends polling", () => {
+  assert.equal(isFinal(state("delivered")), false);
   assert.equal(isFinal(state("delivering")), false);
   assert.equal(isFinal(state("expired", { final: true })), true);
   assert.equal(isFinal(state("failed", { final: false })), false);

@@ -17,7 +17,7 @@ import pipeline
 from pipeline.errors import ReadError
 from pipeline.readers import read_file
 from pipeline.session import ImportSession
-from pipeline.template import Template
+from pipeline.template import parse_template
 
 
 def data_file(directory: str) -> str:
@@ -30,7 +30,7 @@ def data_file(directory: str) -> str:
 
 def open_vector(directory: str) -> ImportSession:
     with open(os.path.join(directory, "template.json"), encoding="utf-8") as fh:
-        template = Template.from_dict(json.load(fh))
+        template = parse_template(json.load(fh))
     name = data_file(directory)
     return ImportSession.open(os.path.join(directory, name), name, template)
 

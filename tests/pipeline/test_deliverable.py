@@ -9,12 +9,12 @@ import arro3.core as ac
 import pyarrow as pa
 import pytest
 
-from pipeline.template import Template
+from pipeline.template import Template, parse_template
 from pipeline.validation import coerce, validate
 
 
 def template(**field: Any) -> Template:
-    return Template.from_dict({"fields": [{"name": "a", **field}]})
+    return parse_template({"fields": [{"name": "a", **field}]})
 
 
 def column(values: list[str | None]) -> ac.Table:

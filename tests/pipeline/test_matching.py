@@ -14,11 +14,11 @@ from pipeline.matching import (
     normalise,
     propose,
 )
-from pipeline.template import Template
+from pipeline.template import Template, parse_template
 
 
 def template(*fields: dict[str, Any]) -> Template:
-    return Template.from_dict({"fields": list(fields)})
+    return parse_template({"fields": list(fields)})
 
 
 def match_columns(headers: list[str], template: Template) -> dict[str, int]:

@@ -20,13 +20,13 @@ from pipeline.protocol import (
     field_infos,
 )
 from pipeline.readers import file_kind
-from pipeline.template import Template
+from pipeline.template import parse_template
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_field_infos_in_template_order_with_labels_and_required() -> None:
-    template = Template.from_dict(
+    template = parse_template(
         {
             "fields": [
                 {"name": "id", "type": "integer"},  # required through the primary key only
@@ -45,7 +45,7 @@ def test_field_infos_in_template_order_with_labels_and_required() -> None:
 
 
 def test_a_composite_primary_key_makes_every_one_of_its_fields_required() -> None:
-    template = Template.from_dict(
+    template = parse_template(
         {"fields": [{"name": "a"}, {"name": "b"}, {"name": "c"}], "primaryKey": ["a", "b"]}
     )
     assert [f.required for f in field_infos(template)] == [True, True, False]

@@ -179,11 +179,11 @@ def test_cells_become_the_text_a_person_would_type(value: object, text: str | No
 
 def test_a_blank_row_keeps_numbers_but_is_not_imported(tmp_path: Path) -> None:
     from pipeline.session import ImportSession
-    from pipeline.template import Template
+    from pipeline.template import parse_template
 
     path = tmp_path / "gap.xlsx"
     _write(path, {(0, 0): "name", (0, 1): "age", (1, 0): "Ada", (1, 1): 36, (3, 0): "Alan"})
-    template = Template.from_dict(
+    template = parse_template(
         {"fields": [{"name": "name", "constraints": {"required": True}}, {"name": "age"}]}
     )
     session = ImportSession.open(str(path), "gap.xlsx", template)

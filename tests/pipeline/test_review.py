@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.review import MAX_WINDOW, Review, View, take_rows
-from pipeline.template import Template
+from pipeline.template import parse_template
 from pipeline.validation import CellError, validate
 
 TEMPLATE: dict[str, Any] = {
@@ -41,7 +41,7 @@ def _review(rows: list[tuple[str | None, ...]], template: dict[str, Any] = TEMPL
         [ac.Array(list(c), ac.DataType.string()) for c in columns],
         schema=ac.Schema([ac.Field(n, ac.DataType.string(), True) for n in names]),
     )
-    return Review(table, Template.from_dict(template), first_row=2)
+    return Review(table, parse_template(template), first_row=2)
 
 
 ROWS: list[tuple[str | None, ...]] = [
@@ -211,7 +211,7 @@ def test_row_numbers_survive_deleted_rows_in_batches_and_unique_messages(tmp_pat
 
     path = tmp_path / "codes.csv"
     path.write_text("code,note\nA,x\nB,y\nC,z\nB,w\n", encoding="utf-8")
-    session = ImportSession.open(str(path), "codes.csv", Template.from_dict(UNIQUE))
+    session = ImportSession.open(str(path), "codes.csv", parse_template(UNIQUE))
     review = session.review
     assert window(review, 3, 1)[0]["errors"]["code"] == [
         '"B" is already in row 3: code must be unique.'
@@ -360,7 +360,7 @@ def test_rechecks_after_edits_give_what_validating_afresh_gives(key: Any) -> Non
         else:
             review.undo()
 
-    kind = Template.from_dict(template)
+    kind = parse_template(template)
     for step in range(150):
         try:
             change()

@@ -9,14 +9,14 @@ import arro3.core as ac
 import pyarrow as pa
 import pytest
 
-from pipeline.template import Template
+from pipeline.template import Template, parse_template
 from pipeline.transforms import prepare, propose_fix
 from pipeline.types import human_pattern
 from pipeline.validation import CellError, coerce, validate
 
 
 def template(*fields: dict[str, Any], **schema: Any) -> Template:
-    return Template.from_dict({"fields": list(fields), **schema})
+    return parse_template({"fields": list(fields), **schema})
 
 
 def strings(**columns: list[str | None]) -> ac.Table:

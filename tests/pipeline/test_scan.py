@@ -9,7 +9,7 @@ import arro3.core as ac
 import pytest
 
 from pipeline import scan
-from pipeline.template import Template
+from pipeline.template import parse_template
 from pipeline.validation import validate
 
 AWKWARD = [
@@ -96,7 +96,7 @@ def test_mostly_unique_needs_a_long_column_of_distinct_text() -> None:
 
 def test_validating_a_long_column_gives_what_short_batches_give() -> None:
     """A long column of distinct values takes the whole-column path; short ones do not."""
-    template = Template.from_dict(
+    template = parse_template(
         {
             "fields": [
                 {"name": "email", "type": "string", "format": "email"},

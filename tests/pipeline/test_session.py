@@ -11,11 +11,11 @@ import pytest
 from pipeline.errors import MappingError, ReadError
 from pipeline.readers import ReadOptions
 from pipeline.session import PREVIEW_ROWS, ImportSession, Report
-from pipeline.template import Template
+from pipeline.template import Template, parse_template
 from pipeline.validation import CellError
 
 SECRET = "TOPSECRET-7f3a"
-CONTACTS = Template.from_dict(
+CONTACTS = parse_template(
     {
         "fields": [
             {
@@ -199,7 +199,7 @@ def test_unmapping_a_required_field_is_a_mapping_error(tmp_path: Path) -> None:
 
 
 def test_an_empty_mapping_is_refused(tmp_path: Path) -> None:
-    optional = Template.from_dict({"fields": [{"name": "note"}]})
+    optional = parse_template({"fields": [{"name": "note"}]})
     session = open_session(tmp_path, "a,b\n1,2\n3,4\n", optional)
     assert session.mapping == {}
     message = "No column is mapped to a template field. Map at least one column."

@@ -11,7 +11,7 @@ from pipeline.template import (
     DEFAULT_FALSE_VALUES,
     DEFAULT_TRUE_VALUES,
     Field,
-    Template,
+    parse_template,
 )
 
 CONTACTS: dict[str, Any] = {
@@ -37,7 +37,7 @@ CONTACTS: dict[str, Any] = {
 
 
 def test_from_dict_reads_fields_constraints_and_synonyms() -> None:
-    t = Template.from_dict(CONTACTS)
+    t = parse_template(CONTACTS)
 
     assert t.name == "contacts"
     assert t.title == "Contacts"
@@ -73,20 +73,20 @@ def test_from_dict_reads_fields_constraints_and_synonyms() -> None:
 
 def test_field_lookup_of_unknown_name_raises_key_error() -> None:
     with pytest.raises(KeyError, match="nope"):
-        Template.from_dict(CONTACTS).field("nope")
+        parse_template(CONTACTS).field("nope")
 
 
 def test_name_and_title_default_and_fall_back_to_x_loadbay() -> None:
-    bare = Template.from_dict({"fields": [{"name": "a"}]})
+    bare = parse_template({"fields": [{"name": "a"}]})
     assert (bare.name, bare.title) == ("template", "")
-    ext = Template.from_dict(
+    ext = parse_template(
         {"fields": [{"name": "a"}], "x-loadbay": {"name": "people", "title": "People"}}
     )
     assert (ext.name, ext.title) == ("people", "People")
 
 
 def test_enum_values_are_kept_as_text() -> None:
-    t = Template.from_dict(
+    t = parse_template(
         {"fields": [{"name": "n", "type": "integer", "constraints": {"enum": [1, 2]}}]}
     )
     assert t.field("n").enum == ("1", "2")
@@ -243,12 +243,12 @@ def test_enum_values_are_kept_as_text() -> None:
 )
 def test_from_dict_refuses(data: Any, message: str) -> None:
     with pytest.raises(TemplateError) as excinfo:
-        Template.from_dict(data)
+        parse_template(data)
     assert str(excinfo.value) == message
 
 
 def test_explicit_defaults_are_accepted() -> None:
-    t = Template.from_dict(
+    t = parse_template(
         {
             "fields": [{"name": "a", "type": "string", "format": "default", "constraints": {}}],
             "missingValues": [""],
@@ -258,10 +258,10 @@ def test_explicit_defaults_are_accepted() -> None:
 
 
 def test_to_dict_round_trips() -> None:
-    t = Template.from_dict(CONTACTS)
+    t = parse_template(CONTACTS)
     out = t.to_dict()
 
-    assert Template.from_dict(out) == t
+    assert parse_template(out) == t
     assert out["name"] == "contacts"
     assert out["title"] == "Contacts"
     assert out["missingValues"] == [""]
@@ -288,7 +288,7 @@ def test_to_dict_round_trips() -> None:
 
 
 def test_to_dict_writes_default_boolean_values() -> None:
-    out = Template.from_dict({"fields": [{"name": "b", "type": "boolean"}]}).to_dict()
+    out = parse_template({"fields": [{"name": "b", "type": "boolean"}]}).to_dict()
     assert out["fields"] == [
         {
             "name": "b",
@@ -333,7 +333,7 @@ FULL: dict[str, Any] = {
 
 
 def test_every_supported_rule_round_trips() -> None:
-    t = Template.from_dict(FULL)
+    t = parse_template(FULL)
     assert t.missing_values == ("", "NA", "-")
     assert t.primary_key == ("id", "country")
     assert t.field("id").required and t.field("country").required  # key fields may not be empty
@@ -349,7 +349,7 @@ def test_every_supported_rule_round_trips() -> None:
     assert t.field("born").minimum == "1900-01-01"
     assert t.field("y").minimum == 1990
     out = t.to_dict()
-    assert Template.from_dict(out) == t
+    assert parse_template(out) == t
     assert out["primaryKey"] == ["id", "country"]
     assert out["missingValues"] == ["", "NA", "-"]
     assert out["fields"][3] == {
@@ -362,7 +362,7 @@ def test_every_supported_rule_round_trips() -> None:
 
 
 def test_a_single_primary_key_field_and_the_legacy_fmt_prefix() -> None:
-    t = Template.from_dict(
+    t = parse_template(
         {"fields": [{"name": "d", "type": "date", "format": "fmt:%d/%m/%Y"}], "primaryKey": "d"}
     )
     assert t.primary_key == ("d",)

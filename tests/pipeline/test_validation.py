@@ -10,14 +10,14 @@ import pyarrow as pa
 import pytest
 
 from pipeline.errors import MappingError
-from pipeline.template import Template
+from pipeline.template import Template, parse_template
 from pipeline.validation import CellError, arrow_type, check_columns, coerce, validate
 
 UTC = dt.UTC
 
 
 def template(*fields: dict[str, Any]) -> Template:
-    return Template.from_dict({"fields": list(fields)})
+    return parse_template({"fields": list(fields)})
 
 
 def strings(**columns: list[str | None]) -> ac.Table:
@@ -347,7 +347,7 @@ def test_mostly_unique_columns_are_checked_without_a_dictionary() -> None:
         [ac.Array(emails, string), ac.Array(codes, string)],
         schema=ac.Schema([ac.Field("email", string, True), ac.Field("code", string, True)]),
     )
-    template = Template.from_dict(
+    template = parse_template(
         {
             "fields": [
                 {"name": "email", "format": "email", "constraints": {"maxLength": 30}},
@@ -365,7 +365,7 @@ def test_mostly_unique_columns_are_checked_without_a_dictionary() -> None:
 
 
 def test_an_empty_string_that_is_not_a_missing_value_must_still_parse() -> None:
-    template = Template.from_dict(
+    template = parse_template(
         {"missingValues": ["NA"], "fields": [{"name": "n", "type": "integer"}]}
     )
     table = ac.Table.from_arrays([ac.Array(["1", "", "NA"], ac.DataType.string())], names=["n"])
