@@ -32,6 +32,12 @@ class FileKind(enum.StrEnum):
     def is_spreadsheet(self) -> bool:
         return self in SPREADSHEET_KINDS
 
+    @property
+    def encoding_choosable(self) -> bool:
+        """Delimited text may come in any encoding, so the user may correct the guess;
+        spreadsheets carry their own, and JSON is UTF-8 by definition (RFC 8259)."""
+        return self is FileKind.CSV
+
 
 SPREADSHEET_KINDS = frozenset(
     {FileKind.XLSX, FileKind.XLSM, FileKind.XLSB, FileKind.XLS, FileKind.ODS}
@@ -111,6 +117,7 @@ class Describe:
             "headers": list(self.headers),
             "kind": self.kind.value,
             "encoding": self.encoding,
+            "encoding_choosable": self.kind.encoding_choosable,
             "sheet": self.sheet,
             "sheets": list(self.sheets),
             "header_row": self.header_row,

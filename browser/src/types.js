@@ -41,7 +41,7 @@
  * @property {string[]} headers
  * @property {string} kind
  * @property {string | null} encoding
- * @property {boolean} [encoding_choosable]
+ * @property {boolean} encoding_choosable
  * @property {string | null} sheet
  * @property {string[]} sheets
  * @property {number} header_row

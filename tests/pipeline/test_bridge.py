@@ -63,6 +63,7 @@ def test_open_file_answers_with_the_description(tmp_path: Path) -> None:
             "headers": ["Age", "E-mail", "Other"],
             "kind": "csv",
             "encoding": "utf-8",
+            "encoding_choosable": True,
             "sheet": None,
             "sheets": [],
             "header_row": 1,

@@ -71,6 +71,11 @@ def test_file_kinds_are_the_strings_on_the_wire() -> None:
     assert json.dumps([FileKind.CSV, MatchSource.FUZZY]) == '["csv", "fuzzy"]'
 
 
+def test_only_delimited_text_lets_the_user_choose_its_encoding() -> None:
+    """The engine says it (describe's encoding_choosable); the page no longer guesses."""
+    assert [k for k in FileKind if k.encoding_choosable] == [FileKind.CSV]
+
+
 @pytest.mark.parametrize(
     ("data", "kind"),
     [

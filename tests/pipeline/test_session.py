@@ -62,6 +62,7 @@ def test_describe(tmp_path: Path) -> None:
         "headers": ["Notes", "Mail", "Age"],
         "kind": "csv",
         "encoding": "utf-8",
+        "encoding_choosable": True,
         "sheet": None,
         "sheets": [],
         "header_row": 1,

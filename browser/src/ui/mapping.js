@@ -36,7 +36,7 @@ export function matchText(match) {
  * @param {OpenedFile} described
  */
 function encodingChoosable(described) {
-  return described.encoding_choosable ?? described.kind === "csv";
+  return described.encoding_choosable === true;
 }
 
 /**
