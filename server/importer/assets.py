@@ -11,6 +11,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
 MANIFEST_NAME = "manifest.json"
 
 
@@ -65,3 +68,38 @@ class AssetManifest:
             packages=tuple(raw["packages"]),
             files={path: AssetFile(**entry) for path, entry in raw["files"].items()},
         )
+
+
+# --- serving: Pyodide, wheels and the importer's scripts, under their build id -----------
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+# Explicit, not the platform's mimetypes table (which differs between machines and would
+# need patching at import time).
+MEDIA_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+    ".css": "text/css",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".zip": "application/zip",
+}
+ASSET_CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'"
+
+
+async def asset(request: Request) -> Response:
+    manifest = request.app.state.manifest
+    path = request.path_params["path"]
+    if request.path_params["build_id"] != manifest.build_id or path not in manifest.files:
+        return Response("Not found", status_code=404)
+    suffix = "." + path.rsplit(".", 1)[-1] if "." in path else ""
+    return FileResponse(
+        request.app.state.runtime.settings.assets_dir / path,
+        media_type=MEDIA_TYPES.get(suffix.lower(), "application/octet-stream"),
+        headers={
+            "cache-control": IMMUTABLE,
+            "cross-origin-resource-policy": "cross-origin",
+            "access-control-allow-origin": "*",
+            "content-security-policy": ASSET_CSP,
+        },
+    )

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.matching import header_signature
@@ -19,6 +19,7 @@ from server import db, deliveries, imports, mappings, orgs, uploads
 from server.errors import Invalid, ServiceError, Unavailable
 from server.http.auth import bearer_token, publishable_key, require_same_origin, runtime_of
 from server.http.limits import Limiter
+from server.importer.assets import asset
 from server.importer.page import (
     ImporterConfig,
     content_security_policy,
@@ -254,42 +255,5 @@ routes = [
     Route("/api/v1/templates/{template_id}/mappings", get_mapping, methods=["GET"]),
     Route("/api/v1/templates/{template_id}/mappings", post_mapping, methods=["POST"]),
     Route("/api/v1/templates/{template_id}/mappings/recall", recall_mapping, methods=["POST"]),
+    Route("/assets/{build_id}/{path:path}", asset, methods=["GET", "HEAD"]),
 ]
-
-
-# --- assets: Pyodide, wheels and the importer's scripts, under their build id -------------
-
-IMMUTABLE = "public, max-age=31536000, immutable"
-# Explicit, not the platform's mimetypes table (which differs between machines and would
-# need patching at import time).
-MEDIA_TYPES = {
-    ".js": "text/javascript",
-    ".mjs": "text/javascript",
-    ".wasm": "application/wasm",
-    ".css": "text/css",
-    ".json": "application/json",
-    ".html": "text/html",
-    ".zip": "application/zip",
-}
-ASSET_CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'"
-
-
-async def asset(request: Request) -> Response:
-    manifest = request.app.state.manifest
-    path = request.path_params["path"]
-    if request.path_params["build_id"] != manifest.build_id or path not in manifest.files:
-        return Response("Not found", status_code=404)
-    suffix = "." + path.rsplit(".", 1)[-1] if "." in path else ""
-    return FileResponse(
-        runtime_of(request).settings.assets_dir / path,
-        media_type=MEDIA_TYPES.get(suffix.lower(), "application/octet-stream"),
-        headers={
-            "cache-control": IMMUTABLE,
-            "cross-origin-resource-policy": "cross-origin",
-            "access-control-allow-origin": "*",
-            "content-security-policy": ASSET_CSP,
-        },
-    )
-
-
-routes.append(Route("/assets/{build_id}/{path:path}", asset, methods=["GET", "HEAD"]))
