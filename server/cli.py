@@ -159,13 +159,15 @@ def cron() -> None:
     from server.runtime import Runtime
     from server.settings import Settings
 
+    purge_timeout = 900  # shredding many imports' blobs may take longer than a delivery
+
     _log_to_stderr()
     queues = Runtime.from_settings(Settings.from_env()).queue
     run_cron(
         queues,
         [
-            (jobs.sweep, queues.retry, queues.timings.sweep_every),
-            (jobs.purge_expired, queues.first, int(PURGE_EVERY.total_seconds())),
+            (jobs.sweep, queues.retry, queues.timings.sweep_every, queues.timings.job_timeout),
+            (jobs.purge_expired, queues.first, int(PURGE_EVERY.total_seconds()), purge_timeout),
         ],
     )
 
@@ -205,12 +207,11 @@ def demo(
     env = {
         **os.environ,
         "LOADBAY_DATA_DIR": str(data_dir),
-        "LOADBAY_DEMO": "1",
         "LOADBAY_PUBLIC_URL": f"https://127.0.0.1:{port}",
         "LOADBAY_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128",
         "LOADBAY_WEBHOOK_CA_FILE": str(cert),
     }
-    settings = Settings.from_env(env)
+    settings = Settings.from_env(env, demo=True)
     redis = None
     children = _Children(env)
     try:

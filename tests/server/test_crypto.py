@@ -151,3 +151,22 @@ def test_a_loose_data_directory_is_narrowed(runtime_factory: Any, tmp_path: Path
     data.chmod(0o755)
     runtime_factory(data_dir=data, database_url=f"sqlite:///{data / 'loadbay.db'}")
     assert data.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_embedded_redis_files_are_private(settings_factory: Any, tmp_path: Path) -> None:
+    """redis-server has no setting for its files' modes; it is started under umask 077 so
+    its AOF (which holds queued job ids) and database are 0600, its directory 0700."""
+    from server.queue import embedded_redis
+
+    settings = settings_factory(data_dir=tmp_path / "redis-data", redis_url=None)
+    server = embedded_redis(settings)
+    try:
+        server.set("k", "v")
+        server.bgrewriteaof()
+        aof = [p for p in settings.data_dir.rglob("*") if "aof" in p.name and p.is_file()]
+        assert aof
+        for path in aof:
+            assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+        assert settings.data_dir.stat().st_mode & 0o777 == 0o700
+    finally:
+        server.shutdown(save=False)

@@ -148,3 +148,68 @@ def test_the_demo_receiver_shows_a_verified_delivery(
     assert "signature verified" in page
     assert "<td>Ada Lovelace</td>" in page
     client.close()
+
+
+def test_the_demo_pages_exist_only_in_demo_mode(
+    runtime_factory: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: `LOADBAY_DEMO=1 loadbay serve` mounted the receiver (readable without
+    authentication) on a production server. Now only `loadbay demo` does."""
+    monkeypatch.setenv("LOADBAY_DEMO", "1")
+    from server.settings import Settings
+
+    assert Settings.from_env().demo is False
+    client = TestClient(create_app(runtime_factory()), base_url=PUBLIC)
+    for path in ("/demo/host", "/demo/receiver", "/demo/receipts.json"):
+        assert client.get(path).status_code == 404
+    assert client.post("/demo/webhook", content=b"{}").status_code == 404
+
+
+@pytest.mark.parametrize("store", ["sqlite"])
+def test_a_forged_post_to_the_demo_receiver_is_refused_and_not_kept(
+    runtime_factory: RuntimeFactory,
+) -> None:
+    rt = runtime_factory(demo=True)
+    demo.seed(rt)
+    client = TestClient(create_app(rt), base_url=PUBLIC)
+    forged = client.post(
+        "/demo/webhook",
+        content=b'{"data": {"rows": [{"full_name": "forged"}]}}',
+        headers={"webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA"},
+    )
+    assert forged.status_code == 401
+    assert client.get("/demo/receipts.json").json() == []
+
+
+@pytest.mark.parametrize("store", ["sqlite"])
+def test_receipts_go_when_their_import_is_deleted(
+    runtime_factory: RuntimeFactory,
+    batch_factory: BatchFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The demo keeps receipts in its own database (not the product schema), and a receipt
+    goes with its import's data."""
+    from server import retention
+
+    rt = runtime_factory(demo=True)
+    state = demo.seed(rt)
+    client = TestClient(create_app(rt), base_url=PUBLIC)
+    monkeypatch.setattr(jobs, "_runtime", lambda: rt)
+    monkeypatch.setattr(
+        WebhookDestination, "_client", lambda self: TestClient(client.app, base_url=PUBLIC)
+    )
+    with rt.sessions() as session:
+        org = session.get(db.Organisation, state.org_id)
+        assert org is not None
+    created = imports.create_import(rt, org, state.template_id, "c.csv")
+    body = batch_factory("Full name,Email\nAda Lovelace,ada@example.com\n")
+    uploads.receive_batch(rt, created.import_id, created.upload_token, 0, 2, body)
+    [delivery_id] = imports.submit(rt, created.import_id, created.upload_token, 1, 1)
+    assert jobs.deliver(delivery_id) == "delivered"
+    assert [r["import_id"] for r in client.get("/demo/receipts.json").json()] == [created.import_id]
+    assert (rt.settings.data_dir / "demo-receiver.db").stat().st_mode & 0o777 == 0o600
+    assert "demo_receipts" not in db.Base.metadata.tables
+
+    assert retention.delete_import_data(rt, created.import_id)
+    assert client.get("/demo/receipts.json").json() == []
+    assert "Ada Lovelace" not in client.get("/demo/receiver").text
