@@ -317,6 +317,8 @@ def _string(field: Field) -> _TextParser:
 
 
 def _base64(text: str) -> str | None:
+    if not text.isascii():  # b64decode raises ValueError, not binascii.Error, for these
+        return None
     try:
         base64.b64decode(text, validate=True)
     except binascii.Error:

@@ -179,3 +179,11 @@ def test_the_64_bit_limits_themselves_pass() -> None:
         2**63 - 1,
         -(2**63),
     ]
+
+
+@pytest.mark.parametrize("value", ["héllo", "aGVsbG8=é", "\u0661\u0662\u0663\u0664"])
+def test_non_ascii_in_a_binary_field_is_a_type_error_not_a_crash(value: str) -> None:
+    """Before: base64 raised ValueError (not binascii.Error) and the server answered 500."""
+    assert type_errors({"type": "string", "format": "binary"}, ["aGVsbG8=", value]) == [
+        (3, f'"{value}" is not base64-encoded data.')
+    ]
