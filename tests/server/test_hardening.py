@@ -5,11 +5,12 @@ test sees exactly how much of a body the server read before answering."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -349,23 +350,20 @@ def test_submit_is_idempotent(
 # --- two uploads of one batch number ------------------------------------------------------
 
 
-def _race(
-    runtime: Runtime, created: imports.CreatedImport, bodies: dict[int, bytes]
-) -> dict[int, object]:
-    """Each body sent as batch 0 from its own thread at the same moment."""
-    outcomes: dict[int, object] = {}
-    barrier = threading.Barrier(len(bodies))
+def _concurrently(calls: list[Callable[[], int]]) -> list[object]:
+    """Each call from its own thread, released at the same moment; what each returned or
+    the service error it raised."""
+    outcomes: list[object] = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
 
-    def send(rows: int) -> None:
+    def run(index: int) -> None:
         barrier.wait()
         try:
-            outcomes[rows] = uploads.receive_batch(
-                runtime, created.import_id, created.upload_token, 0, 2, bodies[rows]
-            )
+            outcomes[index] = calls[index]()
         except (Conflict, Invalid) as exc:
-            outcomes[rows] = exc
+            outcomes[index] = exc
 
-    threads = [threading.Thread(target=send, args=(n,)) for n in bodies]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     for t in threads:
         t.start()
     for t in threads:
@@ -373,6 +371,20 @@ def _race(
     return outcomes
 
 
+def _race(
+    runtime: Runtime, created: imports.CreatedImport, bodies: dict[int, bytes]
+) -> dict[int, object]:
+    """Each body sent as batch 0 at the same moment, keyed by its row count."""
+    calls = [
+        functools.partial(
+            uploads.receive_batch, runtime, created.import_id, created.upload_token, 0, 2, body
+        )
+        for body in bodies.values()
+    ]
+    return dict(zip(bodies, _concurrently(calls), strict=True))
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_racing_uploads_of_one_batch_leave_the_winners_rows(
     runtime: Runtime, setup: OrgSetup, batch_factory: BatchFactory
 ) -> None:
@@ -514,3 +526,44 @@ def test_a_server_error_is_json_with_a_locked_csp(
     assert "a bug" not in answer.body.decode()
     assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     assert answer.headers["strict-transport-security"].startswith("max-age=")
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_racing_batches_cannot_both_pass_a_unique_rule(
+    runtime: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
+) -> None:
+    """Before: two batches holding one value of a unique field, sent at the same moment,
+    could both be stored (the cross-batch check read before either had written)."""
+    schema = {
+        "fields": [
+            {"name": "full_name", "type": "string"},
+            {"name": "email", "type": "string", "constraints": {"unique": True}},
+        ]
+    }
+    setup = demo_org(runtime, schema=schema)
+    body = batch_factory("Full name,Email\nAda,same@example.com\n", schema)
+    for _ in range(6):
+        created = imports.create_import(runtime, setup.org, setup.template.id, "c.csv")
+        outcomes = _concurrently(
+            [
+                functools.partial(
+                    uploads.receive_batch,
+                    runtime,
+                    created.import_id,
+                    created.upload_token,
+                    seq,
+                    2 + seq,
+                    body,
+                )
+                for seq in (0, 1)
+            ]
+        )
+        assert sorted(type(o).__name__ for o in outcomes) in (
+            ["Conflict", "int"],
+            ["Invalid", "int"],
+        ), outcomes
+        with runtime.sessions() as session:
+            stored = session.scalars(
+                select(db.Batch).where(db.Batch.import_id == created.import_id)
+            ).all()
+        assert len(stored) == 1
