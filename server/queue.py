@@ -210,21 +210,6 @@ def job_queue(settings: Settings, connection: Redis | None = None) -> JobQueue:
     return JobQueue(connection or connect(settings), settings.queue_name, Timings.from_env())
 
 
-# --- kept for the submit route until it calls server.deliveries.enqueue_all -----------------------
-
-
-def delivery_queue(settings: Settings, connection: Redis) -> Queue:
-    return Queue(settings.queue_name, connection=connection)
-
-
-def enqueue_delivery(queue: Queue, delivery_id: int, delay: float = 0) -> None:
-    """A first attempt (the one job id `delivery-<id>-1`): replays enqueue nothing."""
-    jobs = JobQueue(queue.connection, queue.name, Timings.from_env())
-    jobs.enqueue(
-        "server.jobs.deliver", delivery_id, job_id=f"delivery-{delivery_id}-1", delay=delay
-    )
-
-
 # --- worker and cron processes ------------------------------------------------------------------
 
 
