@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import pytest
 
 from server.deliveries import JITTER, RETRY_SCHEDULE, next_delay
+from server.runtime import Runtime
+
+if TYPE_CHECKING:
+    from tests.conftest import SettingsFactory
 
 SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
 
@@ -72,3 +77,24 @@ def test_after_seven_retries_there_is_no_next_attempt(
     attempts: int, retry_after: float | None
 ) -> None:
     assert next_delay(attempts, retry_after, random.Random(1)) is None
+
+
+def test_the_queue_module_does_not_import_the_jobs() -> None:
+    """Jobs are enqueued by dotted path: server.queue never imports server.jobs."""
+    import subprocess
+    import sys
+
+    code = "import sys, server.queue, server.runtime; print('server.jobs' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_runtime_builds_its_queue_once(settings_factory: SettingsFactory) -> None:
+    rt = Runtime.from_settings(settings_factory())
+    assert "queue" not in rt.__dict__  # nothing connects until a job is enqueued
+    queue = rt.queue
+    assert rt.queue is queue
+    assert [q.name for q in queue.worker_queues] == [
+        f"{rt.settings.queue_name}-retry",
+        rt.settings.queue_name,
+    ]
