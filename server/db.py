@@ -164,21 +164,32 @@ class Delivery(Base):
 
 
 class MappingMemory(Base):
-    """A column mapping users confirmed for one header layout, proposed again next time.
+    """One client address's confirmation of a column mapping for one header layout.
 
-    `mapping` is {header label: field name} for mapped columns only; the full header
-    list is kept as per-label digests (to compare layouts), not as readable labels.
+    Nothing here is readable: `signature` (the layout), `header_digests` (each header, to
+    compare layouts), the keys of `mapping` ({label digest: field name}), `variant` (the
+    mapping) and `address` (who confirmed it) are HMAC-SHA256 digests under the template's
+    mapping key (`Vault.mapping_key`), so a dictionary of likely labels or addresses cannot
+    be tested against them without the organisation key. The rows of one memory (template,
+    signature, variant) count its distinct addresses; `confirmed_at` is the last time any
+    of them confirmed it (retention deletes memories not confirmed for its period).
     """
 
     __tablename__ = "mapping_memories"
-    __table_args__ = (UniqueConstraint("template_id", "signature"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "template_id", "signature", "variant", "address", name="uq_mapping_memories_vote"
+        ),
+        Index("ix_mapping_memories_confirmed_at", "confirmed_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"))
     signature: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
     header_digests: Mapped[list[str]]
     mapping: Mapped[dict[str, Any]]
-    uses: Mapped[int] = mapped_column(default=1)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 def make_engine(url: str) -> Engine:

@@ -3,6 +3,7 @@
 Deleting an import removes its sealed blobs and its wrapped data key (crypto-shredding:
 any copy of a blob left elsewhere can no longer be decrypted). The import's metadata
 (file name, row and batch counts, delivery outcomes) stays: it holds no cell values.
+Remembered column mappings nobody confirmed for the retention period are deleted too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from sqlalchemy import delete, select, update
 
 from server import db
+from server.deliveries import DeliveryStatus
 from server.runtime import Runtime
 
 log = logging.getLogger("loadbay.retention")
@@ -31,8 +33,10 @@ def delete_import_data(rt: Runtime, import_id: str, reason: str = "deleted") -> 
         session.execute(delete(db.UniqueValue).where(db.UniqueValue.import_id == imp.id))
         session.execute(
             update(db.Delivery)
-            .where(db.Delivery.import_id == imp.id, db.Delivery.status == "pending")
-            .values(status="failed", last_error=f"import data {reason} before delivery")
+            .where(db.Delivery.import_id == imp.id, db.Delivery.status == DeliveryStatus.PENDING)
+            .values(
+                status=DeliveryStatus.FAILED, last_error=f"import data {reason} before delivery"
+            )
         )
         imp.wrapped_data_key = None
         imp.status = reason
@@ -41,8 +45,10 @@ def delete_import_data(rt: Runtime, import_id: str, reason: str = "deleted") -> 
 
 
 def purge_expired(rt: Runtime, now: dt.datetime | None = None) -> list[str]:
-    """Shred every import whose retention has passed; returns their ids."""
+    """Shred every import whose retention has passed, and forget the mapping memories not
+    confirmed within it; returns the shredded imports' ids."""
     moment = now or db.utcnow()
+    forget_mapping_memories(rt, moment)
     with rt.sessions() as session:
         expired = list(
             session.scalars(
@@ -52,3 +58,21 @@ def purge_expired(rt: Runtime, now: dt.datetime | None = None) -> list[str]:
             )
         )
     return [i for i in expired if delete_import_data(rt, i, reason="expired")]
+
+
+def forget_mapping_memories(rt: Runtime, now: dt.datetime) -> int:
+    """Delete the mapping memories nobody confirmed for `retention_days`: a memory is kept
+    no longer than the imports that taught it."""
+    cutoff = now - dt.timedelta(days=rt.settings.retention_days)
+    with rt.sessions.begin() as session:
+        gone = session.execute(
+            delete(db.MappingMemory).where(db.MappingMemory.confirmed_at <= cutoff)
+        )
+        count = int(getattr(gone, "rowcount", 0) or 0)
+    if count:
+        log.info(
+            "mapping memory: %d confirmation(s) not renewed in %d days deleted",
+            count,
+            rt.settings.retention_days,
+        )
+    return count

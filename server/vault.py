@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -47,6 +49,14 @@ class Vault:
         aad = _config_aad(org_id, destination_id)
         config: dict[str, Any] = json.loads(crypto.open_sealed(org_key, sealed, aad))
         return config
+
+    def mapping_key(self, org_id: str, wrapped_org_key: bytes, template_id: str) -> bytes:
+        """The key a template's mapping memory digests header labels and client addresses
+        under (HMAC-SHA256). Derived from the organisation key, never stored: without it a
+        stored digest cannot be tested against a dictionary of likely labels."""
+        org_key = self._org_key(org_id, wrapped_org_key)
+        info = f"loadbay/mapping-memory/{org_id}/{template_id}".encode()
+        return hmac.new(org_key, info, hashlib.sha256).digest()
 
 
 def _config_aad(org_id: str, destination_id: str) -> bytes:

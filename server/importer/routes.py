@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline.matching import header_signature
 from pipeline.protocol import field_infos
 from pipeline.template import parse_template
 from server import db, deliveries, imports, mappings, orgs, uploads
@@ -28,7 +27,6 @@ from server.importer.page import (
 )
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
-_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 # The importer's error pages are shown inside whatever iframe asked (that is where the user
 # looks), so they may be framed; nothing in them may run.
 MESSAGE_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'"
@@ -196,21 +194,11 @@ async def _authorised_template(request: Request, key: str) -> db.Template:
     return await run_in_threadpool(orgs.template_for, rt, org, template_id)
 
 
-async def get_mapping(request: Request) -> Response:
-    require_same_origin(request)
-    limiter_of(request).address(request)
-    template = await _authorised_template(request, publishable_key(request))
-    signature = request.query_params.get("signature", "")
-    if not _SIGNATURE.fullmatch(signature):
-        raise Invalid("signature must be the 64 lower-case hex digits of header_signature().")
-    rt = runtime_of(request)
-    mapping = await run_in_threadpool(mappings.recall_exact, rt, template.id, signature)
-    return JSONResponse(
-        {"signature": signature, "mapping": mapping}, headers={"cache-control": "no-store"}
-    )
-
-
 async def recall_mapping(request: Request) -> Response:
+    """What enough users confirmed for these headers, as {label: field} for these labels.
+
+    The page sends the headers only once its user has confirmed the header row (for a file
+    without one, the first row holds cell values); nothing sent here is stored."""
     require_same_origin(request)
     limiter = limiter_of(request)
     limiter.address(request)
@@ -219,14 +207,12 @@ async def recall_mapping(request: Request) -> Response:
     headers = mappings.checked_headers(body.get("headers"))
     rt = runtime_of(request)
     mapping = await run_in_threadpool(mappings.recall, rt, template.id, headers)
-    return JSONResponse(
-        {"signature": header_signature(headers), "mapping": mapping},
-        headers={"cache-control": "no-store"},
-    )
+    return JSONResponse({"mapping": mapping}, headers={"cache-control": "no-store"})
 
 
 async def post_mapping(request: Request) -> Response:
-    """Remember a confirmed mapping; the submitted import's upload token vouches for it."""
+    """Count a confirmed mapping; the submitted import's upload token vouches for it, and
+    the client's address is what is counted (as a keyed digest, see server/mappings.py)."""
     require_same_origin(request)
     limiter = limiter_of(request)
     limiter.address(request, limiter.creations_per_address)
@@ -241,9 +227,10 @@ async def post_mapping(request: Request) -> Response:
         template.id,
         headers,
         mapping,
+        request.client.host if request.client else "unknown",
         lambda session: imports.claim_mapping_memory(session, import_id, token, template.id),
     )
-    return JSONResponse({"signature": kept.signature, "uses": kept.uses})
+    return JSONResponse({"addresses": kept.addresses, "proposed": kept.proposed})
 
 
 routes = [
@@ -252,7 +239,6 @@ routes = [
     Route("/api/v1/imports/{import_id}", import_status, methods=["GET"]),
     Route("/api/v1/imports/{import_id}/batches/{seq}", put_batch, methods=["PUT"]),
     Route("/api/v1/imports/{import_id}/submit", submit_import, methods=["POST"]),
-    Route("/api/v1/templates/{template_id}/mappings", get_mapping, methods=["GET"]),
     Route("/api/v1/templates/{template_id}/mappings", post_mapping, methods=["POST"]),
     Route("/api/v1/templates/{template_id}/mappings/recall", recall_mapping, methods=["POST"]),
     Route("/assets/{build_id}/{path:path}", asset, methods=["GET", "HEAD"]),
