@@ -197,7 +197,8 @@ def import_status(session: Session, imp: db.Import) -> ImportState:
         .where(db.Delivery.import_id == imp.id)
         .group_by(db.Delivery.status)
     ):
-        counts[str(state)] = int(n)
+        key = "pending" if state == "sending" else str(state)  # an attempt in flight is pending
+        counts[key] = counts.get(key, 0) + int(n)
     state = ImportStatus(imp.status)
     if state == ImportStatus.DELIVERING:
         unfinished = sum(n for k, n in counts.items() if k not in ("delivered", "failed"))

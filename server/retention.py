@@ -13,7 +13,7 @@ import logging
 
 from sqlalchemy import delete, select, update
 
-from server import db
+from server import batches, db
 from server.deliveries import DeliveryStatus
 from server.runtime import Runtime
 
@@ -28,7 +28,7 @@ def delete_import_data(rt: Runtime, import_id: str, reason: str = "deleted") -> 
         imp = session.get(db.Import, import_id)
         if imp is None or imp.wrapped_data_key is None:
             return False
-        rt.blobs.delete_prefix(f"{imp.org_id}/{imp.id}/")
+        rt.blobs.delete_prefix(batches.blob_prefix(imp.org_id, imp.id))
         session.execute(delete(db.Batch).where(db.Batch.import_id == imp.id))
         session.execute(delete(db.UniqueValue).where(db.UniqueValue.import_id == imp.id))
         session.execute(
