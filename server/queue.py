@@ -19,8 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -35,7 +34,7 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
-from server.settings import Settings
+from server.settings import Settings, Timings
 
 log = logging.getLogger("loadbay.queue")
 
@@ -44,37 +43,6 @@ LIVE = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobS
 RESULT_TTL = 600  # a finished job's record, for operators; the database keeps the outcome
 FAILURE_TTL = 24 * 3600
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-
-
-@dataclass(frozen=True)
-class Timings:
-    """How fast workers notice trouble. The defaults put a delivery whose worker died
-    back on a queue within 2 minutes: its claim is stale `job_timeout + claim_grace`
-    (50 s) after it was taken, and the sweeper runs every `sweep_every` (60 s)."""
-
-    job_timeout: int = 40
-    claim_grace: int = 10
-    sweep_every: int = 60
-    maintenance_every: int = 30  # RQ's own default is 600 s
-    max_backoff: float = 30.0
-
-    @property
-    def stale_after(self) -> int:
-        return self.job_timeout + self.claim_grace
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Timings:
-        values = os.environ if env is None else env
-        default = cls()
-        return cls(
-            job_timeout=int(values.get("LOADBAY_JOB_TIMEOUT", default.job_timeout)),
-            claim_grace=int(values.get("LOADBAY_CLAIM_GRACE", default.claim_grace)),
-            sweep_every=int(values.get("LOADBAY_SWEEP_INTERVAL", default.sweep_every)),
-            maintenance_every=int(
-                values.get("LOADBAY_WORKER_MAINTENANCE_INTERVAL", default.maintenance_every)
-            ),
-            max_backoff=float(values.get("LOADBAY_REDIS_MAX_BACKOFF", default.max_backoff)),
-        )
 
 
 def connect(settings: Settings) -> Redis:
@@ -207,7 +175,7 @@ class JobQueue:
 
 
 def job_queue(settings: Settings, connection: Redis | None = None) -> JobQueue:
-    return JobQueue(connection or connect(settings), settings.queue_name, Timings.from_env())
+    return JobQueue(connection or connect(settings), settings.queue_name, settings.timings)
 
 
 # --- worker and cron processes ------------------------------------------------------------------

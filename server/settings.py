@@ -3,10 +3,42 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How fast workers notice trouble. The defaults put a delivery whose worker died
+    back on a queue within 2 minutes: its claim is stale `job_timeout + claim_grace`
+    (50 s) after it was taken, and the sweeper runs every `sweep_every` (60 s)."""
+
+    job_timeout: int = 40
+    claim_grace: int = 10
+    sweep_every: int = 60
+    maintenance_every: int = 30  # RQ's own default is 600 s
+    max_backoff: float = 30.0
+
+    @property
+    def stale_after(self) -> int:
+        return self.job_timeout + self.claim_grace
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Timings:
+        values = os.environ if env is None else env
+        default = cls()
+        return cls(
+            job_timeout=int(values.get("LOADBAY_JOB_TIMEOUT", default.job_timeout)),
+            claim_grace=int(values.get("LOADBAY_CLAIM_GRACE", default.claim_grace)),
+            sweep_every=int(values.get("LOADBAY_SWEEP_INTERVAL", default.sweep_every)),
+            maintenance_every=int(
+                values.get("LOADBAY_WORKER_MAINTENANCE_INTERVAL", default.maintenance_every)
+            ),
+            max_backoff=float(values.get("LOADBAY_REDIS_MAX_BACKOFF", default.max_backoff)),
+        )
 
 
 @dataclass(frozen=True)
@@ -28,6 +60,7 @@ class Settings:
     demo: bool = False
     public_url: str = "https://127.0.0.1:8443"
     queue_name: str = "deliveries"
+    timings: Timings = field(default_factory=Timings)
 
     def private_data_dir(self) -> Path:
         """The data directory, created 0700 (or narrowed to it): it holds the metadata
@@ -56,6 +89,7 @@ class Settings:
             blob_s3_prefix=env.get("LOADBAY_BLOB_S3_PREFIX", ""),
             max_file_bytes=int(env.get("LOADBAY_MAX_FILE_BYTES", str(1024**3))),
             body_timeout=float(env.get("LOADBAY_BODY_TIMEOUT", "30")),
+            timings=Timings.from_env(env),
             demo=demo,  # only `loadbay demo` mounts the demo's pages, never the environment
             public_url=env.get("LOADBAY_PUBLIC_URL", "https://127.0.0.1:8443").rstrip("/"),
         )

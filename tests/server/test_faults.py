@@ -28,8 +28,8 @@ from sqlalchemy import update
 
 from server import db, deliveries, imports, uploads
 from server.deliveries import DeliveryStatus
-from server.queue import Timings
 from server.runtime import Runtime
+from server.settings import Timings
 
 if TYPE_CHECKING:
     from tests.conftest import BatchFactory, DemoOrgFactory, Receiver, RuntimeFactory
@@ -172,10 +172,11 @@ def setup(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Setup]:
-    for name, value in FAST.items():
-        monkeypatch.setenv(name, value)
     rt = runtime_factory(
-        redis_url=own_redis.url, queue_name="deliveries", allow_private_networks=("127.0.0.0/8",)
+        redis_url=own_redis.url,
+        queue_name="deliveries",
+        allow_private_networks=("127.0.0.0/8",),
+        timings=Timings.from_env(FAST),
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADBAY_", "REDIS_"))}
     env |= FAST | {
