@@ -114,7 +114,7 @@ class Batch(Base):
     seq: Mapped[int]
     first_row: Mapped[int]
     row_count: Mapped[int]
-    sha256: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))  # batches.content_digest of the body
     blob_key: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -101,7 +101,7 @@ def receive_batch(
                     seq=seq,
                     first_row=first_row,
                     row_count=typed.num_rows,
-                    sha256=digest,
+                    digest=digest,
                     blob_key=blob_key,
                 )
             )
@@ -128,7 +128,7 @@ def _earlier_answer(session: Session, import_id: str, seq: int, digest: str) -> 
     )
     if existing is None:
         return None
-    if not hmac.compare_digest(existing.sha256, digest):
+    if not hmac.compare_digest(existing.digest, digest):
         raise Conflict(f"Batch {seq} was already received with different content.")
     return int(existing.row_count)
 

@@ -591,3 +591,25 @@ def test_racing_batches_cannot_both_pass_a_unique_rule(
                 select(db.Batch).where(db.Batch.import_id == created.import_id)
             ).all()
         assert len(stored) == 1
+
+
+def test_a_batch_digest_is_keyed_not_a_bare_sha256(
+    runtime: Runtime, setup: OrgSetup, batch_factory: BatchFactory
+) -> None:
+    """Before: the stored per-batch SHA-256 of the body let anyone holding the metadata
+    confirm a guessed batch. Now it is an HMAC under a key derived from the data key."""
+    import hashlib
+
+    created = _import(runtime, setup)
+    body = batch_factory(CSV)
+    uploads.receive_batch(runtime, created.import_id, created.upload_token, 0, 2, body)
+    with runtime.sessions() as session:
+        imp = session.get(db.Import, created.import_id)
+        org = session.get(db.Organisation, setup.org.id)
+        record = session.scalar(select(db.Batch).where(db.Batch.import_id == created.import_id))
+        assert imp is not None and org is not None and record is not None
+        assert imp.wrapped_data_key is not None
+        key = runtime.vault.data_key(org.id, org.wrapped_key, imp.id, imp.wrapped_data_key)
+    assert record.digest != hashlib.sha256(body).hexdigest()
+    assert record.digest == batches.content_digest(key, body)
+    assert record.digest != batches.content_digest(bytes(32), body)
