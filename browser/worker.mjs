@@ -44,7 +44,7 @@ function call(name, ...args) {
 }
 
 /**
- * What users of this template confirmed before for the same headers, proposed first.
+ * What enough users of this template confirmed before for these headers ({label: field}).
  * @param {{publishableKey: string, templateId: string}} context
  * @param {string[]} headers
  */
@@ -58,28 +58,50 @@ async function recall(context, headers) {
 }
 
 /**
+ * The open file as the engine described it. Its headers leave the browser (to recall) only
+ * once the user has confirmed the header row: for a file without one, the engine's proposed
+ * header row is the first row of data, cell values.
+ * @type {Described | null}
+ */
+let opened = null;
+
+/**
  * @typedef {object} OpenRequest
  * @property {File} file
  * @property {Record<string, unknown>} template
  * @property {{publishableKey: string, templateId: string}} context
  * @property {import("./src/types.js").OpenOptions} options
  * @property {number} maxBytes the page's limit, which the engine enforces too
+ * @property {boolean} [headerConfirmed] the user chose the header row: recall at once
  */
 
 /**
+ * Read the file and propose a mapping from its headers alone; nothing is sent anywhere.
  * @param {OpenRequest} request
  * @param {Progress} progress
  * @returns {Promise<Described>}
  */
-async function openAndPropose({ file, template, context, options, maxBytes }, progress) {
-  const described = await openFile(file, template, openOptions(options || {}, maxBytes), progress);
+async function open({ file, template, context, options, maxBytes, headerConfirmed }, progress) {
+  opened = null; // a failed open leaves no headers to send
+  opened = await openFile(file, template, openOptions(options || {}, maxBytes), progress);
+  return headerConfirmed ? propose(context) : opened;
+}
+
+/**
+ * The user confirmed the header row: ask the server what users confirmed before for these
+ * headers (the engine's, as it read them), and let the engine propose it.
+ * @param {{publishableKey: string, templateId: string}} context
+ * @returns {Promise<Described>}
+ */
+async function propose(context) {
+  if (!opened) throw new UserError(t("error.noFile"));
   let remembered = null;
   try {
-    remembered = await recall(context, described.headers);
+    remembered = await recall(context, opened.headers);
   } catch (error) {
     console.warn("loadbay worker: remembered mappings unavailable:", /** @type {Error} */ (error).message);
   }
-  return remembered ? call("use_remembered", JSON.stringify(remembered)) : described;
+  return remembered ? call("use_remembered", JSON.stringify(remembered)) : opened;
 }
 
 /** @typedef {(phase: string, done: number, total: number) => void} Progress */
@@ -153,7 +175,8 @@ scope.onmessage = async (event) => {
       await booting;
     } else {
       await booting;
-      if (type === "open") value = await openAndPropose(payload, progress);
+      if (type === "open") value = await open(payload, progress);
+      else if (type === "recall") value = await propose(payload.context);
       else if (type === "call" && payload.name === "set_mapping")
         value = call("set_mapping", ...payload.args, progress);
       else if (type === "call" && CALLS.has(payload.name)) value = call(payload.name, ...payload.args);

@@ -60,8 +60,9 @@
  */
 
 /**
- * A described file plus what the page remembers about it between screens.
- * @typedef {Described & {options: OpenOptions, confirmed?: Record<string, string>}} OpenedFile
+ * A described file plus what the page remembers about it between screens: the reading
+ * choices, whether the user confirmed the header row, and the mapping they confirmed.
+ * @typedef {Described & {options: OpenOptions, headerConfirmed?: boolean, confirmed?: Record<string, string>}} OpenedFile
  */
 
 /**

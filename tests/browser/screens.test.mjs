@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { matchText } from "../../browser/src/ui/mapping.js";
+import { confirmedMapping, matchText } from "../../browser/src/ui/mapping.js";
 import { doneText } from "../../browser/src/ui/submit.js";
 
 const state = (status) => ({ id: "imp_1", status, final: true, rows: 2, batches: 1, deliveries: {} });
@@ -18,4 +18,16 @@ test("how a column was proposed comes from the engine's match", () => {
   assert.equal(matchText({ field: "a", source: "remembered" }), "as last time");
   assert.equal(matchText({ field: "a", source: "exact" }), "exact match");
   assert.equal(matchText(undefined), "");
+});
+
+test("a mapping is remembered only once the user confirmed the header row", () => {
+  // For a file without a header row the engine's proposed "headers" are the first row's cells.
+  const described = { headers: ["Amélie Poulain", "amelie@example.fr", "FR"], options: {} };
+  const mapping = { full_name: 0, email: 1 };
+  assert.equal(confirmedMapping(described, mapping), undefined);
+  assert.equal(confirmedMapping({ ...described, headerConfirmed: false }, mapping), undefined);
+  assert.deepEqual(confirmedMapping({ ...described, headerConfirmed: true }, mapping), {
+    full_name: "Amélie Poulain",
+    email: "amelie@example.fr",
+  });
 });

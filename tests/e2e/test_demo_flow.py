@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect
 from standardwebhooks.webhooks import Webhook
@@ -302,15 +303,52 @@ def test_importer_refuses_unregistered_origins(browser: Browser, demo: Demo) -> 
     context.close()
 
 
+def _confirm_mapping_from(
+    demo: Demo, address: str, headers: list[str], mapping: dict[str, str]
+) -> dict[str, object]:
+    """Another user, at another address, submits an import of the demo template and confirms
+    `mapping` (the demo listens on 127.0.0.1; any 127/8 address reaches it from here)."""
+    transport = httpx.HTTPTransport(verify=False, local_address=address)
+    key, template = demo.state["publishable_key"], demo.state["template_id"]
+    with httpx.Client(base_url=demo.importer_origin, transport=transport) as client:
+        body = {"publishableKey": key, "templateId": template, "fileName": "x.csv"}
+        created = client.post("/api/v1/imports", json=body).raise_for_status().json()
+        auth = {"authorization": f"Bearer {created['uploadToken']}"}
+        submit = f"/api/v1/imports/{created['id']}/submit"
+        client.post(submit, json={"batches": 0, "rows": 0}, headers=auth).raise_for_status()
+        body = {"publishableKey": key, "headers": headers, "mapping": mapping}
+        response = client.post(
+            f"/api/v1/templates/{template}/mappings",
+            json={**body, "importId": created["id"]},
+            headers=auth,
+        )
+        answer: dict[str, object] = response.raise_for_status().json()
+        return answer
+
+
+def _mapping_requests(requests: list[str]) -> list[str]:
+    return [url for url in requests if "/mappings" in urlsplit(url).path]
+
+
 def test_confirmed_mappings_are_proposed_next_time(
     browser: Browser, demo: Demo, tmp_path: Path
 ) -> None:
+    """Issue #15: the header row the engine proposes may be the first row of data, so no
+    label leaves the browser before the user confirms it; and a mapping is proposed only
+    once three addresses confirmed it."""
     path = tmp_path / "francais.csv"
     path.write_text(
         "Nom complet,Courriel,Pays\nAmélie Poulain,amelie@example.fr,FR\n", encoding="utf-8"
     )
-    page, frame = _pick_file(browser, demo, path)
+    page, frame, requests = _open_importer(browser, demo)
+    frame.locator("#file-input").set_input_files(path)
     expect(frame.locator("#map-full_name")).to_have_value("")
+    assert _mapping_requests(requests) == []  # opening the file sent nothing
+    expect(frame.locator("#header-row-question")).to_contain_text("Is row 1 the row")
+    frame.locator("#header-row-confirm").click()
+    expect(frame.locator("#header-row-status")).to_have_text("Row 1 holds the column names.")
+    expect(frame.locator("#header-row-status")).to_be_focused()
+    assert [urlsplit(u).path.rsplit("/", 1)[1] for u in _mapping_requests(requests)] == ["recall"]
     frame.locator("#map-continue").click()
     expect(frame.locator("#mapping-error")).to_have_text(
         "Map a column to each required field: Full name, Email."
@@ -323,11 +361,50 @@ def test_confirmed_mappings_are_proposed_next_time(
     expect(frame.locator("#done")).to_have_text("Delivered 1 rows.", timeout=60_000)
     page.context.close()
 
-    page, frame = _pick_file(browser, demo, path)
+    # A second user, at another address, confirms the same mapping: two addresses, too few.
+    headers = ["Nom complet", "Courriel", "Pays"]
+    mapping = {"full_name": "Nom complet", "email": "Courriel", "country": "Pays"}
+    assert _confirm_mapping_from(demo, "127.0.0.2", headers, mapping) == {
+        "addresses": 2,
+        "proposed": False,
+    }
+    page, frame, requests = _open_importer(browser, demo)
+    frame.locator("#file-input").set_input_files(path)
+    frame.locator("#header-row-confirm").click()
+    expect(frame.locator("#header-row-status")).to_be_visible()
+    expect(frame.locator("#map-full_name")).to_have_value("")
+
+    # A third: now it is proposed, once the header row is confirmed (choosing it counts).
+    assert _confirm_mapping_from(demo, "127.0.0.3", headers, mapping)["proposed"] is True
+    frame.locator("#header-row").fill("1")
+    frame.locator("#header-row-apply").click()
     expect(frame.locator("#map-full_name")).to_have_value("0")
     expect(frame.locator("#map-email")).to_have_value("1")
     expect(frame.locator("#map-country")).to_have_value("2")
     expect(frame.locator("#match-full_name")).to_have_text("as last time")
+    page.context.close()
+
+
+def test_no_cell_reaches_mapping_memory_before_the_header_row_is_confirmed(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    """Issue #15: with no header row, the engine takes the first row of data as headers. None
+    of it reaches the server unless the user says that row is the header row: a user who maps
+    and submits without confirming it is neither offered nor taught a remembered mapping."""
+    path = tmp_path / "no-header.csv"
+    path.write_text(
+        "Cellvalue Ada,ada.secret@example.com,GB\nBob,bob@example.com,FR\n", encoding="utf-8"
+    )
+    page, frame, requests = _open_importer(browser, demo)
+    frame.locator("#file-input").set_input_files(path)
+    expect(frame.locator(".preview thead")).to_contain_text("Cellvalue Ada")
+    frame.locator("#map-full_name").select_option("0")  # mapped, header row not confirmed
+    frame.locator("#map-email").select_option("1")
+    frame.locator("#map-continue").click()
+    expect(frame.locator("#summary")).to_be_visible(timeout=30_000)
+    frame.locator("#submit").click()
+    expect(frame.locator("#done")).to_contain_text("Delivered", timeout=60_000)
+    assert _mapping_requests(requests) == []  # neither recalled nor remembered
     page.context.close()
 
 

@@ -11,6 +11,7 @@ export default {
   "start.required": "{label} (required)",
 
   "error.restart": "Choose another file",
+  "error.noFile": "No file is open. Pick a file first.",
   "error.internal": "The importer hit an internal problem; nothing was sent. Reload and try again.",
   "error.packages":
     "Part of the importer ({packages}) could not be loaded. Check your connection and pick the file again.",
@@ -35,6 +36,10 @@ export default {
   "mapping.sheet": "Sheet",
   "mapping.headerRow": "Header row",
   "mapping.useRow": "Use this row",
+  "mapping.headerRowRight": "Header row is right",
+  "mapping.headerRowAsk":
+    "Is row {row} the row of column names? If so, confirm it: only then are the names checked against matches other users confirmed.",
+  "mapping.headerRowConfirmed": "Row {row} holds the column names.",
   "mapping.encoding": "Encoding",
   "mapping.encodingReadAs": "Encoding (read as {encoding})",
   "mapping.moreProblems": "…and {count} more.",

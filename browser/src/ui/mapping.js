@@ -31,6 +31,21 @@ export function matchText(match) {
 }
 
 /**
+ * The mapping to remember on submit, as {field: header label}: only once the user confirmed
+ * the header row (for a file without one, the "labels" are the first row's cells).
+ * @param {OpenedFile} described
+ * @param {Record<string, number>} mapping field -> column index
+ * @returns {Record<string, string> | undefined}
+ */
+export function confirmedMapping(described, mapping) {
+  if (!described.headerConfirmed) return undefined;
+  /** @type {Record<string, string>} */
+  const confirmed = {};
+  for (const [name, index] of Object.entries(mapping)) confirmed[name] = described.headers[index];
+  return confirmed;
+}
+
+/**
  * Whether the user may pick the file's encoding: the engine says so; older engines
  * answered only for delimited text ("csv").
  * @param {OpenedFile} described
@@ -94,10 +109,7 @@ export function showMapping(ctx, file, described) {
     render(ctx, ...busy(t("progress.checking", { rows: described.rows })));
     try {
       const summary = await ctx.engine.call("set_mapping", [JSON.stringify(mapping)], showProgress);
-      /** @type {Record<string, string>} */
-      const confirmed = {};
-      for (const [name, index] of Object.entries(mapping)) confirmed[name] = described.headers[index];
-      showReview(ctx, file, { ...described, confirmed }, summary);
+      showReview(ctx, file, { ...described, confirmed: confirmedMapping(described, mapping) }, summary);
     } catch (error) {
       const back = { id: "restart", text: t("review.back"), onclick: () => showMapping(ctx, file, described) };
       showError(ctx, /** @type {Error} */ (error).message, [back]);
@@ -107,6 +119,7 @@ export function showMapping(ctx, file, described) {
     ctx,
     el("p", { text: t("mapping.intro", { file: described.file, rows: described.rows }) }),
     fileChoices(ctx, file, described),
+    headerRowStep(ctx, file, described),
     problemList(described),
     el("table", { class: "mapping" }, el("tbody", {}, ...rows)),
     notice,
@@ -148,7 +161,8 @@ function fileChoices(ctx, file, described) {
       id: "header-row-apply",
       class: "secondary",
       text: t("mapping.useRow"),
-      onclick: () => reopen({ header_row: headerRow.value }),
+      // Choosing the header row is confirming it.
+      onclick: () => openFile(ctx, file, { ...described.options, header_row: headerRow.value }, { headerConfirmed: true }),
     }),
   );
   if (encodingChoosable(described)) {
@@ -162,6 +176,43 @@ function fileChoices(ctx, file, described) {
     );
   }
   return choices;
+}
+
+/**
+ * Asks the user to confirm the header row the engine proposed; only then are its labels sent
+ * (to recall what other users confirmed for them) and remembered on submit.
+ * @param {Context} ctx
+ * @param {File} file
+ * @param {OpenedFile} described
+ */
+function headerRowStep(ctx, file, described) {
+  const row = described.header_row;
+  if (described.headerConfirmed) {
+    return el("p", {
+      id: "header-row-status",
+      role: "status",
+      tabindex: "-1",
+      class: "muted",
+      text: t("mapping.headerRowConfirmed", { row }),
+    });
+  }
+  const confirm = el("button", { id: "header-row-confirm", text: t("mapping.headerRowRight") });
+  confirm.addEventListener("click", async () => {
+    confirm.disabled = true;
+    const context = { publishableKey: ctx.config.publishableKey, templateId: ctx.config.templateId };
+    try {
+      /** @type {import("../types.js").Described} */
+      const proposed = await ctx.engine.ask("recall", { context });
+      showMapping(ctx, file, { ...proposed, options: described.options, headerConfirmed: true });
+      document.getElementById("header-row-status")?.focus();
+    } catch (error) {
+      const back = { id: "restart", text: t("review.back"), onclick: () => showMapping(ctx, file, described) };
+      showError(ctx, /** @type {Error} */ (error).message, [back]);
+    }
+  });
+  const question = el("p", { id: "header-row-question", text: t("mapping.headerRowAsk", { row }) });
+  confirm.setAttribute("aria-describedby", "header-row-question");
+  return el("div", { id: "header-row-step", class: "toolbar" }, question, confirm);
 }
 
 /** @param {OpenedFile} described */

@@ -45,11 +45,14 @@ export function restart(ctx) {
 
 /**
  * Read the file in the worker (again, with new options: sheet, encoding, header row).
+ * `headerConfirmed`: the user chose the header row, so its labels may be sent to recall
+ * the mappings others confirmed; otherwise nothing of the file leaves the browser.
  * @param {Context} ctx
  * @param {File} file
  * @param {import("../types.js").OpenOptions} [options]
+ * @param {{headerConfirmed?: boolean}} [choice]
  */
-export async function openFile(ctx, file, options = {}) {
+export async function openFile(ctx, file, options = {}, { headerConfirmed = false } = {}) {
   const { config } = ctx;
   if (file.size > config.maxFileBytes) {
     // Refused before a byte is read; the worker gives the engine the same limit.
@@ -60,10 +63,10 @@ export async function openFile(ctx, file, options = {}) {
   render(ctx, ...busy(t("progress.reading", { file: file.name })));
   try {
     const context = { publishableKey: config.publishableKey, templateId: config.templateId };
-    const payload = { file, template: config.template, context, options, maxBytes: config.maxFileBytes };
+    const payload = { file, template: config.template, context, options, maxBytes: config.maxFileBytes, headerConfirmed };
     /** @type {import("../types.js").Described} */
     const described = await ctx.engine.ask("open", payload, showProgress);
-    showMapping(ctx, file, { ...described, options });
+    showMapping(ctx, file, { ...described, options, headerConfirmed });
   } catch (error) {
     showError(ctx, /** @type {Error} */ (error).message, [restart(ctx)]);
   }
