@@ -411,7 +411,7 @@ def test_the_migrations_bring_an_old_store_to_the_keyed_table(
         }
         with engine.connect() as conn:
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            assert version == _head() == "0007"
+            assert version == _head()
     finally:
         engine.dispose()
     _teach(rt, "tpl_old", ["E-mail"], {"email": "E-mail"})
