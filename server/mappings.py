@@ -1,8 +1,8 @@
 """Remembered column mappings: what users confirmed for a header layout, proposed next time.
 
 A memory is one mapping confirmed for one header layout (the normalised headers, in
-order) of a template. It is proposed once `PROPOSE_AFTER` distinct client addresses have
-confirmed exactly it: a few scripted imports from one machine cannot teach the next user
+order) of a template. It is proposed once `PROPOSE_AFTER` distinct client addresses (an IPv6 /64
+counts as one) have confirmed exactly it: a few scripted imports from one machine cannot teach the next user
 a wrong mapping. A confirmation that disagrees with a memory of the same layout does not
 count towards it; it starts a competing memory with a count of its own, and the memory
 with the most addresses is proposed (the latest confirmed, on a tie). Competing rather
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,7 +76,21 @@ class _Digests:
         return self._hex("mapping", json.dumps(sorted(stored.items())))
 
     def address(self, host: str) -> str:
-        return self._hex("address", host)
+        return self._hex("address", counted_address(host))
+
+
+def counted_address(host: str) -> str:
+    """What counts as one address: an IPv4 address, or an IPv6 /64 (one network's hosts,
+    which a single machine can hop between at will); anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def remember(

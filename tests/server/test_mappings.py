@@ -153,6 +153,25 @@ def test_what_is_stored_is_keyed_digests_never_labels_or_addresses(
     assert len(memory.header_digests) == 5
 
 
+@pytest.mark.parametrize(
+    ("hosts", "counted"),
+    [
+        (["2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:2::abcd"], 1),  # one /64
+        (["2001:db8:1:2::1", "2001:db8:1:3::1", "2001:db8:1:4::1"], 3),
+        (["192.0.2.1", "::ffff:192.0.2.1", "192.0.2.1"], 1),  # IPv4, also as mapped IPv6
+    ],
+    ids=["one-ipv6-network", "three-ipv6-networks", "ipv4-mapped"],
+)
+@sqlite_only
+def test_an_ipv6_network_counts_as_one_address(
+    runtime: Runtime, setup: OrgSetup, hosts: list[str], counted: int
+) -> None:
+    """One machine has a whole /64 to hop across: its addresses count once."""
+    for host in hosts:
+        kept = mappings.remember(runtime, setup.template.id, HEADERS, CONFIRMED, host)
+    assert kept.addresses == counted
+
+
 def test_digests_are_keyed_per_organisation_and_template(
     runtime: Runtime, setup: OrgSetup, demo_org: DemoOrgFactory
 ) -> None:
