@@ -1,15 +1,16 @@
 """Remembered column mappings: what users confirmed for a header layout, proposed next time.
 
 A memory is one mapping confirmed for one header layout (the normalised headers, in
-order) of a template. It is proposed once `PROPOSE_AFTER` distinct client addresses (an IPv6 /64
-counts as one) have confirmed exactly it: a few scripted imports from one machine cannot teach the next user
-a wrong mapping. A confirmation that disagrees with a memory of the same layout does not
-count towards it; it starts a competing memory with a count of its own, and the memory
-with the most addresses is proposed (the latest confirmed, on a tie). Competing rather
-than resetting: one user who maps differently (or an attacker) cannot erase what many
-confirmed, and a mapping that is really wrong is outvoted as soon as more addresses
-confirm the right one. A file whose headers differ a little gets the most-confirmed
-memory that shares 80% of the headers (one in five renamed, dropped or added).
+order) of a template. It is proposed once `PROPOSE_AFTER` distinct client addresses (an
+IPv6 /64 counts as one) have confirmed exactly it: a few scripted imports from one
+machine cannot teach the next user a wrong mapping. A confirmation that disagrees with a
+memory of the same layout does not count towards it; it starts a competing memory with a
+count of its own, and the memory with the most addresses is proposed (the latest
+confirmed, on a tie). Competing rather than resetting: one user who maps differently (or
+an attacker) cannot erase what many confirmed, and a mapping that is really wrong is
+outvoted as soon as more addresses confirm the right one. A file whose headers differ a
+little gets the most-confirmed memory that shares 80% of the headers (one in five
+renamed, dropped or added).
 
 Nothing readable is stored. The layout, every header, the mapping's keys and the
 confirming addresses are HMAC-SHA256 digests under the template's mapping key (derived
