@@ -50,6 +50,7 @@ test: $(ASSETS) lint types test-js
 # bench/data); writes bench/results/<timestamp>.json, latest.json and latest.png.
 bench: $(ASSETS)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.edge
 
 clean:
 	rm -rf build .venv browser/node_modules
