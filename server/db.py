@@ -163,6 +163,47 @@ class Delivery(Base):
     claimed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
+class DeliveryAttempt(Base):
+    """One attempt at a delivery and how it ended: metadata only, never a cell value.
+
+    `outcome` is delivered, retry, failed or disabled; `status_code` and `answer` are what
+    the receiver said, when it said anything (`answer` is its own words, cut to 1,000
+    characters); `error` is the safe message loadbay recorded.
+    """
+
+    class Outcome(enum.StrEnum):
+        DELIVERED = "delivered"
+        RETRY = "retry"
+        FAILED = "failed"
+        DISABLED = "disabled"
+
+    __tablename__ = "delivery_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime]
+    outcome: Mapped[str] = mapped_column(String(20))
+    status_code: Mapped[int | None] = mapped_column(default=None)
+    answer: Mapped[str | None] = mapped_column(String(1000), default=None)
+    error: Mapped[str | None] = mapped_column(String(1000), default=None)
+
+
+class Event(Base):
+    """Something that happened to an organisation's data (`import.deleted`,
+    `import.expired`), who did it (`cli`, `retention`, `api-key:<key id>`) and when;
+    `detail` is metadata only."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_org_id_at", "org_id", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    import_id: Mapped[str | None] = mapped_column(ForeignKey("imports.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    actor: Mapped[str] = mapped_column(String(120))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    detail: Mapped[dict[str, Any]]
+
+
 class MappingMemory(Base):
     """One client address's confirmation of a column mapping for one header layout.
 

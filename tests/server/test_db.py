@@ -22,6 +22,8 @@ TABLES = {
     "deliveries",
     "mapping_memories",
     "unique_values",
+    "delivery_attempts",
+    "events",
 }
 
 
@@ -49,7 +51,7 @@ def test_migrations_create_every_table(empty_database_url: str) -> None:
         inspector = inspect(engine)
         assert set(inspector.get_table_names()) == TABLES | {"alembic_version"}
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
         columns = {c["name"] for c in inspector.get_columns("deliveries")}
         assert columns == {
             "id",
