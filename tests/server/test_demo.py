@@ -107,14 +107,11 @@ def test_host_origin_is_another_origin(public_url: str, host: str) -> None:
     assert host != public_url
 
 
-@pytest.mark.parametrize("store", ["sqlite"])
-def test_the_demo_receiver_shows_a_verified_delivery(
-    runtime_factory: RuntimeFactory,
-    batch_factory: BatchFactory,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The real delivery job, its HTTP request answered by the demo app in process."""
-    rt = runtime_factory(demo=True)
+def _delivered_to_the_demo(
+    rt: Runtime, body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> tuple[TestClient, imports.CreatedImport]:
+    """One batch of the demo organisation's template, delivered by the real job to the demo
+    app's receiver in process."""
     state = demo.seed(rt)
     client = TestClient(create_app(rt), base_url=PUBLIC)
     monkeypatch.setattr(jobs, "_runtime", lambda: rt)
@@ -125,11 +122,25 @@ def test_the_demo_receiver_shows_a_verified_delivery(
         org = session.get(db.Organisation, state.org_id)
         assert org is not None
     created = imports.create_import(rt, org, state.template_id, "c.csv")
-    body = batch_factory("Full name,Email,Notes\nAda Lovelace,ada@example.com,unmapped\n")
     uploads.receive_batch(rt, created.import_id, created.upload_token, 0, 2, body)
     [delivery_id] = imports.submit(rt, created.import_id, created.upload_token, 1, 1)
-
     assert jobs.deliver(delivery_id) == "delivered"
+    return client, created
+
+
+@pytest.mark.parametrize("store", ["sqlite"])
+def test_the_demo_receiver_shows_a_verified_delivery(
+    runtime_factory: RuntimeFactory,
+    batch_factory: BatchFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real delivery job, its HTTP request answered by the demo app in process."""
+    rt = runtime_factory(demo=True)
+    client, created = _delivered_to_the_demo(
+        rt,
+        batch_factory("Full name,Email,Notes\nAda Lovelace,ada@example.com,unmapped\n"),
+        monkeypatch,
+    )
 
     [receipt] = client.get("/demo/receipts.json").json()
     assert receipt["headers"]["webhook-id"] == f"{created.import_id}-0"
@@ -192,20 +203,8 @@ def test_receipts_go_when_their_import_is_deleted(
     from server import retention
 
     rt = runtime_factory(demo=True)
-    state = demo.seed(rt)
-    client = TestClient(create_app(rt), base_url=PUBLIC)
-    monkeypatch.setattr(jobs, "_runtime", lambda: rt)
-    monkeypatch.setattr(
-        WebhookDestination, "_client", lambda self: TestClient(client.app, base_url=PUBLIC)
-    )
-    with rt.sessions() as session:
-        org = session.get(db.Organisation, state.org_id)
-        assert org is not None
-    created = imports.create_import(rt, org, state.template_id, "c.csv")
     body = batch_factory("Full name,Email\nAda Lovelace,ada@example.com\n")
-    uploads.receive_batch(rt, created.import_id, created.upload_token, 0, 2, body)
-    [delivery_id] = imports.submit(rt, created.import_id, created.upload_token, 1, 1)
-    assert jobs.deliver(delivery_id) == "delivered"
+    client, created = _delivered_to_the_demo(rt, body, monkeypatch)
     assert [r["import_id"] for r in client.get("/demo/receipts.json").json()] == [created.import_id]
     assert (rt.settings.data_dir / "demo-receiver.db").stat().st_mode & 0o777 == 0o600
     assert "demo_receipts" not in db.Base.metadata.tables

@@ -331,6 +331,11 @@ def test_import_creation_is_rate_limited_per_address(runtime: Runtime, setup: Or
     assert statuses == [201, 201, 429]
 
 
+def _submit(app: Starlette, created: imports.CreatedImport, body: bytes) -> Answer:
+    path = f"/api/v1/imports/{created.import_id}/submit"
+    return call(app, "POST", path, _auth(created.upload_token), [body])
+
+
 # --- submit -------------------------------------------------------------------------------
 
 
@@ -343,13 +348,7 @@ def test_submit_is_bounded_by_what_is_stored(
         runtime, created.import_id, created.upload_token, 0, 2, batch_factory(CSV)
     )
     body = json.dumps({"batches": 10_000_000, "rows": 2}).encode()
-    answer = call(
-        app,
-        "POST",
-        f"/api/v1/imports/{created.import_id}/submit",
-        _auth(created.upload_token),
-        [body],
-    )
+    answer = _submit(app, created, body)
     assert answer.status == 422
     assert len(answer.body) < 400
     assert answer.json()["error"]["message"] == (
@@ -513,13 +512,7 @@ def test_a_row_number_past_the_integer_range_is_refused(runtime: Runtime, setup:
 def test_deeply_nested_json_is_a_422(app: Starlette, runtime: Runtime, setup: OrgSetup) -> None:
     created = _import(runtime, setup)
     body = b"[" * 100_000 + b"]" * 100_000
-    answer = call(
-        app,
-        "POST",
-        f"/api/v1/imports/{created.import_id}/submit",
-        _auth(created.upload_token),
-        [body],
-    )
+    answer = _submit(app, created, body)
     assert answer.status == 422
     assert answer.json()["error"]["message"] == "The request body's JSON is nested too deeply."
 
