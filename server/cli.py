@@ -363,6 +363,10 @@ def _serve(rt: Runtime, host: str, port: int, cert: Path | None, key: Path | Non
         ssl_keyfile=str(key),
         log_level="info",
         server_header=False,
+        # Client addresses (rate limits, mapping memory) come from the socket unless the
+        # operator names the proxies whose X-Forwarded-For is to be believed.
+        proxy_headers=bool(rt.settings.trusted_proxies),
+        forwarded_allow_ips=",".join(rt.settings.trusted_proxies) or None,
     )
 
 

@@ -55,6 +55,7 @@ class Settings:
     max_batch_bytes: int = 64 * 1024 * 1024
     max_file_bytes: int = 1024 * 1024 * 1024
     body_timeout: float = 30.0
+    trusted_proxies: tuple[str, ...] = ()
     blob_s3_bucket: str | None = None
     blob_s3_prefix: str = ""
     demo: bool = False
@@ -89,6 +90,9 @@ class Settings:
             blob_s3_prefix=env.get("LOADBAY_BLOB_S3_PREFIX", ""),
             max_file_bytes=int(env.get("LOADBAY_MAX_FILE_BYTES", str(1024**3))),
             body_timeout=float(env.get("LOADBAY_BODY_TIMEOUT", "30")),
+            trusted_proxies=tuple(
+                p.strip() for p in env.get("LOADBAY_TRUSTED_PROXIES", "").split(",") if p.strip()
+            ),
             timings=Timings.from_env(env),
             demo=demo,  # only `loadbay demo` mounts the demo's pages, never the environment
             public_url=env.get("LOADBAY_PUBLIC_URL", "https://127.0.0.1:8443").rstrip("/"),

@@ -606,3 +606,26 @@ def test_a_batch_digest_is_keyed_not_a_bare_sha256(
     assert record.digest != hashlib.sha256(body).hexdigest()
     assert record.digest == batches.content_digest(key, body)
     assert record.digest != batches.content_digest(bytes(32), body)
+
+
+@pytest.mark.parametrize(
+    ("proxies", "expected"),
+    [((), (False, None)), (("10.0.0.5",), (True, "10.0.0.5"))],
+)
+def test_forwarded_addresses_are_believed_only_from_named_proxies(
+    monkeypatch: pytest.MonkeyPatch,
+    runtime_factory: Any,
+    proxies: tuple[str, ...],
+    expected: tuple[bool, str | None],
+) -> None:
+    """Before: uvicorn's default trusted X-Forwarded-For from 127.0.0.1, so anything on the
+    machine could pose as any client address to the rate limits and mapping memory."""
+    import uvicorn
+
+    from server import cli
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    rt = runtime_factory(trusted_proxies=proxies)
+    cli._serve(rt, "127.0.0.1", 0, None, None)
+    assert (seen["proxy_headers"], seen["forwarded_allow_ips"]) == expected
