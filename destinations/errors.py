@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+ANSWER_LIMIT = 1000  # characters of a receiver's answer kept with an attempt
+
 
 class DeliveryError(Exception):
-    """A batch could not be delivered. The message is safe to show to the client."""
+    """A batch could not be delivered. The message is safe to show to the client.
+
+    `status_code` and `answer` are what the receiver said, when it said anything: the
+    answer is the receiver's own words, cut to ANSWER_LIMIT characters.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, answer: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.answer = answer[:ANSWER_LIMIT] if answer is not None else None
 
 
 class RetryableDeliveryError(DeliveryError):
     """Worth another attempt later (timeouts, 5xx, 429, connection refused)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+        answer: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, answer=answer)
         self.retry_after = retry_after
 
 

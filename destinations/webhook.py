@@ -21,6 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from destinations.base import DeliveryBatch, DestinationContext, DestinationSpec, setting
 from destinations.errors import (
+    ANSWER_LIMIT,
     ConfigurationError,
     EndpointGoneError,
     FatalDeliveryError,
@@ -150,17 +151,31 @@ def _judge(url: str, response: httpx.Response) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
+    answer = response.text[:ANSWER_LIMIT]
     if status == 410:
-        raise EndpointGoneError(f"{url} answered 410 Gone; the destination is disabled.")
+        raise EndpointGoneError(
+            f"{url} answered 410 Gone; the destination is disabled.",
+            status_code=status,
+            answer=answer,
+        )
     if status in (429, 503):
         raise RetryableDeliveryError(
-            f"{url} answered {status}.", retry_after=retry_after(response.headers)
+            f"{url} answered {status}.",
+            retry_after=retry_after(response.headers),
+            status_code=status,
+            answer=answer,
         )
     if 300 <= status < 400:
-        raise RetryableDeliveryError(f"{url} answered a redirect ({status}); it is not followed.")
+        raise RetryableDeliveryError(
+            f"{url} answered a redirect ({status}); it is not followed.",
+            status_code=status,
+            answer=answer,
+        )
     if status >= 500 or status in (408, 409, 425):
-        raise RetryableDeliveryError(f"{url} answered {status}.")
-    raise FatalDeliveryError(f"{url} refused the delivery with {status}.")
+        raise RetryableDeliveryError(f"{url} answered {status}.", status_code=status, answer=answer)
+    raise FatalDeliveryError(
+        f"{url} refused the delivery with {status}.", status_code=status, answer=answer
+    )
 
 
 _SECONDS = re.compile(r"[0-9]+")

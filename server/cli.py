@@ -179,7 +179,7 @@ def delete_import(import_id: str) -> None:
     from server.runtime import Runtime
     from server.settings import Settings
 
-    if not delete_import_data(Runtime.from_settings(Settings.from_env()), import_id):
+    if not delete_import_data(Runtime.from_settings(Settings.from_env()), import_id, actor="cli"):
         _fail(f"Import {import_id} does not exist or holds no data any more.")
     typer.echo(f"deleted the data of {import_id}")
 

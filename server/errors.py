@@ -34,6 +34,13 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class Gone(ServiceError):
+    """What was asked for existed and was deleted (on request or at expiry): the message
+    names when and why."""
+
+    code = "gone"
+
+
 class Invalid(ServiceError):
     code = "invalid"
 

@@ -13,17 +13,24 @@ import logging
 
 from sqlalchemy import delete, select, update
 
-from server import batches, db
+from server import batches, db, events
 from server.deliveries import DeliveryStatus
 from server.runtime import Runtime
 
 log = logging.getLogger("loadbay.retention")
 
 PURGE_EVERY = dt.timedelta(hours=1)
+REASONS = {"deleted": events.IMPORT_DELETED, "expired": events.IMPORT_EXPIRED}
+RETENTION_ACTOR = "retention"
 
 
-def delete_import_data(rt: Runtime, import_id: str, reason: str = "deleted") -> bool:
-    """Shred one import's data; False when it was already gone."""
+def delete_import_data(
+    rt: Runtime, import_id: str, reason: str = "deleted", *, actor: str = "cli"
+) -> bool:
+    """Shred one import's data and record it as an event (`import.deleted` or
+    `import.expired`, by `actor`) in the same transaction; False when it was already gone."""
+    if reason not in REASONS:
+        raise ValueError(f"reason must be one of {', '.join(REASONS)}, not {reason!r}")
     with rt.sessions.begin() as session:
         imp = session.get(db.Import, import_id)
         if imp is None or imp.wrapped_data_key is None:
@@ -40,7 +47,15 @@ def delete_import_data(rt: Runtime, import_id: str, reason: str = "deleted") -> 
         )
         imp.wrapped_data_key = None
         imp.status = reason
-    log.info("import %s: data %s", import_id, reason)
+        events.record(
+            session,
+            org_id=imp.org_id,
+            import_id=imp.id,
+            kind=REASONS[reason],
+            actor=actor,
+            detail={"rows": imp.row_count, "batches": imp.batch_count},
+        )
+    log.info("import %s: data %s by %s", import_id, reason, actor)
     return True
 
 
@@ -57,7 +72,9 @@ def purge_expired(rt: Runtime, now: dt.datetime | None = None) -> list[str]:
                 )
             )
         )
-    return [i for i in expired if delete_import_data(rt, i, reason="expired")]
+    return [
+        i for i in expired if delete_import_data(rt, i, reason="expired", actor=RETENTION_ACTOR)
+    ]
 
 
 def forget_mapping_memories(rt: Runtime, now: dt.datetime) -> int:

@@ -16,6 +16,7 @@ STATUS: dict[type[errors.ServiceError], int] = {
     errors.Unauthorized: 401,
     errors.Forbidden: 403,
     errors.Conflict: 409,
+    errors.Gone: 410,
     errors.TooLarge: 413,
     errors.TooSlow: 408,
     errors.RateLimited: 429,

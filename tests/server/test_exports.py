@@ -1,18 +1,30 @@
-"""Exports: CSV cells are defused against formula injection; machine formats stay exact."""
+"""Exports: CSV and XLSX cells are defused against formula injection; machine formats stay
+exact; a stored import streams batch by batch, and is Gone (410) once deleted."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from python_calamine import CalamineWorkbook
 
-from server.exports import write_export
+from server import db, exports, imports, retention, uploads
+from server.batches import load_batch
+from server.errors import Gone, Invalid, NotFound
+from server.exports import export_import, plan_export, write_export
+from server.http.responses import status_of
+from server.runtime import Runtime
+
+if TYPE_CHECKING:
+    from tests.conftest import BatchFactory, DemoOrgFactory
 
 DANGEROUS = [
     '=HYPERLINK("https://evil.example","x")',
@@ -114,3 +126,212 @@ def test_format_is_chosen_case_insensitively(tmp_path: Path) -> None:
     out = tmp_path / "OUT.CSV"
     write_export(_table(), out)
     assert _read_csv(out)[0]["text"] == "'" + DANGEROUS[0]
+
+
+# --- a stored import, streamed (export_import) --------------------------------------------------
+
+SCHEMA: dict[str, object] = {
+    "name": "ledger",
+    "fields": [
+        {"name": "label", "type": "string"},
+        {"name": "count", "type": "integer"},
+        {"name": "amount", "type": "number"},
+        {"name": "day", "type": "date"},
+        {"name": "ok", "type": "boolean"},
+    ],
+}
+LEDGER = (
+    "label,count,amount,day,ok\n"
+    "=1+1,1,1.5,2024-02-29,true\n"
+    "plain,2,-2.25,2024-03-01,false\n"
+    "@SUM(A1),3,0,2023-12-31,true\n"
+    "-dash,4,10,2024-01-01,false\n"
+    "mid=eq,5,7.75,2024-06-30,true\n"
+    "+plus,6,-1,2022-02-28,false\n"
+)
+LABELS = ["=1+1", "plain", "@SUM(A1)", "-dash", "mid=eq", "+plus"]
+ESCAPED = ["'=1+1", "plain", "'@SUM(A1)", "'-dash", "mid=eq", "'+plus"]
+
+
+@pytest.fixture
+def stored(
+    runtime: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
+) -> tuple[Runtime, str, pa.Table]:
+    """An import of six rows stored as three batches of two; the rows as stored."""
+    setup = demo_org(runtime, schema=SCHEMA)
+    created = imports.create_import(runtime, setup.org, setup.template.id, "ledger.csv")
+    for seq in range(3):
+        body = batch_factory(LEDGER, SCHEMA, offset=2 * seq, length=2)
+        uploads.receive_batch(
+            runtime, created.import_id, created.upload_token, seq, 2 + 2 * seq, body
+        )
+    imports.submit(runtime, created.import_id, created.upload_token, 3, 6)
+    with runtime.sessions() as session:
+        imp = session.get(db.Import, created.import_id)
+        assert imp is not None
+        rows = pa.concat_tables(load_batch(runtime, session, imp, seq) for seq in range(3))
+    return runtime, created.import_id, rows
+
+
+def _export(rt: Runtime, import_id: str, fmt: str) -> bytes:
+    out = io.BytesIO()
+    export_import(rt, import_id, fmt, out)
+    return out.getvalue()
+
+
+def test_the_stored_rows_are_what_the_tests_expect(stored: tuple[Runtime, str, pa.Table]) -> None:
+    _, _, rows = stored
+    assert rows.column_names == ["label", "count", "amount", "day", "ok"]  # no __row
+    assert rows.column("label").to_pylist() == LABELS
+    assert rows.schema.field("day").type == pa.date32()
+
+
+def test_csv_export_is_the_stored_rows_formula_escaped(
+    stored: tuple[Runtime, str, pa.Table],
+) -> None:
+    rt, import_id, rows = stored
+    back = list(csv.DictReader(io.StringIO(_export(rt, import_id, "csv").decode())))
+    assert [r["label"] for r in back] == ESCAPED
+    assert [int(r["count"]) for r in back] == rows.column("count").to_pylist()
+    assert [float(r["amount"]) for r in back] == rows.column("amount").to_pylist()
+    assert [r["day"] for r in back] == [d.isoformat() for d in rows.column("day").to_pylist()]
+    assert [r["ok"] for r in back] == ["true", "false"] * 3
+    assert list(back[0]) == ["label", "count", "amount", "day", "ok"]  # header once, in order
+
+
+def test_xlsx_export_has_dates_as_dates_and_escaped_text(
+    stored: tuple[Runtime, str, pa.Table],
+) -> None:
+    rt, import_id, rows = stored
+    data = _export(rt, import_id, "xlsx")
+    sheet = CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0).to_python()
+    assert sheet[0] == ["label", "count", "amount", "day", "ok"]
+    body = sheet[1:]
+    assert [r[0] for r in body] == ESCAPED
+    assert [r[1] for r in body] == [float(c) for c in rows.column("count").to_pylist()]
+    assert [r[2] for r in body] == rows.column("amount").to_pylist()
+    assert [r[3] for r in body] == rows.column("day").to_pylist()  # dates, not text
+    assert [r[4] for r in body] == rows.column("ok").to_pylist()
+
+
+def test_parquet_export_is_exact_with_one_row_group_per_batch(
+    stored: tuple[Runtime, str, pa.Table],
+) -> None:
+    rt, import_id, rows = stored
+    parquet = pq.ParquetFile(io.BytesIO(_export(rt, import_id, "parquet")))
+    assert parquet.metadata.num_row_groups == 3
+    assert [parquet.metadata.row_group(i).num_rows for i in range(3)] == [2, 2, 2]
+    assert parquet.read().equals(rows)
+
+
+def test_ndjson_export_is_exact(stored: tuple[Runtime, str, pa.Table]) -> None:
+    rt, import_id, rows = stored
+    lines = [json.loads(x) for x in _export(rt, import_id, "ndjson").decode().splitlines()]
+    expected = [{**row, "day": row["day"].isoformat()} for row in rows.to_pylist()]
+    assert lines == expected
+    assert lines[0]["label"] == "=1+1"  # machine formats are not escaped
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "parquet", "ndjson"])
+def test_an_export_is_fed_batch_by_batch(
+    stored: tuple[Runtime, str, pa.Table], monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """Memory is bounded by one batch: no more than one batch is loaded ahead of what has
+    been handed to the writer, and never the whole import at once."""
+    rt, import_id, _ = stored
+    loaded: list[int] = []
+    handed: list[int] = []
+    real = load_batch
+
+    def counting(rt: Runtime, session: Any, imp: db.Import, seq: int) -> pa.Table:
+        assert len(loaded) == len(handed), "a batch was loaded before the last one was written"
+        loaded.append(seq)
+        return real(rt, session, imp, seq)
+
+    writer = exports.WRITERS[fmt]
+
+    def spying(tables: Any, columns: Any, out: Any) -> int:
+        def watched() -> Any:
+            for table in tables:
+                assert table.num_rows == 2  # one batch, never the import
+                yield table
+                handed.append(loaded[-1])
+
+        return writer(watched(), columns, out)
+
+    monkeypatch.setattr(exports, "load_batch", counting)
+    monkeypatch.setitem(exports.WRITERS, fmt, spying)
+    assert export_import(rt, import_id, fmt, io.BytesIO()) == 6
+    assert loaded == [0, 1, 2]
+    assert handed == [0, 1, 2]
+
+
+def test_an_unknown_format_is_refused(stored: tuple[Runtime, str, pa.Table]) -> None:
+    rt, import_id, _ = stored
+    out = io.BytesIO()
+    with pytest.raises(Invalid, match="csv, xlsx, parquet, ndjson"):
+        export_import(rt, import_id, "xls", out)
+    assert out.getvalue() == b""
+
+
+def test_xlsx_above_excels_row_limit_is_refused_before_writing(
+    stored: tuple[Runtime, str, pa.Table],
+) -> None:
+    rt, import_id, _ = stored
+    with rt.sessions.begin() as session:
+        imp = session.get(db.Import, import_id)
+        assert imp is not None
+        imp.row_count = 1_048_576  # one more than fits below the header
+    out = io.BytesIO()
+    with pytest.raises(Invalid, match=r"at most 1,048,575 below its header"):
+        export_import(rt, import_id, "xlsx", out)
+    assert out.getvalue() == b""
+    assert export_import(rt, import_id, "csv", io.BytesIO()) == 6  # other formats still go
+
+
+def test_after_deletion_the_export_is_gone_with_its_date(
+    stored: tuple[Runtime, str, pa.Table],
+) -> None:
+    rt, import_id, _ = stored
+    before = db.utcnow()
+    assert retention.delete_import_data(rt, import_id, actor="api-key:key_1")
+    out = io.BytesIO()
+    with pytest.raises(Gone) as caught:
+        export_import(rt, import_id, "csv", out)
+    assert out.getvalue() == b""
+    error = caught.value
+    assert error.details["reason"] == "deleted"
+    at = dt.datetime.fromisoformat(error.details["at"])
+    assert before <= at <= db.utcnow()
+    assert error.message == (
+        f"The data of import {import_id} was deleted on {at:%Y-%m-%d at %H:%M} UTC; "
+        "its rows are no longer stored."
+    )
+    assert status_of(error) == 410
+    with pytest.raises(Gone, match="deleted on"):
+        plan_export(rt, import_id, "parquet")
+
+
+def test_after_expiry_the_export_is_gone_as_expired(
+    stored: tuple[Runtime, str, pa.Table],
+) -> None:
+    rt, import_id, _ = stored
+    with rt.sessions.begin() as session:
+        imp = session.get(db.Import, import_id)
+        assert imp is not None
+        imp.expires_at = db.utcnow() - dt.timedelta(seconds=1)
+    assert retention.purge_expired(rt) == [import_id]
+    with pytest.raises(Gone, match=rf"import {import_id} was expired on \d{{4}}-\d\d-\d\d") as e:
+        export_import(rt, import_id, "ndjson", io.BytesIO())
+    assert e.value.details["reason"] == "expired"
+
+
+def test_another_organisations_import_is_not_found(
+    stored: tuple[Runtime, str, pa.Table],
+) -> None:
+    rt, import_id, _ = stored
+    with pytest.raises(NotFound):
+        export_import(rt, import_id, "csv", io.BytesIO(), org_id="org_other")
+    plan = plan_export(rt, import_id, "xlsx")
+    assert (plan.file_name, plan.rows, plan.batches) == ("ledger.xlsx", 6, 3)
+    assert plan.columns == ("label", "count", "amount", "day", "ok")
