@@ -219,3 +219,20 @@ def test_only_failed_deliveries_of_ones_own_organisation_are_retried(
     assert _delivery(made.rt, made.delivery_id).status == DeliveryStatus.FAILED
     with pytest.raises(Gone, match="was deleted"):
         deliveries.retry(made.rt, made.delivery_id, org_id=made.org_id)
+
+
+def test_echoes_finds_values_as_text_or_json_escaped() -> None:
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            "name": ['Zoë Quote"s', "Ada Lovelace", None],
+            "count": [12345, 7, 8],
+            "ok": [True, False, True],
+        }
+    )
+    assert deliveries.echoes("rejected: Ada Lovelace", table)
+    assert deliveries.echoes('{"name":"Zo\\u00eb Quote\\"s"}', table)  # as json.dumps wrote it
+    assert deliveries.echoes("row 12345 is bad", table)  # typed values, as text
+    assert not deliveries.echoes("true; 7 rows; all fine", table)  # booleans, short values
+    assert not deliveries.echoes("", table)
