@@ -17,6 +17,7 @@ from server.http.limits import Limiter
 from server.http.responses import SecurityHeaders, error_response, server_error
 from server.importer import routes as importer
 from server.importer.assets import AssetManifest
+from server.manage import routes as manage
 from server.runtime import Runtime
 
 log = logging.getLogger("loadbay.server")
@@ -44,7 +45,8 @@ async def _healthz(request: Request) -> Response:
 
 
 def create_app(rt: Runtime, limiter: Limiter | None = None) -> Starlette:
-    routes = [*importer.routes, Route("/healthz", _healthz, methods=["GET"])]
+    # The management API's paths and methods never coincide with the importer's.
+    routes = [*importer.routes, *manage.routes, Route("/healthz", _healthz, methods=["GET"])]
     if rt.settings.demo:
         from server.demo import routes as demo
 

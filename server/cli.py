@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help="loadbay: a self-hostable embeddable data importer.", no_args_is_help=True)
 assets_app = typer.Typer(help="Browser assets (Pyodide, wheels, the importer).")
 app.add_typer(assets_app, name="assets")
+keys_app = typer.Typer(help="Secret keys for the management API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 @assets_app.command("build")
@@ -184,6 +186,56 @@ def delete_import(import_id: str) -> None:
     typer.echo(f"deleted the data of {import_id}")
 
 
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option("--org", help="The organisation's id (org_...).")],
+    name: Annotated[str, typer.Option("--name", help="What the key is for.")],
+) -> None:
+    """Create a secret key and print it: it is shown this once, and only its hash is kept."""
+    from server import keys
+    from server.errors import ServiceError
+
+    try:
+        created = keys.create_key(_runtime(), org, name)
+    except ServiceError as exc:
+        _fail(exc.message)
+    typer.echo(created.secret)
+    typer.echo(f"{created.key.id} ({created.key.name}): shown once; keep it safe.", err=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    org: Annotated[str, typer.Option("--org", help="The organisation's id (org_...).")],
+) -> None:
+    """An organisation's keys: id, name, last four characters, last use, revocation."""
+    from server import keys
+
+    for key in keys.list_keys(_runtime(), org):
+        used = key.last_used_at.isoformat() if key.last_used_at else "never used"
+        state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "live"
+        typer.echo(f"{key.id}\t{key.name}\t...{key.hint}\t{used}\t{state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once: every request with it is refused from now on."""
+    from server import keys
+    from server.errors import ServiceError
+
+    try:
+        keys.revoke_key(_runtime(), key_id)
+    except ServiceError as exc:
+        _fail(exc.message)
+    typer.echo(f"revoked {key_id}")
+
+
+def _runtime() -> Runtime:
+    from server.runtime import Runtime
+    from server.settings import Settings
+
+    return Runtime.from_settings(Settings.from_env())
+
+
 @app.command()
 def demo(
     port: int = 8443,
@@ -196,6 +248,7 @@ def demo(
     SIGINT and SIGTERM stop all of it: the worker and its children, cron, redis-server."""
     from server import db
     from server.demo import seed
+    from server.keys import rotate_key
     from server.queue import embedded_redis
     from server.runtime import Runtime
     from server.settings import Settings
@@ -222,6 +275,7 @@ def demo(
         db.migrate(settings.database_url)
         rt = Runtime.from_settings(settings)  # the one this process uses, server included
         state = seed(rt)
+        demo_key = rotate_key(rt, state.org_id, "loadbay demo").secret
         children.start("worker", "cron")
         typer.echo(
             f"\nloadbay demo is running.\n"
@@ -229,6 +283,7 @@ def demo(
             f"  Webhook receiver:           {state.receiver_page}\n"
             f"  TLS certificate:            {cert} (self-signed: accept it in the browser)\n"
             f"  Publishable key:            {state.publishable_key}\n"
+            f"  Secret key:                 {demo_key}\n"
             f"Press Ctrl-C to stop.\n"
         )
         _serve(rt, "127.0.0.1", port, cert, key)

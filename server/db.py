@@ -67,6 +67,38 @@ class Organisation(Base):
     allowed_origins: Mapped[list[str]]
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Settings a client changes over the management API (None: the operator's default).
+    retention_days: Mapped[int | None] = mapped_column(default=None)
+    invalid_row_policy: Mapped[str] = mapped_column(String(20), default="reject")
+
+
+class SecretKey(Base):
+    """An organisation's secret key for the management API. Only the SHA-256 of the key
+    is kept (the key is 256 random bits, so a plain digest is enough); `hint` is its last
+    four characters, to tell keys apart in a list."""
+
+    __tablename__ = "secret_keys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class IdempotencyKey(Base):
+    """A POST's Idempotency-Key (its SHA-256), kept 24 h with a digest of what was asked
+    and the answer given; `status` is None while the first request is under way."""
+
+    __tablename__ = "idempotency_keys"
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(default=None)
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Template(Base):
@@ -74,6 +106,21 @@ class Template(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    schema: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(default=1)  # the newest of its TemplateVersions
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class TemplateVersion(Base):
+    """Every schema a template has had: a PUT adds one; an import names the one it used."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (UniqueConstraint("template_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"), index=True)
+    version: Mapped[int]
     schema: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -88,6 +135,8 @@ class Destination(Base):
     sealed_config: Mapped[bytes] = mapped_column(LargeBinary)
     enabled: Mapped[bool] = mapped_column(default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class Import(Base):
@@ -95,6 +144,7 @@ class Import(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
     template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"))
+    template_version: Mapped[int | None] = mapped_column(default=None)
     status: Mapped[str] = mapped_column(String(20), default="uploading")
     file_name: Mapped[str] = mapped_column(String(300))
     token_hash: Mapped[str] = mapped_column(String(64))

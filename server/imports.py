@@ -69,7 +69,7 @@ def create_import(
 ) -> CreatedImport:
     with rt.sessions.begin() as session:
         template = session.get(db.Template, template_id)
-        if template is None or template.org_id != org.id:
+        if template is None or template.org_id != org.id or template.deleted_at is not None:
             raise NotFound(f"Template {template_id} does not exist.")
         import_id = db.new_id("imp")
         token = secrets.token_urlsafe(32)
@@ -79,6 +79,7 @@ def create_import(
                 id=import_id,
                 org_id=org.id,
                 template_id=template.id,
+                template_version=template.version,  # the schema this import is checked by
                 file_name=file_name[:300],
                 token_hash=_hash(token),
                 wrapped_data_key=rt.vault.new_data_key(org.id, org.wrapped_key, import_id),

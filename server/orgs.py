@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-import destinations
-from destinations.errors import DeliveryError
-from pipeline.template import parse_template
-from server import db
+from server import db, templates
+from server import destinations as server_destinations
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
+
+INVALID_ROW_POLICIES = ("reject", "valid-only", "with-errors")
+MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 365
+MAX_ORIGINS = 100
+_HOST = re.compile(r"[a-z0-9.\-]+|[0-9a-f:.]+")
+
+
+class InvalidOrigin(Invalid):
+    code = "invalid-origin"
 
 
 def create_organisation(rt: Runtime, name: str, allowed_origins: list[str]) -> db.Organisation:
@@ -30,11 +40,7 @@ def create_organisation(rt: Runtime, name: str, allowed_origins: list[str]) -> d
 
 
 def create_template(rt: Runtime, org: db.Organisation, schema: dict[str, Any]) -> db.Template:
-    parsed = parse_template(schema)  # refuses what the engine cannot enforce
-    row = db.Template(id=db.new_id("tpl"), org_id=org.id, name=parsed.name, schema=schema)
-    with rt.sessions.begin() as session:
-        session.add(row)
-    return row
+    return templates.create_template(rt, org.id, schema)
 
 
 def create_destination(
@@ -45,22 +51,9 @@ def create_destination(
     name: str,
     config: dict[str, Any],
 ) -> db.Destination:
-    try:  # the settings parse and check() passes: the address is one loadbay may reach
-        destinations.validate(kind, config, rt.destination_context)
-    except DeliveryError as exc:
-        raise Invalid(f"The destination cannot be used: {exc}") from exc
-    destination_id = db.new_id("dst")
-    row = db.Destination(
-        id=destination_id,
-        org_id=org.id,
-        template_id=template.id,
-        kind=kind,
-        name=name,
-        sealed_config=rt.vault.seal_config(org.id, org.wrapped_key, destination_id, config),
-    )
-    with rt.sessions.begin() as session:
-        session.add(row)
-    return row
+    """A destination whose settings parse and pass check() (the address is one loadbay may
+    reach)."""
+    return server_destinations.create_destination(rt, org, template.id, kind, name, config).row
 
 
 def organisation_by_key(rt: Runtime, publishable_key: str) -> db.Organisation:
@@ -74,8 +67,94 @@ def organisation_by_key(rt: Runtime, publishable_key: str) -> db.Organisation:
 
 
 def template_for(rt: Runtime, org: db.Organisation, template_id: str) -> db.Template:
+    """A template the importer may serve: the organisation's, and not deleted."""
     with rt.sessions() as session:
-        row = session.get(db.Template, template_id)
-    if row is None or row.org_id != org.id:
-        raise NotFound(f"Template {template_id} does not exist.")
-    return row
+        return templates.live_template(session, org.id, template_id)
+
+
+@dataclass(frozen=True)
+class OrganisationSettings:
+    organisation: db.Organisation
+    default_retention_days: int  # the organisation's, else the operator's default
+
+
+def settings_of(rt: Runtime, org_id: str) -> OrganisationSettings:
+    with rt.sessions() as session:
+        org = session.get(db.Organisation, org_id)
+    if org is None:
+        raise NotFound(f"Organisation {org_id} does not exist.")
+    return OrganisationSettings(org, org.retention_days or rt.settings.retention_days)
+
+
+def update_settings(
+    rt: Runtime,
+    org_id: str,
+    *,
+    allowed_origins: list[str] | None = None,
+    default_retention_days: int | None = None,
+    invalid_row_policy: str | None = None,
+) -> OrganisationSettings:
+    """Change what was sent; every value is checked before anything is stored."""
+    origins = None if allowed_origins is None else checked_origins(allowed_origins)
+    if default_retention_days is not None and not (
+        MIN_RETENTION_DAYS <= default_retention_days <= MAX_RETENTION_DAYS
+    ):
+        raise Invalid(
+            f"The default retention is {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS} days."
+        )
+    if invalid_row_policy is not None and invalid_row_policy not in INVALID_ROW_POLICIES:
+        raise Invalid(f"The invalid-row policy is one of {', '.join(INVALID_ROW_POLICIES)}.")
+    with rt.sessions.begin() as session:
+        org = session.get(db.Organisation, org_id)
+        if org is None:
+            raise NotFound(f"Organisation {org_id} does not exist.")
+        if origins is not None:
+            org.allowed_origins = origins
+        if default_retention_days is not None:
+            org.retention_days = default_retention_days
+        if invalid_row_policy is not None:
+            org.invalid_row_policy = invalid_row_policy
+    return settings_of(rt, org_id)
+
+
+def checked_origins(values: list[str]) -> list[str]:
+    """Web origins (scheme://host[:port]), lower-cased, without a trailing slash; anything
+    with a path, query, fragment or credentials is refused."""
+    if len(values) > MAX_ORIGINS:
+        raise Invalid(f"At most {MAX_ORIGINS} allowed origins.")
+    checked: list[str] = []
+    for value in values:
+        origin = _origin(value)
+        if origin is None:
+            raise InvalidOrigin(
+                f"{value[:200]!r} is not an origin: give scheme://host[:port], "
+                "for example https://app.example.com."
+            )
+        if origin not in checked:
+            checked.append(origin)
+    return checked
+
+
+def _origin(value: str) -> str | None:
+    if not isinstance(value, str) or len(value) > 300 or not value.isascii():
+        return None
+    try:
+        parts = urlsplit(value.strip().removesuffix("/"))
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if (
+        parts.scheme not in ("http", "https")
+        or not host
+        or parts.username is not None
+        or parts.password is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "%" in parts.netloc
+        or not _HOST.fullmatch(host)
+    ):
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{shown}" + (f":{port}" if port is not None else "")

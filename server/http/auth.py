@@ -34,3 +34,18 @@ def require_same_origin(request: Request) -> None:
     own = f"{request.url.scheme}://{request.url.netloc}"
     if origin is not None and origin != own:
         raise Forbidden("Requests must come from the loadbay importer page.")
+
+
+def secret_key(request: Request) -> str:
+    """The management API's credential: `Authorization: Bearer lb_sk_...`. Checking it
+    (server.keys.authenticate) gives the organisation; an upload token or publishable key
+    is never accepted here, nor a secret key on the importer's routes.
+
+    Note for the imports API to come: `GET /api/v1/imports/{id}` is today the importer's
+    status route (upload token, server/importer/routes.py). When the management API adds
+    its own `GET /api/v1/imports/{id}`, that one route dispatches by credential:
+    `lb_sk_` -> the management answer, anything else -> the importer's."""
+    value = request.headers.get("authorization", "")
+    if not value.startswith("Bearer ") or len(value) > 200:
+        raise Unauthorized("Send a secret key: Authorization: Bearer lb_sk_...")
+    return value.removeprefix("Bearer ").strip()

@@ -46,6 +46,69 @@ def error_response(exc: errors.ServiceError | PipelineError) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=status_of(exc), headers=headers)
 
 
+PROBLEM_TYPE = "urn:loadbay:problem:"
+PROBLEM_TITLES: dict[int, str] = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    408: "Request timeout",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content too large",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Server error",
+    503: "Service unavailable",
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An RFC 9457 problem details answer (the management API's; the importer keeps its
+    `{"error": ...}` shape, which the browser reads)."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + code,
+        "title": PROBLEM_TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **(extra or {}),
+    }
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
+
+
+def problem_response(exc: errors.ServiceError | PipelineError) -> JSONResponse:
+    if isinstance(exc, PipelineError):
+        return problem(422, "invalid", str(exc))
+    status = status_of(exc)
+    headers: dict[str, str] = {}
+    if exc.retry_after is not None:
+        headers["retry-after"] = str(exc.retry_after)
+    if status == 401:
+        headers["www-authenticate"] = 'Bearer realm="loadbay"'
+    extra = {"errors": exc.details} if exc.details is not None else None
+    return problem(status, exc.code, exc.message, extra=extra, headers=headers or None)
+
+
+def server_problem() -> JSONResponse:
+    return problem(
+        500,
+        "server-error",
+        "Something went wrong on our side; nothing was changed. Try again in a moment.",
+        headers={"content-security-policy": LOCKED_CSP, "strict-transport-security": HSTS},
+    )
+
+
 def server_error() -> JSONResponse:
     return JSONResponse(
         {

@@ -1,0 +1,1 @@
+"""The management REST API (secret key): templates, destinations, organisation settings."""

@@ -1,0 +1,175 @@
+"""Templates: a Table Schema + `x-loadbay` document per template, versioned (every change
+is a new version; an import records the one it used), deleted softly and restorable for
+RESTORE_DAYS."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from pipeline.errors import PipelineError
+from pipeline.template import parse_template
+from server import db
+from server.errors import Conflict, Invalid, NotFound
+from server.runtime import Runtime
+
+RESTORE_DAYS = 30
+MAX_PAGE = 100
+
+T = TypeVar("T", db.Template, db.Destination)
+
+
+class RestoreWindowPassed(Conflict):
+    code = "restore-window-passed"
+
+
+class InvalidTemplate(Invalid):
+    code = "invalid-template"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Any]
+    next_cursor: str | None
+
+
+def paginate(
+    session: Session, query: Select[Any], model: type[T], limit: int, cursor: str | None
+) -> Page:
+    """Keyset pagination in creation order; the cursor is opaque (the last item's creation
+    time and id) and stays right while items are added or deleted."""
+    if cursor:
+        created, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                model.created_at > created,
+                and_(model.created_at == created, model.id > last_id),
+            )
+        )
+    rows = list(session.scalars(query.order_by(model.created_at, model.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+
+
+def encode_cursor(created: dt.datetime, item_id: str) -> str:
+    raw = json.dumps([created.isoformat(), item_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, item_id = json.loads(raw)
+        when = dt.datetime.fromisoformat(created)
+        if not isinstance(item_id, str) or when.tzinfo is None:
+            raise ValueError(cursor)
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise Invalid("The cursor is not one this API gave out.") from exc
+    return when, item_id
+
+
+def _parsed_name(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        raise InvalidTemplate("A template is a Table Schema JSON object.")
+    try:
+        return parse_template(schema).name  # refuses what the engine cannot enforce
+    except PipelineError as exc:
+        raise InvalidTemplate(f"The template is not valid: {exc}") from exc
+
+
+def create_template(rt: Runtime, org_id: str, schema: dict[str, Any]) -> db.Template:
+    name = _parsed_name(schema)
+    now = db.utcnow()
+    row = db.Template(
+        id=db.new_id("tpl"),
+        org_id=org_id,
+        name=name,
+        schema=schema,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    with rt.sessions.begin() as session:
+        session.add(row)
+        session.flush()
+        session.add(db.TemplateVersion(template_id=row.id, version=1, schema=schema))
+    return row
+
+
+def _owned(session: Session, org_id: str, template_id: str) -> db.Template:
+    row = session.get(db.Template, template_id)
+    if row is None or row.org_id != org_id:
+        raise NotFound(f"Template {template_id} does not exist.")
+    return row
+
+
+def get_template(rt: Runtime, org_id: str, template_id: str) -> db.Template:
+    with rt.sessions() as session:
+        return _owned(session, org_id, template_id)
+
+
+def list_templates(
+    rt: Runtime, org_id: str, limit: int, cursor: str | None, include_deleted: bool = False
+) -> Page:
+    query = select(db.Template).where(db.Template.org_id == org_id)
+    if not include_deleted:
+        query = query.where(db.Template.deleted_at.is_(None))
+    with rt.sessions() as session:
+        return paginate(session, query, db.Template, limit, cursor)
+
+
+def replace_template(
+    rt: Runtime, org_id: str, template_id: str, schema: dict[str, Any]
+) -> db.Template:
+    """A new version: the schema the importer serves from now on; imports under way keep
+    the version they started with."""
+    name = _parsed_name(schema)
+    with rt.sessions.begin() as session:
+        row = _owned(session, org_id, template_id)
+        if row.deleted_at is not None:
+            raise Conflict(f"Template {template_id} is deleted; restore it first.")
+        row.version += 1
+        row.schema, row.name, row.updated_at = schema, name, db.utcnow()
+        session.add(db.TemplateVersion(template_id=row.id, version=row.version, schema=schema))
+        return row
+
+
+def delete_template(rt: Runtime, org_id: str, template_id: str) -> db.Template:
+    with rt.sessions.begin() as session:
+        row = _owned(session, org_id, template_id)
+        if row.deleted_at is None:
+            row.deleted_at = db.utcnow()
+        return row
+
+
+def restore_template(rt: Runtime, org_id: str, template_id: str) -> db.Template:
+    with rt.sessions.begin() as session:
+        row = _owned(session, org_id, template_id)
+        restorable(row.deleted_at, f"Template {template_id}")
+        row.deleted_at = None
+        return row
+
+
+def restorable(deleted_at: dt.datetime | None, what: str) -> None:
+    if deleted_at is None:
+        return
+    if db.utcnow() - deleted_at > dt.timedelta(days=RESTORE_DAYS):
+        raise RestoreWindowPassed(
+            f"{what} was deleted more than {RESTORE_DAYS} days ago and cannot be restored."
+        )
+
+
+def live_template(session: Session, org_id: str, template_id: str) -> db.Template:
+    """A template the importer may serve: the organisation's and not deleted."""
+    row = session.get(db.Template, template_id)
+    if row is None or row.org_id != org_id or row.deleted_at is not None:
+        raise NotFound(f"Template {template_id} does not exist.")
+    return row
