@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 ANSWER_LIMIT = 1000  # characters of a receiver's answer kept with an attempt
+# What a destination passes on: twice that, so a value of the batch the receiver quoted
+# across the cut is still seen whole (and the answer not kept).
+ANSWER_READ = 2 * ANSWER_LIMIT
 
 
 class DeliveryError(Exception):
     """A batch could not be delivered. The message is safe to show to the client.
 
     `status_code` and `answer` are what the receiver said, when it said anything: the
-    answer is the receiver's own words, cut to ANSWER_LIMIT characters.
+    answer is the receiver's own words, cut to ANSWER_READ characters (ANSWER_LIMIT are
+    kept).
     """
 
     def __init__(
@@ -17,7 +21,7 @@ class DeliveryError(Exception):
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.answer = answer[:ANSWER_LIMIT] if answer is not None else None
+        self.answer = answer[:ANSWER_READ] if answer is not None else None
 
 
 class RetryableDeliveryError(DeliveryError):

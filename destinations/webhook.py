@@ -21,7 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from destinations.base import DeliveryBatch, DestinationContext, DestinationSpec, setting
 from destinations.errors import (
-    ANSWER_LIMIT,
+    ANSWER_READ,
     ConfigurationError,
     EndpointGoneError,
     FatalDeliveryError,
@@ -151,7 +151,7 @@ def _judge(url: str, response: httpx.Response) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
-    answer = response.text[:ANSWER_LIMIT]
+    answer = response.text[:ANSWER_READ]
     if status == 410:
         raise EndpointGoneError(
             f"{url} answered 410 Gone; the destination is disabled.",

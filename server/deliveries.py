@@ -309,11 +309,13 @@ def _record(
 
 def _said(exc: DeliveryError, table: pa.Table | None) -> Said:
     """The receiver's status code and answer, the answer cut to ANSWER_LIMIT characters and
-    dropped when it quotes a value of the batch (a receiver echoing the rows back)."""
-    answer = exc.answer[:ANSWER_LIMIT] if exc.answer is not None else None
+    dropped when it quotes a value of the batch (a receiver echoing the rows back; what
+    the destination passed on, up to ANSWER_READ characters, is searched, so a value cut
+    at the limit is found whole)."""
+    answer = exc.answer
     if answer and (table is None or echoes(answer, table)):
         answer = ECHOED if table is not None else None
-    return Said(exc.status_code, answer or None)
+    return Said(exc.status_code, answer[:ANSWER_LIMIT] if answer else None)
 
 
 def echoes(answer: str, table: pa.Table) -> bool:

@@ -236,3 +236,12 @@ def test_echoes_finds_values_as_text_or_json_escaped() -> None:
     assert deliveries.echoes("row 12345 is bad", table)  # typed values, as text
     assert not deliveries.echoes("true; 7 rows; all fine", table)  # booleans, short values
     assert not deliveries.echoes("", table)
+
+
+def test_a_value_quoted_across_the_cut_still_drops_the_answer(make: Any, talker: Talker) -> None:
+    made = make(talker.url)
+    talker.status = 500
+    talker.body = ("." * 994 + "Grace Hopper was here" + "." * 3000).encode()
+    deliveries.deliver(made.rt, made.delivery_id)
+    [attempt] = deliveries.attempts_of(made.rt, made.import_id)
+    assert attempt.answer == deliveries.ECHOED  # 'Grace ' was inside the first 1,000
