@@ -335,3 +335,23 @@ def test_another_organisations_import_is_not_found(
     plan = plan_export(rt, import_id, "xlsx")
     assert (plan.file_name, plan.rows, plan.batches) == ("ledger.xlsx", 6, 3)
     assert plan.columns == ("label", "count", "amount", "day", "ok")
+
+
+def test_xlsx_writes_times_numbers_and_gaps_as_excel_types() -> None:
+    table = pa.table(
+        {
+            "at": pa.array(
+                [dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC), None], pa.timestamp("us", "UTC")
+            ),
+            "x": pa.array([float("nan"), 2.5], pa.float64()),
+            "t": pa.array(["\tcell", None], pa.string()),
+        }
+    )
+    out = io.BytesIO()
+    assert exports.WRITERS["xlsx"](iter([table]), ("at", "x", "t"), out) == 2
+    sheet = CalamineWorkbook.from_filelike(io.BytesIO(out.getvalue())).get_sheet_by_index(0)
+    assert sheet.to_python() == [
+        ["at", "x", "t"],
+        [dt.datetime(2024, 5, 1, 12, 30), "nan", "'\tcell"],
+        ["", 2.5, ""],
+    ]
