@@ -41,11 +41,21 @@ def _digest(value: bytes) -> str:
     return hashlib.sha256(value).hexdigest()
 
 
+def _canonical(body: bytes) -> bytes:
+    """The same JSON however it is spaced or ordered (a client's library may re-serialise a
+    retry); a body that is not JSON as it is."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
 def claim(rt: Runtime, org_id: str, key: str, path: str, body: bytes) -> Claim:
     if not 0 < len(key) <= MAX_KEY:
         raise Invalid(f"An Idempotency-Key holds 1 to {MAX_KEY} characters.")
     key_hash = _digest(key.encode())
-    request_hash = _digest(path.encode() + b"\n" + body)
+    request_hash = _digest(path.encode() + b"\n" + _canonical(body))
     now = db.utcnow()
     with rt.sessions.begin() as session:
         session.execute(

@@ -51,6 +51,19 @@ def operation_id(endpoint: Endpoint) -> str:
     return endpoint.method.lower() + "_" + "_".join(w for w in words.split("/") if w)
 
 
+def statuses(e: Endpoint) -> list[int]:
+    """The problems an operation may answer: its own, plus what the edge adds (a key
+    refused, a rate limit, a body too large or too slow, an Idempotency-Key misused)."""
+    found = {*e.errors, 401, 429}
+    if e.body is not None or e.method in ("POST", "PUT", "PATCH"):
+        found |= {408, 413, 422}
+    if e.method == "POST":
+        found |= {409, 422}
+    if e.query:
+        found.add(422)
+    return sorted(found)
+
+
 def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     answers = {e.answer for e in endpoints if e.answer is not None} | {schemas.Problem}
     bodies = {e.body for e in endpoints if e.body is not None}
@@ -105,7 +118,7 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
                 "content": {"application/json": {"schema": ref(e.answer, "serialization")}},
             }
         problem = {"content": {PROBLEM: {"schema": ref(schemas.Problem, "serialization")}}}
-        for status in () if e.public else sorted({*e.errors, 401, 429}):
+        for status in () if e.public else statuses(e):
             responses[str(status)] = {"description": "Problem details.", **problem}
         operation["responses"] = responses
         if e.public:

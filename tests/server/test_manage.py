@@ -480,3 +480,28 @@ def test_openapi_documents_every_management_route(api: TestClient) -> None:
         for operation in ops.values():
             for ref in json.dumps(operation).split('"$ref": "')[1:]:
                 assert ref.split('"')[0].removeprefix("#/components/schemas/") in schemas, path
+
+
+def test_a_concurrent_duplicate_gets_409_and_a_server_error_frees_the_key(
+    runtime: Runtime, api: TestClient, setup: OrgSetup
+) -> None:
+    from starlette.responses import Response
+
+    from server.manage import idempotency
+
+    org_id, body = setup.org.id, b'{"schema": {}}'
+    assert idempotency.claim(runtime, org_id, "k1", "/api/v1/templates", body).replay is None
+    with pytest.raises(idempotency.InProgress):  # the first is still running
+        idempotency.claim(runtime, org_id, "k1", "/api/v1/templates", body)
+    idempotency.finish(runtime, org_id, "k1", Response(status_code=500))
+    assert idempotency.claim(runtime, org_id, "k1", "/api/v1/templates", body).replay is None
+    _problem(
+        api.post("/api/v1/templates", json={"schema": {}}, headers={"idempotency-key": "k1"}),
+        409,
+        "idempotency-key-in-use",
+    )
+    _problem(
+        api.post("/api/v1/templates", json={"schema": {}}, headers={"idempotency-key": ""}),
+        422,
+        "invalid",
+    )
