@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from server import deliveries, retention
+from server import deliveries, retention, sweeper
 from server.runtime import Runtime
 from server.settings import Settings
 
@@ -31,7 +31,7 @@ def deliver(delivery_id: int) -> str:
 
 def sweep() -> dict[str, int]:
     """Every minute (see `loadbay cron`): stale claims released, due deliveries enqueued."""
-    return deliveries.sweep(_runtime()).to_dict()
+    return sweeper.sweep(_runtime()).to_dict()
 
 
 def purge_expired() -> list[str]:

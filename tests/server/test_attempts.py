@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 import destinations
-from server import db, deliveries, imports, jobs, retention, uploads
+from server import attempts, db, deliveries, imports, jobs, retention, sweeper, uploads
 from server.deliveries import DeliveryStatus
 from server.errors import Conflict, Gone, NotFound
 from server.runtime import Runtime
@@ -107,7 +107,7 @@ def test_a_500_then_a_200_are_two_attempts(make: Any, receiver: Receiver) -> Non
     assert deliveries.deliver(made.rt, made.delivery_id).startswith("retry in ")
     _due_now(made.rt, made.delivery_id)
     assert deliveries.deliver(made.rt, made.delivery_id) == "delivered"
-    first, second = deliveries.attempts_of(made.rt, made.import_id)
+    first, second = attempts.attempts_of(made.rt, made.import_id)
     assert (first.number, first.outcome, first.status_code) == (1, "retry", 500)
     assert first.error == f"{receiver.url} answered 500."
     assert first.answer is None  # the receiver said nothing beyond its status
@@ -125,7 +125,7 @@ def test_the_answer_is_kept_to_1000_characters(make: Any, talker: Talker) -> Non
     talker.body = ("Overloaded, come back later. " * 200).encode()
     assert len(talker.body) > 5000
     deliveries.deliver(made.rt, made.delivery_id)
-    [attempt] = deliveries.attempts_of(made.rt, made.import_id)
+    [attempt] = attempts.attempts_of(made.rt, made.import_id)
     assert attempt.status_code == 503
     assert attempt.answer == talker.body.decode()[:1000]
     assert len(attempt.answer) == 1000
@@ -139,9 +139,9 @@ def test_an_answer_quoting_the_rows_sent_is_not_kept(make: Any, talker: Talker) 
     talker.status = 422
     talker.body = b'{"error": "bad row", "row": {"full_name": "Grace Hopper"}}'
     assert deliveries.deliver(made.rt, made.delivery_id) == "failed"  # a 4xx is final
-    [attempt] = deliveries.attempts_of(made.rt, made.import_id)
+    [attempt] = attempts.attempts_of(made.rt, made.import_id)
     assert (attempt.outcome, attempt.status_code) == ("failed", 422)
-    assert attempt.answer == deliveries.ECHOED
+    assert attempt.answer == attempts.ECHOED
     assert "Grace" not in (attempt.answer + (attempt.error or ""))
 
 
@@ -149,7 +149,7 @@ def test_a_410_disables_and_is_recorded_as_disabled(make: Any, receiver: Receive
     made = make(receiver.url)
     receiver.answer(410)
     assert deliveries.deliver(made.rt, made.delivery_id) == "failed"
-    [attempt] = deliveries.attempts_of(made.rt, made.import_id)
+    [attempt] = attempts.attempts_of(made.rt, made.import_id)
     assert (attempt.outcome, attempt.status_code) == ("disabled", 410)
     with pytest.raises(Conflict, match="its destination is disabled"):
         deliveries.retry(made.rt, made.delivery_id)
@@ -165,7 +165,7 @@ def test_an_unexpected_error_is_an_attempt(
 
     monkeypatch.setattr(destinations, "create", broken)
     deliveries.deliver(made.rt, made.delivery_id)
-    [attempt] = deliveries.attempts_of(made.rt, made.import_id)
+    [attempt] = attempts.attempts_of(made.rt, made.import_id)
     assert attempt.outcome == "retry"
     assert attempt.error == "Internal error (RuntimeError) in loadbay; it will be retried."
     assert (attempt.status_code, attempt.answer) == (None, None)
@@ -176,8 +176,8 @@ def test_a_stale_claim_released_by_the_sweeper_is_an_attempt(make: Any, receiver
     now = db.utcnow()
     assert deliveries.claim(made.rt, made.delivery_id, now) == 1
     later = now + dt.timedelta(seconds=made.rt.queue.timings.stale_after + 1)
-    assert deliveries.sweep(made.rt, later).released == 1
-    [attempt] = deliveries.attempts_of(made.rt, made.import_id)
+    assert sweeper.sweep(made.rt, later).released == 1
+    [attempt] = attempts.attempts_of(made.rt, made.import_id)
     assert attempt.outcome == "retry"
     assert (attempt.started_at, attempt.finished_at) == (now, later)
     assert attempt.error is not None and "its worker stopped" in attempt.error
@@ -195,8 +195,7 @@ def test_a_failed_delivery_is_retried_with_its_schedule_restarted(
     assert made.rt.queue.status(f"delivery-{made.delivery_id}-1") == "queued"
     assert deliveries.deliver(made.rt, made.delivery_id) == "delivered"
     outcomes = [
-        (a.number, a.outcome, a.status_code)
-        for a in deliveries.attempts_of(made.rt, made.import_id)
+        (a.number, a.outcome, a.status_code) for a in attempts.attempts_of(made.rt, made.import_id)
     ]
     assert outcomes == [(1, "failed", 400), (2, "delivered", None)]
     with pytest.raises(Conflict, match="was delivered already"):
@@ -212,7 +211,7 @@ def test_only_failed_deliveries_of_ones_own_organisation_are_retried(
     with pytest.raises(NotFound):
         deliveries.retry(made.rt, made.delivery_id, org_id="org_someone_else")
     with pytest.raises(NotFound):
-        deliveries.attempts_of(made.rt, made.import_id, org_id="org_someone_else")
+        attempts.attempts_of(made.rt, made.import_id, org_id="org_someone_else")
     with pytest.raises(NotFound):
         deliveries.retry(made.rt, 987654)
     assert retention.delete_import_data(made.rt, made.import_id)  # pending -> failed
@@ -231,11 +230,11 @@ def test_echoes_finds_values_as_text_or_json_escaped() -> None:
             "ok": [True, False, True],
         }
     )
-    assert deliveries.echoes("rejected: Ada Lovelace", table)
-    assert deliveries.echoes('{"name":"Zo\\u00eb Quote\\"s"}', table)  # as json.dumps wrote it
-    assert deliveries.echoes("row 12345 is bad", table)  # typed values, as text
-    assert not deliveries.echoes("true; 7 rows; all fine", table)  # booleans, short values
-    assert not deliveries.echoes("", table)
+    assert attempts.echoes("rejected: Ada Lovelace", table)
+    assert attempts.echoes('{"name":"Zo\\u00eb Quote\\"s"}', table)  # as json.dumps wrote it
+    assert attempts.echoes("row 12345 is bad", table)  # typed values, as text
+    assert not attempts.echoes("true; 7 rows; all fine", table)  # booleans, short values
+    assert not attempts.echoes("", table)
 
 
 def test_a_value_quoted_across_the_cut_still_drops_the_answer(make: Any, talker: Talker) -> None:
@@ -243,5 +242,5 @@ def test_a_value_quoted_across_the_cut_still_drops_the_answer(make: Any, talker:
     talker.status = 500
     talker.body = ("." * 994 + "Grace Hopper was here" + "." * 3000).encode()
     deliveries.deliver(made.rt, made.delivery_id)
-    [attempt] = deliveries.attempts_of(made.rt, made.import_id)
-    assert attempt.answer == deliveries.ECHOED  # 'Grace ' was inside the first 1,000
+    [attempt] = attempts.attempts_of(made.rt, made.import_id)
+    assert attempt.answer == attempts.ECHOED  # 'Grace ' was inside the first 1,000

@@ -10,7 +10,7 @@ import pytest
 from rq import SimpleWorker
 from sqlalchemy import delete, update
 
-from server import db, deliveries, imports, jobs, uploads
+from server import db, deliveries, imports, jobs, sweeper, uploads
 from server.deliveries import DeliveryStatus
 from server.runtime import Runtime
 from tests.server.test_faults import (  # noqa: F401 - fixtures used by the process test
@@ -175,16 +175,16 @@ def test_the_sweeper_releases_a_stale_claim_and_enqueues_it(
     rt, delivery_id = one_delivery
     assert deliveries.claim(rt, delivery_id) == 1  # a worker took it, then died
     now = db.utcnow()
-    assert deliveries.sweep(rt, now).to_dict() == {"released": 0, "failed": 0, "enqueued": 0}
+    assert sweeper.sweep(rt, now).to_dict() == {"released": 0, "failed": 0, "enqueued": 0}
     later = now + dt.timedelta(seconds=rt.queue.timings.stale_after + 1)
-    assert deliveries.sweep(rt, later).to_dict() == {"released": 1, "failed": 0, "enqueued": 1}
+    assert sweeper.sweep(rt, later).to_dict() == {"released": 1, "failed": 0, "enqueued": 1}
     row = delivery(rt, delivery_id)
     assert (row.status, row.attempts) == (DeliveryStatus.PENDING, 1)
     assert row.last_error is not None and "did not finish" in row.last_error
     assert rt.queue.status(f"delivery-{delivery_id}-2") == "queued"
     assert rt.queue.retry.count == 1
     # The job is there: another sweep enqueues nothing.
-    assert deliveries.sweep(rt, later).enqueued == 0
+    assert sweeper.sweep(rt, later).enqueued == 0
 
 
 def test_a_stale_claim_past_the_schedule_fails(one_delivery: tuple[Runtime, int]) -> None:
@@ -192,7 +192,7 @@ def test_a_stale_claim_past_the_schedule_fails(one_delivery: tuple[Runtime, int]
     _set(rt, delivery_id, attempts=len(deliveries.RETRY_SCHEDULE))
     assert deliveries.claim(rt, delivery_id) == len(deliveries.RETRY_SCHEDULE) + 1
     later = db.utcnow() + dt.timedelta(hours=1)
-    assert deliveries.sweep(rt, later).to_dict() == {"released": 0, "failed": 1, "enqueued": 0}
+    assert sweeper.sweep(rt, later).to_dict() == {"released": 0, "failed": 1, "enqueued": 0}
     assert delivery(rt, delivery_id).status == DeliveryStatus.FAILED
 
 
@@ -201,10 +201,10 @@ def test_the_sweeper_enqueues_due_deliveries_without_a_job(
 ) -> None:
     rt, delivery_id = one_delivery
     _set(rt, delivery_id, next_attempt_at=db.utcnow() + dt.timedelta(minutes=5))
-    assert deliveries.sweep(rt).enqueued == 0  # not due
+    assert sweeper.sweep(rt).enqueued == 0  # not due
     _set(rt, delivery_id, next_attempt_at=None)
-    assert deliveries.sweep(rt).enqueued == 1
-    assert deliveries.sweep(rt).enqueued == 0  # queued already
+    assert sweeper.sweep(rt).enqueued == 1
+    assert sweeper.sweep(rt).enqueued == 0  # queued already
     assert deliveries.enqueue_all(rt, [delivery_id]) == 0  # nor does the submit route
 
 
@@ -236,11 +236,11 @@ def test_the_sweeper_moves_a_retry_no_scheduler_picked_up(
     assert jobs.deliver(delivery_id).startswith("retry in")  # a retry scheduled in ~5 s
     name = f"delivery-{delivery_id}-2"
     assert rt.queue.status(name) == "scheduled"
-    assert deliveries.sweep(rt).enqueued == 0  # on time: the scheduler's business
+    assert sweeper.sweep(rt).enqueued == 0  # on time: the scheduler's business
     row = delivery(rt, delivery_id)
     assert row.next_attempt_at is not None
-    late = row.next_attempt_at + dt.timedelta(seconds=deliveries.OVERDUE + 1)
-    assert deliveries.sweep(rt, late).enqueued == 1  # no scheduler moved it: we do
+    late = row.next_attempt_at + dt.timedelta(seconds=sweeper.OVERDUE + 1)
+    assert sweeper.sweep(rt, late).enqueued == 1  # no scheduler moved it: we do
     assert rt.queue.status(name) == "queued"
     assert rt.queue.retry.count == 1
-    assert deliveries.sweep(rt, late).enqueued == 0
+    assert sweeper.sweep(rt, late).enqueued == 0

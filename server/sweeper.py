@@ -1,0 +1,127 @@
+"""The stale-delivery sweeper, run every minute by `loadbay cron`: a claim whose worker
+died goes back to pending (its attempt counted) or to failed once the schedule is spent;
+a due delivery with no queued, scheduled or started job is enqueued (deliveries created
+while Redis was down, retries whose job was lost); a retry no scheduler picked up is
+moved onto the retry queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from rq.job import JobStatus
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from server import attempts, db, deliveries
+from server.deliveries import RETRY_SCHEDULE, DeliveryStatus, Outcome
+from server.queue import LIVE
+from server.runtime import Runtime
+
+SWEEP_LIMIT = 5000
+log = logging.getLogger("loadbay.sweeper")
+
+OVERDUE = 60  # seconds a scheduled retry may be late before the sweeper moves it
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    released: int
+    failed: int
+    enqueued: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"released": self.released, "failed": self.failed, "enqueued": self.enqueued}
+
+
+def sweep(rt: Runtime, now: dt.datetime | None = None) -> SweepReport:
+    """Release claims whose worker died and enqueue every due delivery without a job."""
+    moment = now or db.utcnow()
+    timings = rt.queue.timings
+    stale = and_(
+        db.Delivery.status == DeliveryStatus.SENDING,
+        db.Delivery.claimed_at < moment - dt.timedelta(seconds=timings.stale_after),
+    )
+    lost = f"The attempt did not finish within {timings.job_timeout} s (its worker stopped)."
+    with rt.sessions.begin() as session:
+        spent = db.Delivery.attempts > len(RETRY_SCHEDULE)
+        failed = _release(
+            session,
+            and_(stale, spent),
+            {"status": DeliveryStatus.FAILED, "claimed_at": None, "last_error": lost},
+            Outcome.FAILED,
+            moment,
+        )
+        released = _release(
+            session,
+            stale,
+            {
+                "status": DeliveryStatus.PENDING,
+                "claimed_at": None,
+                "next_attempt_at": moment,
+                "last_error": f"{lost} Retrying.",
+            },
+            Outcome.RETRY,
+            moment,
+        )
+    with rt.sessions() as session:
+        due = session.execute(
+            select(db.Delivery.id, db.Delivery.attempts, db.Delivery.next_attempt_at)
+            .where(
+                db.Delivery.status == DeliveryStatus.PENDING,
+                or_(db.Delivery.next_attempt_at.is_(None), db.Delivery.next_attempt_at <= moment),
+            )
+            .order_by(db.Delivery.next_attempt_at, db.Delivery.id)
+            .limit(SWEEP_LIMIT)
+        ).all()
+    statuses = rt.queue.statuses([deliveries.job_id(row.id, row.attempts + 1) for row in due])
+    enqueued = sum(
+        deliveries.enqueue_attempt(rt, row.id, row.attempts)
+        for row, status in zip(due, statuses, strict=True)
+        if status not in LIVE
+    )
+    # A retry still scheduled long after it was due: no worker runs a scheduler (one that
+    # died holds the lock for a minute); move it to the retry queue ourselves.
+    overdue = moment - dt.timedelta(seconds=OVERDUE)
+    enqueued += sum(
+        rt.queue.promote(deliveries.job_id(row.id, row.attempts + 1))
+        for row, status in zip(due, statuses, strict=True)
+        if status == JobStatus.SCHEDULED
+        and row.next_attempt_at is not None
+        and row.next_attempt_at < overdue
+    )
+    if released or failed or enqueued:
+        log.info("sweep: %s released, %s failed, %s enqueued", released, failed, enqueued)
+    return SweepReport(released, failed, enqueued)
+
+
+def _release(
+    session: Session, where: Any, values: dict[str, Any], outcome: str, now: dt.datetime
+) -> int:
+    """Settle the stale claims matching `where` with `values`, one attempt row each."""
+    claims = session.execute(
+        select(db.Delivery.id, db.Delivery.claimed_at).where(where).with_for_update()
+    ).all()
+    if not claims:
+        return 0
+    started = {row.id: row.claimed_at for row in claims}
+    changed = session.execute(
+        update(db.Delivery)
+        .where(where, db.Delivery.id.in_(started))
+        .values(**values)
+        .returning(db.Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    ids = list(changed)
+    for delivery_id in ids:
+        attempts.record(
+            session,
+            delivery_id,
+            started[delivery_id] or now,
+            outcome,
+            error=values["last_error"],
+            finished=now,
+        )
+    return len(ids)
