@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
@@ -92,8 +93,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-    with contextlib.suppress(ProcessLookupError):  # the worker, cron or redis left behind
+    with contextlib.suppress(ProcessLookupError):  # the worker or cron left behind
         os.killpg(proc.pid, signal.SIGKILL)
+    for server in psutil.process_iter(["name", "cwd"]):  # redis-server has its own session
+        if server.info["name"] == "redis-server" and server.info["cwd"] == str(data_dir):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                server.kill()
     log.close()
 
 

@@ -332,8 +332,11 @@ def _demo_family(demo: subprocess.Popen[bytes], data_dir: Path) -> list[psutil.P
         time.sleep(0.2)
 
 
-def _kill_all(demo: subprocess.Popen[bytes], family: list[psutil.Process]) -> None:
-    for proc in [*family, psutil.Process(demo.pid) if demo.poll() is None else None]:
+def _kill_all(demo: subprocess.Popen[bytes], family: list[psutil.Process], data_dir: Path) -> None:
+    """Whatever a failed test left: the family it saw, the demo, and any redis-server in the
+    demo's data directory (it runs in a session of its own, so nothing else reaches it)."""
+    leftovers = [*family, *_redis_servers_in(data_dir)]
+    for proc in [*leftovers, psutil.Process(demo.pid) if demo.poll() is None else None]:
         if proc is not None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
@@ -354,7 +357,7 @@ def test_a_signal_stops_the_whole_demo(tmp_path: Path, sig: signal.Signals) -> N
         assert took < 10
         print(f"{sig.name}: {len(family) + 1} processes gone in {took:.1f} s")
     finally:
-        _kill_all(demo, family)
+        _kill_all(demo, family, data_dir)
 
 
 def test_the_demo_restarts_a_worker_that_died(tmp_path: Path) -> None:
@@ -373,7 +376,7 @@ def test_the_demo_restarts_a_worker_that_died(tmp_path: Path) -> None:
         demo.send_signal(signal.SIGTERM)
         demo.wait(10)
     finally:
-        _kill_all(demo, family)
+        _kill_all(demo, family, data_dir)
 
 
 def _demo_workers(demo: subprocess.Popen[bytes]) -> list[psutil.Process]:
