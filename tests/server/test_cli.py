@@ -324,8 +324,12 @@ def _demo_family(demo: subprocess.Popen[bytes], data_dir: Path) -> list[psutil.P
     root = psutil.Process(demo.pid)
     deadline = time.monotonic() + 20  # the worker's scheduler starts a moment later
     while True:
-        family: list[psutil.Process] = root.children(recursive=True) + _redis_servers_in(data_dir)
-        names = [p.name() for p in family]
+        family: list[psutil.Process] = []
+        names: list[str] = []
+        for proc in root.children(recursive=True) + _redis_servers_in(data_dir):
+            with contextlib.suppress(psutil.NoSuchProcess):  # a short-lived child may go
+                names.append(proc.name())
+                family.append(proc)
         if names.count("redis-server") == 1 and len(family) >= 4:
             return family  # worker, its scheduler, cron, redis-server
         assert time.monotonic() < deadline, names
