@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.types import DateTime, TypeDecorator
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+DEFAULT_CONCURRENCY = 4  # attempts sending to one destination at once, unless it says otherwise
 
 
 def new_id(prefix: str) -> str:
@@ -135,6 +136,8 @@ class Destination(Base):
     sealed_config: Mapped[bytes] = mapped_column(LargeBinary)
     enabled: Mapped[bool] = mapped_column(default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    # How many attempts may send to it at once (server.deliveries).
+    max_concurrency: Mapped[int] = mapped_column(default=DEFAULT_CONCURRENCY)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 

@@ -8,6 +8,12 @@ claim whose worker died back to pending and enqueues every due delivery that has
 deliveries created while Redis was down, retries whose job was lost.
 
 Job ids are `delivery-<id>-<attempt>`: enqueuing one attempt twice makes one job.
+
+A destination is sent at most `max_concurrency` batches at once (a client's database is
+not hit by every worker together): an attempt first takes one of its destination's places
+(`JobQueue.take_slot`); when all are held it waits in the destination's waiting set
+without claiming, and the attempt that gives a place back enqueues it again (the sweeper
+wakes waiters whose holders died). A duplicate job is harmless: only one claim succeeds.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 import traceback
+import uuid
 from typing import Any, cast
 
 import pyarrow as pa
@@ -33,7 +41,7 @@ from destinations.errors import (
 from server import attempts, db
 from server.batches import load_batch
 from server.errors import Conflict, Gone, NotFound
-from server.queue import REDIS_ERRORS
+from server.queue import REDIS_ERRORS, SMALL_IMPORT_ROWS
 from server.runtime import Runtime
 
 log = logging.getLogger("loadbay.deliveries")
@@ -84,28 +92,70 @@ def enqueue_all(rt: Runtime, delivery_ids: list[int]) -> int:
         return 0
     with rt.sessions() as session:
         rows = session.execute(
-            select(db.Delivery.id, db.Delivery.attempts, db.Delivery.next_attempt_at).where(
-                db.Delivery.id.in_(delivery_ids), db.Delivery.status == DeliveryStatus.PENDING
+            select(
+                db.Delivery.id,
+                db.Delivery.attempts,
+                db.Delivery.next_attempt_at,
+                db.Import.row_count,
             )
+            .join(db.Import, db.Import.id == db.Delivery.import_id)
+            .where(db.Delivery.id.in_(delivery_ids), db.Delivery.status == DeliveryStatus.PENDING)
         ).all()
     now = db.utcnow()
     try:
         return sum(
-            enqueue_attempt(rt, row.id, row.attempts, _seconds_until(row.next_attempt_at, now))
+            enqueue_attempt(
+                rt,
+                row.id,
+                row.attempts,
+                _seconds_until(row.next_attempt_at, now),
+                small=row.row_count <= SMALL_IMPORT_ROWS,
+            )
             for row in rows
         )
     except REDIS_ERRORS as exc:
         raise QueueUnavailable(f"The job queue cannot be reached: {exc}") from exc
 
 
-def enqueue_attempt(rt: Runtime, delivery_id: int, attempts: int, delay: float = 0) -> bool:
+def enqueue_attempt(
+    rt: Runtime, delivery_id: int, attempts: int, delay: float = 0, *, small: bool = False
+) -> bool:
+    """First attempts go to the small or the big imports' queue, retries to the retry queue."""
     return rt.queue.enqueue(
         DELIVER,
         delivery_id,
         job_id=job_id(delivery_id, attempts + 1),
         delay=delay,
         retry=attempts > 0,
+        small=small,
     )
+
+
+# --- a destination's places ---------------------------------------------------------------------
+
+
+def _place_of(rt: Runtime, delivery_id: int) -> tuple[str, int] | None:
+    """The destination of a pending delivery and how many attempts it takes at once."""
+    with rt.sessions() as session:
+        row = session.execute(
+            select(db.Destination.id, db.Destination.max_concurrency)
+            .join(db.Delivery, db.Delivery.destination_id == db.Destination.id)
+            .where(db.Delivery.id == delivery_id, db.Delivery.status == DeliveryStatus.PENDING)
+        ).first()
+    return None if row is None else (row.id, row.max_concurrency)
+
+
+def wake(rt: Runtime, destination_id: str, limit: int, holder: str = "") -> int:
+    """Give `holder`'s place back (none: only wake) and enqueue the waiters that may go now,
+    on the retry queue (they have waited already). How many were enqueued."""
+    woken = rt.queue.give_slot(destination_id, holder, limit)
+    stamp = time.monotonic_ns()
+    for waiter in woken:
+        # Its own job id: the job that made it wait may not have finished yet.
+        rt.queue.enqueue(
+            DELIVER, int(waiter), job_id=f"delivery-{waiter}-woken-{stamp}", retry=True
+        )
+    return len(woken)
 
 
 def _seconds_until(moment: dt.datetime | None, now: dt.datetime) -> float:
@@ -150,6 +200,23 @@ def deliver(rt: Runtime, delivery_id: int) -> str:
     """One attempt at one delivery. Whatever goes wrong is recorded on the delivery (the
     attempt counted, a safe message) and ends in a scheduled retry or `failed`; every
     attempt leaves a `delivery_attempts` row."""
+    place = _place_of(rt, delivery_id)
+    if place is None:
+        return "skipped"
+    destination_id, limit = place
+    holder = f"{delivery_id}-{uuid.uuid4().hex}"
+    if not rt.queue.take_slot(destination_id, holder, limit, str(delivery_id)):
+        return "waiting"
+    try:
+        return _attempt(rt, delivery_id)
+    finally:
+        try:
+            wake(rt, destination_id, limit, holder)
+        except REDIS_ERRORS as exc:  # the place frees itself; the sweeper wakes the waiters
+            log.warning("delivery %s: place not given back (%s)", delivery_id, exc)
+
+
+def _attempt(rt: Runtime, delivery_id: int) -> str:
     started = db.utcnow()
     attempt = claim(rt, delivery_id, started)
     if attempt is None:
@@ -363,8 +430,9 @@ def retry(rt: Runtime, delivery_id: int, *, org_id: str | None = None) -> bool:
         delivery.attempts = 0  # the schedule starts again; delivery_attempts keeps the past
         delivery.next_attempt_at = None
         delivery.claimed_at = None
+        small = imp.row_count <= SMALL_IMPORT_ROWS
     try:
-        enqueue_attempt(rt, delivery_id, 0)
+        enqueue_attempt(rt, delivery_id, 0, small=small)
     except REDIS_ERRORS as exc:
         log.warning("delivery %s: retry not enqueued (%s); the sweeper will", delivery_id, exc)
         return False

@@ -1,9 +1,11 @@
 """Redis, the job queues and the processes that read them. Jobs are enqueued by dotted path.
 
-Two queues: first attempts go to `<queue_name>`, retries and the sweeper to
-`<queue_name>-retry`, which workers read first, so a retry never waits behind a backlog
-of first attempts. A job id is chosen by the caller and enqueued at most once while a
-job with that id is queued, scheduled or running.
+Three queues, which workers read in this order: `<queue_name>-retry` (retries and the
+sweeper), `<queue_name>-small` (first attempts of imports of at most SMALL_IMPORT_ROWS
+rows) and `<queue_name>` (first attempts of bigger imports). A retry never waits behind a
+backlog of first attempts, and a 100-row import never waits behind a 5M-row one. A job id
+is chosen by the caller and enqueued at most once while a job with that id is queued,
+scheduled or running. `take_slot`/`give_slot` bound how many jobs use one thing at once.
 
 `loadbay worker` and `loadbay cron` run through `run_worker` and `run_cron`: they
 reconnect with backoff when Redis goes away, and a worker's children (its work horse
@@ -39,6 +41,8 @@ from server.settings import Settings, Timings
 log = logging.getLogger("loadbay.queue")
 
 RETRY_SUFFIX = "-retry"
+SMALL_SUFFIX = "-small"
+SMALL_IMPORT_ROWS = 50_000
 LIVE = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED})
 RESULT_TTL = 600  # a finished job's record, for operators; the database keeps the outcome
 FAILURE_TTL = 24 * 3600
@@ -85,7 +89,10 @@ class JobQueue:
         self.connection = connection
         self.timings = timings
         self.first = Queue(name, connection=connection)
+        self.small = Queue(name + SMALL_SUFFIX, connection=connection)
         self.retry = Queue(name + RETRY_SUFFIX, connection=connection)
+        self._take = connection.register_script(_TAKE_OR_WAIT)
+        self._give = connection.register_script(_GIVE_BACK)
 
     def job_id(self, name: str) -> str:
         """The RQ id of job `name`: prefixed with the queue's name, so two installations
@@ -94,8 +101,11 @@ class JobQueue:
 
     @property
     def worker_queues(self) -> list[Queue]:
-        """In the order workers read them: retries first."""
-        return [self.retry, self.first]
+        """In the order workers read them: retries, then small imports, then big ones."""
+        return [self.retry, self.small, self.first]
+
+    def queue_for(self, name: str) -> Queue:
+        return {q.name: q for q in (self.retry, self.small, self.first)}.get(name, self.first)
 
     def enqueue(
         self,
@@ -104,10 +114,11 @@ class JobQueue:
         job_id: str,
         delay: float = 0,
         retry: bool = False,
+        small: bool = False,
     ) -> bool:
         """Enqueue `func` (a dotted path) unless a job `job_id` is queued, scheduled or
         running; True when this call enqueued it. Raises redis errors when Redis is down."""
-        queue = self.retry if retry else self.first
+        queue = self.retry if retry else self.small if small else self.first
         job_id = self.job_id(job_id)
         try:
             self._put(queue, func, args, job_id, delay)
@@ -136,12 +147,49 @@ class JobQueue:
             return False
         if job.get_status() != JobStatus.SCHEDULED:
             return False
-        queue = self.retry if job.origin == self.retry.name else self.first
+        queue = self.queue_for(job.origin)
         registry = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
         if not registry.remove(job):
             return False  # a scheduler moved it meanwhile
         queue.enqueue_job(job)
         return True
+
+    # --- concurrency limits: at most `limit` holders of a named slot at once -------------
+
+    def _slot_keys(self, name: str) -> list[str]:
+        return [f"{self.first.name}:slots:{name}", f"{self.first.name}:waiting:{name}"]
+
+    def take_slot(self, name: str, holder: str, limit: int, waiter: str) -> bool:
+        """Hold one of slot `name`'s `limit` places as `holder` (for at most a job's
+        timeout plus grace: a holder that dies frees its place); when every place is held,
+        `waiter` joins the slot's waiting set instead (atomically: a place given back at
+        the same moment cannot be missed) and False is returned."""
+        now = time.time()
+        ttl = self.timings.stale_after
+        took = self._take(keys=self._slot_keys(name), args=[now, now + ttl, holder, limit, waiter])
+        return bool(took)
+
+    def give_slot(self, name: str, holder: str, limit: int) -> list[str]:
+        """Give `holder`'s place back; the waiters that may now go (oldest first), removed
+        from the waiting set: the caller enqueues them."""
+        woken = self._give(keys=self._slot_keys(name), args=[time.time(), holder, limit])
+        return [w.decode() if isinstance(w, bytes) else str(w) for w in woken]
+
+    def waiting_slots(self) -> list[str]:
+        """Names of the slots with waiters (the sweeper wakes them when holders died)."""
+        prefix = f"{self.first.name}:waiting:"
+        return [
+            (k.decode() if isinstance(k, bytes) else str(k))[len(prefix) :]
+            for k in self.connection.scan_iter(match=prefix + "*", count=500)
+        ]
+
+    def waiters(self) -> set[str]:
+        """Every waiter of every slot."""
+        found: set[str] = set()
+        for name in self.waiting_slots():
+            members = self.connection.zrange(self._slot_keys(name)[1], 0, -1)
+            found.update(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return found
 
     def status(self, job_id: str) -> JobStatus | None:
         [status] = self.statuses([job_id])
@@ -172,6 +220,30 @@ class JobQueue:
             queue.enqueue_in(dt.timedelta(seconds=delay), func, *args, **options)
         else:
             queue.enqueue(func, *args, **options)
+
+
+# KEYS: holders (zset: holder -> expiry), waiters (zset: waiter -> since)
+# ARGV take: now, expiry, holder, limit, waiter
+_TAKE_OR_WAIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('ZREM', KEYS[2], ARGV[5])
+  return 1
+end
+redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[5])
+return 0
+"""
+# ARGV give: now, holder ('' to only wake), limit
+_GIVE_BACK = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[2])
+local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
+if free <= 0 then return {} end
+local woken = redis.call('ZRANGE', KEYS[2], 0, free - 1)
+if #woken > 0 then redis.call('ZREM', KEYS[2], unpack(woken)) end
+return woken
+"""
 
 
 def job_queue(settings: Settings, connection: Redis | None = None) -> JobQueue:

@@ -2,7 +2,8 @@
 died goes back to pending (its attempt counted) or to failed once the schedule is spent;
 a due delivery with no queued, scheduled or started job is enqueued (deliveries created
 while Redis was down, retries whose job was lost); a retry no scheduler picked up is
-moved onto the retry queue."""
+moved onto the retry queue; deliveries waiting for a destination's place whose holder
+died are woken."""
 
 from __future__ import annotations
 
@@ -77,10 +78,11 @@ def sweep(rt: Runtime, now: dt.datetime | None = None) -> SweepReport:
             .limit(SWEEP_LIMIT)
         ).all()
     statuses = rt.queue.statuses([deliveries.job_id(row.id, row.attempts + 1) for row in due])
+    waiting = rt.queue.waiters()  # woken by whoever gives a place back, or below
     enqueued = sum(
         deliveries.enqueue_attempt(rt, row.id, row.attempts)
         for row, status in zip(due, statuses, strict=True)
-        if status not in LIVE
+        if status not in LIVE and str(row.id) not in waiting
     )
     # A retry still scheduled long after it was due: no worker runs a scheduler (one that
     # died holds the lock for a minute); move it to the retry queue ourselves.
@@ -92,9 +94,25 @@ def sweep(rt: Runtime, now: dt.datetime | None = None) -> SweepReport:
         and row.next_attempt_at is not None
         and row.next_attempt_at < overdue
     )
+    enqueued += _wake_waiters(rt)
     if released or failed or enqueued:
         log.info("sweep: %s released, %s failed, %s enqueued", released, failed, enqueued)
     return SweepReport(released, failed, enqueued)
+
+
+def _wake_waiters(rt: Runtime) -> int:
+    """Waiters of destinations whose holders died (their places expired) go again."""
+    names = rt.queue.waiting_slots()
+    if not names:
+        return 0
+    with rt.sessions() as session:
+        rows = session.execute(
+            select(db.Destination.id, db.Destination.max_concurrency).where(
+                db.Destination.id.in_(names)
+            )
+        ).all()
+    limits = {row.id: row.max_concurrency for row in rows}
+    return sum(deliveries.wake(rt, name, limits.get(name, 1)) for name in names)
 
 
 def _release(

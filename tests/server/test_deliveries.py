@@ -95,7 +95,7 @@ def test_twenty_replays_of_enqueue_make_one_job_and_one_attempt(
     rt, delivery_id = one_delivery
     made = [deliveries.enqueue_all(rt, [delivery_id]) for _ in range(20)]
     assert made == [1] + [0] * 19
-    assert rt.queue.first.count == 1
+    assert (rt.queue.small.count, rt.queue.first.count) == (1, 0)  # a 2-row import
     SimpleWorker(rt.queue.worker_queues, connection=rt.queue.connection).work(burst=True)
     assert len(receiver.requests) == 1
     row = delivery(rt, delivery_id)

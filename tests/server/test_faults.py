@@ -321,7 +321,7 @@ def test_a_retry_does_not_wait_behind_first_attempts(setup: Setup, receiver: Rec
         session.execute(update(db.Delivery).where(db.Delivery.id == retried).values(attempts=1))
     deliveries.enqueue_all(setup.rt, backlog)  # a backlog of first attempts...
     deliveries.enqueue_all(setup.rt, [retried])  # ...then a retry that is due
-    assert setup.rt.queue.first.count == len(backlog)
+    assert setup.rt.queue.small.count == len(backlog)
     assert setup.rt.queue.retry.count == 1
 
     worker = setup.processes.start("worker", "--burst")

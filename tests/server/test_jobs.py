@@ -363,7 +363,7 @@ def test_a_real_worker_runs_the_enqueued_job(receiver: Receiver, submitted: Subm
     s = submitted(receiver.url)
     queues = s.queue
     assert deliveries.enqueue_all(s.rt, s.delivery_ids) == 1
-    [job] = queues.first.get_jobs()
+    [job] = queues.small.get_jobs()  # a 2-row import
     assert job.id == queues.job_id(f"delivery-{s.delivery_id}-1")
 
     worked = SimpleWorker(queues.worker_queues, connection=queues.connection).work(burst=True)
@@ -371,7 +371,7 @@ def test_a_real_worker_runs_the_enqueued_job(receiver: Receiver, submitted: Subm
     assert worked is True
     assert job.get_status(refresh=True) == "finished"
     assert job.return_value() == "delivered"
-    assert queues.first.count == 0
+    assert queues.small.count == 0
     [request] = receiver.requests
     assert request.headers["webhook-id"] == f"{s.import_id}-0"
     assert json.loads(request.body)["data"]["rows"] == ROWS

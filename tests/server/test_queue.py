@@ -96,5 +96,6 @@ def test_the_runtime_builds_its_queue_once(settings_factory: SettingsFactory) ->
     assert rt.queue is queue
     assert [q.name for q in queue.worker_queues] == [
         f"{rt.settings.queue_name}-retry",
+        f"{rt.settings.queue_name}-small",
         rt.settings.queue_name,
     ]
