@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.errors import PipelineError
+from server import health
 from server.errors import ServiceError
 from server.http.limits import Limiter
 from server.http.responses import SecurityHeaders, error_response, server_error
@@ -40,13 +41,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _healthz(request: Request) -> Response:
-    return JSONResponse({"ok": True})
-
-
 def create_app(rt: Runtime, limiter: Limiter | None = None) -> Starlette:
     # The management API's paths and methods never coincide with the importer's.
-    routes = [*importer.routes, *manage.routes, Route("/healthz", _healthz, methods=["GET"])]
+    routes = [
+        *importer.routes,
+        *manage.routes,
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+    ]
     if rt.settings.demo:
         from server.demo import routes as demo
 
