@@ -30,7 +30,7 @@ from destinations.errors import (
     EndpointGoneError,
     RetryableDeliveryError,
 )
-from server import attempts, db
+from server import attempts, db, passthrough
 from server.batches import load_batch
 from server.errors import Conflict, Gone, NotFound
 from server.queue import REDIS_ERRORS
@@ -226,6 +226,10 @@ def deliver(rt: Runtime, delivery_id: int) -> str:
         )
         if changed == 1:
             attempts.record(session, delivery_id, started, Outcome.DELIVERED, finished=finished)
+    try:
+        passthrough.acknowledged(rt, delivery_id)
+    except REDIS_ERRORS as exc:  # its Redis keys expire with the passthrough window
+        log.warning("delivery %s: passthrough batch not deleted now (%s)", delivery_id, exc)
     log.info(
         "delivered batch %s of %s to %s (attempt %s)",
         batch.seq,

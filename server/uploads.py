@@ -25,8 +25,8 @@ from pipeline.session import ROW_COLUMN
 from pipeline.template import Template, parse_template
 from pipeline.validation import EarlierBatches, coerce, validate
 from server import batches, db
-from server.errors import Conflict, Invalid, NotFound, TooLarge
-from server.imports import ImportStatus, authorise
+from server.errors import Conflict, Invalid, TooLarge
+from server.imports import ImportStatus, authorise, data_state
 from server.runtime import Runtime
 
 MAX_INT = 2**31 - 1  # PostgreSQL's integer: batch numbers and row numbers are stored as one
@@ -78,30 +78,30 @@ def receive_batch(
         template_row = session.get(db.Template, imp.template_id)
         org = session.get(db.Organisation, imp.org_id)
         assert template_row is not None and org is not None  # noqa: S101 - foreign keys
+        gone = data_state(session, imp)
+        if gone is not None:
+            raise gone.error()
         if imp.status != ImportStatus.UPLOADING:
             raise Conflict(f"Import {import_id} was already submitted.")
-        if imp.wrapped_data_key is None:
-            raise NotFound("This import's data has been deleted.")
-        key = rt.vault.data_key(org.id, org.wrapped_key, imp.id, imp.wrapped_data_key)
+        key = batches.data_key(rt, org, imp)
         digest = batches.content_digest(key, body)
-        answered = _earlier_answer(session, import_id, seq, digest)
+        answered = _earlier_answer(rt, session, imp, seq, digest)
         if answered is not None:
             return answered
         template = parse_template(template_row.schema)
-        org_id = org.id
     blob_key: str | None = None
     try:
         with rt.sessions.begin() as session:
             earlier = SeenValues(session, import_id, key)
             typed = checked_typed_batch(body, template, first_row, earlier)
-            blob_key = batches.store(rt, org_id, import_id, seq, key, typed)
+            blob_key = batches.store(rt, imp, seq, key, typed, digest)
             session.add(
                 db.Batch(
                     import_id=import_id,
                     seq=seq,
                     first_row=first_row,
                     row_count=typed.num_rows,
-                    digest=digest,
+                    digest=batches.recorded_digest(imp, digest),
                     blob_key=blob_key,
                 )
             )
@@ -109,33 +109,35 @@ def receive_batch(
             earlier.record()
         return int(typed.num_rows)
     except IntegrityError as exc:  # a concurrent upload of this import got there first
-        _discard(rt, blob_key)
+        _discard(rt, imp, blob_key)
         with rt.sessions() as session:
-            answered = _earlier_answer(session, import_id, seq, digest)
+            answered = _earlier_answer(rt, session, imp, seq, digest)
         if answered is not None:
             return answered
         raise Conflict(
             f"Batch {seq} met another upload of this import at the same moment; send it again."
         ) from exc
     except BaseException:
-        _discard(rt, blob_key)
+        _discard(rt, imp, blob_key)
         raise
 
 
-def _earlier_answer(session: Session, import_id: str, seq: int, digest: str) -> int | None:
+def _earlier_answer(
+    rt: Runtime, session: Session, imp: db.Import, seq: int, digest: str
+) -> int | None:
     existing = session.scalar(
-        select(db.Batch).where(db.Batch.import_id == import_id, db.Batch.seq == seq)
+        select(db.Batch).where(db.Batch.import_id == imp.id, db.Batch.seq == seq)
     )
     if existing is None:
         return None
-    if not hmac.compare_digest(existing.digest, digest):
+    if not hmac.compare_digest(batches.digest_of(rt, imp, existing), digest):
         raise Conflict(f"Batch {seq} was already received with different content.")
     return int(existing.row_count)
 
 
-def _discard(rt: Runtime, blob_key: str | None) -> None:
+def _discard(rt: Runtime, imp: db.Import, blob_key: str | None) -> None:
     if blob_key is not None:
-        rt.blobs.delete(blob_key)
+        batches.discard(rt, imp, blob_key)
 
 
 class SeenValues:
