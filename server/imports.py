@@ -129,7 +129,9 @@ def create_import(
         import_id = db.new_id("imp")
         token = secrets.token_urlsafe(32)
         now = db.utcnow()
-        days = templates.retention_days(rt, org, template.schema)
+        days = templates.retention_days(
+            rt, session.get(db.Organisation, org.id) or org, template.schema
+        )
         if days == 0:  # passthrough: the data key lives in Redis only
             wrapped, expires = None, passthrough.open_window(rt, org, import_id, now)
         else:

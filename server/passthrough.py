@@ -36,6 +36,11 @@ def is_passthrough(imp: db.Import) -> bool:
     return imp.retention_days == 0
 
 
+def in_flight(imp: db.Import) -> bool:
+    """A passthrough import whose rows may still be in Redis."""
+    return is_passthrough(imp) and imp.status in ("uploading", "delivering")
+
+
 def window_text(seconds: int) -> str:
     if seconds % 3600 == 0:
         return f"{seconds // 3600} h"

@@ -345,3 +345,22 @@ def test_submitted_without_destinations_nothing_waits_in_redis(
     assert ids == []
     assert rt.queue.connection.keys("*:passthrough:*") == []
     assert imports.status(rt, created.import_id, created.upload_token).status == "complete"
+
+
+def test_deleting_a_passthrough_import_in_flight_empties_redis_at_once(
+    rt: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
+) -> None:
+    from server import retention
+
+    setup = demo_org(rt, schema=passthrough_schema(), webhook_urls=["https://127.0.0.1:9/in"])
+    created, [delivery_id] = _submitted(rt, setup, batch_factory)
+    assert len(rt.queue.connection.keys("*:passthrough:*")) == 2
+    assert retention.delete_import_data(rt, created.import_id) is True
+    assert retention.delete_import_data(rt, created.import_id) is False
+    assert rt.queue.connection.keys("*:passthrough:*") == []
+    state = imports.status(rt, created.import_id, created.upload_token)
+    assert state.status == "deleted" and state.gone is not None
+    assert state.gone.reason == "deleted"
+    with rt.sessions() as session:
+        delivery = session.get(db.Delivery, delivery_id)
+        assert delivery is not None and delivery.status == DeliveryStatus.FAILED
