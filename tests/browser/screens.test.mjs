@@ -21,7 +21,7 @@ test("the start screen says how long the rows are kept, as the server decided", 
   assert.equal(kept(1), "Your data is kept for 1 day, then deleted.");
   assert.equal(
     retentionText({ days: 0, passthrough: true, organisation: "Acme" }),
-    "Your data is not stored: it is passed straight to Acme.",
+    "Your data is not stored: it goes straight to Acme and nowhere else.",
   );
 });
 

@@ -78,7 +78,7 @@ def test_a_passthrough_import_is_announced_delivered_and_not_stored(
     template_id = _passthrough_template(demo)
     page, frame = _importer(browser, demo, template_id)
     expect(frame.locator("#retention")).to_have_text(
-        "Your data is not stored: it is passed straight to Demo Inc."
+        "Your data is not stored: it goes straight to Demo Inc. and nowhere else."
     )
     csv_path = tmp_path / "people.csv"
     csv_path.write_text(

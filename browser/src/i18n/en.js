@@ -11,7 +11,7 @@ export default {
   "start.required": "{label} (required)",
   "start.kept": "Your data is kept for {days} days, then deleted.",
   "start.keptOneDay": "Your data is kept for 1 day, then deleted.",
-  "start.passthrough": "Your data is not stored: it is passed straight to {organisation}.",
+  "start.passthrough": "Your data is not stored: it goes straight to {organisation} and nowhere else.",
 
   "error.restart": "Choose another file",
   "error.noFile": "No file is open. Pick a file first.",
