@@ -6,7 +6,9 @@ created. A batch's Redis record goes once every destination has acknowledged it,
 key once every batch has; after the window, whatever was not delivered is failed with a
 reason the end user (the importer's status) and the client (an `import.expired` event and
 the delivery's `last_error`) both read. The metadata database keeps counts and timings:
-the batch rows hold the Redis key's name and row counts, never a digest of their content.
+the batch rows hold the Redis key's name and row counts, never a digest of their content,
+and the digests that check `unique` fields and primary keys across batches are in Redis
+too, expiring with the batches.
 
 Every Redis command carries ciphertext or names; loadbay logs neither.
 """
@@ -17,10 +19,10 @@ import datetime as dt
 import logging
 import secrets
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 
 from server import db, events
-from server.errors import Gone, NotFound, Unavailable
+from server.errors import Conflict, Gone, NotFound, Unavailable
 from server.queue import REDIS_ERRORS
 from server.runtime import Runtime
 
@@ -105,14 +107,51 @@ def put(rt: Runtime, imp: db.Import, seq: int, sealed: bytes, digest: str) -> st
     """Hold one sealed batch (and the digest spotting a re-send) in Redis until the window
     closes; returns its Redis key, a name of its own per upload attempt."""
     name = f"{_prefix(rt, imp.id)}batch:{seq}.{secrets.token_hex(8)}"
-    left = int((imp.expires_at - db.utcnow()).total_seconds() * 1000)
-    if left <= 0:
-        raise Gone(f"Import {imp.id} passed its passthrough window; start the import again.")
+    left = _left_ms(imp)
     with rt.queue.connection.pipeline(transaction=True) as pipe:
         pipe.hset(name, mapping={_SEALED: sealed, _DIGEST: digest})
         pipe.pexpire(name, left)
         pipe.execute()
     return name
+
+
+def _left_ms(imp: db.Import) -> int:
+    left = int((imp.expires_at - db.utcnow()).total_seconds() * 1000)
+    if left <= 0:
+        raise Gone(f"Import {imp.id} passed its passthrough window; start the import again.")
+    return left
+
+
+def seen_rows(rt: Runtime, imp: db.Import, digests: list[bytes]) -> dict[bytes, int]:
+    """The first rows of the unique values (as keyed digests) earlier batches held."""
+    if not digests:
+        return {}
+    rows = rt.queue.connection.hmget(_prefix(rt, imp.id) + "seen", digests)
+    return {d: int(r) for d, r in zip(digests, rows, strict=True) if r is not None}
+
+
+def record_seen(rt: Runtime, imp: db.Import, pending: dict[bytes, int]) -> list[bytes]:
+    """Add a batch's unique-value digests; returns those it added. A digest another upload
+    added meanwhile is a Conflict, and this batch's additions are taken back."""
+    name = _prefix(rt, imp.id) + "seen"
+    items = list(pending.items())
+    with rt.queue.connection.pipeline(transaction=True) as pipe:
+        for digest, row in items:
+            pipe.hsetnx(name, digest, row)
+        pipe.pexpire(name, _left_ms(imp))
+        added = pipe.execute()[: len(items)]
+    mine = [d for (d, _), new in zip(items, added, strict=True) if new]
+    if len(mine) != len(items):
+        forget_seen(rt, imp, mine)
+        raise Conflict(
+            "A value of this batch met another batch's upload at the same moment; send it again."
+        )
+    return mine
+
+
+def forget_seen(rt: Runtime, imp: db.Import, digests: list[bytes]) -> None:
+    if digests:
+        rt.queue.connection.hdel(_prefix(rt, imp.id) + "seen", *digests)
 
 
 def digest_of(rt: Runtime, name: str) -> str:
@@ -144,8 +183,8 @@ def forget(rt: Runtime, import_id: str) -> int:
 
 def acknowledged(rt: Runtime, delivery_id: int) -> None:
     """A destination took a batch: once every destination has it, its Redis record goes;
-    once every batch is delivered, the data key and the import's unique-value digests go."""
-    with rt.sessions.begin() as session:
+    once every batch is delivered, everything Redis holds for the import goes."""
+    with rt.sessions() as session:
         delivery = session.get(db.Delivery, delivery_id)
         imp = session.get(db.Import, delivery.import_id) if delivery is not None else None
         if delivery is None or imp is None or not is_passthrough(imp):
@@ -153,11 +192,8 @@ def acknowledged(rt: Runtime, delivery_id: int) -> None:
         open_for = select(func.count()).where(
             db.Delivery.import_id == imp.id, db.Delivery.status != DeliveryStatus.DELIVERED
         )
-        if session.scalar(open_for) == 0:
-            session.execute(delete(db.UniqueValue).where(db.UniqueValue.import_id == imp.id))
-            finished = True
-        else:
-            finished = False
+        finished = session.scalar(open_for) == 0
+        if not finished:
             batch_open = session.scalar(open_for.where(db.Delivery.seq == delivery.seq))
             name = session.scalar(
                 select(db.Batch.blob_key).where(
@@ -172,8 +208,6 @@ def acknowledged(rt: Runtime, delivery_id: int) -> None:
 
 def finished_without_deliveries(rt: Runtime, import_id: str) -> None:
     """Submitted with no destination: nothing will read the batches, so they go now."""
-    with rt.sessions.begin() as session:
-        session.execute(delete(db.UniqueValue).where(db.UniqueValue.import_id == import_id))
     forget(rt, import_id)
 
 
@@ -215,7 +249,6 @@ def _expire(rt: Runtime, import_id: str) -> bool:
             .values(status=DeliveryStatus.FAILED, last_error=message, next_attempt_at=None)
             .execution_options(synchronize_session=False)
         )
-        session.execute(delete(db.UniqueValue).where(db.UniqueValue.import_id == imp.id))
         undelivered = session.scalar(
             select(func.count()).where(
                 db.Delivery.import_id == imp.id, db.Delivery.status != DeliveryStatus.DELIVERED

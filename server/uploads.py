@@ -24,7 +24,7 @@ from pipeline.errors import MappingError
 from pipeline.session import ROW_COLUMN
 from pipeline.template import Template, parse_template
 from pipeline.validation import EarlierBatches, coerce, validate
-from server import batches, db
+from server import batches, db, passthrough
 from server.errors import Conflict, Invalid, TooLarge
 from server.imports import ImportStatus, authorise, data_state
 from server.runtime import Runtime
@@ -90,9 +90,14 @@ def receive_batch(
             return answered
         template = parse_template(template_row.schema)
     blob_key: str | None = None
+    earlier: SeenValues | None = None
     try:
         with rt.sessions.begin() as session:
-            earlier = SeenValues(session, import_id, key)
+            earlier = (
+                SeenInRedis(rt, imp, key)
+                if passthrough.is_passthrough(imp)
+                else SeenValues(session, import_id, key)
+            )
             typed = checked_typed_batch(body, template, first_row, earlier)
             blob_key = batches.store(rt, imp, seq, key, typed, digest)
             session.add(
@@ -110,6 +115,8 @@ def receive_batch(
         return int(typed.num_rows)
     except IntegrityError as exc:  # a concurrent upload of this import got there first
         _discard(rt, imp, blob_key)
+        if isinstance(earlier, SeenInRedis):
+            earlier.undo()
         with rt.sessions() as session:
             answered = _earlier_answer(rt, session, imp, seq, digest)
         if answered is not None:
@@ -119,6 +126,8 @@ def receive_batch(
         ) from exc
     except BaseException:
         _discard(rt, imp, blob_key)
+        if isinstance(earlier, SeenInRedis):
+            earlier.undo()
         raise
 
 
@@ -159,19 +168,19 @@ class SeenValues:
         digests = [self._digest(target, v) for v in values]
         stored: dict[bytes, int] = {}
         for start in range(0, len(digests), _LOOKUP_CHUNK):
-            chunk = digests[start : start + _LOOKUP_CHUNK]
-            stored.update(
-                self._session.execute(
-                    select(db.UniqueValue.digest, db.UniqueValue.first_row).where(
-                        db.UniqueValue.import_id == self._import_id,
-                        db.UniqueValue.digest.in_(chunk),
-                    )
-                ).all()
-            )
+            stored.update(self._stored(digests[start : start + _LOOKUP_CHUNK]))
         found = [stored.get(d) for d in digests]
         new = zip(digests, rows, found, strict=True)
         self._pending.update((d, r) for d, r, f in new if f is None)
         return found
+
+    def _stored(self, digests: list[bytes]) -> dict[bytes, int]:
+        rows = self._session.execute(
+            select(db.UniqueValue.digest, db.UniqueValue.first_row).where(
+                db.UniqueValue.import_id == self._import_id, db.UniqueValue.digest.in_(digests)
+            )
+        )
+        return {bytes(d): int(r) for d, r in rows}
 
     def record(self) -> None:
         if self._pending:
@@ -187,6 +196,31 @@ class SeenValues:
     def _digest(self, target: str, value: str) -> bytes:
         message = json.dumps([target, value], ensure_ascii=False).encode()
         return hmac.new(self._key, message, hashlib.sha256).digest()[:16]
+
+
+class SeenInRedis(SeenValues):
+    """`SeenValues` for a passthrough import: the same digests, kept in Redis beside its
+    batches (expiring with them), so the metadata database holds none."""
+
+    def __init__(self, rt: Runtime, imp: db.Import, data_key: bytes) -> None:
+        # No session: every lookup and record goes to Redis (`_stored`, `record`).
+        super().__init__(None, imp.id, data_key)  # type: ignore[arg-type]
+        self._rt, self._imp = rt, imp
+        self._recorded: list[bytes] = []
+
+    def _stored(self, digests: list[bytes]) -> dict[bytes, int]:
+        return passthrough.seen_rows(self._rt, self._imp, digests)
+
+    def record(self) -> None:
+        """Add this batch's values; a concurrent batch that added one first is a Conflict
+        (as the database's primary key makes it for a stored import)."""
+        if self._pending:
+            self._recorded = passthrough.record_seen(self._rt, self._imp, self._pending)
+            self._pending = {}
+
+    def undo(self) -> None:
+        passthrough.forget_seen(self._rt, self._imp, self._recorded)
+        self._recorded = []
 
 
 def decode_ipc(body: bytes) -> pa.Table:

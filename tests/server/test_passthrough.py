@@ -129,9 +129,11 @@ def test_a_passthrough_import_leaves_no_value_anywhere(
         seconds = (imp.expires_at - imp.created_at).total_seconds()
         assert seconds == rt.settings.passthrough_ttl == 3600
     in_transit = _live_keys(client)
-    held = [k for k in in_transit if b":passthrough:" in k]
-    assert len(held) == 2  # the wrapped data key and one sealed batch
-    assert all(0 < int(client.ttl(k)) <= 3600 for k in held)
+    held = sorted(k.rsplit(b":", 1)[1].split(b".")[0] for k in in_transit if b":passthrough:" in k)
+    assert held == [b"0", b"key", b"seen"]  # a sealed batch, the wrapped key, unique digests
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(db.UniqueValue)) == 0
+    assert all(0 < int(client.ttl(k)) <= 3600 for k in in_transit if b":passthrough:" in k)
     assert _holding(in_transit) == {}
     assert _holding(_files_under(own_redis.directory)) == {}  # the AOF so far
     assert not list(rt.settings.blob_dir.rglob("*.sealed"))  # the blob store is never used
@@ -194,7 +196,7 @@ def test_a_window_that_closes_before_delivery_fails_it_and_says_so(
     created, [delivery_id] = _submitted(rt, setup, batch_factory)
     client = own_redis.client()
     held = [k for k in client.scan_iter(match="*:passthrough:*")]
-    assert len(held) == 2
+    assert len(held) == 3
     # The window closes: Redis expires the keys itself (a TTL of 1 ms), and the import's
     # recorded end passes.
     for name in held:
@@ -308,11 +310,11 @@ def test_a_batch_is_deleted_once_every_destination_has_it(
                 select(db.Delivery.id, db.Delivery.seq).order_by(db.Delivery.seq, db.Delivery.id)
             )
         )
-    assert held() == 3  # the key and two batches
+    assert held() == 4  # the key, two batches and the unique digests
     assert deliveries.deliver(rt, order[0].id) == "delivered"
-    assert held() == 3  # batch 0 still waits for its second destination
+    assert held() == 4  # batch 0 still waits for its second destination
     assert deliveries.deliver(rt, order[1].id) == "delivered"
-    assert held() == 2
+    assert held() == 3
     assert deliveries.deliver(rt, order[2].id) == "delivered"
     assert deliveries.deliver(rt, order[3].id) == "delivered"
     assert held() == 0  # every batch delivered: the data key went too
@@ -334,7 +336,7 @@ def test_a_re_sent_batch_is_recognised_from_its_digest_in_redis(
 
     with pytest.raises(Conflict, match="different content"):
         uploads.receive_batch(rt, created.import_id, created.upload_token, 0, 2, other)
-    assert len(rt.queue.connection.keys("*:passthrough:*")) == 2
+    assert len(rt.queue.connection.keys("*:passthrough:*")) == 3
 
 
 def test_submitted_without_destinations_nothing_waits_in_redis(
@@ -354,7 +356,7 @@ def test_deleting_a_passthrough_import_in_flight_empties_redis_at_once(
 
     setup = demo_org(rt, schema=passthrough_schema(), webhook_urls=["https://127.0.0.1:9/in"])
     created, [delivery_id] = _submitted(rt, setup, batch_factory)
-    assert len(rt.queue.connection.keys("*:passthrough:*")) == 2
+    assert len(rt.queue.connection.keys("*:passthrough:*")) == 3
     assert retention.delete_import_data(rt, created.import_id) is True
     assert retention.delete_import_data(rt, created.import_id) is False
     assert rt.queue.connection.keys("*:passthrough:*") == []
@@ -364,3 +366,43 @@ def test_deleting_a_passthrough_import_in_flight_empties_redis_at_once(
     with rt.sessions() as session:
         delivery = session.get(db.Delivery, delivery_id)
         assert delivery is not None and delivery.status == DeliveryStatus.FAILED
+
+
+def test_unique_values_are_checked_across_batches_through_redis(
+    rt: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
+) -> None:
+    from server.errors import Invalid
+
+    setup = demo_org(rt, schema=passthrough_schema(), webhook_urls=["https://127.0.0.1:9/in"])
+    created = imports.create_import(rt, setup.org, setup.template.id, "people.csv")
+    first = batch_factory(CSV, passthrough_schema(), length=1)
+    assert uploads.receive_batch(rt, created.import_id, created.upload_token, 0, 2, first) == 1
+    again = f"Full name,Email\nSomeone Else,{DISTINCTIVE[2]}\n"
+    with pytest.raises(Invalid) as raised:
+        uploads.receive_batch(
+            rt, created.import_id, created.upload_token, 1, 3, batch_factory(again)
+        )
+    [error] = raised.value.details
+    assert (error["row"], error["field"], error["code"]) == (3, "email", "unique-error")
+    assert "row 2" in error["message"]
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(db.UniqueValue)) == 0
+    # The refused batch added nothing: a corrected one passes.
+    fixed = batch_factory(f"Full name,Email\nSomeone Else,{DISTINCTIVE[3]}\n")
+    assert uploads.receive_batch(rt, created.import_id, created.upload_token, 1, 3, fixed) == 1
+
+
+def test_a_value_recorded_by_a_concurrent_batch_is_a_conflict_and_takes_nothing(
+    rt: Runtime, demo_org: DemoOrgFactory
+) -> None:
+    setup = demo_org(rt, schema=passthrough_schema())
+    created = imports.create_import(rt, setup.org, setup.template.id, "people.csv")
+    with rt.sessions() as session:
+        imp = session.get(db.Import, created.import_id)
+    assert imp is not None
+    assert passthrough.record_seen(rt, imp, {b"a" * 16: 2}) == [b"a" * 16]
+    from server.errors import Conflict
+
+    with pytest.raises(Conflict, match="send it again"):
+        passthrough.record_seen(rt, imp, {b"b" * 16: 3, b"a" * 16: 4})
+    assert passthrough.seen_rows(rt, imp, [b"a" * 16, b"b" * 16]) == {b"a" * 16: 2}
