@@ -352,7 +352,7 @@ def retry(rt: Runtime, delivery_id: int, *, org_id: str | None = None) -> bool:
             raise Conflict(
                 f"Delivery {delivery_id} is {delivery.status}: only a failed delivery is retried."
             )
-        if imp.wrapped_data_key is None:
+        if imp.wrapped_data_key is None and not passthrough.in_flight(imp):
             raise Gone(
                 f"Delivery {delivery_id} cannot be retried: the data of import {imp.id} was "
                 f"{imp.status}.",

@@ -406,3 +406,18 @@ def test_a_value_recorded_by_a_concurrent_batch_is_a_conflict_and_takes_nothing(
     with pytest.raises(Conflict, match="send it again"):
         passthrough.record_seen(rt, imp, {b"b" * 16: 3, b"a" * 16: 4})
     assert passthrough.seen_rows(rt, imp, [b"a" * 16, b"b" * 16]) == {b"a" * 16: 2}
+
+
+def test_a_failed_delivery_is_retried_within_the_window(
+    rt: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory, receiver: Receiver
+) -> None:
+    setup = demo_org(rt, schema=passthrough_schema(), webhook_urls=[receiver.url])
+    created, [delivery_id] = _submitted(rt, setup, batch_factory)
+    receiver.answer(400)  # refused for good: failed at once
+    assert deliveries.deliver(rt, delivery_id) == "failed"
+    assert len(rt.queue.connection.keys("*:passthrough:*")) == 3  # kept for a retry
+    deliveries.retry(rt, delivery_id)
+    assert deliveries.deliver(rt, delivery_id) == "delivered"
+    assert len(receiver.requests) == 2
+    assert rt.queue.connection.keys("*:passthrough:*") == []
+    assert imports.status(rt, created.import_id, created.upload_token).status == "delivered"
