@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser, FrameLocator, Page, expect
 from standardwebhooks import Webhook
 
+from server.runtime import Runtime
 from tests.conftest import CONTACTS_SCHEMA
 from tests.e2e.conftest import Demo
 
@@ -31,24 +32,29 @@ def _importer(
     return page, frame
 
 
-def _passthrough_template(demo: Demo) -> str:
-    """A passthrough copy of the contacts template, with a destination at the demo's
-    receiver (the demo seeds one for its own template only)."""
-    from server import db, orgs
-    from server.runtime import Runtime
+def _demo_runtime(demo: Demo) -> Runtime:
+    """The demo's database (never its Redis: it runs its own, behind a socket of its own)."""
     from server.settings import Settings
 
-    schema = copy.deepcopy(CONTACTS_SCHEMA)
-    schema["name"] = "contacts-passthrough"
-    schema["x-loadbay"] = {"retentionDays": 0}
-    template_id = demo.add_template(schema)
     env = {
         **os.environ,
         "LOADBAY_DATA_DIR": str(demo.data_dir),
         "LOADBAY_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8",
     }
     env.pop("DATABASE_URL", None)
-    rt = Runtime.from_settings(Settings.from_env(env))
+    return Runtime.from_settings(Settings.from_env(env))
+
+
+def _passthrough_template(demo: Demo, url: str | None = None) -> str:
+    """A passthrough copy of the contacts template, with a destination at `url` (the
+    demo's receiver unless given; the demo seeds one for its own template only)."""
+    from server import db, orgs
+
+    schema = copy.deepcopy(CONTACTS_SCHEMA)
+    schema["name"] = "contacts-passthrough"
+    schema["x-loadbay"] = {"retentionDays": 0}
+    template_id = demo.add_template(schema)
+    rt = _demo_runtime(demo)
     with rt.sessions() as session:
         org = session.get(db.Organisation, demo.state["org_id"])
         template = session.get(db.Template, template_id)
@@ -59,8 +65,12 @@ def _passthrough_template(demo: Demo) -> str:
         template,
         "webhook",
         "Demo receiver (passthrough)",
-        {"url": f"{demo.importer_origin}/demo/webhook", "secret": demo.state["webhook_secret"]},
+        {
+            "url": url or f"{demo.importer_origin}/demo/webhook",
+            "secret": demo.state["webhook_secret"],
+        },
     )
+    rt.sessions.kw["bind"].dispose()
     return template_id
 
 
@@ -118,3 +128,50 @@ def test_a_passthrough_import_is_announced_delivered_and_not_stored(
     assert not [p for p in blobs.rglob("*") if import_id in str(p)]
     stored = (demo.data_dir / "loadbay.db").read_bytes()
     assert not [v for v in (*NAMES, *EMAILS) if v.encode() in stored]
+
+
+def test_a_passthrough_import_not_delivered_in_its_window_tells_the_user(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    from sqlalchemy import select, update
+
+    from server import db
+
+    # Nothing listens on port 9: every attempt fails and is retried (5 s, then 5 min).
+    template_id = _passthrough_template(demo, "http://127.0.0.1:9/in")
+    page, frame = _importer(browser, demo, template_id)
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(f"Full Name,E-mail\n{NAMES[0]},{EMAILS[0]}\n", encoding="utf-8")
+    frame.locator("#file-input").set_input_files(csv_path)
+    frame.locator("#map-continue").click()
+    expect(frame.locator("#summary")).to_have_text("All 1 rows are valid.", timeout=30_000)
+    frame.locator("#submit").click()
+    expect(frame.locator("#upload-status")).to_contain_text("Delivering", timeout=60_000)
+
+    # The window closes (as if its hour had passed); the demo's cron, every minute, fails
+    # what was not delivered, and the page, still asking, tells the user.
+    rt = _demo_runtime(demo)
+    with rt.sessions.begin() as session:
+        [import_id] = session.scalars(
+            select(db.Import.id).where(db.Import.template_id == template_id)
+        ).all()
+        session.execute(
+            update(db.Import).where(db.Import.id == import_id).values(expires_at=db.utcnow())
+        )
+    done = frame.locator("#done")
+    expect(done).to_have_attribute("data-status", "expired", timeout=150_000)
+    expect(done).to_have_text(
+        "Your 1 rows were not delivered before the import's data expired, and no copy is "
+        "kept. Import the file again."
+    )
+    page.context.close()
+    with rt.sessions() as session:
+        delivery = session.scalars(
+            select(db.Delivery).where(db.Delivery.import_id == import_id)
+        ).one()
+        assert delivery.status == "failed"
+        assert delivery.last_error is not None
+        assert "passthrough window" in delivery.last_error
+        [event] = session.scalars(select(db.Event).where(db.Event.import_id == import_id)).all()
+        assert (event.kind, event.detail["reason"]) == ("import.expired", "passthrough-window")
+    rt.sessions.kw["bind"].dispose()
