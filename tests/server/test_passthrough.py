@@ -116,6 +116,7 @@ def test_a_passthrough_import_leaves_no_value_anywhere(
     caplog.set_level(logging.DEBUG)  # every logger, every level
     client = own_redis.client()
     client.config_set("slowlog-log-slower-than", 0)  # the slow log records every command
+    client.config_set("slowlog-max-len", 100_000)  # and keeps them all
     setup = demo_org(rt, schema=passthrough_schema(), webhook_urls=[receiver.url])
     created, [delivery_id] = _submitted(rt, setup, batch_factory)
 
@@ -172,6 +173,7 @@ def test_a_passthrough_import_leaves_no_value_anywhere(
         for i, e in enumerate(client.slowlog_get(10_000))
     }
     assert len(slowlog) > 10
+    assert any(b"HSET" in c.upper() and b":passthrough:" in c for c in slowlog.values())
     database_file = Path(rt.settings.database_url.removeprefix("sqlite:///"))
     logged = {
         i: f"{r.getMessage()} {r.exc_text or ''}".encode() for i, r in enumerate(caplog.records)
