@@ -109,6 +109,9 @@ class Template:
     title: str = ""
     missing_values: tuple[str, ...] = DEFAULT_MISSING_VALUES
     primary_key: tuple[str, ...] = ()
+    # x-loadbay retentionDays: days the server keeps the rows (0: passthrough, nothing
+    # stored); None: the organisation's default.
+    retention_days: int | None = None
 
     def field(self, name: str) -> Field:
         for field in self.fields:

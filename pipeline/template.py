@@ -93,7 +93,28 @@ def parse_template(data: Mapping[str, Any]) -> Template:
         fields=fields,
         missing_values=missing,
         primary_key=primary_key,
+        retention_days=_retention_days(ext),
     )
+
+
+MAX_RETENTION_DAYS = 365
+
+
+def _retention_days(ext: Mapping[str, Any]) -> int | None:
+    value = ext.get("retentionDays")
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_RETENTION_DAYS
+    ):
+        raise TemplateError(
+            '"x-loadbay.retentionDays" must be a whole number of days from 0 to '
+            f"{MAX_RETENTION_DAYS}: 0 passes rows straight to the destinations without storing "
+            "them; leave it out for the organisation's default."
+        )
+    return value
 
 
 def _primary_key(raw: Any, names: list[str]) -> tuple[str, ...]:

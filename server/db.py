@@ -157,6 +157,9 @@ class Import(Base):
     mapping_remembered: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
+    # The retention it was created under, in days; 0 is passthrough (nothing stored, its
+    # data key and sealed batches live in Redis only). None: created before 0013 (stored).
+    retention_days: Mapped[int | None] = mapped_column(default=None)
 
 
 class Batch(Base):

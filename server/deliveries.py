@@ -38,7 +38,7 @@ from destinations.errors import (
     EndpointGoneError,
     RetryableDeliveryError,
 )
-from server import attempts, db
+from server import attempts, db, passthrough
 from server.batches import load_batch
 from server.errors import Conflict, Gone, NotFound
 from server.queue import REDIS_ERRORS, SMALL_IMPORT_ROWS
@@ -293,6 +293,10 @@ def _attempt(rt: Runtime, delivery_id: int) -> str:
         )
         if changed == 1:
             attempts.record(session, delivery_id, started, Outcome.DELIVERED, finished=finished)
+    try:
+        passthrough.acknowledged(rt, delivery_id)
+    except REDIS_ERRORS as exc:  # its Redis keys expire with the passthrough window
+        log.warning("delivery %s: passthrough batch not deleted now (%s)", delivery_id, exc)
     log.info(
         "delivered batch %s of %s to %s (attempt %s)",
         batch.seq,
@@ -415,7 +419,7 @@ def retry(rt: Runtime, delivery_id: int, *, org_id: str | None = None) -> bool:
             raise Conflict(
                 f"Delivery {delivery_id} is {delivery.status}: only a failed delivery is retried."
             )
-        if imp.wrapped_data_key is None:
+        if imp.wrapped_data_key is None and not passthrough.in_flight(imp):
             raise Gone(
                 f"Delivery {delivery_id} cannot be retried: the data of import {imp.id} was "
                 f"{imp.status}.",

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server import db
-from server.errors import Conflict, Invalid, NotFound, Unauthorized
+from server import db, passthrough, templates
+from server.errors import Conflict, Gone, Invalid, NotFound, Unauthorized
 from server.runtime import Runtime
 
 MISSING_LISTED = 10  # how many missing batch numbers an answer names
@@ -46,15 +46,43 @@ class CreatedImport:
 
 
 @dataclass(frozen=True)
+class DataGone:
+    """An import's rows are no longer kept: when, and why (`deleted`, `expired`, or
+    `passthrough-window` for a passthrough import not delivered in time)."""
+
+    import_id: str
+    at: dt.datetime
+    reason: str
+
+    @property
+    def message(self) -> str:
+        when = self.at.strftime("%Y-%m-%d %H:%M UTC")
+        if self.reason == passthrough.WINDOW_REASON:
+            why = f"its passthrough window closed at {when} before it was delivered"
+        elif self.reason == ImportStatus.EXPIRED:
+            why = f"its retention period ended on {when}"
+        else:
+            why = f"it was deleted on {when}"
+        return f"The data of import {self.import_id} is gone: {why}. Start the import again."
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "reason": self.reason, "message": self.message}
+
+    def error(self) -> Gone:
+        return Gone(self.message, details={"import_id": self.import_id, **self.to_dict()})
+
+
+@dataclass(frozen=True)
 class ImportState:
     import_id: str
     status: ImportStatus
     rows: int
     batches: int
     deliveries: dict[str, int]
+    gone: DataGone | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.import_id,
             "status": self.status.value,
             "final": self.status.final,
@@ -62,6 +90,33 @@ class ImportState:
             "batches": self.batches,
             "deliveries": self.deliveries,
         }
+        if self.gone is not None:
+            out["dataGone"] = self.gone.to_dict()
+        return out
+
+
+def data_state(session: Session, imp: db.Import, now: dt.datetime | None = None) -> DataGone | None:
+    """None while the import's data routes may serve it; otherwise when and why it went
+    (the importer's routes and the management API answer 410 with this)."""
+    if imp.status in (ImportStatus.DELETED, ImportStatus.EXPIRED):
+        at = session.scalar(
+            select(func.max(db.Event.at)).where(
+                db.Event.import_id == imp.id,
+                db.Event.kind.in_(("import.deleted", "import.expired")),
+            )
+        )
+        reason = str(imp.status)
+        if passthrough.is_passthrough(imp) and reason == ImportStatus.EXPIRED:
+            reason = passthrough.WINDOW_REASON
+        return DataGone(imp.id, at or imp.expires_at, reason)
+    moment = now or db.utcnow()
+    if (
+        passthrough.is_passthrough(imp)
+        and imp.status == ImportStatus.UPLOADING
+        and imp.expires_at <= moment
+    ):
+        return DataGone(imp.id, imp.expires_at, passthrough.WINDOW_REASON)
+    return None
 
 
 def create_import(
@@ -74,6 +129,14 @@ def create_import(
         import_id = db.new_id("imp")
         token = secrets.token_urlsafe(32)
         now = db.utcnow()
+        days = templates.retention_days(
+            rt, session.get(db.Organisation, org.id) or org, template.schema
+        )
+        if days == 0:  # passthrough: the data key lives in Redis only
+            wrapped, expires = None, passthrough.open_window(rt, org, import_id, now)
+        else:
+            wrapped = rt.vault.new_data_key(org.id, org.wrapped_key, import_id)
+            expires = now + dt.timedelta(days=days)
         session.add(
             db.Import(
                 id=import_id,
@@ -82,9 +145,10 @@ def create_import(
                 template_version=template.version,  # the schema this import is checked by
                 file_name=file_name[:300],
                 token_hash=_hash(token),
-                wrapped_data_key=rt.vault.new_data_key(org.id, org.wrapped_key, import_id),
+                wrapped_data_key=wrapped,
                 created_at=now,
-                expires_at=now + dt.timedelta(days=rt.settings.retention_days),
+                expires_at=expires,
+                retention_days=days,
             )
         )
     return CreatedImport(import_id, token)
@@ -106,6 +170,9 @@ def submit(rt: Runtime, import_id: str, token: str, batch_count: int, row_count:
     """
     with rt.sessions.begin() as session:
         imp = authorise(session, import_id, token)
+        gone = data_state(session, imp)
+        if gone is not None:
+            raise gone.error()
         if imp.status != ImportStatus.UPLOADING:
             return list(
                 session.scalars(
@@ -143,7 +210,11 @@ def submit(rt: Runtime, import_id: str, token: str, batch_count: int, row_count:
         imp.batch_count = int(stored)
         imp.status = ImportStatus.DELIVERING if deliveries else ImportStatus.COMPLETE
         session.flush()
-        return [d.id for d in deliveries]
+        ids = [d.id for d in deliveries]
+        unread = passthrough.is_passthrough(imp) and not ids
+    if unread:
+        passthrough.finished_without_deliveries(rt, import_id)
+    return ids
 
 
 def _missing_message(session: Session, import_id: str, claimed: int, stored: int) -> str:
@@ -207,7 +278,10 @@ def import_status(session: Session, imp: db.Import) -> ImportState:
             state = ImportStatus.FAILED  # one batch lost to a destination fails the import
         elif unfinished == 0:
             state = ImportStatus.DELIVERED
-    return ImportState(imp.id, state, imp.row_count, imp.batch_count, counts)
+    gone = data_state(session, imp)
+    if gone is not None and state == ImportStatus.UPLOADING:
+        state = ImportStatus.EXPIRED  # a passthrough window closed before submit
+    return ImportState(imp.id, state, imp.row_count, imp.batch_count, counts, gone)
 
 
 def _hash(token: str) -> str:

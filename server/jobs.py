@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from server import deliveries, retention, sweeper
+from server import deliveries, passthrough, retention, sweeper
 from server.runtime import Runtime
 from server.settings import Settings
 
@@ -30,8 +30,11 @@ def deliver(delivery_id: int) -> str:
 
 
 def sweep() -> dict[str, int]:
-    """Every minute (see `loadbay cron`): stale claims released, due deliveries enqueued."""
-    return sweeper.sweep(_runtime()).to_dict()
+    """Every minute (see `loadbay cron`): stale claims released, due deliveries enqueued,
+    passthrough imports whose window closed before delivery failed."""
+    rt = _runtime()
+    swept = sweeper.sweep(rt).to_dict()
+    return swept | {"passthrough_expired": len(passthrough.expire_overdue(rt))}
 
 
 def purge_expired() -> list[str]:

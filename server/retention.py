@@ -13,7 +13,7 @@ import logging
 
 from sqlalchemy import delete, select, update
 
-from server import batches, db, events
+from server import batches, db, events, passthrough
 from server.deliveries import DeliveryStatus
 from server.runtime import Runtime
 
@@ -33,8 +33,9 @@ def delete_import_data(
         raise ValueError(f"reason must be one of {', '.join(REASONS)}, not {reason!r}")
     with rt.sessions.begin() as session:
         imp = session.get(db.Import, import_id)
-        if imp is None or imp.wrapped_data_key is None:
+        if imp is None or (imp.wrapped_data_key is None and not passthrough.in_flight(imp)):
             return False
+        in_redis = passthrough.is_passthrough(imp)
         rt.blobs.delete_prefix(batches.blob_prefix(imp.org_id, imp.id))
         session.execute(delete(db.Batch).where(db.Batch.import_id == imp.id))
         session.execute(delete(db.UniqueValue).where(db.UniqueValue.import_id == imp.id))
@@ -55,6 +56,8 @@ def delete_import_data(
             actor=actor,
             detail={"rows": imp.row_count, "batches": imp.batch_count},
         )
+    if in_redis:
+        passthrough.forget(rt, import_id)
     log.info("import %s: data %s by %s", import_id, reason, actor)
     return True
 

@@ -52,6 +52,7 @@ class Settings:
     allow_private_networks: tuple[str, ...] = ()
     webhook_ca_file: str | None = None
     retention_days: int = 30
+    passthrough_ttl: int = 3600  # seconds a passthrough import's sealed batches wait in Redis
     max_batch_bytes: int = 64 * 1024 * 1024
     max_file_bytes: int = 1024 * 1024 * 1024
     body_timeout: float = 30.0
@@ -86,6 +87,7 @@ class Settings:
             allow_private_networks=tuple(n.strip() for n in allow.split(",") if n.strip()),
             webhook_ca_file=env.get("LOADBAY_WEBHOOK_CA_FILE") or None,
             retention_days=int(env.get("LOADBAY_RETENTION_DAYS", "30")),
+            passthrough_ttl=int(env.get("LOADBAY_PASSTHROUGH_TTL", "3600")),
             blob_s3_bucket=env.get("LOADBAY_BLOB_S3_BUCKET") or None,
             blob_s3_prefix=env.get("LOADBAY_BLOB_S3_PREFIX", ""),
             max_file_bytes=int(env.get("LOADBAY_MAX_FILE_BYTES", str(1024**3))),

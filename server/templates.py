@@ -85,6 +85,16 @@ def _parsed_name(schema: Any) -> str:
         raise InvalidTemplate(f"The template is not valid: {exc}") from exc
 
 
+def retention_days(rt: Runtime, org: db.Organisation, schema: dict[str, Any]) -> int:
+    """How long an import of this template keeps its rows, in days (0: passthrough): the
+    template's `x-loadbay.retentionDays`, else the organisation's default, else the
+    operator's (`LOADBAY_RETENTION_DAYS`)."""
+    own = parse_template(schema).retention_days
+    if own is not None:
+        return own
+    return org.retention_days or rt.settings.retention_days
+
+
 def create_template(rt: Runtime, org_id: str, schema: dict[str, Any]) -> db.Template:
     name = _parsed_name(schema)
     now = db.utcnow()

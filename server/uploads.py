@@ -24,9 +24,9 @@ from pipeline.errors import MappingError
 from pipeline.session import ROW_COLUMN
 from pipeline.template import Template, parse_template
 from pipeline.validation import EarlierBatches, coerce, validate
-from server import batches, db
-from server.errors import Conflict, Invalid, NotFound, TooLarge
-from server.imports import ImportStatus, authorise
+from server import batches, db, passthrough
+from server.errors import Conflict, Invalid, TooLarge
+from server.imports import ImportStatus, authorise, data_state
 from server.runtime import Runtime
 
 MAX_INT = 2**31 - 1  # PostgreSQL's integer: batch numbers and row numbers are stored as one
@@ -78,30 +78,35 @@ def receive_batch(
         template_row = session.get(db.Template, imp.template_id)
         org = session.get(db.Organisation, imp.org_id)
         assert template_row is not None and org is not None  # noqa: S101 - foreign keys
+        gone = data_state(session, imp)
+        if gone is not None:
+            raise gone.error()
         if imp.status != ImportStatus.UPLOADING:
             raise Conflict(f"Import {import_id} was already submitted.")
-        if imp.wrapped_data_key is None:
-            raise NotFound("This import's data has been deleted.")
-        key = rt.vault.data_key(org.id, org.wrapped_key, imp.id, imp.wrapped_data_key)
+        key = batches.data_key(rt, org, imp)
         digest = batches.content_digest(key, body)
-        answered = _earlier_answer(session, import_id, seq, digest)
+        answered = _earlier_answer(rt, session, imp, seq, digest)
         if answered is not None:
             return answered
         template = parse_template(template_row.schema)
-        org_id = org.id
     blob_key: str | None = None
+    earlier: SeenValues | None = None
     try:
         with rt.sessions.begin() as session:
-            earlier = SeenValues(session, import_id, key)
+            earlier = (
+                SeenInRedis(rt, imp, key)
+                if passthrough.is_passthrough(imp)
+                else SeenValues(session, import_id, key)
+            )
             typed = checked_typed_batch(body, template, first_row, earlier)
-            blob_key = batches.store(rt, org_id, import_id, seq, key, typed)
+            blob_key = batches.store(rt, imp, seq, key, typed, digest)
             session.add(
                 db.Batch(
                     import_id=import_id,
                     seq=seq,
                     first_row=first_row,
                     row_count=typed.num_rows,
-                    digest=digest,
+                    digest=batches.recorded_digest(imp, digest),
                     blob_key=blob_key,
                 )
             )
@@ -109,33 +114,39 @@ def receive_batch(
             earlier.record()
         return int(typed.num_rows)
     except IntegrityError as exc:  # a concurrent upload of this import got there first
-        _discard(rt, blob_key)
+        _discard(rt, imp, blob_key)
+        if isinstance(earlier, SeenInRedis):
+            earlier.undo()
         with rt.sessions() as session:
-            answered = _earlier_answer(session, import_id, seq, digest)
+            answered = _earlier_answer(rt, session, imp, seq, digest)
         if answered is not None:
             return answered
         raise Conflict(
             f"Batch {seq} met another upload of this import at the same moment; send it again."
         ) from exc
     except BaseException:
-        _discard(rt, blob_key)
+        _discard(rt, imp, blob_key)
+        if isinstance(earlier, SeenInRedis):
+            earlier.undo()
         raise
 
 
-def _earlier_answer(session: Session, import_id: str, seq: int, digest: str) -> int | None:
+def _earlier_answer(
+    rt: Runtime, session: Session, imp: db.Import, seq: int, digest: str
+) -> int | None:
     existing = session.scalar(
-        select(db.Batch).where(db.Batch.import_id == import_id, db.Batch.seq == seq)
+        select(db.Batch).where(db.Batch.import_id == imp.id, db.Batch.seq == seq)
     )
     if existing is None:
         return None
-    if not hmac.compare_digest(existing.digest, digest):
+    if not hmac.compare_digest(batches.digest_of(rt, imp, existing), digest):
         raise Conflict(f"Batch {seq} was already received with different content.")
     return int(existing.row_count)
 
 
-def _discard(rt: Runtime, blob_key: str | None) -> None:
+def _discard(rt: Runtime, imp: db.Import, blob_key: str | None) -> None:
     if blob_key is not None:
-        rt.blobs.delete(blob_key)
+        batches.discard(rt, imp, blob_key)
 
 
 class SeenValues:
@@ -157,19 +168,19 @@ class SeenValues:
         digests = [self._digest(target, v) for v in values]
         stored: dict[bytes, int] = {}
         for start in range(0, len(digests), _LOOKUP_CHUNK):
-            chunk = digests[start : start + _LOOKUP_CHUNK]
-            stored.update(
-                self._session.execute(
-                    select(db.UniqueValue.digest, db.UniqueValue.first_row).where(
-                        db.UniqueValue.import_id == self._import_id,
-                        db.UniqueValue.digest.in_(chunk),
-                    )
-                ).all()
-            )
+            stored.update(self._stored(digests[start : start + _LOOKUP_CHUNK]))
         found = [stored.get(d) for d in digests]
         new = zip(digests, rows, found, strict=True)
         self._pending.update((d, r) for d, r, f in new if f is None)
         return found
+
+    def _stored(self, digests: list[bytes]) -> dict[bytes, int]:
+        rows = self._session.execute(
+            select(db.UniqueValue.digest, db.UniqueValue.first_row).where(
+                db.UniqueValue.import_id == self._import_id, db.UniqueValue.digest.in_(digests)
+            )
+        )
+        return {bytes(d): int(r) for d, r in rows}
 
     def record(self) -> None:
         if self._pending:
@@ -185,6 +196,31 @@ class SeenValues:
     def _digest(self, target: str, value: str) -> bytes:
         message = json.dumps([target, value], ensure_ascii=False).encode()
         return hmac.new(self._key, message, hashlib.sha256).digest()[:16]
+
+
+class SeenInRedis(SeenValues):
+    """`SeenValues` for a passthrough import: the same digests, kept in Redis beside its
+    batches (expiring with them), so the metadata database holds none."""
+
+    def __init__(self, rt: Runtime, imp: db.Import, data_key: bytes) -> None:
+        # No session: every lookup and record goes to Redis (`_stored`, `record`).
+        super().__init__(None, imp.id, data_key)  # type: ignore[arg-type]
+        self._rt, self._imp = rt, imp
+        self._recorded: list[bytes] = []
+
+    def _stored(self, digests: list[bytes]) -> dict[bytes, int]:
+        return passthrough.seen_rows(self._rt, self._imp, digests)
+
+    def record(self) -> None:
+        """Add this batch's values; a concurrent batch that added one first is a Conflict
+        (as the database's primary key makes it for a stored import)."""
+        if self._pending:
+            self._recorded = passthrough.record_seen(self._rt, self._imp, self._pending)
+            self._pending = {}
+
+    def undo(self) -> None:
+        passthrough.forget_seen(self._rt, self._imp, self._recorded)
+        self._recorded = []
 
 
 def decode_ipc(body: bytes) -> pa.Table:

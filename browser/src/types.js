@@ -19,11 +19,20 @@
  * @property {FieldInfo[]} fields
  * @property {string} parentOrigin
  * @property {number} maxFileBytes
+ * @property {Retention} retention
  * @property {string} worker
  * @property {string} pyodide
  * @property {string} lock
  * @property {string[]} packages
  * @property {string} [accept]
+ */
+
+/**
+ * How long the server keeps the rows (server/importer/page.py); the server decides it.
+ * @typedef {object} Retention
+ * @property {number} days
+ * @property {boolean} passthrough nothing is stored: rows pass straight to the organisation
+ * @property {string} organisation
  */
 
 /**

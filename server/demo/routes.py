@@ -108,7 +108,10 @@ def _receipts(rt: Runtime) -> list[dict[str, Any]]:
         live = set(
             session.scalars(
                 select(db.Import.id).where(
-                    db.Import.id.in_(seen), db.Import.wrapped_data_key.is_not(None)
+                    # by status: a passthrough import never had a stored key, and keeps
+                    # its receipts (the receiver is the client's, not loadbay's, storage)
+                    db.Import.id.in_(seen),
+                    db.Import.status.not_in(["deleted", "expired"]),
                 )
             )
         )

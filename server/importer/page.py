@@ -49,6 +49,8 @@ class ImporterConfig:
     fields: tuple[Mapping[str, Any], ...]  # pipeline.protocol.FieldInfo.to_dict(), in order
     parent_origin: str
     max_file_bytes: int
+    retention_days: int  # what the user is told: 0 is passthrough (nothing stored)
+    organisation: str  # who the rows go to, named in the passthrough line
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,11 @@ class ImporterConfig:
             "fields": [dict(f) for f in self.fields],
             "parentOrigin": self.parent_origin,
             "maxFileBytes": self.max_file_bytes,
+            "retention": {
+                "days": self.retention_days,
+                "passthrough": self.retention_days == 0,
+                "organisation": self.organisation,
+            },
         }
 
 

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from pipeline.protocol import field_infos
 from pipeline.template import parse_template
-from server import db, deliveries, imports, mappings, orgs, uploads
+from server import db, deliveries, imports, mappings, orgs, templates, uploads
 from server.errors import Invalid, ServiceError, Unavailable
 from server.http.auth import bearer_token, publishable_key, require_same_origin, runtime_of
 from server.http.limits import Limiter
@@ -80,6 +80,8 @@ async def importer(request: Request) -> Response:
         fields=tuple(f.to_dict() for f in field_infos(parse_template(template.schema))),
         parent_origin=parent,
         max_file_bytes=rt.settings.max_file_bytes,
+        retention_days=templates.retention_days(rt, org, template.schema),
+        organisation=org.name,
     )
     page = importer_page(request.app.state.manifest, config)
     return HTMLResponse(

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { confirmedMapping, matchText } from "../../browser/src/ui/mapping.js";
+import { retentionText } from "../../browser/src/ui/start.js";
 import { doneText } from "../../browser/src/ui/submit.js";
 
 const state = (status) => ({ id: "imp_1", status, final: true, rows: 2, batches: 1, deliveries: {} });
@@ -10,7 +11,18 @@ const state = (status) => ({ id: "imp_1", status, final: true, rows: 2, batches:
 test("the done screen shows the status the server reports, known or not", () => {
   assert.equal(doneText(state("delivered"), 2), "Delivered 2 rows.");
   assert.equal(doneText(state("failed"), 2).startsWith("Your 2 rows were received, but delivery failed."), true);
-  assert.equal(doneText(state("expired"), 2), "Import finished with status “expired” (2 rows).");
+  assert.equal(doneText(state("expired"), 2).startsWith("Your 2 rows were not delivered before"), true);
+  assert.equal(doneText(state("archived"), 2), "Import finished with status “archived” (2 rows).");
+});
+
+test("the start screen says how long the rows are kept, as the server decided", () => {
+  const kept = (days) => retentionText({ days, passthrough: false, organisation: "Acme" });
+  assert.equal(kept(30), "Your data is kept for 30 days, then deleted.");
+  assert.equal(kept(1), "Your data is kept for 1 day, then deleted.");
+  assert.equal(
+    retentionText({ days: 0, passthrough: true, organisation: "Acme" }),
+    "Your data is not stored: it goes straight to Acme and nowhere else.",
+  );
 });
 
 test("how a column was proposed comes from the engine's match", () => {

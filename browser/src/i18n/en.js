@@ -9,6 +9,9 @@ export default {
   "start.ready": "Ready.",
   "start.expected": "Expected columns",
   "start.required": "{label} (required)",
+  "start.kept": "Your data is kept for {days} days, then deleted.",
+  "start.keptOneDay": "Your data is kept for 1 day, then deleted.",
+  "start.passthrough": "Your data is not stored: it goes straight to {organisation} and nowhere else.",
 
   "error.restart": "Choose another file",
   "error.noFile": "No file is open. Pick a file first.",
@@ -98,5 +101,8 @@ export default {
   "done.complete": "Delivered {rows} rows.",
   "done.failed":
     "Your {rows} rows were received, but delivery failed. The team has been told; nothing was lost.",
+  "done.expired":
+    "Your {rows} rows were not delivered before the import's data expired, and no copy is kept. Import the file again.",
+  "done.deleted": "This import's data was deleted before it was delivered. Import the file again.",
   "done.other": "Import finished with status “{status}” ({rows} rows).",
 };

@@ -27,11 +27,21 @@ export function showStart(ctx) {
   render(
     ctx,
     el("p", { text: t("start.intro") }),
+    el("p", { id: "retention", class: "muted", text: retentionText(ctx.config.retention) }),
     input,
     status,
     el("h2", { text: t("start.expected") }),
     el("ul", {}, ...fields),
   );
+}
+
+/**
+ * What the user is told about how long their rows are kept (the server decides it).
+ * @param {import("../types.js").Retention} retention
+ */
+export function retentionText({ days, passthrough, organisation }) {
+  if (passthrough) return t("start.passthrough", { organisation });
+  return days === 1 ? t("start.keptOneDay") : t("start.kept", { days });
 }
 
 /**
