@@ -32,7 +32,7 @@ from destinations.errors import (
 )
 from server import attempts, db
 from server.batches import load_batch
-from server.errors import Conflict, Gone, NotFound
+from server.errors import Conflict, Gone, NotFound, Unavailable
 from server.queue import REDIS_ERRORS
 from server.runtime import Runtime
 
@@ -190,6 +190,8 @@ def deliver(rt: Runtime, delivery_id: int) -> str:
         return _failed(rt, delivery_id, attempt, str(exc), final=True, started=started, said=said)
     except NotFound as exc:  # the batch, import or destination is gone: retrying cannot help
         return _failed(rt, delivery_id, attempt, exc.message, final=True, started=started)
+    except Unavailable as exc:  # e.g. the organisation's KMS key refused: retried on schedule
+        return _failed(rt, delivery_id, attempt, exc.message, started=started)
     except JobTimeoutException:
         timeout = rt.queue.timings.job_timeout
         message = f"The attempt took longer than {timeout} s."

@@ -82,7 +82,9 @@ def create_import(
                 template_version=template.version,  # the schema this import is checked by
                 file_name=file_name[:300],
                 token_hash=_hash(token),
-                wrapped_data_key=rt.vault.new_data_key(org.id, org.wrapped_key, import_id),
+                wrapped_data_key=rt.vault.new_data_key(
+                    org.id, org.wrapped_key, import_id, kms_key_arn=org.kms_key_arn
+                ),
                 created_at=now,
                 expires_at=now + dt.timedelta(days=rt.settings.retention_days),
             )

@@ -251,6 +251,7 @@ async def patch_organisation(call: Call) -> schemas.OrganisationOut:
             allowed_origins=body.allowed_origins,
             default_retention_days=body.default_retention_days,
             invalid_row_policy=body.invalid_row_policy,
+            kms_key_arn=body.kms_key_arn,
         )
     )
     return schemas.OrganisationOut.of(found)

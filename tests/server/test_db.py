@@ -27,6 +27,7 @@ TABLES = {
     "secret_keys",
     "idempotency_keys",
     "template_versions",
+    "organisation_tombstones",
 }
 
 
@@ -54,7 +55,7 @@ def test_migrations_create_every_table(empty_database_url: str) -> None:
         inspector = inspect(engine)
         assert set(inspector.get_table_names()) == TABLES | {"alembic_version"}
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0010"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0012"
         columns = {c["name"] for c in inspector.get_columns("deliveries")}
         assert columns == {
             "id",
