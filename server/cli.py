@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from server.admin_cli import org_app, rotate_master
+
 if TYPE_CHECKING:
     from pipeline.session import ImportSession, Report
     from server.runtime import Runtime
@@ -22,6 +24,8 @@ assets_app = typer.Typer(help="Browser assets (Pyodide, wheels, the importer).")
 app.add_typer(assets_app, name="assets")
 keys_app = typer.Typer(help="Secret keys for the management API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+keys_app.command("rotate-master")(rotate_master)
+app.add_typer(org_app, name="org")
 
 
 @assets_app.command("build")

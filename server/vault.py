@@ -29,6 +29,9 @@ class Vault:
         org_key = self._org_key(org_id, wrapped_org_key)
         return crypto.seal(new_master, org_key, crypto.org_aad(org_id))
 
+    def has_master(self, key: bytes) -> bool:
+        return hmac.compare_digest(self._master, key)
+
     def opens(self, org_id: str, wrapped_org_key: bytes) -> bool:
         """Whether this vault's master key unwraps the organisation key."""
         try:
