@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from server import db, events, exports
+from server import db, events, exports, imports
 from server import destinations as server_destinations
 from server.errors import Gone, Invalid, NotFound
 from server.runtime import Runtime
@@ -219,36 +219,40 @@ def _organisation_json(org: db.Organisation) -> dict[str, Any]:
 def _export_imports(
     rt: Runtime, org: db.Organisation, writer: _Writer, fmt: str
 ) -> list[dict[str, Any]]:
-    """Each import's metadata; the rows of those still retained, one file each."""
-    with rt.sessions() as session:
-        rows = list(
-            session.scalars(
-                select(db.Import)
-                .where(db.Import.org_id == org.id)
-                .order_by(db.Import.created_at, db.Import.id)
-            )
-        )
+    """Each import's metadata and delivery counts; the rows of those still retained, one
+    file each."""
     listed: list[dict[str, Any]] = []
-    for imp in rows:
-        entry: dict[str, Any] = {
-            "id": imp.id,
-            "template_id": imp.template_id,
-            "template_version": imp.template_version,
-            "file_name": imp.file_name,
-            "status": imp.status,
-            "rows": imp.row_count,
-            "batches": imp.batch_count,
-            "created_at": imp.created_at,
-            "expires_at": imp.expires_at,
-            "file": None,
-        }
-        if imp.wrapped_data_key is not None:
-            name = f"imports/{imp.id}.{fmt}"
+    with rt.sessions() as session:
+        rows = session.scalars(
+            select(db.Import)
+            .where(db.Import.org_id == org.id)
+            .order_by(db.Import.created_at, db.Import.id)
+        )
+        for imp in rows:
+            state = imports.import_status(session, imp)
+            listed.append(
+                {
+                    "id": imp.id,
+                    "template_id": imp.template_id,
+                    "template_version": imp.template_version,
+                    "file_name": imp.file_name,
+                    "status": state.status.value,
+                    "rows": imp.row_count,
+                    "batches": imp.batch_count,
+                    "deliveries": state.deliveries,
+                    "created_at": imp.created_at,
+                    "expires_at": imp.expires_at,
+                    "file": None,
+                    "retained": imp.wrapped_data_key is not None,
+                }
+            )
+    for entry in listed:
+        if entry.pop("retained"):
+            name = f"imports/{entry['id']}.{fmt}"
             with writer.open(name) as fh:
-                entry["rows"] = exports.export_import(rt, imp.id, fmt, fh, org_id=org.id)
+                entry["rows"] = exports.export_import(rt, entry["id"], fmt, fh, org_id=org.id)
             writer.listed(name)
             entry["file"] = name
-        listed.append(entry)
     return listed
 
 
