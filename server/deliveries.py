@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-import traceback
 from typing import Any, cast
 
 import pyarrow as pa
@@ -30,7 +29,7 @@ from destinations.errors import (
     EndpointGoneError,
     RetryableDeliveryError,
 )
-from server import attempts, db
+from server import attempts, db, logs
 from server.batches import load_batch
 from server.errors import Conflict, Gone, NotFound, Unavailable
 from server.queue import REDIS_ERRORS
@@ -198,13 +197,12 @@ def deliver(rt: Runtime, delivery_id: int) -> str:
         return _failed(rt, delivery_id, attempt, message, started=started)
     except Exception as exc:  # noqa: BLE001 - the job boundary: a bug must not strand a delivery
         # The exception's text may quote data (a cell, a key): only its type and where.
-        where = "".join(traceback.format_tb(exc.__traceback__))
         log.error(
             "delivery %s attempt %s: unexpected %s\n%s",
             delivery_id,
             attempt,
             type(exc).__name__,
-            where,
+            logs.describe(exc),
         )
         message = f"Internal error ({type(exc).__name__}) in loadbay; it will be retried."
         return _failed(rt, delivery_id, attempt, message, started=started)
