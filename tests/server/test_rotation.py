@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 CSV = "Full name,Email\nAda Lovelace,ada@example.com\nGrace Hopper,grace@example.com\n"
 
 
-@pytest.fixture
-def store() -> str:
-    return "sqlite"
-
-
 def environment(rt: Runtime) -> dict[str, str]:
     """The environment a `loadbay` command needs to open `rt`'s installation."""
     s = rt.settings
