@@ -8,6 +8,7 @@ import io
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -18,7 +19,19 @@ from moto.server import ThreadedMotoServer
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
-from server import crypto, db, deliveries, exports, imports, jobs, keys, kms, orgs, uploads
+from server import (
+    crypto,
+    db,
+    deliveries,
+    exports,
+    imports,
+    jobs,
+    keys,
+    kms,
+    offboarding,
+    orgs,
+    uploads,
+)
 from server.app import create_app
 from server.kms import KeyRefused, UnusableKey
 from server.runtime import Runtime
@@ -325,3 +338,19 @@ def test_checked_arn_accepts_keys_and_aliases() -> None:
     assert kms.checked_arn(alias) == alias
     with pytest.raises(UnusableKey):
         kms.checked_arn(key + "\nx")
+
+
+def test_offboarding_a_kms_organisation_whose_key_is_disabled_writes_nothing(
+    two_orgs: TwoOrgs, batch_factory: BatchFactory, kms_client: Any, tmp_path: Path
+) -> None:
+    rt = two_orgs.rt
+    _import(rt, two_orgs.kms_org, batch_factory(CSV))
+    kms_client.disable_key(KeyId=_key_id(two_orgs.arn))
+    try:
+        with pytest.raises(KeyRefused, match="refused to unwrap a data key"):
+            offboarding.export_organisation(rt, two_orgs.kms_org.org.id, tmp_path / "out")
+        assert not [p for p in tmp_path.iterdir() if p.name == "out" or ".partial-" in p.name]
+    finally:
+        kms_client.enable_key(KeyId=_key_id(two_orgs.arn))
+    done = offboarding.export_organisation(rt, two_orgs.kms_org.org.id, tmp_path / "out")
+    assert (done.imports, done.rows) == (1, 2)

@@ -1,7 +1,8 @@
 """Logs hold metadata only: every line `loadbay serve` (uvicorn's access and error logs
 included), `loadbay worker` (RQ's worker, work horse and scheduler) and `loadbay cron`
-write during an end-to-end import, a refused batch and a retried delivery is captured,
-and no cell value is among them."""
+write during an end-to-end import, a refused batch, a management API call and a retried
+delivery is captured, and no cell value (nor a token, key or signing secret) is among
+them."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from server import db, imports, orgs
+from destinations.webhook import new_secret
+from server import db, imports, keys, orgs
 from server.runtime import Runtime
 from server.settings import Settings
 from tests.conftest import CONTACTS_SCHEMA, REPO
@@ -144,9 +146,11 @@ def test_no_cell_value_reaches_a_log_line(
     rt = installation.rt
     org = orgs.create_organisation(rt, "Log Org", [HOST])
     template = orgs.create_template(rt, org, CONTACTS_SCHEMA)
+    signing = new_secret()
     orgs.create_destination(
-        rt, org, template, "webhook", "hook", {"url": receiver.url, "secret": "whsec_" + "A" * 32}
+        rt, org, template, "webhook", "hook", {"url": receiver.url, "secret": signing}
     )
+    secret_key = keys.create_key(rt, org.id, "logs").secret
     receiver.answer(503)  # the first attempt fails: the retry path logs too
     base = installation.base
     with httpx.Client(base_url=base, verify=False, timeout=30) as client:  # noqa: S501 - self-signed
@@ -182,6 +186,10 @@ def test_no_cell_value_reaches_a_log_line(
             f"/api/v1/imports/{import_id}/submit", json={"batches": 1, "rows": 1}, headers=auth
         )
         assert submitted.status_code == 202, submitted.text
+        managed = client.get(
+            "/api/v1/organisation", headers={"authorization": f"Bearer {secret_key}"}
+        )
+        assert managed.status_code == 200, managed.text
         _wait("the delivery", lambda: _delivered(rt, import_id))
         _wait("a sweep", lambda: "sweep" in installation.logs["cron"].read_text().lower())
     # The values did travel through these processes: the receiver got them (twice).
@@ -196,6 +204,7 @@ def test_no_cell_value_reaches_a_log_line(
     # What was captured is the processes' real logging: uvicorn's access log, loadbay's
     # own loggers, RQ's worker and cron.
     assert any(f"PUT /api/v1/imports/{import_id}/batches/0" in line for line in lines)
+    assert any("GET /api/v1/organisation" in line for line in lines)
     assert any("422" in line and "/batches/0" in line for line in lines)
     assert any("delivered batch 0 of " + import_id in line for line in lines)
     assert any("failed" in line and "503" in line for line in lines)
@@ -208,6 +217,9 @@ def test_no_cell_value_reaches_a_log_line(
         if value.lower() in line.lower()
     ]
     assert leaks == []
+    # Nor any credential: the upload token, the secret key, the signing secret.
+    credentials = (token, secret_key, signing, signing.removeprefix("whsec_"))
+    assert not [c for c in credentials for line in lines if c in line]
 
 
 # --- an exception whose text quotes a cell ----------------------------------------------
