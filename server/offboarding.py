@@ -10,7 +10,9 @@ place at the end, so the directory exists only complete.
 batch, unique-value digest, delivery and attempt, the events, mapping memories, template
 versions, templates, destinations (their sealed secrets), secret and idempotency keys, and
 the organisation row with its wrapped organisation key. What stays is a tombstone: the
-id, a SHA-256 of the name, when, by whom, and counts. Copies in backups of the metadata
+id, a SHA-256 of the name, when, by whom, and counts. The blobs go first, inside the
+transaction: should it then fail, the rows (and keys) are all still there, some of the
+blobs are not, and running the deletion again completes it. Copies in backups of the metadata
 database or the blob store are outside loadbay's reach: shredding counts only once those
 age out too.
 """

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
@@ -20,10 +21,11 @@ from server.cli import app
 from server.errors import Gone, Invalid, NotFound, Unauthorized
 from server.runtime import Runtime
 from tests.conftest import CONTACTS_SCHEMA
+from tests.server.test_blobs_s3 import s3_endpoint, s3_env  # noqa: F401 - fixtures
 from tests.server.test_rotation import csv_of, environment, stored_import
 
 if TYPE_CHECKING:
-    from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup, Receiver
+    from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup, Receiver, RuntimeFactory
 
 CSV = "Full name,Email\nAda Lovelace,ada@example.com\nGrace Hopper,grace@example.com\n"
 HEADERS = ["Name", "E-mail"]
@@ -256,3 +258,26 @@ def test_delete_asks_before_it_shreds(runtime: Runtime, tenants: tuple[Tenant, T
 def test_every_table_is_shredded_or_is_the_tombstones() -> None:
     """A new table must say what offboarding does with it (add it to SHREDDED)."""
     assert set(db.Base.metadata.tables) == set(offboarding.SHREDDED) | {"organisation_tombstones"}
+
+
+def test_delete_empties_the_s3_prefix_of_the_organisation_only(
+    runtime_factory: RuntimeFactory,
+    demo_org: DemoOrgFactory,
+    batch_factory: BatchFactory,
+    s3_env: str,  # noqa: F811 - the fixture imported above
+) -> None:
+    rt = runtime_factory(blob_s3_bucket=s3_env, blob_s3_prefix="offboarding")
+    body = batch_factory(CSV)
+    a, b = demo_org(rt), demo_org(rt)
+    stored_import(rt, a, body)
+    kept = stored_import(rt, b, body)
+
+    def objects(org_id: str) -> list[str]:
+        listing = boto3.client("s3").list_objects_v2(Bucket=s3_env, Prefix=f"offboarding/{org_id}/")
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+    assert len(objects(a.org.id)) == 2 and len(objects(b.org.id)) == 2
+    offboarding.delete_organisation(rt, a.org.id, actor="tests")
+    assert objects(a.org.id) == []
+    assert len(objects(b.org.id)) == 2
+    assert "Grace Hopper" in csv_of(rt, kept)
