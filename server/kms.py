@@ -109,8 +109,10 @@ class KeyService:
             raise KeyRefused("A stored data key is not one KMS wrapped.")
         (length,) = struct.unpack(">H", wrapped[len(MAGIC) : len(MAGIC) + 2])
         start = len(MAGIC) + 2
-        arn = wrapped[start : start + length].decode()
+        arn = wrapped[start : start + length].decode("ascii", errors="replace")
         blob = wrapped[start + length :]
+        if not ARN.fullmatch(arn) or not blob:
+            raise KeyRefused("A stored data key is damaged: it names no KMS key.")
         answer = self._call(
             arn,
             "unwrap a data key",

@@ -201,6 +201,9 @@ def test_the_encryption_context_binds_a_wrapped_key_to_its_import(
         vault.data_key(org.id, org.wrapped_key, "imp_2", wrapped)
     with pytest.raises(KeyRefused):
         vault.data_key("org_other", org.wrapped_key, "imp_1", wrapped)
+    damaged = wrapped[: len(kms.MAGIC) + 2] + b"\xff" + wrapped[len(kms.MAGIC) + 3 :]
+    with pytest.raises(KeyRefused, match="damaged"):
+        vault.data_key(org.id, org.wrapped_key, "imp_1", damaged)
 
 
 def test_a_disabled_key_seals_that_organisation_only_until_enabled(
