@@ -18,6 +18,7 @@ from server.http.limits import Limiter
 from server.http.responses import SecurityHeaders, error_response, server_error
 from server.importer import routes as importer
 from server.importer.assets import AssetManifest
+from server.logs import describe
 from server.manage import routes as manage
 from server.runtime import Runtime
 
@@ -30,7 +31,8 @@ async def _service_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    # By type and frames only: an exception's text may quote a cell (server.logs).
+    log.error("unexpected error on %s %s\n%s", request.method, request.url.path, describe(exc))
     return server_error()
 
 

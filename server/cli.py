@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from server import logs
+from server.admin_cli import org_app, rotate_master
+
 if TYPE_CHECKING:
     from pipeline.session import ImportSession, Report
     from server.runtime import Runtime
@@ -22,6 +25,8 @@ assets_app = typer.Typer(help="Browser assets (Pyodide, wheels, the importer).")
 app.add_typer(assets_app, name="assets")
 keys_app = typer.Typer(help="Secret keys for the management API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+keys_app.command("rotate-master")(rotate_master)
+app.add_typer(org_app, name="org")
 
 
 @assets_app.command("build")
@@ -142,7 +147,7 @@ def worker(burst: bool = False) -> None:
     from server.runtime import Runtime
     from server.settings import Settings
 
-    _log_to_stderr()
+    logs.configure()
     rt = Runtime.from_settings(Settings.from_env())
     jobs.use_runtime(rt)  # built once here; every work horse inherits it
     destinations.kinds()  # discover destination kinds once, not in every horse
@@ -162,7 +167,7 @@ def cron() -> None:
 
     purge_timeout = 900  # shredding many imports' blobs may take longer than a delivery
 
-    _log_to_stderr()
+    logs.configure()
     queues = Runtime.from_settings(Settings.from_env()).queue
     run_cron(
         queues,
@@ -299,16 +304,6 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _log_to_stderr() -> None:
-    import logging
-
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("loadbay")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-
 def _serve(rt: Runtime, host: str, port: int, cert: Path | None, key: Path | None) -> None:
     import uvicorn
 
@@ -319,8 +314,10 @@ def _serve(rt: Runtime, host: str, port: int, cert: Path | None, key: Path | Non
     if cert is None or key is None:
         cert, key = ensure_certificate(rt.settings.data_dir / "tls")
     db.migrate(rt.settings.database_url)
+    logs.configure()
     uvicorn.run(
         create_app(rt),
+        log_config=None,  # uvicorn's loggers go through logs.configure()'s handler
         host=host,
         port=port,
         ssl_certfile=str(cert),

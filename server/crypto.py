@@ -78,4 +78,11 @@ def load_or_create_master_key(path: Path) -> bytes:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key)
+        fh.flush()
+        os.fsync(fh.fileno())  # on disk before anything is wrapped under it
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return key

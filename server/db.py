@@ -71,6 +71,21 @@ class Organisation(Base):
     # Settings a client changes over the management API (None: the operator's default).
     retention_days: Mapped[int | None] = mapped_column(default=None)
     invalid_row_policy: Mapped[str] = mapped_column(String(20), default="reject")
+    # An AWS KMS key (ARN): set, the organisation's new data keys come from KMS (server.kms).
+    kms_key_arn: Mapped[str | None] = mapped_column(String(2048), default=None)
+
+
+class OrganisationTombstone(Base):
+    """What is left of a deleted organisation (`loadbay org delete`): its id, a SHA-256 of
+    its name, when and by whom, and counts of what was shredded. Nothing else."""
+
+    __tablename__ = "organisation_tombstones"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    deleted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(120))
+    detail: Mapped[dict[str, Any]]
 
 
 class SecretKey(Base):

@@ -22,7 +22,6 @@ import datetime as dt
 import logging
 import random
 import time
-import traceback
 import uuid
 from typing import Any, cast
 
@@ -38,9 +37,9 @@ from destinations.errors import (
     EndpointGoneError,
     RetryableDeliveryError,
 )
-from server import attempts, db, passthrough
+from server import attempts, db, logs, passthrough
 from server.batches import load_batch
-from server.errors import Conflict, Gone, NotFound
+from server.errors import Conflict, Gone, NotFound, Unavailable
 from server.queue import REDIS_ERRORS, SMALL_IMPORT_ROWS
 from server.runtime import Runtime
 
@@ -257,19 +256,20 @@ def _attempt(rt: Runtime, delivery_id: int) -> str:
         return _failed(rt, delivery_id, attempt, str(exc), final=True, started=started, said=said)
     except NotFound as exc:  # the batch, import or destination is gone: retrying cannot help
         return _failed(rt, delivery_id, attempt, exc.message, final=True, started=started)
+    except Unavailable as exc:  # e.g. the organisation's KMS key refused: retried on schedule
+        return _failed(rt, delivery_id, attempt, exc.message, started=started)
     except JobTimeoutException:
         timeout = rt.queue.timings.job_timeout
         message = f"The attempt took longer than {timeout} s."
         return _failed(rt, delivery_id, attempt, message, started=started)
     except Exception as exc:  # noqa: BLE001 - the job boundary: a bug must not strand a delivery
         # The exception's text may quote data (a cell, a key): only its type and where.
-        where = "".join(traceback.format_tb(exc.__traceback__))
         log.error(
             "delivery %s attempt %s: unexpected %s\n%s",
             delivery_id,
             attempt,
             type(exc).__name__,
-            where,
+            logs.describe(exc),
         )
         message = f"Internal error ({type(exc).__name__}) in loadbay; it will be retried."
         return _failed(rt, delivery_id, attempt, message, started=started)

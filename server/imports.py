@@ -135,7 +135,9 @@ def create_import(
         if days == 0:  # passthrough: the data key lives in Redis only
             wrapped, expires = None, passthrough.open_window(rt, org, import_id, now)
         else:
-            wrapped = rt.vault.new_data_key(org.id, org.wrapped_key, import_id)
+            wrapped = rt.vault.new_data_key(
+                org.id, org.wrapped_key, import_id, kms_key_arn=org.kms_key_arn
+            )
             expires = now + dt.timedelta(days=days)
         session.add(
             db.Import(

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from server import db, templates
+from server import db, kms, templates
 from server import destinations as server_destinations
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
@@ -93,9 +93,15 @@ def update_settings(
     allowed_origins: list[str] | None = None,
     default_retention_days: int | None = None,
     invalid_row_policy: str | None = None,
+    kms_key_arn: str | None = None,
 ) -> OrganisationSettings:
-    """Change what was sent; every value is checked before anything is stored."""
+    """Change what was sent; every value is checked before anything is stored (a KMS key
+    only once loadbay has generated and unwrapped a data key with it). A new KMS key wraps
+    the data keys of imports created from then on; earlier imports keep theirs."""
     origins = None if allowed_origins is None else checked_origins(allowed_origins)
+    if kms_key_arn is not None:
+        kms_key_arn = kms.checked_arn(kms_key_arn)
+        rt.vault.kms.check(kms_key_arn, org_id)
     if default_retention_days is not None and not (
         MIN_RETENTION_DAYS <= default_retention_days <= MAX_RETENTION_DAYS
     ):
@@ -114,6 +120,8 @@ def update_settings(
             org.retention_days = default_retention_days
         if invalid_row_policy is not None:
             org.invalid_row_policy = invalid_row_policy
+        if kms_key_arn is not None:
+            org.kms_key_arn = kms_key_arn
     return settings_of(rt, org_id)
 
 

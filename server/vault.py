@@ -1,4 +1,5 @@
-"""Keys for one installation: organisation keys under the master key, data keys under those."""
+"""Keys for one installation: organisation keys under the master key, data keys under those
+(or, for an organisation with a customer-managed key, data keys from AWS KMS: server.kms)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import hmac
 import json
 from typing import Any
 
-from server import crypto
+from server import crypto, kms
 
 
 class Vault:
-    def __init__(self, master_key: bytes) -> None:
+    def __init__(self, master_key: bytes, key_service: kms.KeyService | None = None) -> None:
         self._master = master_key
+        self.kms = key_service or kms.KeyService()
 
     def new_org_key(self, org_id: str) -> bytes:
         """A fresh organisation key, returned wrapped for storage."""
@@ -21,14 +23,45 @@ class Vault:
     def _org_key(self, org_id: str, wrapped_org_key: bytes) -> bytes:
         return crypto.open_sealed(self._master, wrapped_org_key, crypto.org_aad(org_id))
 
-    def new_data_key(self, org_id: str, wrapped_org_key: bytes, import_id: str) -> bytes:
-        """A fresh per-import data key, returned wrapped by the organisation key."""
+    def rewrap_org_key(self, org_id: str, wrapped_org_key: bytes, new_master: bytes) -> bytes:
+        """The same organisation key, wrapped under `new_master` instead (master rotation:
+        everything under the organisation key stays as it is)."""
+        org_key = self._org_key(org_id, wrapped_org_key)
+        return crypto.seal(new_master, org_key, crypto.org_aad(org_id))
+
+    def has_master(self, key: bytes) -> bool:
+        return hmac.compare_digest(self._master, key)
+
+    def opens(self, org_id: str, wrapped_org_key: bytes) -> bool:
+        """Whether this vault's master key unwraps the organisation key."""
+        try:
+            self._org_key(org_id, wrapped_org_key)
+        except crypto.DecryptionError:
+            return False
+        return True
+
+    def new_data_key(
+        self,
+        org_id: str,
+        wrapped_org_key: bytes,
+        import_id: str,
+        *,
+        kms_key_arn: str | None = None,
+    ) -> bytes:
+        """A fresh per-import data key, returned wrapped: by the organisation's KMS key when
+        it has one (kms.KeyRefused when KMS will not), else by the organisation key."""
+        if kms_key_arn:
+            return self.kms.generate(kms_key_arn, kms.context(org_id, import_id))[1]
         org_key = self._org_key(org_id, wrapped_org_key)
         return crypto.seal(org_key, crypto.new_key(), crypto.import_aad(org_id, import_id))
 
     def data_key(
         self, org_id: str, wrapped_org_key: bytes, import_id: str, wrapped: bytes
     ) -> bytes:
+        """An import's data key; one KMS wrapped is unwrapped by KMS (kms.KeyRefused when it
+        refuses: a disabled key makes the organisation's rows unreadable)."""
+        if kms.is_wrapped(wrapped):
+            return self.kms.decrypt(wrapped, kms.context(org_id, import_id))
         org_key = self._org_key(org_id, wrapped_org_key)
         return crypto.open_sealed(org_key, wrapped, crypto.import_aad(org_id, import_id))
 

@@ -30,6 +30,7 @@ from server.errors import Invalid, ServiceError
 from server.http.auth import runtime_of, secret_key
 from server.http.limits import JSON_BYTES, Limiter
 from server.http.responses import problem_response, server_problem
+from server.logs import describe
 from server.manage import idempotency, schemas
 from server.manage.openapi import PAGE, Endpoint, document
 from server.runtime import Runtime
@@ -93,8 +94,10 @@ def managed(handler: Handler, status: int) -> Callable[[Request], Awaitable[Resp
             return await _run(request, handler, status)
         except (ServiceError, PipelineError) as exc:
             return problem_response(exc)
-        except Exception:  # noqa: BLE001 - answered as a problem, logged with its trace
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
+        except Exception as exc:  # noqa: BLE001 - answered as a problem, logged with its trace
+            # By type and frames only: an exception's text may quote a cell (server.logs).
+            path = request.url.path
+            log.error("unexpected error on %s %s\n%s", request.method, path, describe(exc))
             return server_problem()
 
     return endpoint
@@ -251,6 +254,7 @@ async def patch_organisation(call: Call) -> schemas.OrganisationOut:
             allowed_origins=body.allowed_origins,
             default_retention_days=body.default_retention_days,
             invalid_row_policy=body.invalid_row_policy,
+            kms_key_arn=body.kms_key_arn,
         )
     )
     return schemas.OrganisationOut.of(found)

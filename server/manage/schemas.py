@@ -162,6 +162,9 @@ class OrganisationOut(Answer):
     allowed_origins: list[str]
     default_retention_days: int
     invalid_row_policy: InvalidRowPolicy
+    kms_key_arn: str | None = Field(
+        default=None, description="The AWS KMS key new imports' data keys come from."
+    )
 
     @classmethod
     def of(cls, found: OrganisationSettings) -> OrganisationOut:
@@ -173,6 +176,7 @@ class OrganisationOut(Answer):
             allowed_origins=list(org.allowed_origins),
             default_retention_days=found.default_retention_days,
             invalid_row_policy=org.invalid_row_policy,  # type: ignore[arg-type]
+            kms_key_arn=org.kms_key_arn,
         )
 
 
@@ -183,4 +187,10 @@ class OrganisationPatch(Request):
     default_retention_days: int | None = Field(default=None, ge=1, le=365)
     invalid_row_policy: InvalidRowPolicy | None = Field(
         default=None, description="Stored for now; the importer applies it later."
+    )
+    kms_key_arn: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="An AWS KMS key ARN: new imports' data keys are generated and unwrapped "
+        "by it. Saved only once loadbay could generate and unwrap a data key with it.",
     )

@@ -28,6 +28,7 @@ TABLES = {
     "secret_keys",
     "idempotency_keys",
     "template_versions",
+    "organisation_tombstones",
 }
 
 

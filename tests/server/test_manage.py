@@ -381,6 +381,7 @@ def test_organisation_settings_are_validated(api: TestClient, setup: OrgSetup) -
         "allowed_origins": [HOST],
         "default_retention_days": 30,
         "invalid_row_policy": "reject",
+        "kms_key_arn": None,
     }
     changed = api.patch(
         "/api/v1/organisation",

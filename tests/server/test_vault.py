@@ -102,3 +102,22 @@ def test_config_and_data_keys_are_not_interchangeable(vault: Vault) -> None:
     wrapped_data_key = vault.new_data_key("org_a", org, "imp_1")
     with pytest.raises(DecryptionError):
         vault.open_config("org_a", org, "dst_1", wrapped_data_key)
+
+
+def test_rewrapping_moves_the_org_key_under_a_new_master_unchanged(vault: Vault) -> None:
+    wrapped = vault.new_org_key("org_a")
+    data_key = vault.new_data_key("org_a", wrapped, "imp_1")
+    config = vault.seal_config("org_a", wrapped, "dst_1", {"secret": "s3cret"})
+    new_master = bytes(range(1, 33))
+    rewrapped = vault.rewrap_org_key("org_a", wrapped, new_master)
+    moved = Vault(new_master)
+    assert moved.opens("org_a", rewrapped)
+    assert not vault.opens("org_a", rewrapped)
+    assert not moved.opens("org_a", wrapped)
+    assert not moved.opens("org_b", rewrapped)  # still bound to its organisation
+    # What the organisation key wrapped opens as before: the key itself did not change.
+    assert moved.data_key("org_a", rewrapped, "imp_1", data_key) == vault.data_key(
+        "org_a", wrapped, "imp_1", data_key
+    )
+    assert moved.open_config("org_a", rewrapped, "dst_1", config) == {"secret": "s3cret"}
+    assert moved.has_master(new_master) and not moved.has_master(MASTER)
