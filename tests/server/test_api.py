@@ -321,7 +321,7 @@ def test_full_flow_over_http(
     }
     assert response.json() == expected
 
-    queue = Queue(runtime.settings.queue_name, connection=redis_server)
+    queue = Queue(runtime.settings.queue_name + "-small", connection=redis_server)
     [job] = queue.get_jobs()
     assert job.func_name == "server.jobs.deliver"
     assert len(job.args) == 1 and isinstance(job.args[0], int)
