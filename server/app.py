@@ -18,6 +18,7 @@ from server.http.responses import SecurityHeaders, error_response, server_error
 from server.importer import routes as importer
 from server.importer.assets import AssetManifest
 from server.manage import routes as manage
+from server.manage.edge import http_problem
 from server.runtime import Runtime
 
 log = logging.getLogger("loadbay.server")
@@ -35,6 +36,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # noqa: S101 - registered so
+    if request.url.path.startswith("/api/"):
+        return http_problem(request, exc)
     return JSONResponse(
         {"error": {"code": "http-error", "message": exc.detail}}, status_code=exc.status_code
     )
@@ -45,8 +48,9 @@ async def _healthz(request: Request) -> Response:
 
 
 def create_app(rt: Runtime, limiter: Limiter | None = None) -> Starlette:
-    # The management API's paths and methods never coincide with the importer's.
-    routes = [*importer.routes, *manage.routes, Route("/healthz", _healthz, methods=["GET"])]
+    # The management API's paths and methods coincide with the importer's once, on
+    # GET /api/v1/imports/{id}, which dispatches by credential: so it is matched first.
+    routes = [*manage.routes, *importer.routes, Route("/healthz", _healthz, methods=["GET"])]
     if rt.settings.demo:
         from server.demo import routes as demo
 

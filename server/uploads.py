@@ -24,9 +24,9 @@ from pipeline.errors import MappingError
 from pipeline.session import ROW_COLUMN
 from pipeline.template import Template, parse_template
 from pipeline.validation import EarlierBatches, coerce, validate
-from server import batches, db
+from server import batches, db, imports
 from server.errors import Conflict, Invalid, NotFound, TooLarge
-from server.imports import ImportStatus, authorise
+from server.imports import ErrorCount, ImportStatus, authorise
 from server.runtime import Runtime
 
 MAX_INT = 2**31 - 1  # PostgreSQL's integer: batch numbers and row numbers are stored as one
@@ -108,6 +108,9 @@ def receive_batch(
             session.flush()
             earlier.record()
         return int(typed.num_rows)
+    except RowsRejected as exc:  # the import's error summary counts it (codes and fields)
+        imports.record_rejection(rt, import_id, seq, exc.found)
+        raise
     except IntegrityError as exc:  # a concurrent upload of this import got there first
         _discard(rt, blob_key)
         with rt.sessions() as session:
@@ -136,6 +139,14 @@ def _earlier_answer(session: Session, import_id: str, seq: int, digest: str) -> 
 def _discard(rt: Runtime, blob_key: str | None) -> None:
     if blob_key is not None:
         rt.blobs.delete(blob_key)
+
+
+class RowsRejected(Invalid):
+    """Cells of a batch failed the template's rules; `found` counts them by code and field."""
+
+    def __init__(self, message: str, *, details: Any, found: list[ErrorCount]) -> None:
+        super().__init__(message, details=details)
+        self.found = found
 
 
 class SeenValues:
@@ -281,9 +292,10 @@ def checked_typed_batch(
     except MappingError as exc:
         raise Invalid(str(exc)) from exc
     if errors:
-        raise Invalid(
+        raise RowsRejected(
             f"{len(errors)} cell(s) do not pass the template's rules.",
             details=[e.to_dict() for e in errors[:ERRORS_ANSWERED]],
+            found=imports.count_errors((e.code, e.field) for e in errors),
         )
     return pa.table(coerce(table, template))
 
