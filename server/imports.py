@@ -254,6 +254,7 @@ MAX_REJECTIONS = 100  # rejected batches recorded per import: a hostile page can
 class ErrorCount:
     code: str
     field: str
+    constraint: str | None  # which rule, for a constraint-error (required, enum, ...)
     count: int
 
 
@@ -346,7 +347,7 @@ def import_detail(rt: Runtime, org_id: str, import_id: str) -> ImportDetail:
             delivered_at = session.scalar(
                 select(func.max(db.Delivery.delivered_at)).where(db.Delivery.import_id == imp.id)
             )
-        errors: dict[tuple[str, str], int] = {}
+        errors: dict[tuple[str, str, str | None], int] = {}
         rejected = 0
         for event in session.scalars(
             select(db.Event)
@@ -355,7 +356,7 @@ def import_detail(rt: Runtime, org_id: str, import_id: str) -> ImportDetail:
         ):
             rejected += 1
             for entry in event.detail.get("errors", []):
-                key = (str(entry["code"]), str(entry["field"]))
+                key = (str(entry["code"]), str(entry["field"]), entry.get("constraint"))
                 errors[key] = errors.get(key, 0) + int(entry["count"])
         return ImportDetail(
             row=imp,
@@ -363,7 +364,7 @@ def import_detail(rt: Runtime, org_id: str, import_id: str) -> ImportDetail:
             submitted_at=submitted.at if submitted is not None else None,
             delivered_at=delivered_at,
             rejected_batches=rejected,
-            errors=[ErrorCount(c, f, n) for (c, f), n in sorted(errors.items())],
+            errors=[ErrorCount(c, f, r, n) for (c, f, r), n in sorted(errors.items(), key=_order)],
             gone=data_gone(session, imp),
         )
 
@@ -383,9 +384,14 @@ def data_gone(session: Session, imp: db.Import) -> DataGone | None:
     return DataGone("deleted", None, None, days)
 
 
-def count_errors(found: Iterable[tuple[str, str]]) -> list[ErrorCount]:
-    """(code, field) pairs counted, in code then field order."""
-    return [ErrorCount(c, f, n) for (c, f), n in sorted(Counter(found).items())]
+def count_errors(found: Iterable[tuple[str, str, str | None]]) -> list[ErrorCount]:
+    """(code, field, constraint) counted, in that order."""
+    return [ErrorCount(c, f, r, n) for (c, f, r), n in sorted(Counter(found).items(), key=_order)]
+
+
+def _order(item: tuple[tuple[str, str, str | None], int]) -> tuple[str, str, str]:
+    (code, field, constraint), _ = item
+    return code, field, constraint or ""
 
 
 def record_rejection(rt: Runtime, import_id: str, seq: int, found: list[ErrorCount]) -> None:
@@ -408,7 +414,10 @@ def record_rejection(rt: Runtime, import_id: str, seq: int, found: list[ErrorCou
             actor=events.IMPORTER_ACTOR,
             detail={
                 "seq": seq,
-                "errors": [{"code": e.code, "field": e.field, "count": e.count} for e in found],
+                "errors": [
+                    {"code": e.code, "field": e.field, "constraint": e.constraint, "count": e.count}
+                    for e in found
+                ],
             },
         )
 

@@ -295,7 +295,7 @@ def checked_typed_batch(
         raise RowsRejected(
             f"{len(errors)} cell(s) do not pass the template's rules.",
             details=[e.to_dict() for e in errors[:ERRORS_ANSWERED]],
-            found=imports.count_errors((e.code, e.field) for e in errors),
+            found=imports.count_errors((e.code, e.field, e.constraint) for e in errors),
         )
     return pa.table(coerce(table, template))
 

@@ -245,8 +245,9 @@ class ImportList(Answer):
 
 
 class ErrorCount(Answer):
-    code: str = Field(examples=["required", "pattern"])
+    code: str = Field(examples=["constraint-error", "type-error"])
     field: str
+    constraint: str | None = Field(description="Which rule (required, enum, pattern, ...).")
     count: int
 
 
@@ -282,7 +283,10 @@ class ImportDetail(ImportOut):
             expired=found.row.expires_at <= now,
             invalid_rows=None,
             rejected_batches=found.rejected_batches,
-            errors=[ErrorCount(code=e.code, field=e.field, count=e.count) for e in found.errors],
+            errors=[
+                ErrorCount(code=e.code, field=e.field, constraint=e.constraint, count=e.count)
+                for e in found.errors
+            ],
             data_gone=(
                 DataGoneOut(reason=gone.reason, at=gone.at, actor=gone.actor)  # type: ignore[arg-type]
                 if gone is not None
