@@ -6,15 +6,15 @@ sends a secret key here and anything else to the importer (server.http.auth)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
-import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import BinaryIO, cast
 from urllib.parse import quote
 
-import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -146,12 +146,15 @@ class _Cancelled(Exception):
 
 
 class _Pipe(io.RawIOBase):
-    """A write-only, unseekable file a worker thread's export writes into; the answer
-    reads its bytes in chunks. At most QUEUED chunks wait for the client."""
+    """A write-only, unseekable file a worker thread's export writes into, read in chunks
+    by the answer on the event loop (no thread waits for the client). At most QUEUED
+    chunks wait for the client; the writer waits for room, and stops once cancelled."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
-        self.chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUED)
+        self._loop = loop
+        self._chunks: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._room = threading.Semaphore(QUEUED)
         self.cancelled = threading.Event()
         self._buffer = bytearray()
         self._written = 0
@@ -179,22 +182,17 @@ class _Pipe(io.RawIOBase):
         self._put(error)
 
     def _put(self, item: bytes | BaseException | None) -> None:
-        while True:
+        while not self._room.acquire(timeout=0.5):
             if self.cancelled.is_set():
                 raise _Cancelled
-            try:
-                self.chunks.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        if self.cancelled.is_set():
+            raise _Cancelled
+        self._loop.call_soon_threadsafe(self._chunks.put_nowait, item)
 
-    def cancel(self) -> None:
-        self.cancelled.set()
-        while True:  # unblock a writer waiting for room
-            try:
-                self.chunks.get_nowait()
-            except queue.Empty:
-                return
+    async def next_chunk(self) -> bytes | BaseException | None:
+        item = await self._chunks.get()
+        self._room.release()
+        return item
 
 
 class DownloadBroken(Exception):
@@ -203,7 +201,7 @@ class DownloadBroken(Exception):
 
 
 async def _stream(rt: Runtime, plan: exports.ExportPlan, org_id: str) -> AsyncIterator[bytes]:
-    pipe = _Pipe()
+    pipe = _Pipe(asyncio.get_running_loop())
 
     def produce() -> None:
         try:
@@ -216,23 +214,21 @@ async def _stream(rt: Runtime, plan: exports.ExportPlan, org_id: str) -> AsyncIt
             log.info("import %s: download stopped by the client", plan.import_id)
         except Exception as exc:  # noqa: BLE001 - handed to the answer, which cuts the stream
             log.exception("import %s: download failed", plan.import_id)
-            try:
+            with contextlib.suppress(_Cancelled, RuntimeError):  # RuntimeError: loop closed
                 pipe.finish(exc)
-            except _Cancelled:
-                pass
 
     thread = threading.Thread(target=produce, name=f"export-{plan.import_id}", daemon=True)
     thread.start()
     try:
         while True:
-            item = await anyio.to_thread.run_sync(pipe.chunks.get)
+            item = await pipe.next_chunk()
             if item is None:
                 return
             if isinstance(item, BaseException):
                 raise DownloadBroken(f"the export of {plan.import_id} failed") from item
             yield item
     finally:
-        pipe.cancel()
+        pipe.cancelled.set()
 
 
 DATE = {"type": "string", "format": "date-time"}

@@ -377,6 +377,38 @@ def test_a_download_stops_when_its_client_goes(
     assert not producers[0].is_alive()
 
 
+def test_a_download_failing_midway_is_cut_not_short(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after the first byte breaks the stream (the client sees an incomplete
+    answer), never a shorter file that looks whole."""
+    import_id, _ = world.stored()
+    monkeypatch.setattr(import_routes, "CHUNK", 1)
+    plan = exports.plan_export(world.rt, import_id, "csv")
+    real = exports.load_batch
+
+    def second_lost(rt: Runtime, session: Any, imp: db.Import, seq: int) -> Any:
+        if seq == 1:
+            raise OSError("blob store unreachable")
+        return real(rt, session, imp, seq)
+
+    monkeypatch.setattr(exports, "load_batch", second_lost)
+
+    received: list[bytes] = []
+
+    async def read_all() -> None:
+        async for chunk in import_routes._stream(world.rt, plan, world.setup.org.id):
+            received.append(chunk)
+
+    with pytest.raises(import_routes.DownloadBroken) as caught:
+        asyncio.run(read_all())
+    assert b"".join(received).splitlines() == [
+        b"full_name,email,phone,country,signup_date,amount",
+        b"Ada Lovelace,ada@example.com,,GB,,",
+    ]
+    assert isinstance(caught.value.__cause__, OSError)
+
+
 # --- deletion and expiry -----------------------------------------------------------------------
 
 
