@@ -26,7 +26,7 @@ import xlsxwriter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import db, imports
+from server import db, import_views
 from server.batches import load_batch
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
@@ -130,7 +130,7 @@ def _retained(session: Session, import_id: str, org_id: str | None) -> db.Import
     if imp is None or (org_id is not None and imp.org_id != org_id):
         raise NotFound(f"Import {import_id} does not exist.")
     if imp.wrapped_data_key is None:
-        raise imports.gone_error(session, imp)
+        raise import_views.gone_error(session, imp)
     return imp
 
 

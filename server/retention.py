@@ -13,7 +13,7 @@ import logging
 
 from sqlalchemy import delete, select, update
 
-from server import batches, db, events, imports
+from server import batches, db, events, import_views
 from server.deliveries import DeliveryStatus
 from server.runtime import Runtime
 
@@ -64,12 +64,12 @@ def delete_import(rt: Runtime, org_id: str, import_id: str, actor: str) -> event
     event. NotFound for another organisation's; Gone, saying when and why, if its data is
     no longer stored."""
     with rt.sessions() as session:
-        imp = imports.owned(session, org_id, import_id)
+        imp = import_views.owned(session, org_id, import_id)
         if imp.wrapped_data_key is None:
-            raise imports.gone_error(session, imp)
+            raise import_views.gone_error(session, imp)
     if not delete_import_data(rt, import_id, "deleted", actor=actor):
         with rt.sessions() as session:  # deleted by another request in between
-            raise imports.gone_error(session, imports.owned(session, org_id, import_id))
+            raise import_views.gone_error(session, import_views.owned(session, org_id, import_id))
     with rt.sessions() as session:
         row = events.last_for_import(session, import_id, (events.IMPORT_DELETED,))
         assert row is not None  # noqa: S101 - recorded with the deletion

@@ -24,9 +24,10 @@ from pipeline.errors import MappingError
 from pipeline.session import ROW_COLUMN
 from pipeline.template import Template, parse_template
 from pipeline.validation import EarlierBatches, coerce, validate
-from server import batches, db, imports
+from server import batches, db, import_views
 from server.errors import Conflict, Invalid, NotFound, TooLarge
-from server.imports import ErrorCount, ImportStatus, authorise
+from server.import_views import ErrorCount
+from server.imports import ImportStatus, authorise
 from server.runtime import Runtime
 
 MAX_INT = 2**31 - 1  # PostgreSQL's integer: batch numbers and row numbers are stored as one
@@ -109,7 +110,7 @@ def receive_batch(
             earlier.record()
         return int(typed.num_rows)
     except RowsRejected as exc:  # the import's error summary counts it (codes and fields)
-        imports.record_rejection(rt, import_id, seq, exc.found)
+        import_views.record_rejection(rt, import_id, seq, exc.found)
         raise
     except IntegrityError as exc:  # a concurrent upload of this import got there first
         _discard(rt, blob_key)
@@ -295,7 +296,7 @@ def checked_typed_batch(
         raise RowsRejected(
             f"{len(errors)} cell(s) do not pass the template's rules.",
             details=[e.to_dict() for e in errors[:ERRORS_ANSWERED]],
-            found=imports.count_errors((e.code, e.field, e.constraint) for e in errors),
+            found=import_views.count_errors((e.code, e.field, e.constraint) for e in errors),
         )
     return pa.table(coerce(table, template))
 

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from server import attempts, db, deliveries, exports, imports, retention
+from server import attempts, db, deliveries, exports, import_views, imports, retention
 from server.errors import NotFound
 from server.http.auth import is_secret_key
 from server.importer import routes as importer
@@ -59,14 +59,14 @@ def by_credential(
 async def list_imports(call: Call) -> schemas.ImportList:
     limit, cursor = call.limit_and_cursor()
     status = call.choice("status", STATUSES)
-    where = imports.ImportFilter(
+    where = import_views.ImportFilter(
         template_id=call.text("template_id", 40),
         status=imports.ImportStatus(status) if status is not None else None,
         created_after=call.moment("created_after"),
         created_before=call.moment("created_before"),
     )
     views, next_cursor = await run_in_threadpool(
-        imports.list_imports, call.rt, call.org.id, limit, cursor, where
+        import_views.list_imports, call.rt, call.org.id, limit, cursor, where
     )
     return schemas.ImportList(
         items=[schemas.ImportOut.of(v) for v in views], next_cursor=next_cursor
@@ -74,7 +74,7 @@ async def list_imports(call: Call) -> schemas.ImportList:
 
 
 async def get_import(call: Call) -> schemas.ImportDetail:
-    found = await run_in_threadpool(imports.import_detail, call.rt, call.org.id, call.id)
+    found = await run_in_threadpool(import_views.import_detail, call.rt, call.org.id, call.id)
     return schemas.ImportDetail.of_detail(found, db.utcnow())
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from destinations import DestinationSpec
-from server import db, events, imports
+from server import db, events, import_views
 from server.attempts import Attempt
 from server.destinations import DestinationView
 from server.orgs import OrganisationSettings
@@ -218,7 +218,7 @@ class ImportOut(Answer):
     expires_at: dt.datetime = Field(description="When its stored rows are deleted.")
 
     @classmethod
-    def of(cls, view: imports.ImportView) -> ImportOut:
+    def of(cls, view: import_views.ImportView) -> ImportOut:
         row, state = view.row, view.state
         return cls(
             id=row.id,
@@ -273,8 +273,8 @@ class ImportDetail(ImportOut):
     data_gone: DataGoneOut | None = Field(description="Why its rows are no longer stored.")
 
     @classmethod
-    def of_detail(cls, found: imports.ImportDetail, now: dt.datetime) -> ImportDetail:
-        base = ImportOut.of(imports.ImportView(found.row, found.state))
+    def of_detail(cls, found: import_views.ImportDetail, now: dt.datetime) -> ImportDetail:
+        base = ImportOut.of(import_views.ImportView(found.row, found.state))
         gone = found.gone
         return cls(
             **base.model_dump(),

@@ -20,7 +20,7 @@ from python_calamine import CalamineWorkbook
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from server import db, deliveries, events, exports, imports, jobs, keys, orgs, uploads
+from server import db, deliveries, events, exports, import_views, imports, jobs, keys, orgs, uploads
 from server.app import create_app
 from server.errors import Invalid
 from server.manage import idempotency, import_routes, schemas
@@ -277,7 +277,7 @@ def test_an_import_shows_counts_version_rejections_and_timings(world: World) -> 
 def test_rejections_recorded_per_import_are_bounded(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(imports, "MAX_REJECTIONS", 2)
+    monkeypatch.setattr(import_views, "MAX_REJECTIONS", 2)
     created = imports.create_import(world.rt, world.setup.org, world.setup.template.id, "x.csv")
     bad = world.batch_factory(BAD_CSV)
     for _ in range(4):
