@@ -261,7 +261,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET",
         IMPORTS + "/{id}",
         get_import,
-        "An import: status, counts, template version, errors, timings",
+        "An import: status, counts, template version, errors, timings (with an upload "
+        "token instead, this path is the importer's status route)",
         schemas.ImportDetail,
         errors=(401, 404, 429),
     ),
