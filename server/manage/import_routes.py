@@ -90,13 +90,11 @@ async def import_rows(call: Call) -> Response:
     if fmt not in exports.WRITERS:
         raise bad_query("format", f"is one of {', '.join(exports.WRITERS)}")
     plan = await run_in_threadpool(exports.plan_export, call.rt, call.id, fmt, org_id=call.org.id)
+    headers = {"content-disposition": attachment(plan.file_name), "cache-control": "no-store"}
+    if call.request.method == "HEAD":  # what a GET would answer, without exporting anything
+        return Response(media_type=plan.media_type, headers=headers)
     return StreamingResponse(
-        _stream(call.rt, plan, call.org.id),
-        media_type=plan.media_type,
-        headers={
-            "content-disposition": attachment(plan.file_name),
-            "cache-control": "no-store",
-        },
+        _stream(call.rt, plan, call.org.id), media_type=plan.media_type, headers=headers
     )
 
 

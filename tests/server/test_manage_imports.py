@@ -323,6 +323,9 @@ def test_rows_download_in_every_format(world: World) -> None:
     ]
     default = api.get(f"/api/v1/imports/{import_id}/rows")
     assert default.content == csv_answer.content
+    head = api.head(f"/api/v1/imports/{import_id}/rows", params={"format": "csv"})
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-disposition"] == csv_answer.headers["content-disposition"]
 
     ndjson = api.get(f"/api/v1/imports/{import_id}/rows", params={"format": "ndjson"})
     assert ndjson.headers["content-type"] == "application/x-ndjson"
