@@ -33,6 +33,7 @@ IMPORTS = "/api/v1/imports"
 SHARED = ("GET", IMPORTS + "/{id}")  # the importer's status route too
 CHUNK = 64 * 1024
 QUEUED = 8  # chunks a download holds ahead of the client: memory bounded per download
+DOWNLOADS = threading.BoundedSemaphore(4)  # exports running at once in this process
 ATTEMPT_PAGE = 100
 MAX_ATTEMPT_PAGE = 1000
 STATUSES = tuple(s.value for s in imports.ImportStatus)
@@ -199,6 +200,11 @@ class DownloadBroken(Exception):
 
 
 async def _stream(rt: Runtime, plan: exports.ExportPlan, org_id: str) -> AsyncIterator[bytes]:
+    """The export, run in a thread of its own once one of DOWNLOADS is free (a download
+    beyond them waits its turn on the event loop, holding no thread and no batch)."""
+    slots = DOWNLOADS
+    while not slots.acquire(blocking=False):
+        await asyncio.sleep(0.05)
     pipe = _Pipe(asyncio.get_running_loop())
 
     def produce() -> None:
@@ -214,9 +220,15 @@ async def _stream(rt: Runtime, plan: exports.ExportPlan, org_id: str) -> AsyncIt
             log.exception("import %s: download failed", plan.import_id)
             with contextlib.suppress(_Cancelled, RuntimeError):  # RuntimeError: loop closed
                 pipe.finish(exc)
+        finally:
+            slots.release()
 
     thread = threading.Thread(target=produce, name=f"export-{plan.import_id}", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except BaseException:
+        slots.release()
+        raise
     try:
         while True:
             item = await pipe.next_chunk()

@@ -380,6 +380,42 @@ def test_a_download_stops_when_its_client_goes(
     assert not producers[0].is_alive()
 
 
+def test_downloads_beyond_the_cap_wait_their_turn(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one export slot, a second download starts no export (no thread, no batch
+    loaded) until the first is done, then runs to its end."""
+    import_id, _ = world.stored()
+    monkeypatch.setattr(import_routes, "CHUNK", 1)
+    monkeypatch.setattr(import_routes, "QUEUED", 1)
+    monkeypatch.setattr(import_routes, "DOWNLOADS", threading.BoundedSemaphore(1))
+    plan = exports.plan_export(world.rt, import_id, "csv")
+    name = f"export-{import_id}"
+
+    async def two() -> tuple[int, bytes]:
+        first = import_routes._stream(world.rt, plan, world.setup.org.id)
+        await first.__anext__()
+        second = import_routes._stream(world.rt, plan, world.setup.org.id)
+        waiting = asyncio.ensure_future(second.__anext__())
+        for _ in range(5):
+            await asyncio.sleep(0.06)  # a few turns of its wait for a slot
+        running = len([t for t in threading.enumerate() if t.name == name and t.is_alive()])
+        assert not waiting.done()
+        await first.aclose()  # type: ignore[attr-defined]
+        chunks = [await waiting] + [chunk async for chunk in second]
+        return running, b"".join(chunks)
+
+    running, body = asyncio.run(two())
+    assert running == 1
+    assert body.splitlines()[1:] == [
+        b"Ada Lovelace,ada@example.com,,GB,,",
+        b"'=Grace Hopper,grace@example.com,,US,,",
+    ]
+    for thread in [t for t in threading.enumerate() if t.name == name]:
+        thread.join(10)  # the export gives its slot back as its thread ends
+    assert import_routes.DOWNLOADS.acquire(blocking=False)
+
+
 def test_a_download_failing_midway_is_cut_not_short(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
