@@ -20,6 +20,7 @@ from server.importer import routes as importer
 from server.importer.assets import AssetManifest
 from server.logs import describe
 from server.manage import routes as manage
+from server.manage.edge import http_problem
 from server.runtime import Runtime
 
 log = logging.getLogger("loadbay.server")
@@ -38,16 +39,19 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # noqa: S101 - registered so
+    if request.url.path.startswith("/api/"):
+        return http_problem(request, exc)
     return JSONResponse(
         {"error": {"code": "http-error", "message": exc.detail}}, status_code=exc.status_code
     )
 
 
 def create_app(rt: Runtime, limiter: Limiter | None = None) -> Starlette:
-    # The management API's paths and methods never coincide with the importer's.
+    # The management API's paths and methods coincide with the importer's once, on
+    # GET /api/v1/imports/{id}, which dispatches by credential: so it is matched first.
     routes = [
-        *importer.routes,
         *manage.routes,
+        *importer.routes,
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
     ]

@@ -157,25 +157,17 @@ def worker(burst: bool = False) -> None:
 
 @app.command()
 def cron() -> None:
-    """Run the periodic jobs through RQ's cron scheduler: the delivery sweeper (every
-    minute: stale claims released, due deliveries enqueued) and the hourly retention purge."""
+    """Run the periodic jobs through RQ's cron scheduler (server.jobs.periodic): the
+    delivery sweeper (every minute: stale claims released, due deliveries enqueued), the
+    hourly retention purge and the hourly purge of Idempotency-Keys older than 24 h."""
     from server import jobs
     from server.queue import run_cron
-    from server.retention import PURGE_EVERY
     from server.runtime import Runtime
     from server.settings import Settings
 
-    purge_timeout = 900  # shredding many imports' blobs may take longer than a delivery
-
     logs.configure()
     queues = Runtime.from_settings(Settings.from_env()).queue
-    run_cron(
-        queues,
-        [
-            (jobs.sweep, queues.retry, queues.timings.sweep_every, queues.timings.job_timeout),
-            (jobs.purge_expired, queues.first, int(PURGE_EVERY.total_seconds()), purge_timeout),
-        ],
-    )
+    run_cron(queues, jobs.periodic(queues))
 
 
 @app.command("delete-import")

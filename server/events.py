@@ -1,8 +1,10 @@
 """Events: what happened to an organisation's data, who did it and when (metadata only).
 
 An event is written in the transaction of what it records (a deletion and its event
-commit together). Kinds so far: `import.deleted` and `import.expired`; actors: `cli`,
-`retention`, `api-key:<key id>`. The dashboard's audit log builds on this table.
+commit together). Kinds so far: `import.submitted`, `import.batch-rejected` (the server's
+re-validation refused a batch: counts of errors by code and field, never a value),
+`import.deleted` and `import.expired`; actors: `cli`, `retention`, `importer` (the upload
+token's holder), `api-key:<key id>`. The dashboard's audit log builds on this table.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from sqlalchemy.orm import Session
 from server import db
 from server.runtime import Runtime
 
+IMPORT_SUBMITTED = "import.submitted"
+BATCH_REJECTED = "import.batch-rejected"
 IMPORT_DELETED = "import.deleted"
 IMPORT_EXPIRED = "import.expired"
+IMPORTER_ACTOR = "importer"
 
 
 @dataclass(frozen=True)
@@ -75,10 +80,11 @@ def list_for(
         query = query.where(db.Event.id > after)
     query = query.order_by(db.Event.id).limit(max(1, min(limit, 1000)))
     with rt.sessions() as session:
-        return [
-            Event(r.id, r.org_id, r.import_id, r.kind, r.actor, r.at, dict(r.detail))
-            for r in session.scalars(query)
-        ]
+        return [view(r) for r in session.scalars(query)]
+
+
+def view(row: db.Event) -> Event:
+    return Event(row.id, row.org_id, row.import_id, row.kind, row.actor, row.at, dict(row.detail))
 
 
 def last_for_import(session: Session, import_id: str, kinds: tuple[str, ...]) -> db.Event | None:

@@ -26,7 +26,7 @@ import xlsxwriter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import db, events
+from server import db, imports, passthrough
 from server.batches import load_batch
 from server.errors import Gone, Invalid, NotFound
 from server.runtime import Runtime
@@ -118,7 +118,9 @@ def export_import(
 
         def tables() -> Iterator[pa.Table]:
             for seq in seqs:
-                yield load_batch(rt, session, imp, seq).select(list(plan.columns))
+                table = load_batch(rt, session, imp, seq).select(list(plan.columns))
+                session.commit()  # no transaction held while a slow client reads
+                yield table
 
         return WRITERS[plan.fmt](tables(), plan.columns, out)
 
@@ -127,29 +129,16 @@ def _retained(session: Session, import_id: str, org_id: str | None) -> db.Import
     imp = session.get(db.Import, import_id)
     if imp is None or (org_id is not None and imp.org_id != org_id):
         raise NotFound(f"Import {import_id} does not exist.")
-    if imp.wrapped_data_key is None:
-        raise gone(session, imp)
+    gone = imports.data_state(session, imp)
+    if gone is not None:
+        raise gone.error()
+    if passthrough.is_passthrough(imp):
+        raise Gone(
+            f"Import {import_id} is a no-store (passthrough) import: its rows are never "
+            "stored, so they cannot be downloaded.",
+            details={"import_id": import_id, "reason": "passthrough"},
+        )
     return imp
-
-
-def gone(session: Session, imp: db.Import) -> Gone:
-    """The error for an import whose data is no longer stored: when and why."""
-    event = events.last_for_import(session, imp.id, (events.IMPORT_DELETED, events.IMPORT_EXPIRED))
-    if event is not None:
-        reason = "expired" if event.kind == events.IMPORT_EXPIRED else "deleted"
-        when: dt.datetime | None = event.at
-    else:  # shredded before events were recorded
-        reason = "expired" if imp.status == "expired" else "deleted"
-        when = imp.expires_at if reason == "expired" else None
-    on = f" on {when:%Y-%m-%d at %H:%M} UTC" if when is not None else ""
-    return Gone(
-        f"The data of import {imp.id} was {reason}{on}; its rows are no longer stored.",
-        details={
-            "import_id": imp.id,
-            "reason": reason,
-            "at": when.isoformat() if when is not None else None,
-        },
-    )
 
 
 def _plan(session: Session, imp: db.Import, fmt: str) -> ExportPlan:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server import db, passthrough, templates
+from server import db, events, passthrough, templates
 from server.errors import Conflict, Gone, Invalid, NotFound, Unauthorized
 from server.runtime import Runtime
 
@@ -47,29 +47,38 @@ class CreatedImport:
 
 @dataclass(frozen=True)
 class DataGone:
-    """An import's rows are no longer kept: when, and why (`deleted`, `expired`, or
-    `passthrough-window` for a passthrough import not delivered in time)."""
+    """An import's rows are no longer kept: when, why (`deleted`, `expired`, or
+    `passthrough-window` for a passthrough import not delivered in time) and by whom."""
 
     import_id: str
-    at: dt.datetime
+    at: dt.datetime | None
     reason: str
+    actor: str | None = None
+    retention_days: int | None = None
 
     @property
     def message(self) -> str:
-        when = self.at.strftime("%Y-%m-%d %H:%M UTC")
+        on = f" on {self.at:%Y-%m-%d at %H:%M} UTC" if self.at is not None else ""
         if self.reason == passthrough.WINDOW_REASON:
-            why = f"its passthrough window closed at {when} before it was delivered"
+            why = f"not delivered before its passthrough window closed{on}"
         elif self.reason == ImportStatus.EXPIRED:
-            why = f"its retention period ended on {when}"
+            why = f"expired after {self.retention_days} days retention{on}"
         else:
-            why = f"it was deleted on {when}"
-        return f"The data of import {self.import_id} is gone: {why}. Start the import again."
+            why = "deleted" + (f" by {self.actor}" if self.actor else "") + on
+        return f"The data of import {self.import_id} was {why}; its rows are no longer stored."
 
     def to_dict(self) -> dict[str, Any]:
-        return {"at": self.at.isoformat(), "reason": self.reason, "message": self.message}
+        """What the importer's status answer shows the end user."""
+        return {
+            "at": self.at.isoformat() if self.at is not None else None,
+            "reason": self.reason,
+            "message": self.message,
+        }
 
     def error(self) -> Gone:
-        return Gone(self.message, details={"import_id": self.import_id, **self.to_dict()})
+        at = self.at.isoformat() if self.at is not None else None
+        details = {"import_id": self.import_id, "reason": self.reason, "at": at}
+        return Gone(self.message, details=details | {"actor": self.actor})
 
 
 @dataclass(frozen=True)
@@ -96,27 +105,31 @@ class ImportState:
 
 
 def data_state(session: Session, imp: db.Import, now: dt.datetime | None = None) -> DataGone | None:
-    """None while the import's data routes may serve it; otherwise when and why it went
-    (the importer's routes and the management API answer 410 with this)."""
-    if imp.status in (ImportStatus.DELETED, ImportStatus.EXPIRED):
-        at = session.scalar(
-            select(func.max(db.Event.at)).where(
-                db.Event.import_id == imp.id,
-                db.Event.kind.in_(("import.deleted", "import.expired")),
-            )
-        )
-        reason = str(imp.status)
-        if passthrough.is_passthrough(imp) and reason == ImportStatus.EXPIRED:
-            reason = passthrough.WINDOW_REASON
-        return DataGone(imp.id, at or imp.expires_at, reason)
+    """None while the import's data may be served; otherwise when, why and by whom it went.
+    The importer's routes and the management API answer 410 with this (one rule)."""
     moment = now or db.utcnow()
-    if (
-        passthrough.is_passthrough(imp)
-        and imp.status == ImportStatus.UPLOADING
-        and imp.expires_at <= moment
-    ):
-        return DataGone(imp.id, imp.expires_at, passthrough.WINDOW_REASON)
-    return None
+    days = imp.retention_days  # what it was created under; older imports: from their dates
+    if days is None:
+        days = max(0, round((imp.expires_at - imp.created_at) / dt.timedelta(days=1)))
+    if passthrough.is_passthrough(imp):
+        if imp.status == ImportStatus.DELETED:
+            pass  # recorded below, like a stored import's deletion
+        elif imp.status == ImportStatus.EXPIRED or (
+            imp.status == ImportStatus.UPLOADING and imp.expires_at <= moment
+        ):
+            return DataGone(imp.id, imp.expires_at, passthrough.WINDOW_REASON, "retention", 0)
+        else:
+            return None
+    elif imp.wrapped_data_key is not None:
+        return None
+    event = events.last_for_import(session, imp.id, (events.IMPORT_DELETED, events.IMPORT_EXPIRED))
+    if event is not None:
+        reason = "expired" if event.kind == events.IMPORT_EXPIRED else "deleted"
+        return DataGone(imp.id, event.at, reason, event.actor, days)
+    # Shredded before events were recorded.
+    if imp.status == ImportStatus.EXPIRED:
+        return DataGone(imp.id, imp.expires_at, "expired", None, days)
+    return DataGone(imp.id, None, "deleted", None, days)
 
 
 def create_import(
@@ -211,6 +224,14 @@ def submit(rt: Runtime, import_id: str, token: str, batch_count: int, row_count:
         imp.row_count = int(received)
         imp.batch_count = int(stored)
         imp.status = ImportStatus.DELIVERING if deliveries else ImportStatus.COMPLETE
+        events.record(
+            session,
+            org_id=imp.org_id,
+            import_id=imp.id,
+            kind=events.IMPORT_SUBMITTED,
+            actor=events.IMPORTER_ACTOR,
+            detail={"rows": imp.row_count, "batches": imp.batch_count},
+        )
         session.flush()
         ids = [d.id for d in deliveries]
         unread = passthrough.is_passthrough(imp) and not ids
@@ -265,25 +286,44 @@ def status(rt: Runtime, import_id: str, token: str) -> ImportState:
 
 
 def import_status(session: Session, imp: db.Import) -> ImportState:
-    counts: dict[str, int] = {"pending": 0, "delivered": 0, "failed": 0}
-    for state, n in session.execute(
-        select(db.Delivery.status, func.count())
-        .where(db.Delivery.import_id == imp.id)
-        .group_by(db.Delivery.status)
-    ):
-        key = "pending" if state == "sending" else str(state)  # an attempt in flight is pending
-        counts[key] = counts.get(key, 0) + int(n)
-    state = ImportStatus(imp.status)
+    return statuses(session, [imp])[imp.id]
+
+
+def statuses(session: Session, imps: list[db.Import]) -> dict[str, ImportState]:
+    """Where each import stands, from one query over their deliveries."""
+    counts: dict[str, dict[str, int]] = {
+        i.id: {"pending": 0, "delivered": 0, "failed": 0} for i in imps
+    }
+    if imps:
+        for import_id, state, n in session.execute(
+            select(db.Delivery.import_id, db.Delivery.status, func.count())
+            .where(db.Delivery.import_id.in_(list(counts)))
+            .group_by(db.Delivery.import_id, db.Delivery.status)
+        ):
+            key = "pending" if state == "sending" else str(state)  # in flight is pending
+            counts[import_id][key] = counts[import_id].get(key, 0) + int(n)
+    found: dict[str, ImportState] = {}
+    for i in imps:
+        state = derived_status(i.status, counts[i.id])
+        gone = data_state(session, i)
+        if gone is not None and state == ImportStatus.UPLOADING:
+            state = ImportStatus.EXPIRED  # a passthrough window closed before submit
+        found[i.id] = ImportState(i.id, state, i.row_count, i.batch_count, counts[i.id], gone)
+    return found
+
+
+def derived_status(stored: str, counts: dict[str, int]) -> ImportStatus:
+    """An import delivering is delivered once every delivery is, failed once one failed
+    (one batch lost to a destination fails the import). `import_views.status_clause` is this
+    rule in SQL."""
+    state = ImportStatus(stored)
     if state == ImportStatus.DELIVERING:
         unfinished = sum(n for k, n in counts.items() if k not in ("delivered", "failed"))
-        if counts["failed"]:
-            state = ImportStatus.FAILED  # one batch lost to a destination fails the import
-        elif unfinished == 0:
-            state = ImportStatus.DELIVERED
-    gone = data_state(session, imp)
-    if gone is not None and state == ImportStatus.UPLOADING:
-        state = ImportStatus.EXPIRED  # a passthrough window closed before submit
-    return ImportState(imp.id, state, imp.row_count, imp.batch_count, counts, gone)
+        if counts.get("failed"):
+            return ImportStatus.FAILED
+        if unfinished == 0:
+            return ImportStatus.DELIVERED
+    return state
 
 
 def _hash(token: str) -> str:

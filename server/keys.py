@@ -80,6 +80,11 @@ def revoke_key(rt: Runtime, key_id: str) -> db.SecretKey:
 def authenticate(rt: Runtime, secret: str) -> db.Organisation:
     """The organisation whose live key this is; Unauthorized for anything else (unknown,
     revoked, malformed: one answer, so nothing is learnt about which)."""
+    return identify(rt, secret)[0]
+
+
+def identify(rt: Runtime, secret: str) -> tuple[db.Organisation, db.SecretKey]:
+    """`authenticate`, with the key itself (what an event names as its actor)."""
     if not (secret.startswith(PREFIX) and len(secret) == KEY_LENGTH):
         raise Unauthorized("Unknown or revoked secret key.")
     wanted = digest(secret)
@@ -97,7 +102,7 @@ def authenticate(rt: Runtime, secret: str) -> db.Organisation:
         now = db.utcnow()
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
             row.last_used_at = now
-        return org
+        return org, row
 
 
 def rotate_key(rt: Runtime, org_id: str, name: str) -> CreatedKey:

@@ -13,8 +13,9 @@ import logging
 
 from sqlalchemy import delete, select, update
 
-from server import batches, db, events, passthrough
+from server import batches, db, events, import_views, imports, passthrough
 from server.deliveries import DeliveryStatus
+from server.errors import Gone
 from server.runtime import Runtime
 
 log = logging.getLogger("loadbay.retention")
@@ -60,6 +61,25 @@ def delete_import_data(
         passthrough.forget(rt, import_id)
     log.info("import %s: data %s by %s", import_id, reason, actor)
     return True
+
+
+def delete_import(rt: Runtime, org_id: str, import_id: str, actor: str) -> events.Event:
+    """Shred an import of `org_id` now (the management API's DELETE); returns the deletion
+    event. NotFound for another organisation's; Gone, saying when and why, if its data is
+    no longer stored."""
+    with rt.sessions() as session:
+        imp = import_views.owned(session, org_id, import_id)
+        gone = imports.data_state(session, imp)
+        if gone is not None:
+            raise gone.error()
+    if not delete_import_data(rt, import_id, "deleted", actor=actor):
+        with rt.sessions() as session:  # deleted by another request in between
+            found = imports.data_state(session, import_views.owned(session, org_id, import_id))
+            raise (found.error() if found else Gone(f"Import {import_id} holds no data."))
+    with rt.sessions() as session:
+        row = events.last_for_import(session, import_id, (events.IMPORT_DELETED,))
+        assert row is not None  # noqa: S101 - recorded with the deletion
+        return events.view(row)
 
 
 def purge_expired(rt: Runtime, now: dt.datetime | None = None) -> list[str]:

@@ -23,7 +23,7 @@ from server.runtime import Runtime
 RESTORE_DAYS = 30
 MAX_PAGE = 100
 
-T = TypeVar("T", db.Template, db.Destination)
+T = TypeVar("T", db.Template, db.Destination, db.Import)
 
 
 class RestoreWindowPassed(Conflict):

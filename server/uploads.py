@@ -24,8 +24,9 @@ from pipeline.errors import MappingError
 from pipeline.session import ROW_COLUMN
 from pipeline.template import Template, parse_template
 from pipeline.validation import EarlierBatches, coerce, validate
-from server import batches, db, passthrough
+from server import batches, db, import_views, passthrough
 from server.errors import Conflict, Invalid, TooLarge
+from server.import_views import ErrorCount
 from server.imports import ImportStatus, authorise, data_state
 from server.runtime import Runtime
 
@@ -113,6 +114,9 @@ def receive_batch(
             session.flush()
             earlier.record()
         return int(typed.num_rows)
+    except RowsRejected as exc:  # the import's error summary counts it (codes and fields)
+        import_views.record_rejection(rt, import_id, seq, exc.found)
+        raise
     except IntegrityError as exc:  # a concurrent upload of this import got there first
         _discard(rt, imp, blob_key)
         if isinstance(earlier, SeenInRedis):
@@ -147,6 +151,14 @@ def _earlier_answer(
 def _discard(rt: Runtime, imp: db.Import, blob_key: str | None) -> None:
     if blob_key is not None:
         batches.discard(rt, imp, blob_key)
+
+
+class RowsRejected(Invalid):
+    """Cells of a batch failed the template's rules; `found` counts them by code and field."""
+
+    def __init__(self, message: str, *, details: Any, found: list[ErrorCount]) -> None:
+        super().__init__(message, details=details)
+        self.found = found
 
 
 class SeenValues:
@@ -317,9 +329,10 @@ def checked_typed_batch(
     except MappingError as exc:
         raise Invalid(str(exc)) from exc
     if errors:
-        raise Invalid(
+        raise RowsRejected(
             f"{len(errors)} cell(s) do not pass the template's rules.",
             details=[e.to_dict() for e in errors[:ERRORS_ANSWERED]],
+            found=import_views.count_errors((e.code, e.field, e.constraint) for e in errors),
         )
     return pa.table(coerce(table, template))
 

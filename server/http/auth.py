@@ -1,4 +1,5 @@
-"""Credentials at the edge: the upload token, the publishable key, the page's own origin."""
+"""Credentials at the edge: the upload token, the publishable key, the secret key, the
+page's own origin."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 from server.errors import Forbidden, Unauthorized
+from server.keys import PREFIX as SECRET_PREFIX
 from server.runtime import Runtime
 
 
@@ -41,11 +43,15 @@ def secret_key(request: Request) -> str:
     (server.keys.authenticate) gives the organisation; an upload token or publishable key
     is never accepted here, nor a secret key on the importer's routes.
 
-    Note for the imports API to come: `GET /api/v1/imports/{id}` is today the importer's
-    status route (upload token, server/importer/routes.py). When the management API adds
-    its own `GET /api/v1/imports/{id}`, that one route dispatches by credential:
-    `lb_sk_` -> the management answer, anything else -> the importer's."""
+    One path and method is both: `GET /api/v1/imports/{id}` dispatches by credential
+    (`is_secret_key`): `lb_sk_` -> the management answer, anything else -> the importer's
+    status route (upload token, server/importer/routes.py)."""
     value = request.headers.get("authorization", "")
     if not value.startswith("Bearer ") or len(value) > 200:
         raise Unauthorized("Send a secret key: Authorization: Bearer lb_sk_...")
     return value.removeprefix("Bearer ").strip()
+
+
+def is_secret_key(request: Request) -> bool:
+    """Whether the request carries a secret key (not whether the key is live)."""
+    return request.headers.get("authorization", "").startswith("Bearer " + SECRET_PREFIX)

@@ -44,6 +44,7 @@ class Endpoint:
     query: Sequence[Query] = ()
     errors: tuple[int, ...] = field(default=(401, 404, 422, 429))
     public: bool = False  # no secret key needed (the document itself)
+    media: tuple[str, ...] = ()  # a file answered in one of these types, not JSON
 
 
 def operation_id(endpoint: Endpoint) -> str:
@@ -110,7 +111,13 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
                 "content": {"application/json": {"schema": ref(e.body, "validation")}},
             }
         responses: dict[str, Any] = {}
-        if e.answer is None:
+        if e.media:
+            binary = {"schema": {"type": "string", "format": "binary"}}
+            responses[str(e.status)] = {
+                "description": "The file (Content-Disposition names it).",
+                "content": {media: binary for media in e.media},
+            }
+        elif e.answer is None:
             responses[str(e.status)] = {"description": "Done."}
         else:
             responses[str(e.status)] = {

@@ -1,137 +1,27 @@
 """The management REST API under /api/v1/ (secret key): templates, destinations,
-destination kinds, organisation settings, and its OpenAPI document.
+destination kinds, organisation settings, imports and their deliveries
+(server.manage.import_routes), and its OpenAPI document.
 
-The edge of each route is `managed()`: the address and key rate limits, the secret key
-(-> the organisation), the body read within its cap, Idempotency-Key on POST, and errors
-as problem details. Each handler then parses, calls one domain function, and serialises.
-These paths and methods never coincide with the importer's (server/importer/routes.py);
-`GET /api/v1/imports/{id}` stays the importer's status route for now (see
-server.http.auth.secret_key for how the imports API will share it).
+Every route goes through the edge, `server.manage.edge.managed()`; each handler then
+parses, calls one domain function, and serialises. One path and method is shared with the
+importer: `GET /api/v1/imports/{id}` dispatches by credential (a secret key gets the
+management answer, an upload token the importer's status; see server.http.auth).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline.errors import PipelineError
-from server import db, keys, orgs, templates
 from server import destinations as dests
-from server.errors import Invalid, ServiceError
-from server.http.auth import runtime_of, secret_key
-from server.http.limits import JSON_BYTES, Limiter
-from server.http.responses import problem_response, server_problem
-from server.logs import describe
-from server.manage import idempotency, schemas
+from server import orgs, templates
+from server.manage import import_routes, schemas
+from server.manage.edge import Call, managed
 from server.manage.openapi import PAGE, Endpoint, document
-from server.runtime import Runtime
-
-log = logging.getLogger("loadbay.manage")
-M = TypeVar("M", bound=BaseModel)
-DEFAULT_PAGE = 20
-
-
-@dataclass(frozen=True)
-class Call:
-    """What the edge established for one request."""
-
-    request: Request
-    rt: Runtime
-    org: db.Organisation
-    raw: bytes
-
-    def parse(self, model: type[M]) -> M:
-        try:
-            data = json.loads(self.raw or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise Invalid("The request body must be JSON.") from exc
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            # Locations and messages only: a value sent may be a secret.
-            details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-            raise Invalid("The request body does not match its schema.", details=details) from None
-
-    def page(self) -> tuple[int, str | None, bool]:
-        query = self.request.query_params
-        raw = query.get("limit", str(DEFAULT_PAGE))
-        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw[:4]) <= templates.MAX_PAGE):
-            raise Invalid(f"limit is a whole number from 1 to {templates.MAX_PAGE}.")
-        cursor = query.get("cursor") or None
-        if cursor is not None and len(cursor) > 200:
-            raise Invalid("The cursor is not one this API gave out.")
-        deleted = query.get("include_deleted", "false")
-        if deleted not in ("true", "false"):
-            raise Invalid("include_deleted is true or false.")
-        return int(raw), cursor, deleted == "true"
-
-    @property
-    def id(self) -> str:
-        return str(self.request.path_params["id"])[:100]
-
-
-Handler = Callable[[Call], Awaitable[Any]]
-
-
-def answer(model: BaseModel | None, status: int = 200) -> Response:
-    if model is None:
-        return Response(status_code=status)
-    return JSONResponse(model.model_dump(mode="json", by_alias=True), status_code=status)
-
-
-def managed(handler: Handler, status: int) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        try:
-            return await _run(request, handler, status)
-        except (ServiceError, PipelineError) as exc:
-            return problem_response(exc)
-        except Exception as exc:  # noqa: BLE001 - answered as a problem, logged with its trace
-            # By type and frames only: an exception's text may quote a cell (server.logs).
-            path = request.url.path
-            log.error("unexpected error on %s %s\n%s", request.method, path, describe(exc))
-            return server_problem()
-
-    return endpoint
-
-
-async def _run(request: Request, handler: Handler, status: int) -> Response:
-    rt = runtime_of(request)
-    limiter: Limiter = request.app.state.limiter
-    limiter.address(request)
-    secret = secret_key(request)
-    limiter.hit("secret-key", keys.digest(secret), limiter.per_key)
-    org = await run_in_threadpool(keys.authenticate, rt, secret)
-    raw = b""
-    if request.method in ("POST", "PUT", "PATCH"):
-        raw = await limiter.body(request, JSON_BYTES)
-    call = Call(request, rt, org, raw)
-    idempotency_key = request.headers.get("idempotency-key")
-    if request.method != "POST" or idempotency_key is None:
-        return answer(await handler(call), status)
-    claim = await run_in_threadpool(
-        idempotency.claim, rt, org.id, idempotency_key, request.url.path, raw
-    )
-    if claim.replay is not None:
-        return claim.replay
-    try:
-        response = answer(await handler(call), status)
-    except (ServiceError, PipelineError) as exc:
-        response = problem_response(exc)
-    except BaseException:
-        await run_in_threadpool(idempotency.release, rt, org.id, idempotency_key)
-        raise
-    await run_in_threadpool(idempotency.finish, rt, org.id, idempotency_key, response)
-    return response
-
 
 # --- templates -----------------------------------------------------------------------------
 
@@ -371,15 +261,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         body=schemas.OrganisationPatch,
         errors=(401, 422, 429),
     ),
+    *import_routes.ENDPOINTS,
+    Endpoint("GET", "/api/openapi.json", openapi_json, "This document", None, public=True),
     Endpoint("GET", "/api/v1/openapi.json", openapi_json, "This document", None, public=True),
 )
 OPENAPI = document(ENDPOINTS)
 
-routes = [
-    Route(
-        e.path,
-        e.handler if e.public else managed(e.handler, e.status),
-        methods=[e.method],
-    )
-    for e in ENDPOINTS
-]
+
+def _endpoint(e: Endpoint) -> Any:
+    if e.public:
+        return e.handler
+    if (e.method, e.path) == import_routes.SHARED:
+        return import_routes.by_credential(managed(e.handler, e.status))
+    return managed(e.handler, e.status)
+
+
+routes = [Route(e.path, _endpoint(e), methods=[e.method]) for e in ENDPOINTS]

@@ -10,7 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from destinations import DestinationSpec
-from server import db
+from server import db, events, import_views
+from server.attempts import Attempt
 from server.destinations import DestinationView
 from server.orgs import OrganisationSettings
 
@@ -41,7 +42,11 @@ class Problem(Answer):
     status: int
     detail: str
     code: str
-    errors: list[FieldError] | None = None
+    errors: list[FieldError] | dict[str, Any] | None = Field(
+        default=None,
+        description="422: the parts refused ({loc, msg}); 410: when and why the data went "
+        "({import_id, reason, at, actor}).",
+    )
 
 
 # --- templates -----------------------------------------------------------------------------
@@ -194,3 +199,171 @@ class OrganisationPatch(Request):
         description="An AWS KMS key ARN: new imports' data keys are generated and unwrapped "
         "by it. Saved only once loadbay could generate and unwrap a data key with it.",
     )
+
+
+# --- imports -------------------------------------------------------------------------------
+
+ImportStatusName = Literal[
+    "uploading", "delivering", "delivered", "complete", "failed", "deleted", "expired"
+]
+
+
+class DeliveryCounts(Answer):
+    pending: int = Field(description="Waiting or being sent.")
+    delivered: int
+    failed: int
+
+
+class ImportOut(Answer):
+    id: str
+    status: ImportStatusName
+    final: bool = Field(description="Nothing more will happen to the import.")
+    template_id: str
+    template_version: int | None = Field(description="The template version it was checked by.")
+    file_name: str
+    rows: int
+    batches: int
+    deliveries: DeliveryCounts = Field(description="(batch, destination) deliveries by state.")
+    created_at: dt.datetime
+    expires_at: dt.datetime = Field(description="When its stored rows are deleted.")
+
+    @classmethod
+    def of(cls, view: import_views.ImportView) -> ImportOut:
+        row, state = view.row, view.state
+        return cls(
+            id=row.id,
+            status=state.status.value,
+            final=state.status.final,
+            template_id=row.template_id,
+            template_version=row.template_version,
+            file_name=row.file_name,
+            rows=state.rows,
+            batches=state.batches,
+            deliveries=DeliveryCounts(
+                pending=state.deliveries.get("pending", 0),
+                delivered=state.deliveries.get("delivered", 0),
+                failed=state.deliveries.get("failed", 0),
+            ),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+
+
+class ImportList(Answer):
+    items: list[ImportOut]
+    next_cursor: str | None
+
+
+class ErrorCount(Answer):
+    code: str = Field(examples=["constraint-error", "type-error"])
+    field: str
+    constraint: str | None = Field(description="Which rule (required, enum, pattern, ...).")
+    count: int
+
+
+class DataGoneOut(Answer):
+    reason: Literal["deleted", "expired", "passthrough-window"]
+    at: dt.datetime | None
+    actor: str | None = Field(description="Who deleted it: api-key:<key id>, cli, retention.")
+
+
+class ImportDetail(ImportOut):
+    submitted_at: dt.datetime | None
+    delivered_at: dt.datetime | None = Field(description="When its last delivery succeeded.")
+    expired: bool = Field(description="Its retention has passed.")
+    invalid_rows: int | None = Field(
+        description="Rows the end user left invalid; not recorded yet (always null)."
+    )
+    rejected_batches: int = Field(
+        description="Batches the server's re-validation refused (the page sends them again)."
+    )
+    errors: list[ErrorCount] = Field(
+        description="What the server's re-validation refused, by code and field."
+    )
+    data_gone: DataGoneOut | None = Field(description="Why its rows are no longer stored.")
+
+    @classmethod
+    def of_detail(cls, found: import_views.ImportDetail, now: dt.datetime) -> ImportDetail:
+        base = ImportOut.of(import_views.ImportView(found.row, found.state))
+        gone = found.gone
+        return cls(
+            **base.model_dump(),
+            submitted_at=found.submitted_at,
+            delivered_at=found.delivered_at,
+            expired=found.row.expires_at <= now,
+            invalid_rows=None,
+            rejected_batches=found.rejected_batches,
+            errors=[
+                ErrorCount(code=e.code, field=e.field, constraint=e.constraint, count=e.count)
+                for e in found.errors
+            ],
+            data_gone=(
+                DataGoneOut(reason=gone.reason, at=gone.at, actor=gone.actor)  # type: ignore[arg-type]
+                if gone is not None
+                else None
+            ),
+        )
+
+
+class EventOut(Answer):
+    id: int
+    kind: str = Field(examples=["import.deleted"])
+    actor: str
+    at: dt.datetime
+    import_id: str | None
+    detail: dict[str, Any] = Field(description="Metadata only (counts), never a cell value.")
+
+    @classmethod
+    def of(cls, event: events.Event) -> EventOut:
+        return cls(
+            id=event.id,
+            kind=event.kind,
+            actor=event.actor,
+            at=event.at,
+            import_id=event.import_id,
+            detail=event.detail,
+        )
+
+
+class AttemptOut(Answer):
+    id: int
+    delivery_id: int = Field(description="POST /api/v1/deliveries/{id}/retry sends it again.")
+    batch: int = Field(description="The batch's number (from 0).")
+    destination_id: str
+    number: int = Field(description="1 for a delivery's first attempt.")
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    duration_ms: int
+    outcome: str = Field(examples=["delivered", "retry", "failed", "disabled"])
+    status_code: int | None = Field(description="The receiver's HTTP status, if it answered.")
+    answer: str | None = Field(description="The receiver's answer, cut short.")
+    error: str | None
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> AttemptOut:
+        took = attempt.finished_at - attempt.started_at
+        return cls(
+            id=attempt.id,
+            delivery_id=attempt.delivery_id,
+            batch=attempt.seq,
+            destination_id=attempt.destination_id,
+            number=attempt.number,
+            started_at=attempt.started_at,
+            finished_at=attempt.finished_at,
+            duration_ms=max(0, round(took / dt.timedelta(milliseconds=1))),
+            outcome=attempt.outcome,
+            status_code=attempt.status_code,
+            answer=attempt.answer,
+            error=attempt.error,
+        )
+
+
+class AttemptList(Answer):
+    items: list[AttemptOut]
+    next_cursor: str | None
+
+
+class RetryOut(Answer):
+    delivery_id: int
+    status: Literal["pending"]
+    enqueued: bool = Field(description="False when the queue is down: the sweeper sends it.")

@@ -651,18 +651,34 @@ def test_unexpected_exceptions_are_a_500_without_internals(
         assert leak not in response.text
 
 
+def test_http_errors_are_json(client: TestClient) -> None:
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "http-error"
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "status"),
+    ("method", "path", "status", "allow"),
     [
-        ("GET", "/nowhere", 404),
-        ("DELETE", "/api/v1/imports", 405),
-        ("GET", "/api/v1/imports/imp_x/submit", 405),
+        ("GET", "/api/v1/nowhere", 404, None),
+        ("DELETE", "/api/v1/imports", 405, "GET, HEAD, POST"),
+        ("GET", "/api/v1/imports/imp_x/submit", 405, "POST"),
     ],
 )
-def test_http_errors_are_json(client: TestClient, method: str, path: str, status: int) -> None:
+def test_api_http_errors_are_problems(
+    client: TestClient, method: str, path: str, status: int, allow: str | None
+) -> None:
     response = client.request(method, path)
     assert response.status_code == status
-    assert response.json()["error"]["code"] == "http-error"
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    code = "not-found" if status == 404 else "method-not-allowed"
+    assert (body["status"], body["code"], body["type"]) == (
+        status,
+        code,
+        f"urn:loadbay:problem:{code}",
+    )
+    assert response.headers.get("allow") == allow
 
 
 def test_healthz(client: TestClient) -> None:

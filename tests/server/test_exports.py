@@ -304,11 +304,12 @@ def test_after_deletion_the_export_is_gone_with_its_date(
     at = dt.datetime.fromisoformat(error.details["at"])
     assert before <= at <= db.utcnow()
     assert error.message == (
-        f"The data of import {import_id} was deleted on {at:%Y-%m-%d at %H:%M} UTC; "
-        "its rows are no longer stored."
+        f"The data of import {import_id} was deleted by api-key:key_1 on "
+        f"{at:%Y-%m-%d at %H:%M} UTC; its rows are no longer stored."
     )
+    assert error.details["actor"] == "api-key:key_1"
     assert status_of(error) == 410
-    with pytest.raises(Gone, match="deleted on"):
+    with pytest.raises(Gone, match="deleted by api-key:key_1 on"):
         plan_export(rt, import_id, "parquet")
 
 
@@ -320,10 +321,16 @@ def test_after_expiry_the_export_is_gone_as_expired(
         imp = session.get(db.Import, import_id)
         assert imp is not None
         imp.expires_at = db.utcnow() - dt.timedelta(seconds=1)
+        imp.created_at = imp.expires_at - dt.timedelta(days=rt.settings.retention_days)
     assert retention.purge_expired(rt) == [import_id]
-    with pytest.raises(Gone, match=rf"import {import_id} was expired on \d{{4}}-\d\d-\d\d") as e:
+    days = rt.settings.retention_days
+    with pytest.raises(
+        Gone,
+        match=rf"import {import_id} was expired after {days} days retention on \d{{4}}-\d\d-\d\d",
+    ) as e:
         export_import(rt, import_id, "ndjson", io.BytesIO())
     assert e.value.details["reason"] == "expired"
+    assert e.value.details["actor"] == "retention"
 
 
 def test_another_organisations_import_is_not_found(

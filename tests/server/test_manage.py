@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -117,18 +118,35 @@ def test_the_importer_keeps_its_error_shape_and_routes(
         headers={"authorization": f"Bearer {created.json()['uploadToken']}"},
     )
     assert status.status_code == 200
-    # A secret key is no upload token: the importer answers in its own shape.
-    refused = api.get(f"/api/v1/imports/{created.json()['id']}")
+    assert set(status.json()) == {"id", "status", "final", "rows", "batches", "deliveries"}
+    # The one shared path dispatches by credential: a secret key gets the management answer.
+    managed_answer = api.get(f"/api/v1/imports/{created.json()['id']}")
+    assert managed_answer.status_code == 200
+    assert managed_answer.json()["template_version"] == setup.template.version
+    # A secret key is no upload token on the importer's own routes: its shape, refused.
+    refused = api.post(
+        f"/api/v1/imports/{created.json()['id']}/submit", json={}, headers={"origin": BASE}
+    )
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "unauthorized"
-    # No management route shares a path and a method with an importer route.
+
+    # No other management route shares a path and a method with an importer route.
+    def shape(path: str) -> str:
+        return re.sub(r"{\w+}", "{}", path)
+
     importer = {
-        (r.path, m) for r in importer_routes.routes if isinstance(r, Route) for m in r.methods or ()
+        (shape(r.path), m)
+        for r in importer_routes.routes
+        if isinstance(r, Route)
+        for m in r.methods or ()
     }
     managed = {
-        (r.path, m) for r in manage_routes.routes if isinstance(r, Route) for m in r.methods or ()
+        (shape(r.path), m)
+        for r in manage_routes.routes
+        if isinstance(r, Route)
+        for m in r.methods or ()
     }
-    assert not importer & managed
+    assert importer & managed == {("/api/v1/imports/{}", "GET"), ("/api/v1/imports/{}", "HEAD")}
 
 
 # --- templates -----------------------------------------------------------------------------
@@ -469,7 +487,8 @@ def test_openapi_documents_every_management_route(api: TestClient) -> None:
         if m != "HEAD"
     }
     assert served == documented
-    assert len(served) == 17
+    assert len(served) == 24
+    assert api.get("/api/openapi.json", headers={"authorization": ""}).json() == doc
     schemas = doc["components"]["schemas"]
     assert {"TemplateOut", "DestinationOut", "Problem", "OrganisationPatch"} <= set(schemas)
     op = doc["paths"]["/api/v1/destinations/{id}"]["patch"]

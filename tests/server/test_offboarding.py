@@ -132,12 +132,17 @@ def test_export_writes_everything_with_secrets_redacted(
     assert b.kept.encode() not in everything  # nothing of the other organisation
 
     kinds = [json.loads(line)["kind"] for line in (out / "events.ndjson").read_text().splitlines()]
-    assert kinds == ["import.deleted"]
+    assert kinds == ["import.submitted", "import.submitted", "import.deleted"]
     with runtime.sessions() as session:
         exported = session.scalars(
             select(db.Event.kind).where(db.Event.org_id == a.setup.org.id).order_by(db.Event.id)
         ).all()
-    assert exported == ["import.deleted", offboarding.ORGANISATION_EXPORTED]
+    assert exported == [
+        "import.submitted",
+        "import.submitted",
+        "import.deleted",
+        offboarding.ORGANISATION_EXPORTED,
+    ]
 
 
 def test_export_refuses_an_existing_directory_and_unknown_organisations(
@@ -222,7 +227,7 @@ def test_delete_shreds_everything_and_keeps_a_tombstone(
             "templates": 1,
             "destinations": 1,
             "secret_keys": 1,
-            "events": 1,
+            "events": 3,  # two import.submitted, one import.deleted
         }
         assert session.scalar(select(func.count()).select_from(db.OrganisationTombstone)) == 1
     # Its keys no longer open anything.

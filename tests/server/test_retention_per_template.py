@@ -123,6 +123,7 @@ def test_after_expiry_the_data_routes_answer_410_with_the_date_and_reason(
         imp = session.get(db.Import, created.import_id)
         assert imp is not None
         imp.expires_at = db.utcnow() - dt.timedelta(seconds=1)
+        days = imp.retention_days
     assert retention.purge_expired(runtime) == [created.import_id]
     with runtime.sessions() as session:
         [event] = session.query(db.Event).filter_by(import_id=created.import_id).all()
@@ -136,7 +137,9 @@ def test_after_expiry_the_data_routes_answer_410_with_the_date_and_reason(
     assert error["code"] == "gone"
     assert error["details"]["reason"] == "expired"
     assert error["details"]["at"] == when.isoformat()
-    assert f"retention period ended on {when:%Y-%m-%d %H:%M} UTC" in error["message"]
+    assert (
+        f"expired after {days} days retention on {when:%Y-%m-%d at %H:%M} UTC" in error["message"]
+    )
     submit = client.post(f"{url}/submit", json={"batches": 0, "rows": 0}, headers=auth)
     assert submit.status_code == 410 and submit.json()["error"]["details"]["reason"] == "expired"
     # The status stays answerable, and says why.
@@ -158,7 +161,7 @@ def test_after_a_deletion_the_reason_is_the_deletion(
     assert retention.delete_import_data(runtime, created.import_id) is True
     state = imports.status(runtime, created.import_id, created.upload_token)
     assert state.gone is not None and state.gone.reason == "deleted"
-    assert "it was deleted on" in state.gone.message
+    assert "was deleted by cli on" in state.gone.message
     with runtime.sessions() as session:
         imp = session.get(db.Import, created.import_id)
         assert imp is not None
