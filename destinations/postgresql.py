@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from destinations.base import (
 )
 from destinations.errors import (
     ConfigurationError,
+    DeliveryError,
     EndpointGoneError,
     FatalDeliveryError,
     RetryableDeliveryError,
@@ -401,7 +403,7 @@ def _upsert(
     )
 
 
-def _sorted(exc: psycopg.Error, info: dict[str, str]) -> Exception:
+def _sorted(exc: psycopg.Error, info: dict[str, str]) -> DeliveryError:
     """The error a retry policy needs, with a message that names no value: the server's
     own text may quote a row (a constraint violation's DETAIL), so only its SQLSTATE and
     primary message are kept, and never a secret."""
@@ -410,6 +412,8 @@ def _sorted(exc: psycopg.Error, info: dict[str, str]) -> Exception:
     diag = getattr(exc, "diag", None)
     primary = (getattr(diag, "message_primary", None) or "").split("\n")[0][:200]
     said = f"{where} answered {state}: {primary}" if state else f"{where}: {_first_line(exc)}"
+    if state is None:  # libpq gives no SQLSTATE for a failed connection: its words tell
+        return _connection_failure(said, _first_line(exc))
     if isinstance(exc, pg_errors.InvalidCatalogName):
         return EndpointGoneError(f"{said}. The database is gone; the destination is disabled.")
     if isinstance(exc, pg_errors.TooManyConnections):
@@ -417,6 +421,25 @@ def _sorted(exc: psycopg.Error, info: dict[str, str]) -> Exception:
     if isinstance(exc, _RETRYABLE):
         return RetryableDeliveryError(f"{said}. It will be retried.")
     return FatalDeliveryError(f"{said}. Retrying cannot help; fix the settings or the table.")
+
+
+_GONE = re.compile(r'FATAL:\s+database ".*" does not exist')
+_BUSY = re.compile(r"too many connections|remaining connection slots")
+_REFUSED = re.compile(
+    r"password authentication failed|no pg_hba\.conf entry|role \".*\" does not exist|"
+    r"certificate|SSL|permission denied"
+)
+
+
+def _connection_failure(said: str, text: str) -> DeliveryError:
+    """A failed connection, sorted by the server's (or libpq's) English message."""
+    if _GONE.search(text):
+        return EndpointGoneError(f"{said}. The database is gone; the destination is disabled.")
+    if _BUSY.search(text):
+        return RetryableDeliveryError(f"{said}. It will be retried.", retry_after=60.0)
+    if _REFUSED.search(text):
+        return FatalDeliveryError(f"{said}. Retrying cannot help; fix the settings.")
+    return RetryableDeliveryError(f"{said}. It will be retried.")
 
 
 def _first_line(exc: BaseException) -> str:

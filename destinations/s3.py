@@ -365,7 +365,8 @@ def _sorted(exc: ClientError, bucket: str) -> DeliveryError:
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     message = str(error.get("Message") or "")[:300]
     answer = f"{code}: {message}" if message else code
-    said = f"S3 answered {status} {code}".rstrip() + f" for bucket {bucket}"
+    named = "" if code in ("", str(status)) else f" {code}"
+    said = f"S3 answered {status}{named} for bucket {bucket}"
     if code == "NoSuchBucket":
         return EndpointGoneError(
             f"{said}: the bucket does not exist; the destination is disabled.",
