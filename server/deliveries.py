@@ -247,6 +247,11 @@ def _prepare(rt: Runtime, delivery_id: int) -> tuple[str, dict[str, Any], Delive
             batch_count=imp.batch_count,
             template=template.name,
             table=load_batch(rt, session, imp, delivery.seq),
+            occurred_at=session.scalar(
+                select(db.Batch.created_at).where(
+                    db.Batch.import_id == imp.id, db.Batch.seq == delivery.seq
+                )
+            ),
             destination_id=row.id,
             org_id=org.id,
             primary_key=_primary_key(session, imp, template),

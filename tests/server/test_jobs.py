@@ -261,6 +261,7 @@ def test_a_retry_after_the_first_failure_delivers(
     assert jobs.deliver(s.delivery_id) == "delivered"  # what the scheduled job will run
     first, second = receiver.requests
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"{s.import_id}-0-0"
+    assert first.body == second.body  # stamped with when the batch was sealed, not now
     assert s.setup.secret is not None
     for attempt in (first, second):
         assert Webhook(s.setup.secret).verify(attempt.body, attempt.headers)["data"]["rows"] == ROWS
