@@ -5,6 +5,7 @@ pinned address. (The shared contract is in test_conformance.py.)"""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 import destinations
-from destinations import DeliveryBatch, DestinationContext
+from destinations import DeliveryBatch, DestinationContext, pgcopy
 from destinations.base import FinishedImport, WriteResult
 from destinations.errors import ConfigurationError, FatalDeliveryError
 from destinations.network import UnsafeAddressError
@@ -23,6 +24,7 @@ from tests.destinations.conftest import LOOPBACK, FakeDNS
 from tests.destinations.stores import PostgresHarness
 
 CONTEXT = DestinationContext(policy=LOOPBACK, timeout=5.0)
+EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 def _make(h: PostgresHarness, **config: Any) -> PostgresDestination:
@@ -271,3 +273,42 @@ def test_decimals_and_times_copy_exactly(postgresql_harness: PostgresHarness) ->
     )
     _make(h).write(DeliveryBatch("imp_dec", 0, 1, "t", table))
     assert _rows(h, "price") == [(Decimal("12.34"), dt.time(9, 30)), (None, None)]
+
+
+def test_binary_copy_round_trips_every_type_it_encodes(postgresql_harness: PostgresHarness) -> None:
+    h = postgresql_harness
+    at = dt.datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC)
+    table = pa.table(
+        {
+            "t": pa.array(["", None, "Zoë 🦊", "a\tb\\n", "x" * 5000]),
+            "lt": pa.array(["1", "2", None, "4", "5"], pa.large_string()),
+            "b": pa.array([True, None, False, True, False]),
+            "i2": pa.array([-32768, 32767, None, 0, 1], pa.int16()),
+            "i4": pa.array([-(2**31), 2**31 - 1, None, 0, 1], pa.int32()),
+            "i8": pa.array([-(2**63), 2**63 - 1, None, 0, 1], pa.int64()),
+            "f4": pa.array([1.5, None, -0.25, 0.0, 2.0], pa.float32()),
+            "f8": pa.array([math.pi, None, float("inf"), -0.0, 1e300], pa.float64()),
+            "d": pa.array(
+                [
+                    dt.date(1970, 1, 1),
+                    dt.date(1999, 12, 31),
+                    None,
+                    dt.date(2000, 1, 1),
+                    dt.date(9999, 12, 31),
+                ]
+            ),
+            "ts": pa.array([at, None, EPOCH, at, EPOCH], pa.timestamp("us", tz="UTC")),
+            "naive": pa.array(
+                [at.replace(tzinfo=None), None, None, None, None], pa.timestamp("ms")
+            ),
+            "tm": pa.array([dt.time(0, 0), dt.time(23, 59, 59, 999_999), None, None, None]),
+        }
+    )
+    assert pgcopy.supported(table.schema)
+    assert not pgcopy.supported(pa.schema([("n", pa.decimal128(5, 2))]))
+    _make(h).write(DeliveryBatch("imp_bin", 0, 1, "t", table.slice(1, 4)))  # a sliced batch too
+    _make(h).write(DeliveryBatch("imp_bin", 1, 1, "t", table.slice(0, 1)))
+    got = sorted(_rows(h), key=repr)
+    want = [tuple(row.values()) for row in table.to_pylist()]
+    want[0] = (*want[0][:10], dt.datetime(1999, 12, 31, 23, 59, 59, 999_000), want[0][11])
+    assert got == sorted(want, key=repr)
