@@ -90,7 +90,13 @@ def _worker(kind: str, config: dict[str, Any], total: int, size: int, out: Any) 
     for seq, rows, start in _batches(total, size):
         table = batch(seq, rows, start)
         delivery = DeliveryBatch(
-            import_id, seq, -(-total // size), "bench", table, destination_id="dst_bench"
+            import_id,
+            seq,
+            -(-total // size),
+            "bench",
+            table,
+            destination_id="dst_bench",
+            org_id="org",
         )
         began = time.perf_counter()
         destination.write(delivery)

@@ -1,6 +1,6 @@
-"""Arrow record batches as PostgreSQL's binary COPY format, built with numpy (no per-row
-Python): the server then parses no text at all, which is where a text COPY spends its time
-(dates, timestamps, floats).
+"""Arrow record batches as PostgreSQL's binary COPY format, built with numpy and Arrow
+kernels (no per-row Python): the server then parses no text at all, which is where a text
+COPY spends its time (dates, timestamps, floats).
 
 The format: a signature header, then per row an int16 field count and per field an int32
 length (-1 for NULL) and the value in network byte order; an int16 -1 ends the stream.
@@ -55,55 +55,44 @@ def supported(schema: pa.Schema) -> bool:
 
 
 def encode(batch: pa.RecordBatch) -> bytes:
-    """The rows of one record batch (no header or trailer) in binary COPY format."""
+    """The rows of one record batch (no header or trailer) in binary COPY format.
+
+    Each column becomes one binary array of per-row fields (length + value, or -1), built
+    with numpy and Arrow kernels, and Arrow joins the fields of each row; no Python runs
+    per row or per value."""
     rows = batch.num_rows
-    sizes = np.full(rows, 2, dtype=np.int64)  # the field count
-    columns: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    count = np.full(rows, batch.num_columns, dtype=">i2")
+    fields = [_binary(count.view(np.uint8).reshape(rows, 2))]
     for column in batch.columns:
-        valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        valid = column.is_valid()
         fixed = _fixed(column.type)
         if fixed is not None:
             dtype, values = fixed
             width = np.dtype(dtype).itemsize
-            data = np.asarray(
-                pc.fill_null(values(column), 0).to_numpy(zero_copy_only=False)
-            ).astype(dtype)
-            lengths = np.where(valid, width, -1).astype(np.int32)
-            columns.append((lengths, data.view(np.uint8).reshape(rows, width), None))
+            data = np.asarray(pc.fill_null(values(column), 0).to_numpy(zero_copy_only=False))
+            field = np.empty((rows, 4 + width), dtype=np.uint8)
+            field[:, :4] = np.frombuffer(np.array([width], dtype=">i4").tobytes(), np.uint8)
+            field[:, 4:] = data.astype(dtype).view(np.uint8).reshape(rows, width)
+            value = _binary(field)
         else:
-            text = pc.fill_null(column, "")
-            if pa.types.is_large_string(text.type):
-                text = text.cast(pa.string())
-            offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)
-            offsets = offsets[text.offset : text.offset + rows + 1]
-            data = np.frombuffer(text.buffers()[2] or b"", dtype=np.uint8)
-            lengths = np.where(valid, np.diff(offsets), -1).astype(np.int32)
-            columns.append((lengths, data, offsets))
-        sizes += 4 + np.maximum(lengths, 0)
-    starts = np.zeros(rows, dtype=np.int64)
-    np.cumsum(sizes[:-1], out=starts[1:])
-    out = np.empty(int(sizes.sum()), dtype=np.uint8)
-    _scatter(out, starts, np.full(rows, len(batch.columns), dtype=">i2").view(np.uint8), 2)
-    at = starts + 2
-    for lengths, data, spans_of in columns:
-        _scatter(out, at, lengths.astype(">i4").view(np.uint8), 4)
-        at = at + 4
-        if spans_of is None:
-            keep = lengths >= 0
-            width = data.shape[1]
-            _scatter(out, at[keep], data[keep].reshape(-1), width)
-        else:
-            first, last = int(spans_of[0]), int(spans_of[-1])
-            spans = np.diff(spans_of).astype(np.int64)
-            if last > first:
-                where = np.repeat(at - spans_of[:-1], spans) + np.arange(first, last)
-                out[where] = data[first:last]
-        at = at + np.maximum(lengths, 0)
-    return out.tobytes()
+            text = pc.fill_null(column, "").cast(pa.binary())
+            lengths = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False))
+            prefix = lengths.astype(">i4").view(np.uint8).reshape(rows, 4)
+            value = pc.binary_join_element_wise(_binary(prefix), text, b"")
+        fields.append(pc.if_else(valid, value, _NULL))
+    joined = pc.binary_join_element_wise(*fields, b"")
+    if isinstance(joined, pa.ChunkedArray):
+        joined = joined.combine_chunks()
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)
+    first, last = int(offsets[joined.offset]), int(offsets[joined.offset + rows])
+    return bytes(memoryview(joined.buffers()[2])[first:last]) if rows else b""
 
 
-def _scatter(out: np.ndarray, starts: np.ndarray, flat: np.ndarray, width: int) -> None:
-    """out[starts[i] : starts[i] + width] = flat[i * width : (i + 1) * width], for every i."""
-    if len(starts) == 0:
-        return
-    out[(starts[:, None] + np.arange(width)).reshape(-1)] = flat
+_NULL = pa.scalar(b"\xff\xff\xff\xff", pa.binary())
+
+
+def _binary(matrix: np.ndarray) -> pa.Array:
+    """A (rows, width) uint8 matrix as a binary array of its rows."""
+    rows, width = matrix.shape
+    buffer = pa.py_buffer(np.ascontiguousarray(matrix))
+    return pa.Array.from_buffers(pa.binary(width), rows, [None, buffer]).cast(pa.binary())

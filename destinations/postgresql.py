@@ -364,7 +364,7 @@ def _copy(conn: psycopg.Connection[Any], target: sql.Identifier, table: pa.Table
     with conn.cursor().copy(statement) as copy:
         if binary:
             copy.write(pgcopy.HEADER)
-        for chunk in table.to_batches(max_chunksize=16_384):
+        for chunk in table.to_batches(max_chunksize=65_536):
             if binary:
                 copy.write(pgcopy.encode(chunk))
             else:

@@ -259,7 +259,15 @@ class S3Destination:
         parts = []
         for seq, rows in enumerate(done.row_counts):
             key = self.key(done, seq)
-            head = self._call("head_object", Key=key)
+            try:
+                head = self._call("head_object", Key=key)
+            except FatalDeliveryError as exc:
+                if exc.status_code != 404:
+                    raise
+                raise FatalDeliveryError(
+                    f"Batch {seq} is not in the bucket (s3://{self.config.bucket}/{key}); "
+                    "was it deleted? The manifest is not written."
+                ) from None
             parts.append(
                 {"batch": seq, "key": key, "rows": rows, "size": int(head["ContentLength"])}
             )

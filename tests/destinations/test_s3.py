@@ -15,7 +15,7 @@ import pytest
 import destinations
 from destinations import DeliveryBatch, DestinationContext
 from destinations.base import FinishedImport
-from destinations.errors import ConfigurationError
+from destinations.errors import ConfigurationError, FatalDeliveryError
 from destinations.network import UnsafeAddressError
 from destinations.s3 import S3Destination
 from destinations.testing import sample_batch
@@ -139,7 +139,7 @@ def test_a_missing_part_fails_the_manifest(s3_harness: S3Harness) -> None:
     h = s3_harness
     hook = _make(h)
     hook.write(_batch(0))
-    with pytest.raises(destinations.DeliveryError):
+    with pytest.raises(FatalDeliveryError, match="Batch 1 is not in the bucket"):
         hook.finish(FinishedImport("imp_s3", "Contacts list", "dst_1", "org_1", (2, 2)))
     assert not any(k.endswith("manifest.json") for k, _ in h.effects())
 
