@@ -19,7 +19,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import secrets
 import sys
 import threading
@@ -106,8 +105,16 @@ def _worker(kind: str, config: dict[str, Any], total: int, size: int, out: Any) 
     began = time.perf_counter()
     destination.finish(FinishedImport(import_id, "bench", "dst_bench", "org", tuple(counts)))
     spent += time.perf_counter() - began
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out.put({"seconds": spent, "peak_rss_mib": round(peak_kib / 1024, 1)})
+    out.put({"seconds": spent, "peak_rss_mib": round(_peak_rss_kib() / 1024, 1)})
+
+
+def _peak_rss_kib() -> int:
+    """This process's own high-water RSS (VmHWM). Not getrusage's ru_maxrss: Linux keeps
+    that across exec, so a spawned worker would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _run(kind: str, config: dict[str, Any], total: int, size: int) -> dict[str, Any]:
@@ -142,7 +149,7 @@ def _plain_copy(dsn: str, total: int, size: int) -> dict[str, Any]:
 
 
 def _pg(arrow: pa.DataType) -> str:
-    from destinations.postgresql import pg_type
+    from destinations.pgcopy import pg_type
 
     return pg_type(arrow)
 

@@ -1,4 +1,5 @@
-"""Arrow record batches as PostgreSQL's binary COPY format, built with numpy and Arrow
+"""Arrow and PostgreSQL: the type a created table gives each column (`pg_type`), and record
+batches as PostgreSQL's binary COPY format, built with numpy and Arrow
 kernels (no per-row Python): the server then parses no text at all, which is where a text
 COPY spends its time (dates, timestamps, floats).
 
@@ -11,15 +12,54 @@ in `supported` (numeric, for one) make the caller fall back to CSV.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from destinations.errors import FatalDeliveryError
+
+_TYPES: tuple[tuple[Any, str], ...] = (
+    (pa.types.is_string, "text"),
+    (pa.types.is_large_string, "text"),
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_int16, "smallint"),
+    (pa.types.is_int32, "integer"),
+    (pa.types.is_int64, "bigint"),
+    (pa.types.is_float32, "real"),
+    (pa.types.is_float64, "double precision"),
+    (pa.types.is_date32, "date"),
+    (pa.types.is_time64, "time"),
+    (pa.types.is_decimal, "numeric"),
+)
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 _PG_EPOCH_DAYS = 10_957  # 2000-01-01 - 1970-01-01
 _PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400_000_000
+
+
+def pg_type(arrow: pa.DataType) -> str:
+    """The PostgreSQL type a created table gives a column of this Arrow type."""
+    if pa.types.is_timestamp(arrow):
+        return "timestamptz" if arrow.tz is not None else "timestamp"
+    for test, name in _TYPES:
+        if test(arrow):
+            return name
+    raise FatalDeliveryError(f"A column of type {arrow} has no PostgreSQL type here.")
+
+
+def columns(table: pa.Table) -> list[tuple[str, str]]:
+    out = []
+    for column in table.schema:
+        try:
+            out.append((column.name, pg_type(column.type)))
+        except FatalDeliveryError:
+            raise FatalDeliveryError(
+                f'Column "{column.name}" is of type {column.type}, which has no PostgreSQL '
+                "type here."
+            ) from None
+    return out
 
 
 def _fixed(arrow: pa.DataType) -> tuple[str, Callable[[pa.Array], pa.Array]] | None:

@@ -70,19 +70,6 @@ _RETRYABLE = (
     pg_errors.DeadlockDetected,
     pg_errors.QueryCanceled,
 )
-_TYPES: tuple[tuple[Any, str], ...] = (
-    (pa.types.is_string, "text"),
-    (pa.types.is_large_string, "text"),
-    (pa.types.is_boolean, "boolean"),
-    (pa.types.is_int16, "smallint"),
-    (pa.types.is_int32, "integer"),
-    (pa.types.is_int64, "bigint"),
-    (pa.types.is_float32, "real"),
-    (pa.types.is_float64, "double precision"),
-    (pa.types.is_date32, "date"),
-    (pa.types.is_time64, "time"),
-    (pa.types.is_decimal, "numeric"),
-)
 
 
 @dataclass(frozen=True)
@@ -185,7 +172,7 @@ class PostgresDestination:
 
     def write(self, batch: DeliveryBatch) -> WriteResult:
         schema, table = self.config.target
-        columns = _columns(batch.table)
+        columns = pgcopy.columns(batch.table)
         mode = self.config.mode
         if mode == "upsert" and not batch.primary_key:
             raise ConfigurationError(
@@ -269,29 +256,6 @@ SPEC = DestinationSpec(
     config=PostgresConfig,
     build=PostgresDestination,
 )
-
-
-def pg_type(arrow: pa.DataType) -> str:
-    """The PostgreSQL type a created table gives a column of this Arrow type."""
-    if pa.types.is_timestamp(arrow):
-        return "timestamptz" if arrow.tz is not None else "timestamp"
-    for test, name in _TYPES:
-        if test(arrow):
-            return name
-    raise FatalDeliveryError(f"A column of type {arrow} has no PostgreSQL type here.")
-
-
-def _columns(table: pa.Table) -> list[tuple[str, str]]:
-    out = []
-    for column in table.schema:
-        try:
-            out.append((column.name, pg_type(column.type)))
-        except FatalDeliveryError:
-            raise FatalDeliveryError(
-                f'Column "{column.name}" is of type {column.type}, which has no PostgreSQL '
-                "type here."
-            ) from None
-    return out
 
 
 def _stage_name(import_id: str, destination_id: str) -> str:

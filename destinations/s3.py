@@ -21,7 +21,8 @@ import json
 import re
 import string
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,7 @@ SSE = ("AES256", "aws:kms")
 KEY_TEMPLATE = "{org}/{template}/{date}/{import_id}/{batch:05d}.{ext}"
 MANIFEST_TEMPLATE = "{org}/{template}/{date}/{import_id}/manifest.json"
 KEY_FIELDS = frozenset({"org", "template", "date", "import_id", "destination_id", "batch", "ext"})
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _THROTTLED = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded"})
@@ -96,6 +98,11 @@ class S3Config:
             raise ConfigurationError(
                 'The "bucket" setting of an s3 destination is not a bucket name (3 to 63 '
                 "lower-case letters, digits, dots and hyphens)."
+            )
+        if not _REGION.fullmatch(self.region):
+            raise ConfigurationError(
+                'The "region" setting of an s3 destination is not a region name (such as '
+                "eu-west-1)."
             )
         if self.format not in FORMATS:
             raise ConfigurationError(
@@ -245,49 +252,50 @@ class S3Destination:
         key = self.key(batch, batch.seq)
         body = encode(batch.table, self.config.format)
         metadata = {"loadbay-rows": str(batch.table.num_rows), "loadbay-import": batch.import_id}
-        self._call(
-            "put_object",
-            Key=key,
-            Body=body,
-            ContentType=FORMATS[self.config.format],
-            Metadata=metadata,
-            **self._sse(),
-        )
+        with self._s3() as call:
+            call(
+                "put_object",
+                Key=key,
+                Body=body,
+                ContentType=FORMATS[self.config.format],
+                Metadata=metadata,
+                **self._sse(),
+            )
         return WriteResult(status_code=200, detail=f"s3://{self.config.bucket}/{key}")
 
     def finish(self, done: FinishedImport) -> WriteResult:
         parts = []
-        for seq, rows in enumerate(done.row_counts):
-            key = self.key(done, seq)
-            try:
-                head = self._call("head_object", Key=key)
-            except FatalDeliveryError as exc:
-                if exc.status_code != 404:
-                    raise
-                raise FatalDeliveryError(
-                    f"Batch {seq} is not in the bucket (s3://{self.config.bucket}/{key}); "
-                    "was it deleted? The manifest is not written."
-                ) from None
-            parts.append(
-                {"batch": seq, "key": key, "rows": rows, "size": int(head["ContentLength"])}
+        with self._s3() as call:
+            for seq, rows in enumerate(done.row_counts):
+                key = self.key(done, seq)
+                try:
+                    head = call("head_object", Key=key)
+                except FatalDeliveryError as exc:
+                    if exc.status_code != 404:
+                        raise
+                    raise FatalDeliveryError(
+                        f"Batch {seq} is not in the bucket (s3://{self.config.bucket}/{key}); "
+                        "was it deleted? The manifest is not written."
+                    ) from None
+                size = int(head["ContentLength"])
+                parts.append({"batch": seq, "key": key, "rows": rows, "size": size})
+            manifest = {
+                "import_id": done.import_id,
+                "template": done.template,
+                "format": self.config.format,
+                "bucket": self.config.bucket,
+                "batch_count": done.batch_count,
+                "row_count": sum(done.row_counts),
+                "parts": parts,
+            }
+            key = self.key(done)
+            call(
+                "put_object",
+                Key=key,
+                Body=json.dumps(manifest, indent=2).encode(),
+                ContentType="application/json",
+                **self._sse(),
             )
-        manifest = {
-            "import_id": done.import_id,
-            "template": done.template,
-            "format": self.config.format,
-            "bucket": self.config.bucket,
-            "batch_count": done.batch_count,
-            "row_count": sum(done.row_counts),
-            "parts": parts,
-        }
-        key = self.key(done)
-        self._call(
-            "put_object",
-            Key=key,
-            Body=json.dumps(manifest, indent=2).encode(),
-            ContentType="application/json",
-            **self._sse(),
-        )
         return WriteResult(status_code=200, detail=f"s3://{self.config.bucket}/{key}")
 
     def _sse(self) -> dict[str, str]:
@@ -303,37 +311,44 @@ class S3Destination:
             return self.config.endpoint_url
         return f"https://s3.{self.config.region}.amazonaws.com"
 
-    def _call(self, operation: str, **params: Any) -> Any:
+    @contextmanager
+    def _s3(self) -> Iterator[Callable[..., Any]]:
+        """call(operation, **params) on one boto3 client whose requests go through the
+        pinned sender; botocore's errors become DeliveryErrors."""
         check_url(self._endpoint(), self.context.policy)
         sender = _Sender(self.context)
+        client = boto3.session.Session(
+            aws_access_key_id=self.config.access_key_id,
+            aws_secret_access_key=self.config.secret_access_key,
+            region_name=self.config.region,
+        ).client(
+            "s3",
+            endpoint_url=self.config.endpoint_url,
+            config=Config(
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                s3={"addressing_style": "path" if self.config.endpoint_url else "virtual"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+        client.meta.events.register_first("before-send.s3", sender)
+
+        def call(operation: str, **params: Any) -> Any:
+            try:
+                return getattr(client, operation)(Bucket=self.config.bucket, **params)
+            except ClientError as exc:
+                raise _sorted(exc, self.config.bucket) from None
+            except NoCredentialsError:
+                raise ConfigurationError(
+                    "The s3 destination has no access key, and the worker has no AWS "
+                    'credentials in its environment; set "access_key_id" and '
+                    '"secret_access_key".'
+                ) from None
+            except BotoCoreError as exc:
+                raise RetryableDeliveryError(f"S3 request failed: {type(exc).__name__}.") from None
+
         try:
-            client = boto3.session.Session(
-                aws_access_key_id=self.config.access_key_id,
-                aws_secret_access_key=self.config.secret_access_key,
-                region_name=self.config.region,
-            ).client(
-                "s3",
-                endpoint_url=self.config.endpoint_url,
-                config=Config(
-                    retries={"total_max_attempts": 1, "mode": "standard"},
-                    s3={"addressing_style": "path" if self.config.endpoint_url else "virtual"},
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required",
-                ),
-            )
-            client.meta.events.register_first("before-send.s3", sender)
-            return getattr(client, operation)(Bucket=self.config.bucket, **params)
-        except ClientError as exc:
-            raise _sorted(exc, self.config.bucket) from None
-        except NoCredentialsError:
-            raise ConfigurationError(
-                "The s3 destination has no access key, and the worker has no AWS credentials "
-                'in its environment; set "access_key_id" and "secret_access_key".'
-            ) from None
-        except DeliveryError:
-            raise
-        except BotoCoreError as exc:
-            raise RetryableDeliveryError(f"S3 request failed: {type(exc).__name__}.") from None
+            yield call
         finally:
             sender.close()
 

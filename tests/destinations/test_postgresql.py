@@ -18,7 +18,8 @@ from destinations import DeliveryBatch, DestinationContext, pgcopy
 from destinations.base import FinishedImport, WriteResult
 from destinations.errors import ConfigurationError, FatalDeliveryError
 from destinations.network import UnsafeAddressError
-from destinations.postgresql import PostgresDestination, pg_type
+from destinations.pgcopy import pg_type
+from destinations.postgresql import PostgresDestination
 from destinations.testing import sample_batch
 from tests.destinations.conftest import LOOPBACK, FakeDNS
 from tests.destinations.stores import PostgresHarness
