@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 import destinations
 from destinations import DeliveryBatch
+from destinations.base import NOTHING_SAID
 from destinations.errors import (
     DeliveryError,
     EndpointGoneError,
@@ -163,10 +164,12 @@ def deliver(rt: Runtime, delivery_id: int) -> str:
         table = batch.table
         destination = destinations.create(kind, config, rt.destination_context)
         watch.start()
-        result = destination.write(batch)
+        # A plugin written before WriteResult and finish() returns None and has no finish.
+        result = destination.write(batch) or NOTHING_SAID
         done = settle.unless_last(rt, delivery_id, started, attempts.said(result, table, watch.ms))
-        if done is not None:  # every other batch is delivered here: finish the import
-            result = destination.finish(done) or result
+        finish = getattr(destination, "finish", None)
+        if done is not None and finish is not None:  # the import's last batch here: finish it
+            result = finish(done) or result
     except RetryableDeliveryError as exc:
         said = attempts.said(exc, table, watch.ms)
         return _failed(

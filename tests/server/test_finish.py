@@ -160,3 +160,25 @@ def test_replace_swaps_the_table_when_the_last_batch_lands(
             "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'loadbay_stage_%'"
         ).fetchone()
         assert staged == (0,)
+
+
+def test_a_plugin_without_finish_or_write_result_still_delivers(
+    make: Any,
+    moto_url: str,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s3_client(moto_url).create_bucket(Bucket="finish-legacy")
+    made = make("s3", _s3_config(moto_url, "finish-legacy"))
+    written: list[int] = []
+
+    class Legacy:  # written before write() returned a WriteResult and finish() existed
+        kind = "legacy"
+
+        def write(self, batch: Any) -> None:
+            written.append(batch.seq)
+
+    monkeypatch.setattr(deliveries.destinations, "create", lambda *args: Legacy())
+    assert [deliveries.deliver(made.rt, d) for d in made.delivery_ids] == ["delivered"] * 2
+    assert written == [0, 1]
+    outcomes = [(a.outcome, a.status_code) for a in attempts.attempts_of(made.rt, made.import_id)]
+    assert outcomes == [("delivered", None), ("delivered", None)]
