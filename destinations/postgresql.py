@@ -59,6 +59,7 @@ from destinations.network import ALLOW_SETTING, resolve
 MODES = ("append", "upsert", "replace")
 SSLMODES = ("disable", "require", "verify-ca", "verify-full")
 PLAIN = ("disable",)
+MAX_DSN = 1000
 LEDGER = "loadbay_ledger"
 FINISHED = -1  # the ledger's batch number for a finished replace
 DSN_KEYS = frozenset({"host", "port", "dbname", "user", "application_name"})
@@ -124,6 +125,10 @@ class PostgresConfig:
 
     @property
     def conninfo(self) -> dict[str, str]:
+        if len(self.dsn) > MAX_DSN:
+            raise ConfigurationError(
+                f'The "dsn" of a postgresql destination is longer than {MAX_DSN} characters.'
+            )
         try:
             parsed = psycopg.conninfo.conninfo_to_dict(self.dsn)
         except psycopg.ProgrammingError:

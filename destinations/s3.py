@@ -57,6 +57,8 @@ SSE = ("AES256", "aws:kms")
 KEY_TEMPLATE = "{org}/{template}/{date}/{import_id}/{batch:05d}.{ext}"
 MANIFEST_TEMPLATE = "{org}/{template}/{date}/{import_id}/manifest.json"
 KEY_FIELDS = frozenset({"org", "template", "date", "import_id", "destination_id", "batch", "ext"})
+_BATCH_SPEC = re.compile(r"0?[1-9]?d")
+MAX_TEMPLATE = 300
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -132,6 +134,8 @@ class S3Config:
 def _check_template(name: str, template: str, required: tuple[str, ...]) -> None:
     """Only plain names from KEY_FIELDS, with simple format specs: no attribute or index
     access ({batch.__class__}), no nested fields, no conversions."""
+    if len(template) > MAX_TEMPLATE:
+        raise ConfigurationError(f'"{name}" is longer than {MAX_TEMPLATE} characters.')
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError:
@@ -143,6 +147,11 @@ def _check_template(name: str, template: str, required: tuple[str, ...]) -> None
         if field_name not in KEY_FIELDS or conversion or (spec and "{" in spec):
             raise ConfigurationError(
                 f'"{name}" may only use the names {", ".join(sorted(KEY_FIELDS))}.'
+            )
+        if spec and not (field_name == "batch" and _BATCH_SPEC.fullmatch(spec)):
+            raise ConfigurationError(
+                f'"{name}" has a format a key cannot take: only {{batch}} takes one, such '
+                "as {batch:05d}."
             )
         seen.add(field_name)
     missing = [f"{{{n}}}" for n in required if n not in seen]

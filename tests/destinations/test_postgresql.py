@@ -244,6 +244,7 @@ def test_plain_connections_are_only_allowed_to_opened_networks() -> None:
         ({"dsn": "host=a.example,b.example"}, "network host"),
         ({"dsn": "dbname=x"}, "network host"),
         ({"dsn": "not a dsn at all ="}, "not a connection string"),
+        ({"dsn": "host=db.example dbname=" + "x" * 1000}, "longer than 1000"),
         ({"mode": "merge"}, "append, upsert, replace"),
         ({"sslmode": "prefer"}, "disable, require, verify-ca, verify-full"),
         ({"table": "a.b.c"}, '"schema.name"'),
