@@ -314,3 +314,25 @@ def test_binary_copy_round_trips_every_type_it_encodes(postgresql_harness: Postg
     want = [tuple(row.values()) for row in table.to_pylist()]
     want[0] = (*want[0][:10], dt.datetime(1999, 12, 31, 23, 59, 59, 999_000), want[0][11])
     assert got == sorted(want, key=repr)
+
+
+def test_two_workers_writing_one_batch_at_once_land_it_once(
+    postgresql_harness: PostgresHarness,
+) -> None:
+    h = postgresql_harness
+    _make(h).write(sample_batch(5))  # the table and the ledger exist: the race is on the row
+    start = threading.Barrier(2)
+    results: list[str] = []
+
+    def deliver() -> None:
+        start.wait(10)
+        detail = _make(h).write(sample_batch(0)).detail
+        results.append(str(detail))
+
+    workers = [threading.Thread(target=deliver) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert sorted(results) == ["2 rows copied (append)", "batch 0 was loaded already"]
+    assert h.effects() == [("imp_conformance", 0), ("imp_conformance", 5)]
