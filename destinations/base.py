@@ -19,7 +19,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
 
-from destinations.errors import ConfigurationError
+from destinations.errors import ANSWER_READ, ConfigurationError
 from destinations.network import NetworkPolicy
 
 _SECRET = "loadbay.secret"  # noqa: S105 - a metadata key, not a secret
@@ -41,10 +41,53 @@ class DeliveryBatch:
     template: str
     table: pa.Table
     occurred_at: dt.datetime | None = None
+    destination_id: str = ""  # the configured destination's id (a ledger keys on it)
+    org_id: str = ""
+    primary_key: tuple[str, ...] = ()  # the template's primaryKey (an upsert's conflict key)
+    imported_at: dt.datetime | None = None  # when the import was created: one per import
 
     @property
     def key(self) -> str:
         return f"{self.import_id}-{self.seq}"
+
+
+@dataclass(frozen=True)
+class FinishedImport:
+    """Every batch of an import was delivered to one destination: what finish() gets.
+
+    row_counts[seq] is the number of rows of batch seq; finish() is called once, after the
+    last batch's write() and before that delivery counts as delivered, and again (it must
+    be idempotent) when that attempt is retried.
+    """
+
+    import_id: str
+    template: str
+    destination_id: str
+    org_id: str
+    row_counts: tuple[int, ...]
+    imported_at: dt.datetime | None = None
+
+    @property
+    def batch_count(self) -> int:
+        return len(self.row_counts)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What the receiver said about a write or a finish, for the attempt log: its status
+    code and its answer (the receiver's own words, cut to ANSWER_READ characters), and
+    `detail`, loadbay's own one-line summary ("3 requests", an object key). Never rows."""
+
+    status_code: int | None = None
+    answer: str | None = None
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.answer is not None and len(self.answer) > ANSWER_READ:
+            object.__setattr__(self, "answer", self.answer[:ANSWER_READ])
+
+
+NOTHING_SAID = WriteResult()
 
 
 @dataclass(frozen=True)
@@ -71,8 +114,13 @@ class Destination(Protocol):
         Writes and sends nothing: a receiver may not be up yet when a destination is created.
         """
 
-    def write(self, batch: DeliveryBatch) -> None:
+    def write(self, batch: DeliveryBatch) -> WriteResult:
         """Deliver the batch; delivering the same batch twice must have one effect."""
+
+    def finish(self, done: FinishedImport) -> WriteResult | None:
+        """Every batch of an import is delivered here (a manifest, a table swap); None when
+        the kind has nothing to do. Called once per import and destination (again only when
+        it raised); it must be idempotent."""
 
 
 def setting(help: str, *, secret: bool = False, default: Any = dataclasses.MISSING) -> Any:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pytest
 
 import destinations
-from destinations.base import DeliveryBatch, DestinationContext, DestinationSpec
+from destinations.base import DeliveryBatch, DestinationContext, DestinationSpec, WriteResult
 from destinations.errors import (
     ConfigurationError,
     DeliveryError,
@@ -184,7 +184,8 @@ class Conformance:
     def test_writing_the_same_batch_twice_has_one_effect(self, harness: Harness) -> None:
         setup = harness.working()
         destination = destinations.create(harness.kind, setup.config, setup.context)
-        destination.write(sample_batch(0))
+        result = destination.write(sample_batch(0))
+        assert isinstance(result, WriteResult), "write() returns what the receiver said"
         once = harness.effects()
         assert len(once) == 1
         destination.write(sample_batch(0))

@@ -1,8 +1,10 @@
 """Webhook destination: rows as JSON, signed per Standard Webhooks 1.0.
 
-`webhook-id` is the batch's idempotency key and the body is the same on every retry, so
-receivers can deduplicate; only the `webhook-timestamp` header and the signature are fresh
-per attempt.
+A batch is sent in requests of at most `rows_per_request` rows (parts, in order). Each
+request's `webhook-id` is `<import>-<batch>-<part>` and its body is the same on every retry,
+so receivers can deduplicate; only the `webhook-timestamp` header and the signature are
+fresh per attempt. When one part fails the attempt fails, and its retry sends every part
+again (the parts already accepted come again with the same id and body).
 """
 
 from __future__ import annotations
@@ -17,9 +19,17 @@ import secrets
 from dataclasses import dataclass, field
 
 import httpx
+import pyarrow as pa
 from standardwebhooks.webhooks import Webhook
 
-from destinations.base import DeliveryBatch, DestinationContext, DestinationSpec, setting
+from destinations.base import (
+    DeliveryBatch,
+    DestinationContext,
+    DestinationSpec,
+    FinishedImport,
+    WriteResult,
+    setting,
+)
 from destinations.errors import (
     ANSWER_READ,
     ConfigurationError,
@@ -34,6 +44,8 @@ SECRET_BYTES = 32
 MIN_SECRET_BYTES = 24
 EVENT_TYPE = "import.batch"
 MAX_RETRY_AFTER = 24 * 3600.0  # a receiver's Retry-After is honoured up to a day, no longer
+ROWS_PER_REQUEST = 1000
+MAX_ROWS_PER_REQUEST = 10_000
 
 
 def new_secret() -> str:
@@ -57,8 +69,18 @@ class WebhookConfig:
         secret=True,
         default=(),
     )
+    rows_per_request: int = setting(
+        f"Rows in one request, 1 to {MAX_ROWS_PER_REQUEST:,}: a larger batch is sent as "
+        "several requests (parts).",
+        default=ROWS_PER_REQUEST,
+    )
 
     def __post_init__(self) -> None:
+        if not 1 <= self.rows_per_request <= MAX_ROWS_PER_REQUEST:
+            raise ConfigurationError(
+                'The "rows_per_request" setting of a webhook destination must be between 1 '
+                f"and {MAX_ROWS_PER_REQUEST:,}."
+            )
         if not self.url.startswith(("https://", "http://")):
             raise ConfigurationError('The "url" of a webhook destination must start with https://.')
         if not self.signing_keys:
@@ -109,29 +131,45 @@ class WebhookDestination:
         the SSRF policy. Nothing is sent: the receiver may not be running yet."""
         check_url(self.url, self.context.policy)
 
-    def write(self, batch: DeliveryBatch) -> None:
-        body = _body(batch)
+    def write(self, batch: DeliveryBatch) -> WriteResult:
+        size = self.config.rows_per_request
+        parts = max(1, -(-batch.table.num_rows // size))
+        response: httpx.Response | None = None
+        with self._client() as client:
+            for part in range(parts):
+                body = _body(batch, part, parts, batch.table.slice(part * size, size))
+                response = self._post(client, f"{batch.key}-{part}", body)
+                _judge(self.url, response)
+        assert response is not None  # noqa: S101 - there is at least one part
+        return WriteResult(
+            status_code=response.status_code,
+            answer=response.text[:ANSWER_READ] or None,
+            detail=f"{parts} request{'s' if parts > 1 else ''}",
+        )
+
+    def finish(self, done: FinishedImport) -> None:
+        return None
+
+    def _post(self, client: httpx.Client, msg_id: str, body: str) -> httpx.Response:
         now = dt.datetime.now(dt.UTC)
         signatures = " ".join(
-            Webhook(key).sign(msg_id=batch.key, timestamp=now, data=body) for key in self.secrets
+            Webhook(key).sign(msg_id=msg_id, timestamp=now, data=body) for key in self.secrets
         )
         headers = {
             "content-type": "application/json",
-            "webhook-id": batch.key,
+            "webhook-id": msg_id,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": signatures,
             "user-agent": "loadbay-webhooks/1",
         }
         try:
-            with self._client() as client:
-                response = client.post(self.url, content=body.encode(), headers=headers)
+            return client.post(self.url, content=body.encode(), headers=headers)
         except httpx.TimeoutException as exc:
             raise RetryableDeliveryError(
                 f"{self.url} did not answer within {self.timeout:g} s."
             ) from exc
         except httpx.TransportError as exc:
             raise RetryableDeliveryError(f"Could not connect to {self.url}: {exc}.") from exc
-        _judge(self.url, response)
 
     def _client(self) -> httpx.Client:
         verify: str | bool = self.context.ca_file or True
@@ -200,7 +238,7 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return min(max(0.0, delay), MAX_RETRY_AFTER)
 
 
-def _body(batch: DeliveryBatch) -> str:
+def _body(batch: DeliveryBatch, part: int, parts: int, rows: pa.Table) -> str:
     payload = {
         "type": EVENT_TYPE,
         "timestamp": (batch.occurred_at or dt.datetime.now(dt.UTC)).isoformat(),
@@ -209,8 +247,10 @@ def _body(batch: DeliveryBatch) -> str:
             "template": batch.template,
             "batch": batch.seq,
             "batch_count": batch.batch_count,
-            "row_count": batch.table.num_rows,
-            "rows": batch.table.to_pylist(),
+            "part": part,
+            "part_count": parts,
+            "row_count": rows.num_rows,
+            "rows": rows.to_pylist(),
         },
     }
     try:
@@ -218,19 +258,19 @@ def _body(batch: DeliveryBatch) -> str:
     except (TypeError, ValueError) as exc:
         raise FatalDeliveryError(
             f"Batch {batch.seq} of import {batch.import_id} cannot be sent as JSON: "
-            f"{_unserialisable(batch)}. Retrying cannot help; fix the data and import again."
+            f"{_unserialisable(rows)}. Retrying cannot help; fix the data and import again."
         ) from exc
 
 
-def _unserialisable(batch: DeliveryBatch) -> str:
+def _unserialisable(rows: pa.Table) -> str:
     """Which column failed, named without its values (cell values stay out of messages)."""
-    for name in batch.table.column_names:
+    for name in rows.column_names:
         try:
-            json.dumps(batch.table.column(name).to_pylist(), default=_json_value, allow_nan=False)
+            json.dumps(rows.column(name).to_pylist(), default=_json_value, allow_nan=False)
         except ValueError:
             return f'column "{name}" holds NaN or infinity, which JSON cannot represent'
         except TypeError:
-            kind = batch.table.schema.field(name).type
+            kind = rows.schema.field(name).type
             return f'column "{name}" is of type {kind}, which has no JSON form here'
     return "a value has no JSON form"
 

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from destinations.base import WriteResult
 from destinations.errors import ANSWER_LIMIT, DeliveryError
 from server import db
 from server.errors import NotFound
@@ -36,14 +37,17 @@ class Attempt:
     status_code: int | None
     answer: str | None
     error: str | None
+    duration_ms: int | None  # how long the destination took; None when it was not reached
 
 
 @dataclass(frozen=True)
 class Said:
-    """What the receiver said about one attempt (nothing, when it said nothing)."""
+    """What the receiver said about one attempt (nothing, when it said nothing), and how
+    long the destination took."""
 
     status_code: int | None = None
     answer: str | None = None
+    duration_ms: int | None = None
 
 
 NOTHING_SAID = Said()
@@ -71,20 +75,23 @@ def record(
             outcome=str(outcome),
             status_code=said.status_code,
             answer=said.answer,
+            duration_ms=said.duration_ms,
             error=error[:1000] if error is not None else None,
         )
     )
 
 
-def said(exc: DeliveryError, table: pa.Table | None) -> Said:
-    """The receiver's status code and answer, the answer cut to ANSWER_LIMIT characters and
-    dropped when it quotes a value of the batch (a receiver echoing the rows back; what
-    the destination passed on, up to ANSWER_READ characters, is searched, so a value cut
-    at the limit is found whole)."""
+def said(
+    exc: DeliveryError | WriteResult, table: pa.Table | None, duration_ms: int | None = None
+) -> Said:
+    """The receiver's status code and answer (from a failure or a successful write), the
+    answer cut to ANSWER_LIMIT characters and dropped when it quotes a value of the batch
+    (a receiver echoing the rows back; what the destination passed on, up to ANSWER_READ
+    characters, is searched, so a value cut at the limit is found whole)."""
     answer = exc.answer
     if answer and (table is None or echoes(answer, table)):
         answer = ECHOED if table is not None else None
-    return Said(exc.status_code, answer[:ANSWER_LIMIT] if answer else None)
+    return Said(exc.status_code, answer[:ANSWER_LIMIT] if answer else None, duration_ms)
 
 
 def echoes(answer: str, table: pa.Table) -> bool:
@@ -163,6 +170,7 @@ def attempts_of(rt: Runtime, import_id: str, *, org_id: str | None = None) -> li
                 status_code=row.status_code,
                 answer=row.answer,
                 error=row.error,
+                duration_ms=row.duration_ms,
             )
         )
     return out

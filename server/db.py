@@ -239,7 +239,8 @@ class DeliveryAttempt(Base):
 
     `outcome` is delivered, retry, failed or disabled; `status_code` and `answer` are what
     the receiver said, when it said anything (`answer` is its own words, cut to 1,000
-    characters); `error` is the safe message loadbay recorded.
+    characters); `duration_ms` is how long the destination took (write, and finish for
+    the last batch); `error` is the safe message loadbay recorded.
     """
 
     class Outcome(enum.StrEnum):
@@ -257,6 +258,7 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(default=None)
     answer: Mapped[str | None] = mapped_column(String(1000), default=None)
     error: Mapped[str | None] = mapped_column(String(1000), default=None)
+    duration_ms: Mapped[int | None] = mapped_column(default=None)
 
 
 class Event(Base):

@@ -32,12 +32,14 @@ from sqlalchemy.orm import Session
 
 import destinations
 from destinations import DeliveryBatch
+from destinations.base import NOTHING_SAID
 from destinations.errors import (
     DeliveryError,
     EndpointGoneError,
     RetryableDeliveryError,
 )
-from server import attempts, db, logs, passthrough
+from pipeline.template import parse_template
+from server import attempts, db, logs, passthrough, settle
 from server.batches import load_batch
 from server.errors import Conflict, Gone, NotFound, Unavailable
 from server.queue import REDIS_ERRORS, SMALL_IMPORT_ROWS
@@ -222,12 +224,20 @@ def _attempt(rt: Runtime, delivery_id: int) -> str:
         return "skipped"
     destination_id: str | None = None
     table: pa.Table | None = None
+    watch = settle.Stopwatch()
     try:
         kind, config, batch, destination_id = _prepare(rt, delivery_id)
         table = batch.table
-        destinations.create(kind, config, rt.destination_context).write(batch)
+        destination = destinations.create(kind, config, rt.destination_context)
+        watch.start()
+        # A plugin written before WriteResult and finish() returns None and has no finish.
+        result = destination.write(batch) or NOTHING_SAID
+        done = settle.unless_last(rt, delivery_id, started, attempts.said(result, table, watch.ms))
+        finish = getattr(destination, "finish", None)
+        if done is not None and finish is not None:  # the import's last batch here: finish it
+            result = finish(done) or result
     except RetryableDeliveryError as exc:
-        said = attempts.said(exc, table)
+        said = attempts.said(exc, table, watch.ms)
         return _failed(
             rt,
             delivery_id,
@@ -240,7 +250,7 @@ def _attempt(rt: Runtime, delivery_id: int) -> str:
     except EndpointGoneError as exc:
         if destination_id is not None:
             _disable(rt, destination_id, str(exc))
-        said = attempts.said(exc, table)
+        said = attempts.said(exc, table, watch.ms)
         return _failed(
             rt,
             delivery_id,
@@ -252,7 +262,7 @@ def _attempt(rt: Runtime, delivery_id: int) -> str:
             outcome=Outcome.DISABLED,
         )
     except DeliveryError as exc:  # fatal: bad configuration, refused address, 4xx
-        said = attempts.said(exc, table)
+        said = attempts.said(exc, table, watch.ms)
         return _failed(rt, delivery_id, attempt, str(exc), final=True, started=started, said=said)
     except NotFound as exc:  # the batch, import or destination is gone: retrying cannot help
         return _failed(rt, delivery_id, attempt, exc.message, final=True, started=started)
@@ -273,36 +283,20 @@ def _attempt(rt: Runtime, delivery_id: int) -> str:
         )
         message = f"Internal error ({type(exc).__name__}) in loadbay; it will be retried."
         return _failed(rt, delivery_id, attempt, message, started=started)
-    with rt.sessions.begin() as session:
-        finished = db.utcnow()
-        changed = rows_changed(
-            session,
-            update(db.Delivery)
-            .where(
-                db.Delivery.id == delivery_id,
-                db.Delivery.status.in_([DeliveryStatus.SENDING, DeliveryStatus.PENDING]),
-            )
-            .values(
-                status=DeliveryStatus.DELIVERED,
-                delivered_at=finished,
-                last_error=None,
-                claimed_at=None,
-                next_attempt_at=None,
-            )
-            .execution_options(synchronize_session=False),
-        )
-        if changed == 1:
-            attempts.record(session, delivery_id, started, Outcome.DELIVERED, finished=finished)
+    if done is not None:
+        with rt.sessions.begin() as session:
+            settle.delivered(session, delivery_id, started, attempts.said(result, table, watch.ms))
     try:
         passthrough.acknowledged(rt, delivery_id)
     except REDIS_ERRORS as exc:  # its Redis keys expire with the passthrough window
         log.warning("delivery %s: passthrough batch not deleted now (%s)", delivery_id, exc)
     log.info(
-        "delivered batch %s of %s to %s (attempt %s)",
+        "delivered batch %s of %s to %s (attempt %s): %s",
         batch.seq,
         batch.import_id,
         destination_id,
         attempt,
+        result.detail,
     )
     return "delivered"
 
@@ -327,8 +321,31 @@ def _prepare(rt: Runtime, delivery_id: int) -> tuple[str, dict[str, Any], Delive
             batch_count=imp.batch_count,
             template=template.name,
             table=load_batch(rt, session, imp, delivery.seq),
+            occurred_at=session.scalar(
+                select(db.Batch.created_at).where(
+                    db.Batch.import_id == imp.id, db.Batch.seq == delivery.seq
+                )
+            ),
+            destination_id=row.id,
+            org_id=org.id,
+            primary_key=_primary_key(session, imp, template),
+            imported_at=imp.created_at,
         )
         return row.kind, config, batch, row.id
+
+
+def _primary_key(session: Session, imp: db.Import, template: db.Template) -> tuple[str, ...]:
+    """The primaryKey of the template version the import used."""
+    schema = template.schema
+    if imp.template_version is not None:
+        version = session.scalar(
+            select(db.TemplateVersion.schema).where(
+                db.TemplateVersion.template_id == template.id,
+                db.TemplateVersion.version == imp.template_version,
+            )
+        )
+        schema = version if version is not None else schema
+    return parse_template(schema).primary_key
 
 
 def _failed(

@@ -106,7 +106,7 @@ def serve_receiver(
             self.send_header("content-length", "0")
             self.end_headers()
 
-        do_POST = do_GET = _handle
+        do_POST = do_GET = do_PUT = do_HEAD = _handle
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -321,3 +321,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         return context
 
     return Pki(ca_file, issue)
+
+
+# The s3 and postgresql harnesses live in stores.py (imported last: it uses the above).
+from tests.destinations.stores import (  # noqa: E402
+    moto_url,
+    pg_target,
+    postgresql_harness,
+    s3_harness,
+)
+
+__all__ = ["moto_url", "pg_target", "postgresql_harness", "s3_harness"]

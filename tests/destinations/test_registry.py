@@ -163,7 +163,7 @@ def test_register_adds_a_kind_beside_the_entry_points() -> None:
         registry.register(WEBHOOK)
 
 
-@pytest.mark.parametrize("kind", ["s3", "Webhook", "", "webhook "])
+@pytest.mark.parametrize("kind", ["ftp", "Webhook", "", "webhook "])
 def test_unknown_kind_is_a_configuration_error(kind: str) -> None:
     with pytest.raises(ConfigurationError, match=f"Unknown destination kind {kind!r}; available: "):
         destinations.create(kind, {}, DestinationContext())

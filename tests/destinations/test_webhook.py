@@ -138,6 +138,8 @@ def test_payload_shape(receiver: Receiver) -> None:
         "template": "orders",
         "batch": 1,
         "batch_count": 3,
+        "part": 0,
+        "part_count": 1,
         "row_count": 2,
         "rows": JSON_ROWS,
     }
@@ -151,7 +153,7 @@ def test_headers_follow_standard_webhooks(receiver: Receiver) -> None:
     headers = request.headers
     assert headers["content-type"] == "application/json"
     assert headers["user-agent"] == "loadbay-webhooks/1"
-    assert headers["webhook-id"] == "imp_abc-1"
+    assert headers["webhook-id"] == "imp_abc-1-0"
     assert before <= int(headers["webhook-timestamp"]) <= int(time.time())
     assert headers["webhook-signature"].startswith("v1,")
     assert " " not in headers["webhook-signature"]
@@ -187,12 +189,12 @@ def test_every_attempt_has_the_same_id_and_a_current_timestamp(
     now = time.time()
     for request, offset in zip(receiver.requests, (0, 600, 7200), strict=True):
         headers = request.headers
-        assert headers["webhook-id"] == "imp_abc-1"
+        assert headers["webhook-id"] == "imp_abc-1-0"
         stamp = int(headers["webhook-timestamp"])
         assert abs(stamp - (now + offset)) <= 5
         assert json.loads(request.body)["data"]["rows"] == JSON_ROWS
         expected = Webhook(SECRET).sign(
-            "imp_abc-1", dt.datetime.fromtimestamp(stamp, dt.UTC), request.body.decode()
+            "imp_abc-1-0", dt.datetime.fromtimestamp(stamp, dt.UTC), request.body.decode()
         )
         assert headers["webhook-signature"] == expected
     assert len({r.headers["webhook-signature"] for r in receiver.requests}) == 3
@@ -207,7 +209,7 @@ def test_rotation_signs_with_every_secret(receiver: Receiver) -> None:
     assert len(entries) == 2 and all(e.startswith("v1,") for e in entries)
     when = dt.datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), dt.UTC)
     for entry, secret in zip(entries, (old, new), strict=True):
-        assert entry == Webhook(secret).sign("imp_abc-1", when, request.body.decode())
+        assert entry == Webhook(secret).sign("imp_abc-1-0", when, request.body.decode())
         assert Webhook(secret).verify(request.body, request.headers)["type"] == "import.batch"
     with pytest.raises(WebhookVerificationError):
         Webhook(SECRET).verify(request.body, request.headers)
@@ -375,7 +377,7 @@ def test_a_retry_sends_the_same_body(receiver: Receiver, monkeypatch: pytest.Mon
     first, second = receiver.requests
     assert first.body == second.body
     assert json.loads(first.body)["timestamp"] == "2026-03-04T05:06:07+00:00"
-    assert first.headers["webhook-id"] == second.headers["webhook-id"] == "imp_abc-1"
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == "imp_abc-1-0"
     assert int(second.headers["webhook-timestamp"]) - int(first.headers["webhook-timestamp"]) in (
         299,
         300,
@@ -515,7 +517,7 @@ REFUSED_SETTINGS: list[tuple[str, Any, str]] = [
         "unknown-setting",
         {"url": URL, "secret": SECRET, "timeout": 3},
         "Unknown setting 'timeout' for a webhook destination; "
-        "its settings are: url, secret, secrets.",
+        "its settings are: url, secret, secrets, rows_per_request.",
     ),
     (
         "unknown-settings",
@@ -545,7 +547,7 @@ def test_settings_parse_into_a_frozen_dataclass() -> None:
     assert parsed.signing_keys == (SECRET,)
     with pytest.raises(AttributeError):
         setattr(parsed, "url", "https://elsewhere.example/")  # noqa: B010 - frozen on purpose
-    assert repr(parsed) == f"WebhookConfig(url={URL!r})"
+    assert repr(parsed) == f"WebhookConfig(url={URL!r}, rows_per_request=1000)"
 
 
 def test_redact_answers_secrets_as_set_or_not() -> None:
@@ -559,6 +561,7 @@ def test_redact_answers_secrets_as_set_or_not() -> None:
         "url": URL,
         "secret": {"set": False},
         "secrets": {"set": True},
+        "rows_per_request": 1000,
     }
     # A key the spec does not declare is not shown: it could be a secret.
     assert spec.redact({"url": URL, "secret": "", "token": SECRET}) == {

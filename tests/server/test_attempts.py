@@ -111,6 +111,7 @@ def test_a_500_then_a_200_are_two_attempts(make: Any, receiver: Receiver) -> Non
     assert (first.number, first.outcome, first.status_code) == (1, "retry", 500)
     assert first.error == f"{receiver.url} answered 500."
     assert first.answer is None  # the receiver said nothing beyond its status
+    assert first.duration_ms is not None and second.duration_ms is not None
     assert (second.number, second.outcome, second.error) == (2, "delivered", None)
     assert {first.delivery_id, second.delivery_id} == {made.delivery_id}
     assert (first.seq, second.seq) == (0, 0)
@@ -132,6 +133,41 @@ def test_the_answer_is_kept_to_1000_characters(make: Any, talker: Talker) -> Non
     with made.rt.sessions() as session:
         stored = session.scalars(select(db.DeliveryAttempt.answer)).one()
     assert stored == talker.body.decode()[:1000]
+
+
+def test_a_delivered_attempt_keeps_status_duration_and_answer(make: Any, talker: Talker) -> None:
+    made = make(talker.url)
+    talker.status, talker.body = 202, b"queued as job 77"
+    assert deliveries.deliver(made.rt, made.delivery_id) == "delivered"
+    [attempt] = attempts.attempts_of(made.rt, made.import_id)
+    assert (attempt.outcome, attempt.status_code, attempt.answer) == (
+        "delivered",
+        202,
+        "queued as job 77",
+    )
+    assert attempt.duration_ms is not None and attempt.duration_ms >= 0
+    elapsed = attempt.finished_at - attempt.started_at
+    assert attempt.duration_ms <= elapsed.total_seconds() * 1000 + 1
+
+
+def test_a_delivered_answer_quoting_the_rows_is_not_kept(make: Any, talker: Talker) -> None:
+    made = make(talker.url)
+    talker.body = b"thanks for grace@example.com"
+    assert deliveries.deliver(made.rt, made.delivery_id) == "delivered"
+    [attempt] = attempts.attempts_of(made.rt, made.import_id)
+    assert (attempt.status_code, attempt.answer) == (200, attempts.ECHOED)
+
+
+def test_an_attempt_that_never_reached_the_destination_has_no_duration(
+    make: Any, receiver: Receiver
+) -> None:
+    made = make(receiver.url)
+    with made.rt.sessions.begin() as session:
+        session.execute(update(db.Destination).values(kind="no-such-kind"))
+    deliveries.deliver(made.rt, made.delivery_id)
+    [attempt] = attempts.attempts_of(made.rt, made.import_id)
+    assert attempt.outcome == "failed"
+    assert attempt.duration_ms is None
 
 
 def test_an_answer_quoting_the_rows_sent_is_not_kept(make: Any, talker: Talker) -> None:
@@ -197,7 +233,7 @@ def test_a_failed_delivery_is_retried_with_its_schedule_restarted(
     outcomes = [
         (a.number, a.outcome, a.status_code) for a in attempts.attempts_of(made.rt, made.import_id)
     ]
-    assert outcomes == [(1, "failed", 400), (2, "delivered", None)]
+    assert outcomes == [(1, "failed", 400), (2, "delivered", 200)]
     with pytest.raises(Conflict, match="was delivered already"):
         deliveries.retry(made.rt, made.delivery_id)
 

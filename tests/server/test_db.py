@@ -71,6 +71,8 @@ def test_migrations_create_every_table(empty_database_url: str) -> None:
             "claimed_at",
             "next_attempt_at",
         }
+        attempt_columns = {c["name"] for c in inspector.get_columns("delivery_attempts")}
+        assert "duration_ms" in attempt_columns
         uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("batches")}
         assert ("import_id", "seq") in uniques
     finally:

@@ -143,7 +143,7 @@ def test_the_demo_receiver_shows_a_verified_delivery(
     )
 
     [receipt] = client.get("/demo/receipts.json").json()
-    assert receipt["headers"]["webhook-id"] == f"{created.import_id}-0"
+    assert receipt["headers"]["webhook-id"] == f"{created.import_id}-0-0"
     assert json.loads(receipt["body"])["data"]["rows"] == [
         {
             "full_name": "Ada Lovelace",

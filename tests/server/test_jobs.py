@@ -165,7 +165,7 @@ def test_a_200_marks_the_delivery_delivered(receiver: Receiver, submitted: Submi
     [request] = receiver.requests
     assert (request.method, request.path) == ("POST", "/hook")
     assert request.headers["content-type"] == "application/json"
-    assert request.headers["webhook-id"] == f"{s.import_id}-0"
+    assert request.headers["webhook-id"] == f"{s.import_id}-0-0"
     payload = json.loads(request.body)
     assert payload["type"] == "import.batch"
     assert payload["data"] == {
@@ -173,6 +173,8 @@ def test_a_200_marks_the_delivery_delivered(receiver: Receiver, submitted: Submi
         "template": "contacts",
         "batch": 0,
         "batch_count": 1,
+        "part": 0,
+        "part_count": 1,
         "row_count": 3,
         "rows": ROWS,
     }
@@ -193,7 +195,7 @@ def test_each_batch_is_its_own_delivery(receiver: Receiver, submitted: SubmitFac
     for delivery_id in s.delivery_ids:
         assert jobs.deliver(delivery_id) == "delivered"
     ids = [r.headers["webhook-id"] for r in receiver.requests]
-    assert ids == [f"{s.import_id}-0", f"{s.import_id}-1"]
+    assert ids == [f"{s.import_id}-0-0", f"{s.import_id}-1-0"]
     rows = [json.loads(r.body)["data"]["rows"] for r in receiver.requests]
     assert rows == [ROWS[:2], ROWS[2:]]
     assert [json.loads(r.body)["data"]["batch_count"] for r in receiver.requests] == [2, 2]
@@ -258,7 +260,8 @@ def test_a_retry_after_the_first_failure_delivers(
     s.make_due()
     assert jobs.deliver(s.delivery_id) == "delivered"  # what the scheduled job will run
     first, second = receiver.requests
-    assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"{s.import_id}-0"
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"{s.import_id}-0-0"
+    assert first.body == second.body  # stamped with when the batch was sealed, not now
     assert s.setup.secret is not None
     for attempt in (first, second):
         assert Webhook(s.setup.secret).verify(attempt.body, attempt.headers)["data"]["rows"] == ROWS
@@ -373,7 +376,7 @@ def test_a_real_worker_runs_the_enqueued_job(receiver: Receiver, submitted: Subm
     assert job.return_value() == "delivered"
     assert queues.small.count == 0
     [request] = receiver.requests
-    assert request.headers["webhook-id"] == f"{s.import_id}-0"
+    assert request.headers["webhook-id"] == f"{s.import_id}-0-0"
     assert json.loads(request.body)["data"]["rows"] == ROWS
     assert s.delivery().status == "delivered"
 
