@@ -195,3 +195,33 @@ class BatchRange:
 
     def to_dict(self) -> dict[str, Any]:
         return {"offset": self.offset, "length": self.length, "first_row": self.first_row}
+
+
+@dataclass(frozen=True)
+class SavedReview:
+    """What the page keeps (in IndexedDB) to resume an interrupted upload of the same file:
+    the mapping and the user's edits, never the file's cells. `edits` holds, per field,
+    (row index, value) of the cells the user changed; `deleted` the rows they deleted."""
+
+    mapping: Mapping[str, int]
+    edits: Mapping[str, tuple[tuple[int, str | None], ...]]
+    deleted: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mapping": dict(self.mapping),
+            "edits": {name: [list(cell) for cell in cells] for name, cells in self.edits.items()},
+            "deleted": list(self.deleted),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SavedReview:
+        edits = data.get("edits") or {}
+        return cls(
+            mapping={str(k): int(v) for k, v in dict(data.get("mapping") or {}).items()},
+            edits={
+                str(name): tuple((int(i), None if v is None else str(v)) for i, v in cells)
+                for name, cells in dict(edits).items()
+            },
+            deleted=tuple(int(i) for i in data.get("deleted") or ()),
+        )

@@ -15,7 +15,7 @@ import arro3.core as ac
 from pipeline.batches import BATCH_ROWS, batch_ranges, encode_ipc
 from pipeline.errors import MappingError
 from pipeline.matching import Match, propose
-from pipeline.protocol import BatchRange, Describe, field_infos
+from pipeline.protocol import BatchRange, Describe, SavedReview, Summary, field_infos
 from pipeline.readers import ReadOptions, Sheet, read_file
 from pipeline.review import Review
 from pipeline.schema import Template
@@ -101,6 +101,21 @@ class ImportSession:
                 table, self.template, self.sheet.first_data_row, on_field, self.sheet.blank_rows
             )
         return self._review
+
+    def saved(self) -> SavedReview:
+        """The mapping and edits, for resuming an interrupted upload of this file."""
+        return self.review.saved(self.mapping)
+
+    def restore(self, saved: SavedReview) -> Summary:
+        """The mapping and edits of an earlier session of the same file, re-applied."""
+        self.set_mapping(dict(saved.mapping))
+        try:
+            return self.review.restore(saved)
+        except (IndexError, KeyError) as exc:
+            self._review = None
+            raise MappingError(
+                "The saved edits do not fit this file; pick the file again to start over."
+            ) from exc
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> list[tuple[int, int]]:
         """(offset, length) over the rows that will be sent (deleted rows left out)."""

@@ -12,11 +12,12 @@ import hmac
 import json
 import struct
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import arro3.core as ac
 import pyarrow as pa
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,7 @@ from server.runtime import Runtime
 
 MAX_INT = 2**31 - 1  # PostgreSQL's integer: batch numbers and row numbers are stored as one
 ERRORS_ANSWERED = 100
+RECEIVED_LISTED = 1000  # batch numbers one answer of `received` names
 _LOOKUP_CHUNK = 500
 
 # Arrow IPC Message flatbuffer: header_type is field 1, header field 2; MessageHeader
@@ -89,11 +91,13 @@ def receive_batch(
             return answered
         template = parse_template(template_row.schema)
         org_id = org.id
+        _check_row_cap(rt, session, import_id, 0)
     blob_key: str | None = None
     try:
         with rt.sessions.begin() as session:
             earlier = SeenValues(session, import_id, key)
             typed = checked_typed_batch(body, template, first_row, earlier)
+            _check_row_cap(rt, session, import_id, typed.num_rows)
             blob_key = batches.store(rt, org_id, import_id, seq, key, typed)
             session.add(
                 db.Batch(
@@ -120,6 +124,50 @@ def receive_batch(
     except BaseException:
         _discard(rt, blob_key)
         raise
+
+
+@dataclass(frozen=True)
+class Received:
+    """Which batches of an import the server holds, from `start`, for resuming an upload."""
+
+    status: ImportStatus
+    batches: list[int]
+    next_start: int | None  # ask again from here: more may follow
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "batches": self.batches, "next": self.next_start}
+
+
+def received(rt: Runtime, import_id: str, token: str, start: int) -> Received:
+    with rt.sessions() as session:
+        imp = authorise(session, import_id, token)
+        seqs = list(
+            session.scalars(
+                select(db.Batch.seq)
+                .where(db.Batch.import_id == import_id, db.Batch.seq >= start)
+                .order_by(db.Batch.seq)
+                .limit(RECEIVED_LISTED + 1)
+            )
+        )
+        more = seqs[RECEIVED_LISTED] if len(seqs) > RECEIVED_LISTED else None
+        return Received(ImportStatus(imp.status), seqs[:RECEIVED_LISTED], more)
+
+
+def _check_row_cap(rt: Runtime, session: Session, import_id: str, adding: int) -> None:
+    """TooLarge once the import would hold more than `max_import_rows` rows. Two batches
+    racing may pass it together: the overshoot is bounded by the uploads held at once."""
+    cap = rt.settings.max_import_rows
+    held = session.scalar(
+        select(func.coalesce(func.sum(db.Batch.row_count), 0)).where(
+            db.Batch.import_id == import_id
+        )
+    )
+    total = int(held or 0) + adding
+    if total > cap or (adding == 0 and total >= cap):
+        raise TooLarge(
+            f"An import may hold at most {cap:,} rows and this one would hold {total:,}; "
+            "split the file and import the parts one after another."
+        )
 
 
 def _earlier_answer(session: Session, import_id: str, seq: int, digest: str) -> int | None:

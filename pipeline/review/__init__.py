@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 import arro3.core as ac
 
-from pipeline.protocol import Summary, WindowRow
+from pipeline.protocol import SavedReview, Summary, WindowRow
 from pipeline.review.overlay import Change, Overlay, Was, take_rows
 from pipeline.review.recheck import RowErrors
 from pipeline.review.views import MAX_WINDOW, View, view_rows, window_rows
@@ -166,6 +166,29 @@ class Review:
         self.errors.recheck([index for index, _ in change.cells], names, was)
         self._rows = None
         return self.summary()
+
+    # -- resuming --------------------------------------------------------------------
+
+    def saved(self, mapping: dict[str, int]) -> SavedReview:
+        """The user's edits and deletions (not the file's blank rows), to restore later."""
+        overlay = self.overlay
+        return SavedReview(
+            mapping=dict(mapping),
+            edits={n: tuple(sorted(e.items())) for n, e in overlay.edits.items() if e},
+            deleted=tuple(sorted({i for change in overlay.history for i in change.deleted})),
+        )
+
+    def restore(self, saved: SavedReview) -> Summary:
+        """Apply saved edits, then deletions, to the same file read the same way; each is
+        one undoable step, re-validated as if the user had just made it."""
+        change = Change()
+        for name, cells in saved.edits.items():
+            for index, value in cells:
+                self.overlay.check_cell(index, name)
+                self.overlay.set_cell(change, index, name, value)
+        touched = sorted({index for index, _ in change.cells})
+        self._commit(change, touched, sorted({name for _, name in change.cells}))
+        return self.delete_rows(saved.deleted)
 
     # -- internals -----------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pipeline.template import parse_template
 from server import db, deliveries, imports, mappings, orgs, uploads
 from server.errors import Invalid, ServiceError, Unavailable
 from server.http.auth import bearer_token, publishable_key, require_same_origin, runtime_of
+from server.http.digest import check_content_digest
 from server.http.limits import Limiter
 from server.importer.assets import asset
 from server.importer.page import (
@@ -100,6 +101,7 @@ async def create_import(request: Request) -> Response:
     key = str(body.get("publishableKey", ""))[:200]
     limiter.key(key)
     org = await run_in_threadpool(orgs.organisation_by_key, rt, key)
+    limiter.import_created(org.publishable_key)
     created = await run_in_threadpool(
         imports.create_import,
         rt,
@@ -140,12 +142,24 @@ async def put_batch(request: Request) -> Response:
     cap = rt.settings.max_batch_bytes
     async with limiter.upload_slot():
         body = await limiter.body(request, cap)
+        check_content_digest(request.headers.get("content-digest"), body)
         if encoding == "gzip":
             body = await run_in_threadpool(uploads.inflate, body, cap)
         rows = await run_in_threadpool(
             uploads.receive_batch, rt, import_id, token, seq, first_row, body
         )
     return JSONResponse({"seq": seq, "rows": rows})
+
+
+async def received_batches(request: Request) -> Response:
+    """The batch numbers the server holds (a page at a time): what a resumed upload skips."""
+    rt = runtime_of(request)
+    limiter_of(request).address(request)
+    start = whole_number(request.query_params.get("start", "0"), "start")
+    held = await run_in_threadpool(
+        uploads.received, rt, request.path_params["import_id"][:100], bearer_token(request), start
+    )
+    return JSONResponse(held.to_dict(), headers={"cache-control": "no-store"})
 
 
 async def submit_import(request: Request) -> Response:
@@ -237,6 +251,7 @@ routes = [
     Route("/importer", importer, methods=["GET"]),
     Route("/api/v1/imports", create_import, methods=["POST"]),
     Route("/api/v1/imports/{import_id}", import_status, methods=["GET"]),
+    Route("/api/v1/imports/{import_id}/batches", received_batches, methods=["GET"]),
     Route("/api/v1/imports/{import_id}/batches/{seq}", put_batch, methods=["PUT"]),
     Route("/api/v1/imports/{import_id}/submit", submit_import, methods=["POST"]),
     Route("/api/v1/templates/{template_id}/mappings", post_mapping, methods=["POST"]),
