@@ -10,6 +10,9 @@ export default {
   "start.expected": "Expected columns",
   "start.required": "{label} (required)",
 
+  "resume.note":
+    "The upload of {file} was interrupted. Pick the same file again to send the rest; nothing is sent twice.",
+
   "error.restart": "Choose another file",
   "error.noFile": "No file is open. Pick a file first.",
   "error.internal": "The importer hit an internal problem; nothing was sent. Reload and try again.",
@@ -86,6 +89,7 @@ export default {
   "review.editCell": "Edit {label}, row {row}",
 
   "upload.start": "Uploading…",
+  "upload.resuming": "Carrying on the interrupted upload: sending what the server is missing…",
   "upload.batches": "Uploaded {done} of {total} batch(es)…",
   "upload.busy": "The server is busy; retrying in {seconds} s…",
   "upload.retry": "Try again",

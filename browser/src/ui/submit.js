@@ -28,11 +28,12 @@ export function doneText(state, rows) {
  * @param {File} file
  * @param {import("../types.js").OpenedFile} described
  * @param {import("../types.js").Summary} summary
+ * @param {{resumable?: boolean}} [how] carry on the interrupted upload kept for this file
  */
-export async function submit(ctx, file, described, summary) {
+export async function submit(ctx, file, described, summary, { resumable = false } = {}) {
   const { config } = ctx;
   const bar = el("progress", { id: "upload-progress", max: "1", value: "0" });
-  const status = el("p", { id: "upload-status", text: t("upload.start") });
+  const status = el("p", { id: "upload-status", text: t(resumable ? "upload.resuming" : "upload.start") });
   render(ctx, status, bar);
   const request = {
     publishableKey: config.publishableKey,
@@ -41,6 +42,9 @@ export async function submit(ctx, file, described, summary) {
     rows: summary.rows,
     headers: described.headers,
     mapping: described.confirmed,
+    options: described.options,
+    headerConfirmed: described.headerConfirmed,
+    resumable,
   };
   /** @type {import("../types.js").Uploaded} */
   let uploaded;
@@ -57,7 +61,11 @@ export async function submit(ctx, file, described, summary) {
   } catch (error) {
     // Nothing the user did is lost: the file and every edit are still in the worker.
     showError(ctx, /** @type {Error} */ (error).message, [
-      { id: "upload-retry", text: t("upload.retry"), onclick: () => submit(ctx, file, described, summary) },
+      {
+        id: "upload-retry",
+        text: t("upload.retry"),
+        onclick: () => submit(ctx, file, described, summary, { resumable: true }),
+      },
       { id: "back", text: t("upload.backToReview"), onclick: () => showReview(ctx, file, described, summary) },
     ]);
     return;
