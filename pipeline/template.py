@@ -19,6 +19,7 @@ from pipeline.schema import (
     DEFAULT_MISSING_VALUES,
     DEFAULT_TRUE_VALUES,
     Field,
+    RowPolicy,
     Template,
     Transform,
 )
@@ -93,7 +94,31 @@ def parse_template(data: Mapping[str, Any]) -> Template:
         fields=fields,
         missing_values=missing,
         primary_key=primary_key,
+        invalid_row_policy=_row_policy(ext.get("invalidRowPolicy")),
     )
+
+
+def _row_policy(raw: Any) -> RowPolicy | None:
+    if raw is None:
+        return None
+    try:
+        return RowPolicy(raw)
+    except ValueError:
+        allowed = ", ".join(p.value for p in RowPolicy)
+        raise TemplateError(
+            f'"x-loadbay.invalidRowPolicy" must be one of {allowed} (or absent, for the '
+            f"organisation's default), not {json.dumps(raw)}."
+        ) from None
+
+
+def with_row_policy(schema: Mapping[str, Any], default: RowPolicy | str) -> dict[str, Any]:
+    """The template document with the policy its imports follow written in, for the
+    browser's engine (which cannot know the organisation's default)."""
+    policy = parse_template(schema).row_policy(default)
+    return {
+        **schema,
+        "x-loadbay": {**schema.get("x-loadbay", {}), "invalidRowPolicy": policy.value},
+    }
 
 
 def _primary_key(raw: Any, names: list[str]) -> tuple[str, ...]:
