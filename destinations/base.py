@@ -41,6 +41,7 @@ class DeliveryBatch:
     template: str
     table: pa.Table
     occurred_at: dt.datetime | None = None
+    left_out: int = 0  # invalid rows this batch left out (the valid-only policy)
 
     @property
     def key(self) -> str:

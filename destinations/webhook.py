@@ -210,7 +210,8 @@ def _body(batch: DeliveryBatch) -> str:
             "batch": batch.seq,
             "batch_count": batch.batch_count,
             "row_count": batch.table.num_rows,
-            "rows": batch.table.to_pylist(),
+            "left_out": batch.left_out,
+            "rows": batch.table.to_pylist(),  # with-errors: each row carries `_errors`
         },
     }
     try:

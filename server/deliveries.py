@@ -256,6 +256,12 @@ def _prepare(rt: Runtime, delivery_id: int) -> tuple[str, dict[str, Any], Delive
             batch_count=imp.batch_count,
             template=template.name,
             table=load_batch(rt, session, imp, delivery.seq),
+            left_out=session.scalar(
+                select(db.Batch.left_out).where(
+                    db.Batch.import_id == imp.id, db.Batch.seq == delivery.seq
+                )
+            )
+            or 0,
         )
         return row.kind, config, batch, row.id
 

@@ -52,6 +52,7 @@ class ImportState:
     rows: int
     batches: int
     deliveries: dict[str, int]
+    left_out: int = 0  # invalid rows left out under the valid-only policy
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class ImportState:
             "final": self.status.final,
             "rows": self.rows,
             "batches": self.batches,
+            "left_out": self.left_out,
             "deliveries": self.deliveries,
         }
 
@@ -207,7 +209,10 @@ def import_status(session: Session, imp: db.Import) -> ImportState:
             state = ImportStatus.FAILED  # one batch lost to a destination fails the import
         elif unfinished == 0:
             state = ImportStatus.DELIVERED
-    return ImportState(imp.id, state, imp.row_count, imp.batch_count, counts)
+    left_out = session.scalar(
+        select(func.coalesce(func.sum(db.Batch.left_out), 0)).where(db.Batch.import_id == imp.id)
+    )
+    return ImportState(imp.id, state, imp.row_count, imp.batch_count, counts, int(left_out or 0))
 
 
 def _hash(token: str) -> str:

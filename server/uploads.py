@@ -22,6 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.errors import MappingError
+from pipeline.policy import Judged, judge
+from pipeline.schema import RowPolicy
 from pipeline.session import ROW_COLUMN
 from pipeline.template import Template, parse_template
 from pipeline.validation import EarlierBatches, coerce, validate
@@ -64,9 +66,18 @@ def check_position(seq: int, first_row: int) -> None:
 
 
 def receive_batch(
-    rt: Runtime, import_id: str, token: str, seq: int, first_row: int, body: bytes
+    rt: Runtime,
+    import_id: str,
+    token: str,
+    seq: int,
+    first_row: int,
+    body: bytes,
+    left_out: int = 0,
 ) -> int:
     """Store one batch; returns its row count. Re-sending the same batch is harmless.
+
+    `left_out`: the invalid rows the browser left out before this batch (valid-only); the
+    rows the server's own re-check leaves out are added to it.
 
     The blob is written under a key of its own first and counts only once its row has
     committed; a losing concurrent attempt deletes its blob and is answered as a re-send
@@ -90,13 +101,14 @@ def receive_batch(
         if answered is not None:
             return answered
         template = parse_template(template_row.schema)
+        policy = template.row_policy(org.invalid_row_policy)
         org_id = org.id
         _check_row_cap(rt, session, import_id, 0)
     blob_key: str | None = None
     try:
         with rt.sessions.begin() as session:
             earlier = SeenValues(session, import_id, key)
-            typed = checked_typed_batch(body, template, first_row, earlier)
+            typed, dropped = checked_typed_batch(body, template, first_row, earlier, policy)
             _check_row_cap(rt, session, import_id, typed.num_rows)
             blob_key = batches.store(rt, org_id, import_id, seq, key, typed)
             session.add(
@@ -105,6 +117,7 @@ def receive_batch(
                     seq=seq,
                     first_row=first_row,
                     row_count=typed.num_rows,
+                    left_out=min(left_out + dropped, MAX_INT),
                     digest=digest,
                     blob_key=blob_key,
                 )
@@ -306,14 +319,24 @@ def _field_table(buf: bytes, table: tuple[int, int], index: int) -> tuple[int, i
 
 
 def checked_typed_batch(
-    body: bytes, template: Template, first_row: int, earlier: EarlierBatches | None = None
-) -> pa.Table:
-    """Prepare, validate and type one batch, as the browser did (missing values, transforms)."""
+    body: bytes,
+    template: Template,
+    first_row: int,
+    earlier: EarlierBatches | None = None,
+    policy: RowPolicy = RowPolicy.REJECT,
+) -> tuple[pa.Table, int]:
+    """Prepare, validate and type one batch, as the browser did (missing values, transforms),
+    under the invalid-row policy; returns the typed rows to store and how many it left out.
+
+    reject refuses a batch with any bad cell; valid-only stores the rows that pass;
+    with-errors stores every row, a cell that fails typing as null, and each row's errors
+    in an `_errors` column (delivered with the row).
+    """
     received = decode_ipc(body)
     names = received.column_names
     if len(set(names)) != len(names):
         raise Invalid("The batch names a column twice.")
-    rows: int | list[int] = first_row
+    rows: list[int] = list(range(first_row, first_row + received.num_rows))
     if ROW_COLUMN in names:
         rows = _row_numbers(received.column(ROW_COLUMN))
         received = received.drop_columns([ROW_COLUMN])
@@ -323,17 +346,42 @@ def checked_typed_batch(
     strings = received.cast(pa.schema([(f.name, pa.string()) for f in received.schema]))
     # `validate` and `coerce` prepare the cells first: missing values ("" by default) are
     # null, so a crafted batch cannot pass "" for a required field.
-    table = ac.Table.from_arrow(strings)
     try:
-        errors = validate(table, template, rows, earlier)
+        errors = validate(ac.Table.from_arrow(strings), template, rows, earlier)
     except MappingError as exc:
         raise Invalid(str(exc)) from exc
-    if errors:
+    judged = judge(policy, errors, rows)
+    if judged is None:
         raise Invalid(
             f"{len(errors)} cell(s) do not pass the template's rules.",
             details=[e.to_dict() for e in errors[:ERRORS_ANSWERED]],
         )
-    return pa.table(coerce(table, template))
+    if judged.left_out:
+        strings = strings.take(pa.array(judged.keep, pa.int64()))
+    typed = pa.table(coerce(ac.Table.from_arrow(strings), template))
+    if policy is RowPolicy.WITH_ERRORS:
+        typed = typed.append_column(ERRORS_COLUMN, _errors_column(judged, typed.num_rows))
+    return typed, judged.left_out
+
+
+ERRORS_COLUMN = "_errors"
+_ERROR_TYPE = pa.list_(
+    pa.struct([("field", pa.string()), ("code", pa.string()), ("message", pa.string())])
+)
+
+
+def _errors_column(judged: Judged, num_rows: int) -> pa.Array:
+    """Each row's errors (an empty list for a valid row), as the destination receives them."""
+    return pa.array(
+        [
+            [
+                {"field": e.field, "code": e.code, "message": e.message}
+                for e in judged.errors.get(at, ())
+            ]
+            for at in range(num_rows)
+        ],
+        _ERROR_TYPE,
+    )
 
 
 def _row_numbers(column: pa.ChunkedArray) -> list[int]:

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.protocol import field_infos
-from pipeline.template import parse_template
+from pipeline.template import parse_template, with_row_policy
 from server import db, deliveries, imports, mappings, orgs, uploads
 from server.errors import Invalid, ServiceError, Unavailable
 from server.http.auth import bearer_token, publishable_key, require_same_origin, runtime_of
@@ -77,7 +77,8 @@ async def importer(request: Request) -> Response:
     config = ImporterConfig(
         publishable_key=key,
         template_id=template.id,
-        template=template.schema,
+        # the policy its imports follow, written in: the engine cannot know the org's default
+        template=with_row_policy(template.schema, org.invalid_row_policy),
         fields=tuple(f.to_dict() for f in field_infos(parse_template(template.schema))),
         parent_origin=parent,
         max_file_bytes=rt.settings.max_file_bytes,
@@ -134,6 +135,7 @@ async def put_batch(request: Request) -> Response:
     rt, limiter = runtime_of(request), limiter_of(request)
     seq = whole_number(request.path_params["seq"], "The batch number")
     first_row = whole_number(request.query_params.get("first_row", "2"), "first_row")
+    left_out = whole_number(request.query_params.get("left_out", "0"), "left_out")
     uploads.check_position(seq, first_row)
     encoding = request.headers.get("content-encoding", "identity")
     if encoding not in ("identity", "gzip"):
@@ -146,7 +148,7 @@ async def put_batch(request: Request) -> Response:
         if encoding == "gzip":
             body = await run_in_threadpool(uploads.inflate, body, cap)
         rows = await run_in_threadpool(
-            uploads.receive_batch, rt, import_id, token, seq, first_row, body
+            uploads.receive_batch, rt, import_id, token, seq, first_row, body, left_out
         )
     return JSONResponse({"seq": seq, "rows": rows})
 

@@ -139,6 +139,7 @@ def test_payload_shape(receiver: Receiver) -> None:
         "batch": 1,
         "batch_count": 3,
         "row_count": 2,
+        "left_out": 0,
         "rows": JSON_ROWS,
     }
     assert request.body == json.dumps(payload, separators=(",", ":")).encode()

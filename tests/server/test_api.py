@@ -185,7 +185,11 @@ def test_importer_page_embeds_its_config(
     config = json.loads(match.group(1))
     assert config["publishableKey"] == setup.org.publishable_key
     assert config["templateId"] == setup.template.id
-    assert config["template"] == setup.template.schema
+    # the template, with the invalid-row policy its imports follow (the org's default here)
+    assert config["template"] == {
+        **setup.template.schema,
+        "x-loadbay": {**setup.template.schema.get("x-loadbay", {}), "invalidRowPolicy": "reject"},
+    }
     assert config["parentOrigin"] == HOST
     assert config["worker"] == manifest.url("app/worker.mjs")
     assert config["lock"] == manifest.url("wheels/pyodide-lock.json")
@@ -214,7 +218,10 @@ def test_config_cannot_break_out_of_its_script_tag(
     match = CONFIG_SCRIPT.search(html)
     assert match is not None
     assert "<" not in match.group(1) and ">" not in match.group(1) and "&" not in match.group(1)
-    assert json.loads(match.group(1))["template"] == schema
+    assert json.loads(match.group(1))["template"] == {
+        **schema,
+        "x-loadbay": {"invalidRowPolicy": "reject"},
+    }
 
 
 def test_allowed_origin_matches_without_a_trailing_slash(
@@ -322,6 +329,7 @@ def test_full_flow_over_http(
         "status": "delivering",
         "rows": 3,
         "batches": 1,
+        "left_out": 0,
         "deliveries": {"pending": 1, "delivered": 0, "failed": 0},
         "final": False,
     }

@@ -54,7 +54,7 @@ def test_migrations_create_every_table(empty_database_url: str) -> None:
         inspector = inspect(engine)
         assert set(inspector.get_table_names()) == TABLES | {"alembic_version"}
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0010"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0014"
         columns = {c["name"] for c in inspector.get_columns("deliveries")}
         assert columns == {
             "id",
@@ -68,6 +68,7 @@ def test_migrations_create_every_table(empty_database_url: str) -> None:
             "claimed_at",
             "next_attempt_at",
         }
+        assert "left_out" in {c["name"] for c in inspector.get_columns("batches")}
         uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("batches")}
         assert ("import_id", "seq") in uniques
     finally:
