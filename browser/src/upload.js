@@ -19,7 +19,7 @@ import { ApiError } from "./errors.js";
 
 /**
  * @typedef {object} UploadDeps
- * @property {() => {offset: number, length: number, first_row: number}[]} plan
+ * @property {() => {offset: number, length: number, first_row: number, left_out?: number}[]} plan
  * @property {(offset: number, length: number) => Uint8Array} encode
  * @property {(phase: string, done: number, total: number) => void} progress
  * @property {(importId: string, token: string) => Promise<void>} [created] keep the import
@@ -116,7 +116,7 @@ export async function upload(request, deps) {
   const batches = plan();
   for (let i = 0; i < batches.length; i++) {
     if (uploading && !held.has(i)) {
-      const { offset, length, first_row: firstRow } = batches[i];
+      const { offset, length, first_row: firstRow, left_out: leftOut = 0 } = batches[i];
       const body = await compress(encode(offset, length));
       const put = {
         method: "PUT",
@@ -127,7 +127,8 @@ export async function upload(request, deps) {
         },
         body: /** @type {BodyInit} */ (body),
       };
-      await whileBusy(() => api(`/api/v1/imports/${importId}/batches/${i}?first_row=${firstRow}`, put, token), busy);
+      const query = leftOut ? `first_row=${firstRow}&left_out=${leftOut}` : `first_row=${firstRow}`;
+      await whileBusy(() => api(`/api/v1/imports/${importId}/batches/${i}?${query}`, put, token), busy);
     }
     progress("upload", i + 1, batches.length);
   }

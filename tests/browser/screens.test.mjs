@@ -13,6 +13,11 @@ test("the done screen shows the status the server reports, known or not", () => 
   assert.equal(doneText(state("expired"), 2), "Import finished with status “expired” (2 rows).");
 });
 
+test("the done screen says how many rows the valid-only policy left out", () => {
+  const leftOut = { ...state("delivered"), left_out: 3 };
+  assert.equal(doneText(leftOut, 2), "Delivered 2 rows. 3 row(s) with problems were left out.");
+});
+
 test("how a column was proposed comes from the engine's match", () => {
   assert.equal(matchText({ field: "a", source: "fuzzy", confidence: 0.834 }), "likely match (83%)");
   assert.equal(matchText({ field: "a", source: "remembered" }), "as last time");

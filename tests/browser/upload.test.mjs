@@ -154,3 +154,16 @@ test("a resumed import the server no longer knows starts a new one", async () =>
     "PUT /api/v1/imports/imp_1/batches/0?first_row=2",
   ]);
 });
+
+test("a batch that leaves invalid rows out says how many", async () => {
+  const { api, calls } = fakeServer();
+  const plan = () => [
+    { offset: 0, length: 2, first_row: 2, left_out: 0 },
+    { offset: 2, length: 1, first_row: 6, left_out: 2 },
+  ];
+  await upload(request, { ...deps(api, () => {}), plan });
+  assert.deepEqual(
+    calls.filter(([method]) => method === "PUT").map(([, path]) => path),
+    ["/api/v1/imports/imp_1/batches/0?first_row=2", "/api/v1/imports/imp_1/batches/1?first_row=6&left_out=2"],
+  );
+});

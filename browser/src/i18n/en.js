@@ -61,6 +61,11 @@ export default {
     "{errors} problem(s) in {rows} of {total} rows. Fix them below, or delete those rows.",
   "review.summaryValid": "All {rows} rows are valid.",
   "review.submitBlocked": "Fix {errors} problem(s) to submit",
+  "policy.reject": "Every row must be valid: fix or delete the rows with problems before you submit.",
+  "policy.valid-only":
+    "Only valid rows are imported: {rows} row(s) with problems will be left out, and {sent} sent.",
+  "policy.with-errors":
+    "Every row is imported: the {rows} row(s) with problems are sent with their problems attached.",
   "review.submit": "Submit {rows} rows",
   "review.undo": "Undo",
   "review.viewLabel": "Rows to show",
@@ -99,6 +104,7 @@ export default {
   "upload.statusUnavailable": "The import's status is unavailable.",
 
   "done.delivered": "Delivered {rows} rows.",
+  "done.leftOut": " {count} row(s) with problems were left out.",
   "done.complete": "Delivered {rows} rows.",
   "done.failed":
     "Your {rows} rows were received, but delivery failed. The team has been told; nothing was lost.",

@@ -16,10 +16,11 @@ import { el, render, showError } from "./shell.js";
  */
 export function doneText(state, rows) {
   const key = /** @type {MessageKey} */ (`done.${state.status}`);
+  const leftOut = state.left_out ? t("done.leftOut", { count: state.left_out }) : "";
   try {
-    return t(key, { rows, status: state.status });
+    return t(key, { rows, status: state.status }) + leftOut;
   } catch {
-    return t("done.other", { rows, status: state.status });
+    return t("done.other", { rows, status: state.status }) + leftOut;
   }
 }
 
@@ -39,7 +40,7 @@ export async function submit(ctx, file, described, summary, { resumable = false 
     publishableKey: config.publishableKey,
     templateId: config.templateId,
     fileName: file.name,
-    rows: summary.rows,
+    rows: summary.sent, // what the policy sends: the server checks it against what it holds
     headers: described.headers,
     mapping: described.confirmed,
     options: described.options,
@@ -86,6 +87,6 @@ export async function submit(ctx, file, described, summary, { resumable = false 
     render(ctx, el("p", { id: "done", class: "error", "data-status": "unavailable", text: /** @type {Error} */ (error).message }));
     return;
   }
-  render(ctx, el("p", { id: "done", "data-status": state.status, text: doneText(state, summary.rows) }));
-  ctx.notify({ type: "loadbay:complete", importId, rows: summary.rows, status: state.status });
+  render(ctx, el("p", { id: "done", "data-status": state.status, text: doneText(state, summary.sent) }));
+  ctx.notify({ type: "loadbay:complete", importId, rows: summary.sent, status: state.status });
 }
