@@ -174,6 +174,7 @@ def test_a_200_marks_the_delivery_delivered(receiver: Receiver, submitted: Submi
         "batch": 0,
         "batch_count": 1,
         "row_count": 3,
+        "left_out": 0,
         "rows": ROWS,
     }
     assert s.setup.secret is not None
