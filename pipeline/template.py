@@ -62,6 +62,7 @@ SUPPORTED_CONSTRAINTS = (
     "maxLength",
 )
 TRANSFORMS = ("trim", "case", "dateFrom", "phone")
+ERRORS_FIELD = "_errors"  # each row's errors, delivered beside its fields (with-errors)
 CASES = ("upper", "lower", "title")
 
 
@@ -88,13 +89,19 @@ def parse_template(data: Mapping[str, Any]) -> Template:
         raise TemplateError('"x-loadbay" must be an object.')
     name = str(data.get("name") or ext.get("name") or "template")
     title = str(data.get("title") or ext.get("title") or "")
+    policy = _row_policy(ext.get("invalidRowPolicy"))
+    if ERRORS_FIELD in names:
+        raise TemplateError(
+            f'"{ERRORS_FIELD}" cannot be a field name: rows delivered with their errors '
+            "(invalidRowPolicy with-errors) carry them under it. Rename the field."
+        )
     return Template(
         name=name,
         title=title,
         fields=fields,
         missing_values=missing,
         primary_key=primary_key,
-        invalid_row_policy=_row_policy(ext.get("invalidRowPolicy")),
+        invalid_row_policy=policy,
     )
 
 

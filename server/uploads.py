@@ -25,7 +25,7 @@ from pipeline.errors import MappingError
 from pipeline.policy import Judged, judge
 from pipeline.schema import RowPolicy
 from pipeline.session import ROW_COLUMN
-from pipeline.template import Template, parse_template
+from pipeline.template import ERRORS_FIELD, Template, parse_template
 from pipeline.validation import EarlierBatches, coerce, validate
 from server import batches, db
 from server.errors import Conflict, Invalid, NotFound, TooLarge
@@ -360,11 +360,10 @@ def checked_typed_batch(
         strings = strings.take(pa.array(judged.keep, pa.int64()))
     typed = pa.table(coerce(ac.Table.from_arrow(strings), template))
     if policy is RowPolicy.WITH_ERRORS:
-        typed = typed.append_column(ERRORS_COLUMN, _errors_column(judged, typed.num_rows))
+        typed = typed.append_column(ERRORS_FIELD, _errors_column(judged, typed.num_rows))
     return typed, judged.left_out
 
 
-ERRORS_COLUMN = "_errors"
 _ERROR_TYPE = pa.list_(
     pa.struct([("field", pa.string()), ("code", pa.string()), ("message", pa.string())])
 )

@@ -126,3 +126,8 @@ def test_judging_a_batch_on_the_server() -> None:
         1: ["age"],
         2: ["age", "email"],
     }
+
+
+def test_a_field_named_like_the_errors_column_is_refused() -> None:
+    with pytest.raises(TemplateError, match='"_errors" cannot be a field name'):
+        parse_template({"fields": [*FIELDS, {"name": "_errors"}]})
