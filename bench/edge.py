@@ -68,6 +68,7 @@ def main() -> None:
     env.pop("REDIS_URL", None)
     sys.path.insert(0, str(ROOT))
     from server import db, imports, orgs
+    from server.http.digest import content_digest_header
     from server.runtime import Runtime
     from server.settings import Settings
 
@@ -144,7 +145,10 @@ def main() -> None:
         del cells, table
         rss = _rss(server.pid)
         start = time.perf_counter()
-        answer = client.put(path, content=bomb, headers=auth)
+        # a correct Content-Digest, so the bomb reaches the decoder it is aimed at
+        answer = client.put(
+            path, content=bomb, headers={**auth, "content-digest": content_digest_header(bomb)}
+        )
         results["zstd_bomb"] = {
             "request_bytes": len(bomb),
             "declared_mb": 2000,
@@ -154,12 +158,17 @@ def main() -> None:
         }
 
         gz = gzip.compress(b"\0" * (60 << 20), 9)
+        gz_headers = {
+            **auth,
+            "content-encoding": "gzip",
+            "content-digest": content_digest_header(gz),
+        }
         done = threading.Event()
 
         def flood() -> None:
             with httpx.Client(base_url=base, verify=False, timeout=60) as c:  # noqa: S501
                 while not done.is_set():
-                    c.put(path, content=gz, headers={**auth, "content-encoding": "gzip"})
+                    c.put(path, content=gz, headers=gz_headers)
 
         threads = [threading.Thread(target=flood) for _ in range(10)]
         for t in threads:

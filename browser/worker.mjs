@@ -6,6 +6,7 @@ import { api } from "./src/api.js";
 import { UserError } from "./src/errors.js";
 import { openOptions } from "./src/fields.js";
 import { t } from "./src/i18n/index.js";
+import { findUpload, fingerprint, forgetUpload, sameFile, saveUpload, uploadKey } from "./src/resume.js";
 import { upload } from "./src/upload.js";
 
 /** @typedef {import("pyodide").PyodideAPI} PyodideAPI */
@@ -64,6 +65,8 @@ async function recall(context, headers) {
  * @type {Described | null}
  */
 let opened = null;
+/** The File the open file was read from: its fingerprint is what resuming checks. @type {File | null} */
+let openedFile = null;
 
 /**
  * @typedef {object} OpenRequest
@@ -83,7 +86,9 @@ let opened = null;
  */
 async function open({ file, template, context, options, maxBytes, headerConfirmed }, progress) {
   opened = null; // a failed open leaves no headers to send
+  openedFile = null;
   opened = await openFile(file, template, openOptions(options || {}, maxBytes), progress);
+  openedFile = file;
   return headerConfirmed ? propose(context) : opened;
 }
 
@@ -138,6 +143,67 @@ async function openFile(file, template, options, progress) {
   return call("open_file", path, file.name, JSON.stringify(template), JSON.stringify(options), progress);
 }
 
+/**
+ * @typedef {object} ResumeRequest
+ * @property {File} file
+ * @property {Record<string, unknown>} template
+ * @property {{publishableKey: string, templateId: string}} context
+ * @property {number} maxBytes
+ */
+
+/**
+ * Open `file` as the interrupted upload kept for this importer read it, with its mapping
+ * and edits, if it is the same file (by fingerprint); null if there is none or it is not.
+ * @param {ResumeRequest} request
+ * @param {Progress} progress
+ */
+async function resume({ file, template, context, maxBytes }, progress) {
+  const saved = await findUpload(uploadKey(context.publishableKey, context.templateId));
+  if (!saved || !sameFile(saved.fingerprint, await fingerprint(file))) return null;
+  opened = null;
+  openedFile = null;
+  opened = await openFile(file, template, openOptions(saved.options || {}, maxBytes), progress);
+  openedFile = file;
+  const summary = call("restore_review", JSON.stringify(saved.review));
+  const { options, headerConfirmed, confirmed } = saved;
+  return { described: opened, summary, options, headerConfirmed, confirmed };
+}
+
+/**
+ * @typedef {import("./src/upload.js").UploadRequest & {
+ *   options: import("./src/types.js").OpenOptions, headerConfirmed?: boolean, resumable?: boolean
+ * }} SendRequest
+ */
+
+/**
+ * Upload the reviewed rows. The import is kept in IndexedDB before its first batch leaves,
+ * so a reload can send the rest; `resumable`: carry on the kept import of this same file.
+ * @param {SendRequest} request
+ * @param {Progress} progress
+ */
+async function send(request, progress) {
+  const key = uploadKey(request.publishableKey, request.templateId);
+  const file = openedFile;
+  const print = file ? await fingerprint(file) : null;
+  /** @type {import("./src/upload.js").UploadRequest} */
+  const what = { ...request, resume: undefined };
+  if (request.resumable && print) {
+    const saved = await findUpload(key).catch(() => undefined);
+    if (saved && sameFile(saved.fingerprint, print)) what.resume = { importId: saved.importId, token: saved.token };
+  }
+  /** @param {string} importId @param {string} token */
+  const created = async (importId, token) => {
+    if (!print || !file) return;
+    const review = call("saved_review");
+    const { options, headerConfirmed, mapping: confirmed } = request;
+    const saved = { key, importId, token, fileName: file.name, fingerprint: print, options, headerConfirmed, confirmed, review, savedAt: Date.now() };
+    await saveUpload(saved).catch((/** @type {Error} */ e) => console.warn("loadbay worker: upload not kept for resuming:", e.message));
+  };
+  const uploaded = await upload(what, { plan: () => call("batch_plan"), encode: encodeBatch, progress, created });
+  await forgetUpload(key).catch(() => {});
+  return uploaded;
+}
+
 // Bridge calls the page may make: JSON in, JSON out.
 const CALLS = new Set([
   "set_mapping",
@@ -180,8 +246,8 @@ scope.onmessage = async (event) => {
       else if (type === "call" && payload.name === "set_mapping")
         value = call("set_mapping", ...payload.args, progress);
       else if (type === "call" && CALLS.has(payload.name)) value = call(payload.name, ...payload.args);
-      else if (type === "upload")
-        value = await upload(payload, { plan: () => call("batch_plan"), encode: encodeBatch, progress });
+      else if (type === "resume") value = await resume(payload, progress);
+      else if (type === "upload") value = await send(payload, progress);
       else throw new Error(`unknown message ${type}`);
     }
     reply({ ok: true, value });

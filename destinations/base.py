@@ -45,6 +45,7 @@ class DeliveryBatch:
     org_id: str = ""
     primary_key: tuple[str, ...] = ()  # the template's primaryKey (an upsert's conflict key)
     imported_at: dt.datetime | None = None  # when the import was created: one per import
+    left_out: int = 0  # invalid rows this batch left out (the valid-only policy)
 
     @property
     def key(self) -> str:

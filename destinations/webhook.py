@@ -250,7 +250,8 @@ def _body(batch: DeliveryBatch, part: int, parts: int, rows: pa.Table) -> str:
             "part": part,
             "part_count": parts,
             "row_count": rows.num_rows,
-            "rows": rows.to_pylist(),
+            "left_out": batch.left_out,  # invalid rows the whole batch left out (valid-only)
+            "rows": rows.to_pylist(),  # with-errors: each row carries `_errors`
         },
     }
     try:

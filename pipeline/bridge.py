@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.batches import BATCH_ROWS
 from pipeline.errors import PipelineError
-from pipeline.protocol import Phase
+from pipeline.protocol import Phase, SavedReview
 from pipeline.readers import ReadOptions, file_kind
 from pipeline.review import View
 from pipeline.session import ImportSession
@@ -161,6 +161,17 @@ def delete_rows_with_errors() -> str:
 
 def undo() -> str:
     return _answer(lambda: _current().review.undo().to_dict())
+
+
+def saved_review() -> str:
+    """The mapping and edits (never the file's cells), kept by the page to resume."""
+    return _answer(lambda: _current().saved().to_dict())
+
+
+def restore_review(saved_json: str) -> str:
+    """Re-apply a saved mapping and edits to the same file; returns the review summary."""
+    saved = SavedReview.from_dict(json.loads(saved_json))
+    return _answer(lambda: _current().restore(saved).to_dict())
 
 
 def batch_plan(batch_rows: int = BATCH_ROWS) -> str:

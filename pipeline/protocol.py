@@ -145,9 +145,16 @@ class Summary:
     view_rows: int
     can_undo: bool
     changed: int | None = None
+    policy: str = "reject"  # the invalid-row policy (pipeline.schema.RowPolicy)
+    sent: int = 0  # rows that will be sent under it
+    submittable: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
+            "policy": self.policy,
+            "sent": self.sent,
+            "left_out": self.rows - self.sent,
+            "submittable": self.submittable,
             "fields": list(self.fields),
             "rows": self.rows,
             "deleted": self.deleted,
@@ -189,9 +196,45 @@ class WindowRow:
 class BatchRange:
     """One batch to encode and send (`batch_plan` answers a list of these)."""
 
-    offset: int  # among the rows kept (deleted rows left out)
+    offset: int  # among the rows sent (deleted rows, and invalid ones under valid-only, left out)
     length: int
     first_row: int  # the number the user sees for the batch's first row
+    left_out: int = 0  # invalid rows this batch leaves out (valid-only)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"offset": self.offset, "length": self.length, "first_row": self.first_row}
+        return {
+            "offset": self.offset,
+            "length": self.length,
+            "first_row": self.first_row,
+            "left_out": self.left_out,
+        }
+
+
+@dataclass(frozen=True)
+class SavedReview:
+    """What the page keeps (in IndexedDB) to resume an interrupted upload of the same file:
+    the mapping and the user's edits, never the file's cells. `edits` holds, per field,
+    (row index, value) of the cells the user changed; `deleted` the rows they deleted."""
+
+    mapping: Mapping[str, int]
+    edits: Mapping[str, tuple[tuple[int, str | None], ...]]
+    deleted: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mapping": dict(self.mapping),
+            "edits": {name: [list(cell) for cell in cells] for name, cells in self.edits.items()},
+            "deleted": list(self.deleted),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SavedReview:
+        edits = data.get("edits") or {}
+        return cls(
+            mapping={str(k): int(v) for k, v in dict(data.get("mapping") or {}).items()},
+            edits={
+                str(name): tuple((int(i), None if v is None else str(v)) for i, v in cells)
+                for name, cells in dict(edits).items()
+            },
+            deleted=tuple(int(i) for i in data.get("deleted") or ()),
+        )

@@ -6,6 +6,7 @@ Data only, and no imports from the rest of the engine: the type system
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,14 @@ class Field:
         return out
 
 
+class RowPolicy(enum.StrEnum):
+    """What happens to rows that break the template (`x-loadbay.invalidRowPolicy`)."""
+
+    REJECT = "reject"  # every cell must pass: submitting waits until every row is fixed
+    VALID_ONLY = "valid-only"  # invalid rows are left out, counted and reported
+    WITH_ERRORS = "with-errors"  # every row is delivered, each with its errors attached
+
+
 @dataclass(frozen=True)
 class Template:
     name: str
@@ -112,6 +121,11 @@ class Template:
     # x-loadbay retentionDays: days the server keeps the rows (0: passthrough, nothing
     # stored); None: the organisation's default.
     retention_days: int | None = None
+    invalid_row_policy: RowPolicy | None = None  # None: the organisation's default applies
+
+    def row_policy(self, default: RowPolicy | str = "reject") -> RowPolicy:
+        """The policy this template's imports follow: its own, else the organisation's."""
+        return self.invalid_row_policy or RowPolicy(default)
 
     def field(self, name: str) -> Field:
         for field in self.fields:

@@ -15,7 +15,8 @@ import arro3.core as ac
 from pipeline.batches import BATCH_ROWS, batch_ranges, encode_ipc
 from pipeline.errors import MappingError
 from pipeline.matching import Match, propose
-from pipeline.protocol import BatchRange, Describe, field_infos
+from pipeline.policy import left_out_per_batch
+from pipeline.protocol import BatchRange, Describe, SavedReview, Summary, field_infos
 from pipeline.readers import ReadOptions, Sheet, read_file
 from pipeline.review import Review
 from pipeline.schema import Template
@@ -102,22 +103,41 @@ class ImportSession:
             )
         return self._review
 
+    def saved(self) -> SavedReview:
+        """The mapping and edits, for resuming an interrupted upload of this file."""
+        return self.review.saved(self.mapping)
+
+    def restore(self, saved: SavedReview) -> Summary:
+        """The mapping and edits of an earlier session of the same file, re-applied."""
+        self.set_mapping(dict(saved.mapping))
+        try:
+            return self.review.restore(saved)
+        except (IndexError, KeyError) as exc:
+            self._review = None
+            raise MappingError(
+                "The saved edits do not fit this file; pick the file again to start over."
+            ) from exc
+
     def batches(self, batch_rows: int = BATCH_ROWS) -> list[tuple[int, int]]:
-        """(offset, length) over the rows that will be sent (deleted rows left out)."""
-        return batch_ranges(self.review.num_rows, batch_rows)
+        """(offset, length) over the rows that will be sent (deleted rows left out, and
+        invalid ones when the template's policy is valid-only)."""
+        return batch_ranges(len(self.review.sent_rows()), batch_rows)
 
     def batch_plan(self, batch_rows: int = BATCH_ROWS) -> list[BatchRange]:
-        """The batches, each with the row number the user sees for its first row."""
-        kept = self.review.kept_rows()
+        """The batches, each with the row number the user sees for its first row and how
+        many invalid rows it leaves out."""
+        kept, sent = self.review.kept_rows(), self.review.sent_rows()
         first = self.sheet.first_data_row
+        spans = self.batches(batch_rows)
+        left_out = left_out_per_batch(kept, sent, spans)
         return [
-            BatchRange(offset, length, first + kept[offset])
-            for offset, length in self.batches(batch_rows)
+            BatchRange(offset, length, first + sent[offset], out)
+            for (offset, length), out in zip(spans, left_out, strict=True)
         ]
 
     def encode_batch(self, offset: int, length: int) -> bytes:
         """Mapped cells with edits applied, plus each row's number as the user sees it."""
-        rows = self.review.kept_rows()[offset : offset + length]
+        rows = self.review.sent_rows()[offset : offset + length]
         table = self.review.materialise(rows)
         first = self.sheet.first_data_row
         numbers = ac.Array([first + index for index in rows], ac.DataType.int64())

@@ -19,6 +19,7 @@ from pipeline.schema import (
     DEFAULT_MISSING_VALUES,
     DEFAULT_TRUE_VALUES,
     Field,
+    RowPolicy,
     Template,
     Transform,
 )
@@ -61,6 +62,7 @@ SUPPORTED_CONSTRAINTS = (
     "maxLength",
 )
 TRANSFORMS = ("trim", "case", "dateFrom", "phone")
+ERRORS_FIELD = "_errors"  # each row's errors, delivered beside its fields (with-errors)
 CASES = ("upper", "lower", "title")
 
 
@@ -87,6 +89,12 @@ def parse_template(data: Mapping[str, Any]) -> Template:
         raise TemplateError('"x-loadbay" must be an object.')
     name = str(data.get("name") or ext.get("name") or "template")
     title = str(data.get("title") or ext.get("title") or "")
+    policy = _row_policy(ext.get("invalidRowPolicy"))
+    if ERRORS_FIELD in names:
+        raise TemplateError(
+            f'"{ERRORS_FIELD}" cannot be a field name: rows delivered with their errors '
+            "(invalidRowPolicy with-errors) carry them under it. Rename the field."
+        )
     return Template(
         name=name,
         title=title,
@@ -94,6 +102,7 @@ def parse_template(data: Mapping[str, Any]) -> Template:
         missing_values=missing,
         primary_key=primary_key,
         retention_days=_retention_days(ext),
+        invalid_row_policy=policy,
     )
 
 
@@ -115,6 +124,29 @@ def _retention_days(ext: Mapping[str, Any]) -> int | None:
             "them; leave it out for the organisation's default."
         )
     return value
+
+
+def _row_policy(raw: Any) -> RowPolicy | None:
+    if raw is None:
+        return None
+    try:
+        return RowPolicy(raw)
+    except ValueError:
+        allowed = ", ".join(p.value for p in RowPolicy)
+        raise TemplateError(
+            f'"x-loadbay.invalidRowPolicy" must be one of {allowed} (or absent, for the '
+            f"organisation's default), not {json.dumps(raw)}."
+        ) from None
+
+
+def with_row_policy(schema: Mapping[str, Any], default: RowPolicy | str) -> dict[str, Any]:
+    """The template document with the policy its imports follow written in, for the
+    browser's engine (which cannot know the organisation's default)."""
+    policy = parse_template(schema).row_policy(default)
+    return {
+        **schema,
+        "x-loadbay": {**schema.get("x-loadbay", {}), "invalidRowPolicy": policy.value},
+    }
 
 
 def _primary_key(raw: Any, names: list[str]) -> tuple[str, ...]:

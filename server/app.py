@@ -71,5 +71,8 @@ def create_app(rt: Runtime, limiter: Limiter | None = None) -> Starlette:
     )
     app.state.runtime = rt
     app.state.manifest = AssetManifest.load(rt.settings.assets_dir)
-    app.state.limiter = limiter or Limiter(body_timeout=rt.settings.body_timeout)
+    app.state.limiter = limiter or Limiter(
+        body_timeout=rt.settings.body_timeout,
+        imports_per_key=f"{rt.settings.imports_per_minute}/minute",
+    )
     return app

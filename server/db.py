@@ -185,6 +185,7 @@ class Batch(Base):
     seq: Mapped[int]
     first_row: Mapped[int]
     row_count: Mapped[int]
+    left_out: Mapped[int] = mapped_column(default=0, server_default="0")  # invalid rows left out
     digest: Mapped[str] = mapped_column(String(64))  # batches.content_digest of the body
     blob_key: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -315,21 +315,23 @@ def _prepare(rt: Runtime, delivery_id: int) -> tuple[str, dict[str, Any], Delive
         if org is None or template is None:
             raise NotFound(f"The organisation or template of delivery {delivery_id} is gone.")
         config = rt.vault.open_config(org.id, org.wrapped_key, row.id, row.sealed_config)
+        sealed_at, left_out = session.execute(
+            select(db.Batch.created_at, db.Batch.left_out).where(
+                db.Batch.import_id == imp.id, db.Batch.seq == delivery.seq
+            )
+        ).one()
         batch = DeliveryBatch(
             import_id=imp.id,
             seq=delivery.seq,
             batch_count=imp.batch_count,
             template=template.name,
             table=load_batch(rt, session, imp, delivery.seq),
-            occurred_at=session.scalar(
-                select(db.Batch.created_at).where(
-                    db.Batch.import_id == imp.id, db.Batch.seq == delivery.seq
-                )
-            ),
+            occurred_at=sealed_at,
             destination_id=row.id,
             org_id=org.id,
             primary_key=_primary_key(session, imp, template),
             imported_at=imp.created_at,
+            left_out=left_out or 0,
         )
         return row.kind, config, batch, row.id
 

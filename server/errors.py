@@ -45,6 +45,12 @@ class Invalid(ServiceError):
     code = "invalid"
 
 
+class BadDigest(ServiceError):
+    """A batch's Content-Digest is missing, malformed or does not match its body."""
+
+    code = "bad-digest"
+
+
 class TooLarge(ServiceError):
     code = "too-large"
 

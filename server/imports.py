@@ -89,6 +89,7 @@ class ImportState:
     batches: int
     deliveries: dict[str, int]
     gone: DataGone | None = None
+    left_out: int = 0  # invalid rows left out under the valid-only policy
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -97,6 +98,7 @@ class ImportState:
             "final": self.status.final,
             "rows": self.rows,
             "batches": self.batches,
+            "left_out": self.left_out,
             "deliveries": self.deliveries,
         }
         if self.gone is not None:
@@ -302,13 +304,30 @@ def statuses(session: Session, imps: list[db.Import]) -> dict[str, ImportState]:
         ):
             key = "pending" if state == "sending" else str(state)  # in flight is pending
             counts[import_id][key] = counts[import_id].get(key, 0) + int(n)
+    left_out: dict[str, int] = {}
+    if imps:
+        left_out = dict(
+            session.execute(
+                select(db.Batch.import_id, func.coalesce(func.sum(db.Batch.left_out), 0))
+                .where(db.Batch.import_id.in_(list(counts)))
+                .group_by(db.Batch.import_id)
+            ).all()
+        )
     found: dict[str, ImportState] = {}
     for i in imps:
         state = derived_status(i.status, counts[i.id])
         gone = data_state(session, i)
         if gone is not None and state == ImportStatus.UPLOADING:
             state = ImportStatus.EXPIRED  # a passthrough window closed before submit
-        found[i.id] = ImportState(i.id, state, i.row_count, i.batch_count, counts[i.id], gone)
+        found[i.id] = ImportState(
+            i.id,
+            state,
+            i.row_count,
+            i.batch_count,
+            counts[i.id],
+            gone,
+            int(left_out.get(i.id, 0)),
+        )
     return found
 
 

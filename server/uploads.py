@@ -12,17 +12,20 @@ import hmac
 import json
 import struct
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import arro3.core as ac
 import pyarrow as pa
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.errors import MappingError
+from pipeline.policy import Judged, judge
+from pipeline.schema import RowPolicy
 from pipeline.session import ROW_COLUMN
-from pipeline.template import Template, parse_template
+from pipeline.template import ERRORS_FIELD, Template, parse_template
 from pipeline.validation import EarlierBatches, coerce, validate
 from server import batches, db, import_views, passthrough
 from server.errors import Conflict, Invalid, TooLarge
@@ -32,6 +35,7 @@ from server.runtime import Runtime
 
 MAX_INT = 2**31 - 1  # PostgreSQL's integer: batch numbers and row numbers are stored as one
 ERRORS_ANSWERED = 100
+RECEIVED_LISTED = 1000  # batch numbers one answer of `received` names
 _LOOKUP_CHUNK = 500
 
 # Arrow IPC Message flatbuffer: header_type is field 1, header field 2; MessageHeader
@@ -63,9 +67,18 @@ def check_position(seq: int, first_row: int) -> None:
 
 
 def receive_batch(
-    rt: Runtime, import_id: str, token: str, seq: int, first_row: int, body: bytes
+    rt: Runtime,
+    import_id: str,
+    token: str,
+    seq: int,
+    first_row: int,
+    body: bytes,
+    left_out: int = 0,
 ) -> int:
     """Store one batch; returns its row count. Re-sending the same batch is harmless.
+
+    `left_out`: the invalid rows the browser left out before this batch (valid-only); the
+    rows the server's own re-check leaves out are added to it.
 
     The blob is written under a key of its own first and counts only once its row has
     committed; a losing concurrent attempt deletes its blob and is answered as a re-send
@@ -90,6 +103,8 @@ def receive_batch(
         if answered is not None:
             return answered
         template = parse_template(template_row.schema)
+        policy = template.row_policy(org.invalid_row_policy)
+        _check_row_cap(rt, session, import_id, 0)
     blob_key: str | None = None
     earlier: SeenValues | None = None
     try:
@@ -99,7 +114,8 @@ def receive_batch(
                 if passthrough.is_passthrough(imp)
                 else SeenValues(session, import_id, key)
             )
-            typed = checked_typed_batch(body, template, first_row, earlier)
+            typed, dropped = checked_typed_batch(body, template, first_row, earlier, policy)
+            _check_row_cap(rt, session, import_id, typed.num_rows)
             blob_key = batches.store(rt, imp, seq, key, typed, digest)
             session.add(
                 db.Batch(
@@ -107,6 +123,7 @@ def receive_batch(
                     seq=seq,
                     first_row=first_row,
                     row_count=typed.num_rows,
+                    left_out=min(left_out + dropped, MAX_INT),
                     digest=batches.recorded_digest(imp, digest),
                     blob_key=blob_key,
                 )
@@ -133,6 +150,50 @@ def receive_batch(
         if isinstance(earlier, SeenInRedis):
             earlier.undo()
         raise
+
+
+@dataclass(frozen=True)
+class Received:
+    """Which batches of an import the server holds, from `start`, for resuming an upload."""
+
+    status: ImportStatus
+    batches: list[int]
+    next_start: int | None  # ask again from here: more may follow
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "batches": self.batches, "next": self.next_start}
+
+
+def received(rt: Runtime, import_id: str, token: str, start: int) -> Received:
+    with rt.sessions() as session:
+        imp = authorise(session, import_id, token)
+        seqs = list(
+            session.scalars(
+                select(db.Batch.seq)
+                .where(db.Batch.import_id == import_id, db.Batch.seq >= start)
+                .order_by(db.Batch.seq)
+                .limit(RECEIVED_LISTED + 1)
+            )
+        )
+        more = seqs[RECEIVED_LISTED] if len(seqs) > RECEIVED_LISTED else None
+        return Received(ImportStatus(imp.status), seqs[:RECEIVED_LISTED], more)
+
+
+def _check_row_cap(rt: Runtime, session: Session, import_id: str, adding: int) -> None:
+    """TooLarge once the import would hold more than `max_import_rows` rows. Two batches
+    racing may pass it together: the overshoot is bounded by the uploads held at once."""
+    cap = rt.settings.max_import_rows
+    held = session.scalar(
+        select(func.coalesce(func.sum(db.Batch.row_count), 0)).where(
+            db.Batch.import_id == import_id
+        )
+    )
+    total = int(held or 0) + adding
+    if total > cap or (adding == 0 and total >= cap):
+        raise TooLarge(
+            f"An import may hold at most {cap:,} rows and this one would hold {total:,}; "
+            "split the file and import the parts one after another."
+        )
 
 
 def _earlier_answer(
@@ -306,14 +367,24 @@ def _field_table(buf: bytes, table: tuple[int, int], index: int) -> tuple[int, i
 
 
 def checked_typed_batch(
-    body: bytes, template: Template, first_row: int, earlier: EarlierBatches | None = None
-) -> pa.Table:
-    """Prepare, validate and type one batch, as the browser did (missing values, transforms)."""
+    body: bytes,
+    template: Template,
+    first_row: int,
+    earlier: EarlierBatches | None = None,
+    policy: RowPolicy = RowPolicy.REJECT,
+) -> tuple[pa.Table, int]:
+    """Prepare, validate and type one batch, as the browser did (missing values, transforms),
+    under the invalid-row policy; returns the typed rows to store and how many it left out.
+
+    reject refuses a batch with any bad cell; valid-only stores the rows that pass;
+    with-errors stores every row, a cell that fails typing as null, and each row's errors
+    in an `_errors` column (delivered with the row).
+    """
     received = decode_ipc(body)
     names = received.column_names
     if len(set(names)) != len(names):
         raise Invalid("The batch names a column twice.")
-    rows: int | list[int] = first_row
+    rows: list[int] = list(range(first_row, first_row + received.num_rows))
     if ROW_COLUMN in names:
         rows = _row_numbers(received.column(ROW_COLUMN))
         received = received.drop_columns([ROW_COLUMN])
@@ -323,18 +394,42 @@ def checked_typed_batch(
     strings = received.cast(pa.schema([(f.name, pa.string()) for f in received.schema]))
     # `validate` and `coerce` prepare the cells first: missing values ("" by default) are
     # null, so a crafted batch cannot pass "" for a required field.
-    table = ac.Table.from_arrow(strings)
     try:
-        errors = validate(table, template, rows, earlier)
+        errors = validate(ac.Table.from_arrow(strings), template, rows, earlier)
     except MappingError as exc:
         raise Invalid(str(exc)) from exc
-    if errors:
+    judged = judge(policy, errors, rows)
+    if judged is None:
         raise RowsRejected(
             f"{len(errors)} cell(s) do not pass the template's rules.",
             details=[e.to_dict() for e in errors[:ERRORS_ANSWERED]],
             found=import_views.count_errors((e.code, e.field, e.constraint) for e in errors),
         )
-    return pa.table(coerce(table, template))
+    if judged.left_out:
+        strings = strings.take(pa.array(judged.keep, pa.int64()))
+    typed = pa.table(coerce(ac.Table.from_arrow(strings), template))
+    if policy is RowPolicy.WITH_ERRORS:
+        typed = typed.append_column(ERRORS_FIELD, _errors_column(judged, typed.num_rows))
+    return typed, judged.left_out
+
+
+_ERROR_TYPE = pa.list_(
+    pa.struct([("field", pa.string()), ("code", pa.string()), ("message", pa.string())])
+)
+
+
+def _errors_column(judged: Judged, num_rows: int) -> pa.Array:
+    """Each row's errors (an empty list for a valid row), as the destination receives them."""
+    return pa.array(
+        [
+            [
+                {"field": e.field, "code": e.code, "message": e.message}
+                for e in judged.errors.get(at, ())
+            ]
+            for at in range(num_rows)
+        ],
+        _ERROR_TYPE,
+    )
 
 
 def _row_numbers(column: pa.ChunkedArray) -> list[int]:

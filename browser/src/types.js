@@ -85,6 +85,10 @@
  * @property {boolean} can_undo
  * @property {number} view_rows
  * @property {string[]} fields
+ * @property {"reject" | "valid-only" | "with-errors"} policy the invalid-row policy that applies
+ * @property {number} sent rows that will be sent under it
+ * @property {number} left_out rows it leaves out
+ * @property {boolean} submittable
  */
 
 /**
@@ -107,6 +111,7 @@
  * @property {number} rows
  * @property {number} batches
  * @property {Record<string, number>} deliveries
+ * @property {number} [left_out] invalid rows left out (valid-only)
  */
 
 /**

@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable
 
 import arro3.core as ac
 
-from pipeline.protocol import Summary, WindowRow
+from pipeline.policy import rows_sent, submittable
+from pipeline.protocol import SavedReview, Summary, WindowRow
 from pipeline.review.overlay import Change, Overlay, Was, take_rows
 from pipeline.review.recheck import RowErrors
 from pipeline.review.views import MAX_WINDOW, View, view_rows, window_rows
-from pipeline.schema import Template
+from pipeline.schema import RowPolicy, Template
 from pipeline.transforms import propose_fix
 from pipeline.validation import CellError
 
@@ -39,6 +40,7 @@ class Review:
         self.errors = RowErrors(self.overlay, template, first_row, on_field)
         self.view = View()
         self._rows: list[int] | None = None  # rows of the current view, computed on demand
+        self._sent: list[int] | None = None  # rows to send, computed on demand
 
     # -- reading -------------------------------------------------------------------
 
@@ -56,6 +58,8 @@ class Review:
     def summary(self, changed: int | None = None) -> Summary:
         tally = self.errors.tally
         by_field = {n: tally.by_field[n] for n in self.template.field_names if tally.by_field[n]}
+        policy = self.template.row_policy()
+        sent = self.num_rows - tally.rows if policy is RowPolicy.VALID_ONLY else self.num_rows
         return Summary(
             fields=tuple(self.fields),
             rows=self.num_rows,
@@ -67,6 +71,9 @@ class Review:
             view_rows=len(self._view_rows()),
             can_undo=bool(self.overlay.history),
             changed=changed,
+            policy=policy.value,
+            sent=sent,
+            submittable=submittable(policy, self.num_rows, tally.rows),
         )
 
     def set_view(self, view: View) -> Summary:
@@ -81,6 +88,12 @@ class Review:
 
     def kept_rows(self) -> list[int]:
         return self.overlay.kept_rows()
+
+    def sent_rows(self) -> list[int]:
+        """The kept rows that travel under the template's invalid-row policy."""
+        if self._sent is None:
+            self._sent = rows_sent(self.template.row_policy(), self.kept_rows(), self.errors.by_row)
+        return self._sent
 
     def materialise(self, rows: list[int], names: list[str] | None = None) -> ac.Table:
         """The given rows (ascending) with every edit applied: what is sent to the server."""
@@ -164,8 +177,31 @@ class Review:
             names = sorted(set(names) | set(self.errors.cross_fields))
         # Rows back keep the errors they had; their cells did not change while deleted.
         self.errors.recheck([index for index, _ in change.cells], names, was)
-        self._rows = None
+        self._rows = self._sent = None
         return self.summary()
+
+    # -- resuming --------------------------------------------------------------------
+
+    def saved(self, mapping: dict[str, int]) -> SavedReview:
+        """The user's edits and deletions (not the file's blank rows), to restore later."""
+        overlay = self.overlay
+        return SavedReview(
+            mapping=dict(mapping),
+            edits={n: tuple(sorted(e.items())) for n, e in overlay.edits.items() if e},
+            deleted=tuple(sorted({i for change in overlay.history for i in change.deleted})),
+        )
+
+    def restore(self, saved: SavedReview) -> Summary:
+        """Apply saved edits, then deletions, to the same file read the same way; each is
+        one undoable step, re-validated as if the user had just made it."""
+        change = Change()
+        for name, cells in saved.edits.items():
+            for index, value in cells:
+                self.overlay.check_cell(index, name)
+                self.overlay.set_cell(change, index, name, value)
+        touched = sorted({index for index, _ in change.cells})
+        self._commit(change, touched, sorted({name for _, name in change.cells}))
+        return self.delete_rows(saved.deleted)
 
     # -- internals -----------------------------------------------------------------
 
@@ -176,7 +212,7 @@ class Review:
             return
         self.overlay.history.append(change)
         self.errors.recheck(rows, names, was)
-        self._rows = None
+        self._rows = self._sent = None
 
     def _view_rows(self) -> list[int]:
         if self._rows is None:

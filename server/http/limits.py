@@ -31,19 +31,20 @@ class Limiter:
     per_address: str = "1200/minute"
     per_key: str = "6000/minute"
     creations_per_address: str = "60/minute"
+    imports_per_key: str = "60/minute"
     _limiter: MovingWindowRateLimiter = field(
         default_factory=lambda: MovingWindowRateLimiter(MemoryStorage())
     )
     _uploads: asyncio.Semaphore | None = None
 
-    def hit(self, scope: str, who: str, rate: str) -> None:
+    def hit(self, scope: str, who: str, rate: str, what: str = "Too many requests") -> None:
         """Count one request by `who`; RateLimited (with Retry-After) once over `rate`."""
         item: RateLimitItem = parse(rate)
         if self._limiter.hit(item, scope, who):
             return
         reset = self._limiter.get_window_stats(item, scope, who).reset_time
         wait = max(1, math.ceil(reset - time.time()))
-        raise RateLimited(f"Too many requests; try again in {wait} s.", retry_after=wait)
+        raise RateLimited(f"{what}; try again in {wait} s.", retry_after=wait)
 
     def address(self, request: Request, rate: str | None = None) -> None:
         host = request.client.host if request.client else "unknown"
@@ -51,6 +52,13 @@ class Limiter:
 
     def key(self, key: str) -> None:
         self.hit("key", key, self.per_key)
+
+    def import_created(self, publishable_key: str) -> None:
+        """Imports one organisation's key may create a minute: a public key cannot be used
+        to fill the metadata database with imports."""
+        item = parse(self.imports_per_key)
+        what = f"This importer may start at most {item.amount} imports a {item.GRANULARITY.name}"
+        self.hit("imports", publishable_key, self.imports_per_key, what)
 
     @asynccontextmanager
     async def upload_slot(self) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from server import errors
 
 STATUS: dict[type[errors.ServiceError], int] = {
     errors.Invalid: 422,
+    errors.BadDigest: 400,
     errors.NotFound: 404,
     errors.Unauthorized: 401,
     errors.Forbidden: 403,

@@ -13,10 +13,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.protocol import field_infos
-from pipeline.template import parse_template
+from pipeline.template import parse_template, with_row_policy
 from server import db, deliveries, imports, mappings, orgs, templates, uploads
 from server.errors import Invalid, ServiceError, Unavailable
 from server.http.auth import bearer_token, publishable_key, require_same_origin, runtime_of
+from server.http.digest import check_content_digest
 from server.http.limits import Limiter
 from server.importer.assets import asset
 from server.importer.page import (
@@ -76,7 +77,8 @@ async def importer(request: Request) -> Response:
     config = ImporterConfig(
         publishable_key=key,
         template_id=template.id,
-        template=template.schema,
+        # the policy its imports follow, written in: the engine cannot know the org's default
+        template=with_row_policy(template.schema, org.invalid_row_policy),
         fields=tuple(f.to_dict() for f in field_infos(parse_template(template.schema))),
         parent_origin=parent,
         max_file_bytes=rt.settings.max_file_bytes,
@@ -102,6 +104,7 @@ async def create_import(request: Request) -> Response:
     key = str(body.get("publishableKey", ""))[:200]
     limiter.key(key)
     org = await run_in_threadpool(orgs.organisation_by_key, rt, key)
+    limiter.import_created(org.publishable_key)
     created = await run_in_threadpool(
         imports.create_import,
         rt,
@@ -134,6 +137,7 @@ async def put_batch(request: Request) -> Response:
     rt, limiter = runtime_of(request), limiter_of(request)
     seq = whole_number(request.path_params["seq"], "The batch number")
     first_row = whole_number(request.query_params.get("first_row", "2"), "first_row")
+    left_out = whole_number(request.query_params.get("left_out", "0"), "left_out")
     uploads.check_position(seq, first_row)
     encoding = request.headers.get("content-encoding", "identity")
     if encoding not in ("identity", "gzip"):
@@ -142,12 +146,24 @@ async def put_batch(request: Request) -> Response:
     cap = rt.settings.max_batch_bytes
     async with limiter.upload_slot():
         body = await limiter.body(request, cap)
+        check_content_digest(request.headers.get("content-digest"), body)
         if encoding == "gzip":
             body = await run_in_threadpool(uploads.inflate, body, cap)
         rows = await run_in_threadpool(
-            uploads.receive_batch, rt, import_id, token, seq, first_row, body
+            uploads.receive_batch, rt, import_id, token, seq, first_row, body, left_out
         )
     return JSONResponse({"seq": seq, "rows": rows})
+
+
+async def received_batches(request: Request) -> Response:
+    """The batch numbers the server holds (a page at a time): what a resumed upload skips."""
+    rt = runtime_of(request)
+    limiter_of(request).address(request)
+    start = whole_number(request.query_params.get("start", "0"), "start")
+    held = await run_in_threadpool(
+        uploads.received, rt, request.path_params["import_id"][:100], bearer_token(request), start
+    )
+    return JSONResponse(held.to_dict(), headers={"cache-control": "no-store"})
 
 
 async def submit_import(request: Request) -> Response:
@@ -239,6 +255,7 @@ routes = [
     Route("/importer", importer, methods=["GET"]),
     Route("/api/v1/imports", create_import, methods=["POST"]),
     Route("/api/v1/imports/{import_id}", import_status, methods=["GET"]),
+    Route("/api/v1/imports/{import_id}/batches", received_batches, methods=["GET"]),
     Route("/api/v1/imports/{import_id}/batches/{seq}", put_batch, methods=["PUT"]),
     Route("/api/v1/imports/{import_id}/submit", submit_import, methods=["POST"]),
     Route("/api/v1/templates/{template_id}/mappings", post_mapping, methods=["POST"]),

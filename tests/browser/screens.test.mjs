@@ -25,6 +25,11 @@ test("the start screen says how long the rows are kept, as the server decided", 
   );
 });
 
+test("the done screen says how many rows the valid-only policy left out", () => {
+  const leftOut = { ...state("delivered"), left_out: 3 };
+  assert.equal(doneText(leftOut, 2), "Delivered 2 rows. 3 row(s) with problems were left out.");
+});
+
 test("how a column was proposed comes from the engine's match", () => {
   assert.equal(matchText({ field: "a", source: "fuzzy", confidence: 0.834 }), "likely match (83%)");
   assert.equal(matchText({ field: "a", source: "remembered" }), "as last time");

@@ -141,6 +141,7 @@ def test_payload_shape(receiver: Receiver) -> None:
         "part": 0,
         "part_count": 1,
         "row_count": 2,
+        "left_out": 0,
         "rows": JSON_ROWS,
     }
     assert request.body == json.dumps(payload, separators=(",", ":")).encode()

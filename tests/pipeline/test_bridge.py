@@ -200,9 +200,9 @@ def test_batch_plan_and_encode_batch(tmp_path: Path) -> None:
     assert answer(bridge.batch_plan(2)) == {
         "ok": True,
         "value": [
-            {"offset": 0, "length": 2, "first_row": 2},
-            {"offset": 2, "length": 2, "first_row": 4},
-            {"offset": 4, "length": 1, "first_row": 6},
+            {"offset": 0, "length": 2, "first_row": 2, "left_out": 0},
+            {"offset": 2, "length": 2, "first_row": 4, "left_out": 0},
+            {"offset": 4, "length": 1, "first_row": 6, "left_out": 0},
         ],
     }
     data = bridge.encode_batch(2, 2)
@@ -221,7 +221,9 @@ def test_opening_a_second_file_replaces_the_session(tmp_path: Path) -> None:
     second.write_text("email\nb@x\nc@x\n")
     described = answer(bridge.open_file(str(second), "second.csv", TEMPLATE))
     assert described["value"]["rows"] == 2
-    assert answer(bridge.batch_plan())["value"] == [{"offset": 0, "length": 2, "first_row": 2}]
+    assert answer(bridge.batch_plan())["value"] == [
+        {"offset": 0, "length": 2, "first_row": 2, "left_out": 0}
+    ]
 
 
 VECTORS = Path(__file__).parent.parent / "conformance" / "vectors"

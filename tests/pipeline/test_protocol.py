@@ -96,8 +96,15 @@ def test_file_kind_and_the_sheets_kind_agree(tmp_path: Path, data: bytes, kind: 
 
 
 def test_summary_shape() -> None:
-    summary = Summary(("a",), 3, 1, 2, 1, {"a": 2}, {"required": 2}, 3, True)
+    summary = Summary(
+        ("a",), 3, 1, 2, 1, {"a": 2}, {"required": 2}, 3, True,
+        policy="valid-only", sent=2, submittable=True,
+    )  # fmt: skip
     assert summary.to_dict() == {
+        "policy": "valid-only",
+        "sent": 2,
+        "left_out": 1,
+        "submittable": True,
         "fields": ["a"],
         "rows": 3,
         "deleted": 1,
@@ -121,4 +128,9 @@ def test_window_row_and_batch_range_shapes() -> None:
         "edited": ["a"],
         "fixes": {"a": "y"},
     }
-    assert BatchRange(0, 10, 2).to_dict() == {"offset": 0, "length": 10, "first_row": 2}
+    assert BatchRange(0, 10, 2, 3).to_dict() == {
+        "offset": 0,
+        "length": 10,
+        "first_row": 2,
+        "left_out": 3,
+    }

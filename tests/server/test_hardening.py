@@ -21,13 +21,14 @@ from sqlalchemy import select
 from server import batches, db, imports, uploads
 from server.app import create_app
 from server.errors import Conflict, Invalid
+from server.http.digest import content_digest_header
 from server.http.limits import Limiter
 from server.runtime import Runtime
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup
+    from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup, RuntimeFactory
 
 BASE = "https://127.0.0.1:8443"
 CSV = """Full name,Email
@@ -275,12 +276,14 @@ def test_gzip_is_inflated_off_the_event_loop(
 
     monkeypatch.setattr(uploads, "inflate", recording)
     created = _import(runtime, setup)
+    body = gzip.compress(batch_factory(CSV))
+    digest = content_digest_header(body)
     answer = call(
         app,
         "PUT",
         f"/api/v1/imports/{created.import_id}/batches/0",
-        _auth(created.upload_token, **{"content-encoding": "gzip"}),
-        [gzip.compress(batch_factory(CSV))],
+        _auth(created.upload_token, **{"content-encoding": "gzip", "content-digest": digest}),
+        [body],
     )
     assert answer.status == 200, answer.body
     assert answer.json() == {"seq": 0, "rows": 2}
@@ -329,6 +332,32 @@ def test_import_creation_is_rate_limited_per_address(runtime: Runtime, setup: Or
         call(app, "POST", "/api/v1/imports", {"origin": BASE}, [body]).status for _ in range(3)
     ]
     assert statuses == [201, 201, 429]
+
+
+@pytest.mark.parametrize("configured", ["limiter", "settings"])
+def test_imports_are_rate_limited_per_publishable_key(
+    runtime_factory: RuntimeFactory, demo_org: DemoOrgFactory, configured: str
+) -> None:
+    """Whatever addresses they come from: the key is public, the organisation's imports are not
+    an unbounded table for anyone who reads it."""
+    if configured == "limiter":
+        rt = runtime_factory()
+        app = create_app(rt, Limiter(imports_per_key="2/minute"))
+    else:  # LOADBAY_IMPORTS_PER_MINUTE
+        rt = runtime_factory(imports_per_minute=2)
+        app = create_app(rt)
+    setup = demo_org(rt, origins=["https://host.example"])
+    body = json.dumps(
+        {"publishableKey": setup.org.publishable_key, "templateId": setup.template.id}
+    ).encode()
+    answers = [call(app, "POST", "/api/v1/imports", {"origin": BASE}, [body]) for _ in range(3)]
+    assert [a.status for a in answers] == [201, 201, 429]
+    wait = int(answers[2].headers["retry-after"])
+    assert 1 <= wait <= 60
+    assert answers[2].json()["error"] == {
+        "code": "rate-limited",
+        "message": f"This importer may start at most 2 imports a minute; try again in {wait} s.",
+    }
 
 
 def _submit(app: Starlette, created: imports.CreatedImport, body: bytes) -> Answer:

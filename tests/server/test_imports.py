@@ -486,6 +486,7 @@ def test_submit_creates_one_delivery_per_batch_and_destination(
         "status": "delivering",
         "rows": 3,
         "batches": 2,
+        "left_out": 0,
         "deliveries": {"pending": 4, "delivered": 0, "failed": 0},
         "final": False,
     }

@@ -176,6 +176,7 @@ def test_a_200_marks_the_delivery_delivered(receiver: Receiver, submitted: Submi
         "part": 0,
         "part_count": 1,
         "row_count": 3,
+        "left_out": 0,
         "rows": ROWS,
     }
     assert s.setup.secret is not None

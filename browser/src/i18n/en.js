@@ -13,6 +13,9 @@ export default {
   "start.keptOneDay": "Your data is kept for 1 day, then deleted.",
   "start.passthrough": "Your data is not stored: it goes straight to {organisation} and nowhere else.",
 
+  "resume.note":
+    "The upload of {file} was interrupted. Pick the same file again to send the rest; nothing is sent twice.",
+
   "error.restart": "Choose another file",
   "error.noFile": "No file is open. Pick a file first.",
   "error.internal": "The importer hit an internal problem; nothing was sent. Reload and try again.",
@@ -61,6 +64,11 @@ export default {
     "{errors} problem(s) in {rows} of {total} rows. Fix them below, or delete those rows.",
   "review.summaryValid": "All {rows} rows are valid.",
   "review.submitBlocked": "Fix {errors} problem(s) to submit",
+  "policy.reject": "Every row must be valid: fix or delete the rows with problems before you submit.",
+  "policy.valid-only":
+    "Only valid rows are imported: {rows} row(s) with problems will be left out, and {sent} sent.",
+  "policy.with-errors":
+    "Every row is imported: the {rows} row(s) with problems are sent with their problems attached.",
   "review.submit": "Submit {rows} rows",
   "review.undo": "Undo",
   "review.viewLabel": "Rows to show",
@@ -89,6 +97,7 @@ export default {
   "review.editCell": "Edit {label}, row {row}",
 
   "upload.start": "Uploading…",
+  "upload.resuming": "Carrying on the interrupted upload: sending what the server is missing…",
   "upload.batches": "Uploaded {done} of {total} batch(es)…",
   "upload.busy": "The server is busy; retrying in {seconds} s…",
   "upload.retry": "Try again",
@@ -98,6 +107,7 @@ export default {
   "upload.statusUnavailable": "The import's status is unavailable.",
 
   "done.delivered": "Delivered {rows} rows.",
+  "done.leftOut": " {count} row(s) with problems were left out.",
   "done.complete": "Delivered {rows} rows.",
   "done.failed":
     "Your {rows} rows were received, but delivery failed. The team has been told; nothing was lost.",

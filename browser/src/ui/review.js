@@ -9,6 +9,7 @@ import { submit } from "./submit.js";
 /** @typedef {import("./shell.js").Context} Context */
 /** @typedef {import("../types.js").OpenedFile} OpenedFile */
 /** @typedef {import("../types.js").Summary} Summary */
+/** @typedef {import("../i18n/index.js").MessageKey} MessageKey */
 
 /**
  * @param {Context} ctx
@@ -22,6 +23,8 @@ export function showReview(ctx, file, described, initial) {
   let summary = initial;
 
   const summaryEl = el("p", { id: "summary" });
+  // Which invalid-row policy applies, said before submitting (the engine knows it).
+  const policyEl = el("p", { id: "policy-note", class: "muted" });
   const submitButton = el("button", { id: "submit", onclick: () => submit(ctx, file, described, summary) });
   const detail = el("p", { id: "cell-detail", class: "muted", text: t("review.hint") });
 
@@ -80,8 +83,14 @@ export function showReview(ctx, file, described, initial) {
         ? t("review.summaryErrors", { errors, rows: summary.rows_with_errors, total: summary.rows })
         : t("review.summaryValid", { rows: summary.rows });
     summaryEl.className = errors > 0 ? "error" : "ok";
-    submitButton.disabled = errors > 0 || summary.rows === 0;
-    submitButton.textContent = errors > 0 ? t("review.submitBlocked", { errors }) : t("review.submit", { rows: summary.rows });
+    const policy = /** @type {MessageKey} */ (`policy.${summary.policy}`);
+    policyEl.textContent = t(policy, { rows: summary.rows_with_errors, sent: summary.sent });
+    policyEl.dataset.policy = summary.policy;
+    submitButton.disabled = !summary.submittable;
+    submitButton.textContent =
+      summary.submittable || summary.rows === 0
+        ? t("review.submit", { rows: summary.sent })
+        : t("review.submitBlocked", { errors });
     undoButton.disabled = !summary.can_undo;
     grid.resize(summary);
     fillFilters();
@@ -105,6 +114,7 @@ export function showReview(ctx, file, described, initial) {
   render(
     ctx,
     summaryEl,
+    policyEl,
     el(
       "div",
       { class: "toolbar" },

@@ -1,8 +1,10 @@
 // The first screen: the expected columns and the file input; opening the picked file.
 import { fieldsFor } from "../fields.js";
 import { formatSize, t } from "../i18n/index.js";
+import { findUpload, uploadKey } from "../resume.js";
 import { showMapping } from "./mapping.js";
 import { busy, el, render, showError, showProgress } from "./shell.js";
+import { submit } from "./submit.js";
 
 /** @typedef {import("./shell.js").Context} Context */
 
@@ -17,9 +19,25 @@ export function showStart(ctx) {
     (/** @type {Error} */ e) => (status.textContent = e.message),
   );
   const input = el("input", { id: "file-input", type: "file", accept: ctx.config.accept ?? ACCEPT });
-  input.addEventListener("change", () => {
+  // An upload interrupted here before (reload, closed tab, lost connection) is carried on
+  // when the user picks the same file again; only the batches the server lacks are sent.
+  const note = el("p", { id: "resume-note", class: "muted", hidden: "" });
+  /** @type {Promise<boolean>} */
+  const interrupted = findUpload(uploadKey(ctx.config.publishableKey, ctx.config.templateId)).then(
+    (saved) => {
+      if (!saved) return false;
+      note.textContent = t("resume.note", { file: saved.fileName });
+      note.hidden = false;
+      return true;
+    },
+    () => false, // no IndexedDB (a private window may refuse it): nothing to resume
+  );
+  input.addEventListener("change", async () => {
     const file = input.files && input.files[0];
-    if (file) openFile(ctx, file);
+    if (file) {
+      if (await interrupted) resumeFile(ctx, file);
+      else openFile(ctx, file);
+    }
   });
   const fields = fieldsFor(ctx.config).map((f) =>
     el("li", { text: f.required ? t("start.required", { label: f.label }) : f.label }),
@@ -28,6 +46,7 @@ export function showStart(ctx) {
     ctx,
     el("p", { text: t("start.intro") }),
     el("p", { id: "retention", class: "muted", text: retentionText(ctx.config.retention) }),
+    note,
     input,
     status,
     el("h2", { text: t("start.expected") }),
@@ -77,6 +96,30 @@ export async function openFile(ctx, file, options = {}, { headerConfirmed = fals
     /** @type {import("../types.js").Described} */
     const described = await ctx.engine.ask("open", payload, showProgress);
     showMapping(ctx, file, { ...described, options, headerConfirmed });
+  } catch (error) {
+    showError(ctx, /** @type {Error} */ (error).message, [restart(ctx)]);
+  }
+}
+
+/**
+ * Carry on the interrupted upload if `file` is the file it was sending (the worker compares
+ * fingerprints and re-applies the mapping and edits); otherwise open it as a new file.
+ * @param {Context} ctx
+ * @param {File} file
+ */
+async function resumeFile(ctx, file) {
+  const { config } = ctx;
+  render(ctx, ...busy(t("progress.reading", { file: file.name })));
+  try {
+    const context = { publishableKey: config.publishableKey, templateId: config.templateId };
+    const payload = { file, template: config.template, context, maxBytes: config.maxFileBytes };
+    const resumed = await ctx.engine.ask("resume", payload, showProgress);
+    if (!resumed) {
+      openFile(ctx, file);
+      return;
+    }
+    const { described, summary, options, headerConfirmed, confirmed } = resumed;
+    submit(ctx, file, { ...described, options, headerConfirmed, confirmed }, summary, { resumable: true });
   } catch (error) {
     showError(ctx, /** @type {Error} */ (error).message, [restart(ctx)]);
   }

@@ -16,10 +16,11 @@ import { el, render, showError } from "./shell.js";
  */
 export function doneText(state, rows) {
   const key = /** @type {MessageKey} */ (`done.${state.status}`);
+  const leftOut = state.left_out ? t("done.leftOut", { count: state.left_out }) : "";
   try {
-    return t(key, { rows, status: state.status });
+    return t(key, { rows, status: state.status }) + leftOut;
   } catch {
-    return t("done.other", { rows, status: state.status });
+    return t("done.other", { rows, status: state.status }) + leftOut;
   }
 }
 
@@ -28,19 +29,23 @@ export function doneText(state, rows) {
  * @param {File} file
  * @param {import("../types.js").OpenedFile} described
  * @param {import("../types.js").Summary} summary
+ * @param {{resumable?: boolean}} [how] carry on the interrupted upload kept for this file
  */
-export async function submit(ctx, file, described, summary) {
+export async function submit(ctx, file, described, summary, { resumable = false } = {}) {
   const { config } = ctx;
   const bar = el("progress", { id: "upload-progress", max: "1", value: "0" });
-  const status = el("p", { id: "upload-status", text: t("upload.start") });
+  const status = el("p", { id: "upload-status", text: t(resumable ? "upload.resuming" : "upload.start") });
   render(ctx, status, bar);
   const request = {
     publishableKey: config.publishableKey,
     templateId: config.templateId,
     fileName: file.name,
-    rows: summary.rows,
+    rows: summary.sent, // what the policy sends: the server checks it against what it holds
     headers: described.headers,
     mapping: described.confirmed,
+    options: described.options,
+    headerConfirmed: described.headerConfirmed,
+    resumable,
   };
   /** @type {import("../types.js").Uploaded} */
   let uploaded;
@@ -57,7 +62,11 @@ export async function submit(ctx, file, described, summary) {
   } catch (error) {
     // Nothing the user did is lost: the file and every edit are still in the worker.
     showError(ctx, /** @type {Error} */ (error).message, [
-      { id: "upload-retry", text: t("upload.retry"), onclick: () => submit(ctx, file, described, summary) },
+      {
+        id: "upload-retry",
+        text: t("upload.retry"),
+        onclick: () => submit(ctx, file, described, summary, { resumable: true }),
+      },
       { id: "back", text: t("upload.backToReview"), onclick: () => showReview(ctx, file, described, summary) },
     ]);
     return;
@@ -78,6 +87,6 @@ export async function submit(ctx, file, described, summary) {
     render(ctx, el("p", { id: "done", class: "error", "data-status": "unavailable", text: /** @type {Error} */ (error).message }));
     return;
   }
-  render(ctx, el("p", { id: "done", "data-status": state.status, text: doneText(state, summary.rows) }));
-  ctx.notify({ type: "loadbay:complete", importId, rows: summary.rows, status: state.status });
+  render(ctx, el("p", { id: "done", "data-status": state.status, text: doneText(state, summary.sent) }));
+  ctx.notify({ type: "loadbay:complete", importId, rows: summary.sent, status: state.status });
 }

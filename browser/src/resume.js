@@ -1,0 +1,95 @@
+// Resuming an interrupted upload. IndexedDB keeps, per importer (publishable key and
+// template), the import's id and upload token, the reading choices, the mapping and the
+// user's edits (the engine's SavedReview), and a fingerprint of the file: never its cells.
+// Picking the same file again after a reload, a closed tab or a dropped connection sends
+// only the batches the server lacks.
+
+const DB_NAME = "loadbay";
+const STORE = "uploads";
+const MIB = 1024 * 1024;
+
+/**
+ * @typedef {object} Fingerprint
+ * @property {number} size
+ * @property {number} lastModified
+ * @property {string} sample hex SHA-256 of the first and the last MiB
+ */
+
+/**
+ * @typedef {object} SavedUpload
+ * @property {string} key publishable key and template id
+ * @property {string} importId
+ * @property {string} token the import's upload token
+ * @property {string} fileName
+ * @property {Fingerprint} fingerprint
+ * @property {import("./types.js").OpenOptions} options how the file was read
+ * @property {boolean} [headerConfirmed]
+ * @property {Record<string, string>} [confirmed] the confirmed field -> header
+ * @property {Record<string, unknown>} review the engine's SavedReview: mapping and edits
+ * @property {number} savedAt epoch milliseconds
+ */
+
+/** @param {string} publishableKey @param {string} templateId */
+export const uploadKey = (publishableKey, templateId) => `${publishableKey}/${templateId}`;
+
+/** @param {ArrayBuffer} buffer */
+const hex = (buffer) => [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+/**
+ * What identifies the file without keeping it: its size, modification time and a hash of
+ * its first and last MiB (the whole file is never read for this).
+ * @param {Blob & {lastModified?: number}} file
+ * @returns {Promise<Fingerprint>}
+ */
+export async function fingerprint(file) {
+  const head = file.slice(0, Math.min(MIB, file.size));
+  const tail = file.slice(Math.max(file.size - MIB, 0));
+  const bytes = await new Blob([head, tail]).arrayBuffer();
+  return { size: file.size, lastModified: file.lastModified ?? 0, sample: hex(await crypto.subtle.digest("SHA-256", bytes)) };
+}
+
+/** @param {Fingerprint} a @param {Fingerprint} b */
+export const sameFile = (a, b) => a.size === b.size && a.lastModified === b.lastModified && a.sample === b.sample;
+
+/**
+ * One request on the store, as a promise.
+ * @template T
+ * @param {"readonly" | "readwrite"} mode
+ * @param {(store: IDBObjectStore) => IDBRequest<T>} work
+ * @param {IDBFactory} [factory]
+ * @returns {Promise<T>}
+ */
+function onStore(mode, work, factory = indexedDB) {
+  return new Promise((resolve, reject) => {
+    const opening = factory.open(DB_NAME, 1);
+    opening.onupgradeneeded = () => opening.result.createObjectStore(STORE, { keyPath: "key" });
+    opening.onerror = () => reject(opening.error);
+    opening.onsuccess = () => {
+      const db = opening.result;
+      const tx = db.transaction(STORE, mode);
+      const request = work(tx.objectStore(STORE));
+      tx.oncomplete = () => {
+        db.close();
+        resolve(request.result);
+      };
+      tx.onerror = () => {
+        db.close();
+        reject(tx.error);
+      };
+    };
+  });
+}
+
+/**
+ * The interrupted upload kept for this importer, if any.
+ * @param {string} key
+ * @param {IDBFactory} [factory]
+ * @returns {Promise<SavedUpload | undefined>}
+ */
+export const findUpload = (key, factory) => onStore("readonly", (s) => s.get(key), factory);
+
+/** @param {SavedUpload} saved @param {IDBFactory} [factory] */
+export const saveUpload = (saved, factory) => onStore("readwrite", (s) => s.put(saved), factory);
+
+/** @param {string} key @param {IDBFactory} [factory] */
+export const forgetUpload = (key, factory) => onStore("readwrite", (s) => s.delete(key), factory);
