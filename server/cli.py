@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from server.import_cli import import_file
+
 if TYPE_CHECKING:
     from pipeline.session import ImportSession, Report
     from server.runtime import Runtime
@@ -22,6 +24,7 @@ assets_app = typer.Typer(help="Browser assets (Pyodide, wheels, the importer).")
 app.add_typer(assets_app, name="assets")
 keys_app = typer.Typer(help="Secret keys for the management API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.command("import")(import_file)  # a headless import through a server's API
 
 
 @assets_app.command("build")

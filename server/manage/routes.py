@@ -30,7 +30,7 @@ from server.errors import Invalid, ServiceError
 from server.http.auth import runtime_of, secret_key
 from server.http.limits import JSON_BYTES, Limiter
 from server.http.responses import problem_response, server_problem
-from server.manage import idempotency, schemas
+from server.manage import files, idempotency, schemas
 from server.manage.openapi import PAGE, Endpoint, document
 from server.runtime import Runtime
 
@@ -367,6 +367,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         body=schemas.OrganisationPatch,
         errors=(401, 422, 429),
     ),
+    *files.ENDPOINTS,
     Endpoint("GET", "/api/v1/openapi.json", openapi_json, "This document", None, public=True),
 )
 OPENAPI = document(ENDPOINTS)
@@ -374,7 +375,7 @@ OPENAPI = document(ENDPOINTS)
 routes = [
     Route(
         e.path,
-        e.handler if e.public else managed(e.handler, e.status),
+        e.handler if e.public or e.form else managed(e.handler, e.status),
         methods=[e.method],
     )
     for e in ENDPOINTS

@@ -1,0 +1,63 @@
+"""Valid bench batches, as the browser sends them: mapped string columns plus `__row`.
+
+The server refuses a batch holding an invalid cell, so the ingest bench uses the same 20
+columns and rules as `bench.generate` without the injected bad values, and marks `id`
+unique so the cross-batch uniqueness lookups are part of what is measured.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import arro3.core as ac
+import numpy as np
+
+from bench.generate import COLUMNS, OPTIONAL_EMPTY_RATE, SEED, build_template
+from pipeline.batches import BATCH_ROWS, encode_ipc
+from pipeline.session import ROW_COLUMN
+
+GZIP_LEVEL = 6  # what the browser's CompressionStream("gzip") uses (zlib's default)
+
+
+def ingest_template() -> dict[str, Any]:
+    """The bench template, with `id` unique (cross-batch lookups are on the server path)."""
+    template = build_template()
+    for field in template["fields"]:
+        if field["name"] == "id":
+            field.setdefault("constraints", {})["unique"] = True
+    return template
+
+
+@dataclass(frozen=True)
+class Batch:
+    seq: int
+    first_row: int
+    rows: int
+    ipc: bytes  # uncompressed Arrow IPC stream (the browser's)
+
+    def gzipped(self) -> bytes:
+        return gzip.compress(self.ipc, GZIP_LEVEL)
+
+
+def valid_batches(rows: int, batch_rows: int = BATCH_ROWS, seed: int = SEED) -> Iterator[Batch]:
+    """Every batch of `rows` valid rows, generated batch by batch (ids stay unique)."""
+    rng = np.random.default_rng(seed)
+    for seq, start in enumerate(range(0, rows, batch_rows)):
+        n = min(batch_rows, rows - start)
+        arrays = []
+        for col in COLUMNS:
+            values: list[str | None] = list(col.make(rng, n))
+            if col.name == "id":
+                values = [str(start + i + 1) for i in range(n)]
+            elif col.optional_empty:
+                for i in np.flatnonzero(rng.random(n) < OPTIONAL_EMPTY_RATE).tolist():
+                    values[i] = ""
+            arrays.append(ac.Array(values, ac.DataType.string()))
+        first_row = start + 2  # the header is row 1
+        numbers = ac.Array(list(range(first_row, first_row + n)), ac.DataType.int64())
+        names = [c.name for c in COLUMNS]
+        table = ac.Table.from_arrays([*arrays, numbers], names=[*names, ROW_COLUMN])
+        yield Batch(seq, first_row, n, encode_ipc(table, None))
