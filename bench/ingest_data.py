@@ -61,3 +61,32 @@ def valid_batches(rows: int, batch_rows: int = BATCH_ROWS, seed: int = SEED) -> 
         names = [c.name for c in COLUMNS]
         table = ac.Table.from_arrays([*arrays, numbers], names=[*names, ROW_COLUMN])
         yield Batch(seq, first_row, n, encode_ipc(table, None))
+
+
+CONTACT_NAMES = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Hedy Lamarr")
+CONTACT_COUNTRIES = ("DE", "FR", "GB", "IT", "NL", "US")
+
+
+def contacts_batches(rows: int, batch_rows: int = BATCH_ROWS, seed: int = SEED) -> Iterator[Batch]:
+    """Valid rows of the demo's contacts template (6 columns), as the browser sends them."""
+    rng = np.random.default_rng(seed)
+    for seq, start in enumerate(range(0, rows, batch_rows)):
+        n = min(batch_rows, rows - start)
+        names = rng.integers(0, len(CONTACT_NAMES), n).tolist()
+        days = rng.integers(0, 3650, n).tolist()
+        cents = rng.integers(0, 10_000_000, n).tolist()
+        columns = {
+            "full_name": [CONTACT_NAMES[i] for i in names],
+            "email": [f"user{start + i}@example.com" for i in range(n)],
+            "phone": [f"+4930{start + i:08d}" for i in range(n)],
+            "country": [CONTACT_COUNTRIES[i % 6] for i in names],
+            "signup_date": [
+                (np.datetime64("2016-01-01") + np.timedelta64(d, "D")).astype(str) for d in days
+            ],
+            "amount": [f"{c / 100:.2f}" for c in cents],
+        }
+        first_row = start + 2
+        arrays = [ac.Array(v, ac.DataType.string()) for v in columns.values()]
+        numbers = ac.Array(list(range(first_row, first_row + n)), ac.DataType.int64())
+        table = ac.Table.from_arrays([*arrays, numbers], names=[*columns, ROW_COLUMN])
+        yield Batch(seq, first_row, n, encode_ipc(table, None))
