@@ -2,10 +2,11 @@
 
     python -m bench.ingest [--rows 1000000] [--e2e-rows 1000000] [--profile]
 
-(a) In process: 1M rows x 20 columns (the `make bench` template's rules, `id` unique)
-    through `server.uploads.receive_batch` batch by batch (decode, re-validate, type,
-    seal, store, cross-batch uniqueness), against a floor measured in the same run on the
-    same batches: pyarrow's IPC read and zstd IPC write alone. Rows/s and peak RSS.
+(a) In process: 1M rows x 20 columns (the `make bench` template's rules) through
+    `server.uploads.receive_batch` batch by batch (decode, re-validate, type, seal,
+    store), against a floor measured in the same run on the same batches: pyarrow's IPC
+    read and zstd IPC write alone. Rows/s and peak RSS. Then again with `id` unique
+    (cross-batch uniqueness: a keyed digest per value, looked up and recorded).
 (b) A real `loadbay serve` and `loadbay worker` on loopback HTTPS with a webhook receiver
     on loopback: the rows of the demo's contacts template (6 columns) uploaded as the
     browser sends them (one gzipped Arrow batch after another, same headers), then
@@ -104,7 +105,7 @@ def _tree_rss(pid: int) -> int:
 # --- (a) in process --------------------------------------------------------------------------
 
 
-def in_process(rows: int, profile: bool) -> dict[str, Any]:
+def in_process(rows: int, profile: bool, unique_id: bool) -> dict[str, Any]:
     from server import db, imports, orgs, uploads
     from server.runtime import Runtime
     from server.settings import Settings
@@ -115,7 +116,7 @@ def in_process(rows: int, profile: bool) -> dict[str, Any]:
     db.migrate(settings.database_url)
     rt = Runtime.from_settings(settings)
     org = orgs.create_organisation(rt, "Ingest bench", ["https://host.example"])
-    template = orgs.create_template(rt, org, ingest_template())
+    template = orgs.create_template(rt, org, ingest_template(unique_id))
     created = imports.create_import(rt, org, template.id, "bench.csv")
 
     floor = _floor(batches)
@@ -134,6 +135,7 @@ def in_process(rows: int, profile: bool) -> dict[str, Any]:
     result: dict[str, Any] = {
         "rows": rows,
         "columns": 20,
+        "unique_id": unique_id,
         "batches": len(batches),
         "ipc_bytes": sum(len(b.ipc) for b in batches),
         "seconds": round(seconds, 3),
@@ -210,18 +212,18 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _processes(env: dict[str, str], port: int) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+def _processes(
+    env: dict[str, str], port: int, logs: Path
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """`loadbay serve` and `loadbay worker`, their output in `logs`/<name>.log."""
     cli = [sys.executable, "-m", "server.cli"]
-    procs = {
-        "serve": subprocess.Popen(  # noqa: S603 - our own CLI
-            [*cli, "serve", "--port", str(port)], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ),
-        "worker": subprocess.Popen(  # noqa: S603 - our own CLI
-            [*cli, "worker"], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ),
-    }  # fmt: skip
+    commands = {"serve": ["serve", "--port", str(port)], "worker": ["worker"]}
+    procs = {}
+    for name, args in commands.items():
+        with (logs / f"{name}.log").open("wb") as log:
+            procs[name] = subprocess.Popen(  # noqa: S603 - our own CLI
+                [*cli, *args], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
     try:
         yield procs
     finally:
@@ -265,7 +267,7 @@ def end_to_end(rows: int) -> dict[str, Any]:
     bodies = [(b, b.gzipped()) for b in contacts_batches(rows)]
     result: dict[str, Any] = {"rows": rows, "columns": 6, "batches": len(bodies)}
     try:
-        with _processes(env, port) as procs:
+        with _processes(env, port, data) as procs:
             client = httpx.Client(base_url=base, verify=False, timeout=120)  # noqa: S501 - self-signed, loopback
             _wait_up(client)
             pids = {name: p.pid for name, p in procs.items()}
@@ -300,7 +302,7 @@ def _wait_up(client: httpx.Client) -> None:
             return
         except httpx.TransportError:
             time.sleep(0.1)
-    raise RuntimeError("loadbay serve did not start")
+    raise RuntimeError("loadbay serve did not start (see serve.log in the data directory)")
 
 
 def _import(
@@ -359,14 +361,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--e2e-rows", type=int, default=1_000_000)
     parser.add_argument("--profile", action="store_true", help="cProfile part (a)")
-    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--skip-ingest", action="store_true", help="only part (b)")
+    parser.add_argument("--skip-e2e", action="store_true", help="only part (a)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
-    report["ingest"] = _step("in-process ingest", lambda: in_process(args.rows, args.profile))
+    if not args.skip_ingest:
+        for name, unique in (("ingest", False), ("ingest_unique_id", True)):
+            report[name] = _step(name, lambda u=unique: in_process(args.rows, args.profile, u))
+            print(json.dumps(report[name]), file=sys.stderr, flush=True)
     if not args.skip_e2e:
         report["end_to_end"] = _step("serve + worker", lambda: end_to_end(args.e2e_rows))
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """Valid bench batches, as the browser sends them: mapped string columns plus `__row`.
 
 The server refuses a batch holding an invalid cell, so the ingest bench uses the same 20
-columns and rules as `bench.generate` without the injected bad values, and marks `id`
-unique so the cross-batch uniqueness lookups are part of what is measured.
+columns and rules as `bench.generate` without the injected bad values (and, in a second
+run, `id` unique, so that cross-batch uniqueness is measured too).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from pipeline.session import ROW_COLUMN
 GZIP_LEVEL = 6  # what the browser's CompressionStream("gzip") uses (zlib's default)
 
 
-def ingest_template() -> dict[str, Any]:
-    """The bench template, with `id` unique (cross-batch lookups are on the server path)."""
+def ingest_template(unique_id: bool) -> dict[str, Any]:
+    """The `make bench` template; with `unique_id`, `id` is unique as well (each value is
+    then looked up among the import's earlier batches and recorded for later ones)."""
     template = build_template()
     for field in template["fields"]:
-        if field["name"] == "id":
+        if unique_id and field["name"] == "id":
             field.setdefault("constraints", {})["unique"] = True
     return template
 
