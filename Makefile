@@ -47,10 +47,13 @@ test: $(ASSETS) lint types test-js
 	$(BIN)/pytest -q
 
 # Engine vs PapaParse in Chromium on a generated 1M x 20 CSV and a 200k-row xlsx (cached in
-# bench/data); writes bench/results/<timestamp>.json, latest.json and latest.png.
+# bench/data); writes bench/results/<timestamp>.json, latest.json and latest.png. Then the
+# edge under hostile requests, and the server's ingest and submit-to-webhook time
+# (bench/results/edge-latest.json, ingest-latest.json).
 bench: $(ASSETS)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.edge
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf build .venv browser/node_modules
