@@ -92,12 +92,19 @@ class Runner:
         self._waiting = threading.BoundedSemaphore(MAX_WAITING + 1)
         self._last: Future[None] | None = None
 
-    def submit(self, work: Callable[[], None]) -> None:
+    def reserve(self) -> None:
+        """Take a place in the line, or Unavailable (503) when it is full."""
         if not self._waiting.acquire(blocking=False):
             raise Unavailable(
                 "The server is importing other files; send this one again in a minute.",
                 retry_after=30,
             )
+
+    def release(self) -> None:
+        self._waiting.release()
+
+    def submit(self, work: Callable[[], None]) -> None:
+        """Run `work` in turn, in the place `reserve` took."""
 
         def run() -> None:
             try:
@@ -137,13 +144,21 @@ def accept(
 def start(
     rt: Runtime, org: db.Organisation, path: Path, file_name: str, options: FileOptions
 ) -> CreatedImport:
-    """`accept`, then `run` in the process's headless thread; the file is deleted after."""
+    """`accept`, then `run` in the process's headless thread; the file is deleted after.
+
+    The place in line is taken first: a busy server creates no import it would not run."""
     try:
-        created = accept(rt, org, path, file_name, options)
-        RUNNER.submit(lambda: run(rt, created, path, file_name, options))
+        RUNNER.reserve()
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    try:
+        created = accept(rt, org, path, file_name, options)
+    except BaseException:
+        RUNNER.release()
+        path.unlink(missing_ok=True)
+        raise
+    RUNNER.submit(lambda: run(rt, created, path, file_name, options))
     return created
 
 
@@ -180,13 +195,13 @@ def _import(
             raise NotFound(f"Import {created.import_id} does not exist.")
         template = parse_template(template_row.schema)
     read = options.read_options(rt.settings.max_file_bytes)
-    session_ = ImportSession.open(str(path), file_name, template, read)
+    opened = ImportSession.open(str(path), file_name, template, read)
     if options.mapping is not None:
-        session_.set_mapping(_columns(session_, options.mapping))
-    report = session_.report()
+        opened.set_mapping(_columns(opened, options.mapping))
+    report = opened.report()
     if report.errors:
         # The invalid-row policy `reject` (the default): one failing cell stops the file.
-        errors = [_shown(e.to_dict(), session_) for e in report.errors[:ERRORS_KEPT]]
+        errors = [_shown(e.to_dict(), opened) for e in report.errors[:ERRORS_KEPT]]
         raise _Rejected(
             Failure(
                 "The file's cells do not pass the template's rules",
@@ -196,10 +211,10 @@ def _import(
                 len(report.errors),
             )
         )
-    plan = session_.batch_plan()
+    plan = opened.batch_plan()
     rows = 0
     for seq, batch in enumerate(plan):
-        body = session_.encode_batch(batch.offset, batch.length, compression=None)
+        body = opened.encode_batch(batch.offset, batch.length, compression=None)
         rows += uploads.receive_batch(
             rt, created.import_id, created.upload_token, seq, batch.first_row, body
         )

@@ -11,11 +11,13 @@ file's type and the template are checked; server.headless does the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +48,7 @@ FORM_OVERHEAD = 64 * 1024  # the fields and part headers besides the file
 FIELD_BYTES = 64 * 1024  # one field (a mapping of many headers fits)
 FIELDS = ("template_id", "sheet", "header_row", "encoding", "mapping")
 COPY_CHUNK = 1024 * 1024
+STALE_AFTER_S = 24 * 3600
 
 
 class FileFailure(BaseModel):
@@ -199,6 +202,7 @@ def _spooled_copy(rt: Runtime, upload: UploadFile) -> Path:
     directory, copied a chunk at a time from the parser's spool."""
     folder = rt.settings.data_dir / "headless"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _forget_stale(folder)
     handle, name = tempfile.mkstemp(prefix="file-", dir=folder)
     try:
         with os.fdopen(handle, "wb") as out:
@@ -208,6 +212,16 @@ def _spooled_copy(rt: Runtime, upload: UploadFile) -> Path:
         Path(name).unlink(missing_ok=True)
         raise
     return Path(name)
+
+
+def _forget_stale(folder: Path) -> None:
+    """Files a server that stopped mid-import left behind (a running import reads its file
+    within seconds of arriving, and deletes it once read)."""
+    cutoff = time.time() - STALE_AFTER_S
+    for stale in folder.glob("file-*"):
+        with contextlib.suppress(FileNotFoundError):
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
 
 
 class FileForm(BaseModel):

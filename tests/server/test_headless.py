@@ -14,11 +14,12 @@ import pytest
 import uvicorn
 import xlsxwriter
 from rq import SimpleWorker
+from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from server import headless, imports, jobs, keys
+from server import db, headless, imports, jobs, keys
 from server.app import create_app
 from server.cli import app as cli_app
 from server.runtime import Runtime
@@ -319,3 +320,18 @@ def test_loadbay_import_exits_2_with_the_servers_problem(
     result = CliRunner().invoke(cli_app, args)
     assert result.exit_code == 2
     assert "The server answered 401" in result.output
+
+
+def test_a_full_line_is_a_503_and_creates_no_import(
+    api: TestClient, runtime: Runtime, setup: OrgSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = headless.Runner()
+    monkeypatch.setattr(headless, "RUNNER", runner)
+    for _ in range(headless.MAX_WAITING + 1):  # one running, the rest waiting
+        runner.reserve()
+    response = _post(api, "contacts.csv", CSV.encode(), template_id=setup.template.id)
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "30"
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count(db.Import.id))) == 0
+    assert not list((runtime.settings.data_dir / "headless").iterdir())  # nor keeps the file
