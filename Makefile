@@ -47,11 +47,14 @@ test: $(ASSETS) lint types test-js
 	$(BIN)/pytest -q
 
 # Engine vs PapaParse in Chromium on a generated 1M x 20 CSV and a 200k-row xlsx (cached in
-# bench/data); writes bench/results/<timestamp>.json, latest.json and latest.png. Then 1M x 20
-# delivered to PostgreSQL, S3 (moto) and a webhook: bench/results/destinations-latest.json.
+# bench/data); writes bench/results/<timestamp>.json, latest.json and latest.png. Then the
+# edge under hostile requests, the server's ingest and submit-to-webhook time, and 1M x 20
+# delivered to PostgreSQL, S3 (moto) and a webhook (bench/results/edge-latest.json,
+# ingest-latest.json, destinations-latest.json).
 bench: $(ASSETS)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.edge
+	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.destinations
 
 clean:

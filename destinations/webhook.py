@@ -38,6 +38,7 @@ from destinations.errors import (
     RetryableDeliveryError,
 )
 from destinations.network import check_url, pinned_client
+from destinations.rows import rows_json
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 SECRET_BYTES = 32
@@ -251,9 +252,14 @@ def _body(batch: DeliveryBatch, part: int, parts: int, rows: pa.Table) -> str:
             "part_count": parts,
             "row_count": rows.num_rows,
             "left_out": batch.left_out,  # invalid rows the whole batch left out (valid-only)
-            "rows": rows.to_pylist(),  # with-errors: each row carries `_errors`
         },
     }
+    # with-errors: each row carries `_errors`
+    written = rows_json(rows)
+    if written is not None:  # the envelope by json, the rows by polars: "rows" goes last
+        envelope = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+        return f'{envelope[:-2]},"rows":{written}}}}}'
+    payload["data"]["rows"] = rows.to_pylist()  # type: ignore[index]
     try:
         return json.dumps(payload, default=_json_value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -20,7 +20,10 @@ Compression = Literal["zstd", "lz4"] | None
 IN_PYODIDE = sys.platform == "emscripten"
 
 
-def encode_ipc(table: ac.Table, compression: Compression = None if IN_PYODIDE else "zstd") -> bytes:
+DEFAULT_COMPRESSION: Compression = None if IN_PYODIDE else "zstd"
+
+
+def encode_ipc(table: ac.Table, compression: Compression = DEFAULT_COMPRESSION) -> bytes:
     """One IPC stream (schema + record batches); zstd buffers where arro3 writes them right."""
     sink = io.BytesIO()
     aio.write_ipc_stream(table, sink, compression=compression)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from json.encoder import encode_basestring as _json_string  # what json.dumps writes
 from typing import Any, Protocol
 
 import arro3.compute as acc
@@ -114,3 +115,16 @@ def comparable(value: Any) -> Any:
 
 def canonical_text(values: list[Any]) -> str:
     return json.dumps([comparable(v) for v in values], default=str, ensure_ascii=False)
+
+
+def canonical_texts(values: Iterable[Any]) -> list[str]:
+    """`canonical_text([v])` for each value; text and whole numbers (most keys) without a
+    `json.dumps` call each: the same characters, written directly."""
+    return [
+        f"[{_json_string(v)}]"
+        if type(v) is str
+        else f"[{v}]"
+        if type(v) is int
+        else canonical_text([v])
+        for v in values
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 
 import arro3.core as ac
 
-from pipeline.batches import BATCH_ROWS, batch_ranges, encode_ipc
+from pipeline.batches import BATCH_ROWS, DEFAULT_COMPRESSION, Compression, batch_ranges, encode_ipc
 from pipeline.errors import MappingError
 from pipeline.matching import Match, propose
 from pipeline.policy import left_out_per_batch
@@ -135,13 +135,17 @@ class ImportSession:
             for (offset, length), out in zip(spans, left_out, strict=True)
         ]
 
-    def encode_batch(self, offset: int, length: int) -> bytes:
-        """Mapped cells with edits applied, plus each row's number as the user sees it."""
+    def encode_batch(
+        self, offset: int, length: int, compression: Compression = DEFAULT_COMPRESSION
+    ) -> bytes:
+        """Mapped cells with edits applied, plus each row's number as the user sees it.
+
+        `compression=None` writes what the browser sends (the server's headless import)."""
         rows = self.review.sent_rows()[offset : offset + length]
         table = self.review.materialise(rows)
         first = self.sheet.first_data_row
         numbers = ac.Array([first + index for index in rows], ac.DataType.int64())
-        return encode_ipc(table.append_column(ROW_COLUMN, numbers))
+        return encode_ipc(table.append_column(ROW_COLUMN, numbers), compression)
 
     def describe(self) -> Describe:
         """The file as read, the proposed mapping and the template's fields, for the page."""

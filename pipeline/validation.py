@@ -26,7 +26,7 @@ from pipeline.cell_errors import NO_PARAMS, CellError, cut, new_error
 from pipeline.errors import MappingError
 from pipeline.keys import (
     EarlierBatches,
-    canonical_text,
+    canonical_texts,
     comparable,
     find_repeats,
     primary_key_errors,
@@ -43,6 +43,7 @@ __all__ = [
     "check_columns",
     "coerce",
     "validate",
+    "validate_and_coerce",
 ]
 
 _TEMPORAL = ("date", "datetime", "time", "year", "yearmonth")
@@ -74,6 +75,32 @@ def validate(
     the row number (as the user sees it) of the table's first row, or each row's number
     when rows were deleted in between.
     """
+    return _validate(table, template, first_row, earlier, on_field, None)
+
+
+def validate_and_coerce(
+    table: ac.Table,
+    template: Template,
+    first_row: Rows = 2,
+    earlier: EarlierBatches | None = None,
+) -> tuple[list[CellError], ac.Table | None]:
+    """`validate`, and the table `coerce` would give when no cell failed (else None).
+
+    The server's path: each column is prepared and parsed once, for both.
+    """
+    typed: dict[str, ac.Array] = {}
+    errors = _validate(table, template, first_row, earlier, None, typed)
+    return errors, (None if errors else _typed_table(template, table.num_rows, typed))
+
+
+def _validate(
+    table: ac.Table,
+    template: Template,
+    first_row: Rows,
+    earlier: EarlierBatches | None,
+    on_field: Callable[[int, int], None] | None,
+    keep: dict[str, ac.Array] | None,
+) -> list[CellError]:
     row_of = _row_numbers(first_row)
     check_columns(table.column_names, template)
     found: dict[str, list[CellError]] = {name: [] for name in template.field_names}
@@ -86,6 +113,8 @@ def validate(
                 texts[field.name], typed[field.name] = cells.text, cells.typed
             for check in _CHECKS:
                 found[field.name].extend(check(cells, earlier))
+            if keep is not None:
+                keep[field.name] = cells.typed
             del cells  # its typed column and distinct values go before the next field's
         if on_field is not None:  # (fields checked, of how many): for a progress bar
             on_field(done, len(template.fields))
@@ -116,12 +145,21 @@ def coerce(table: ac.Table, template: Template) -> ac.Table:
 
     Call only on a table that `validate` passed: cells that do not parse become null.
     """
+    typed = {
+        field.name: parse(field, prepare(table, field, template))
+        for field in template.fields
+        if field.name in table.column_names
+    }
+    return _typed_table(template, table.num_rows, typed)
+
+
+def _typed_table(template: Template, num_rows: int, typed: Mapping[str, ac.Array]) -> ac.Table:
     columns: list[ac.Array] = []
     for field in template.fields:
-        if field.name in table.column_names:
-            columns.append(parse(field, prepare(table, field, template)))
+        if field.name in typed:
+            columns.append(typed[field.name])
         else:
-            empty = ac.Array([None] * table.num_rows, ac.DataType.string())
+            empty = ac.Array([None] * num_rows, ac.DataType.string())
             columns.append(acc.cast(empty, arrow_type(field)))
     schema = ac.Schema([ac.Field(f.name, arrow_type(f), True) for f in template.fields])
     return ac.Table.from_arrays(columns, schema=schema)
@@ -321,7 +359,7 @@ def _unique(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError
         cells.row_of,
         earlier,
         f"unique:{field.name}",
-        lambda indices: [canonical_text([v]) for v in acc.take(cells.typed, indices).to_pylist()],
+        lambda indices: canonical_texts(acc.take(cells.typed, indices).to_pylist()),
     )
     shown = dict(_values(cells.text, ac.Array([i for i, _ in repeats], ac.DataType.int64())))
     each = [

@@ -15,6 +15,7 @@ import typer
 
 from server import logs
 from server.admin_cli import org_app, rotate_master
+from server.import_cli import import_file
 
 if TYPE_CHECKING:
     from pipeline.session import ImportSession, Report
@@ -27,6 +28,7 @@ keys_app = typer.Typer(help="Secret keys for the management API.", no_args_is_he
 app.add_typer(keys_app, name="keys")
 keys_app.command("rotate-master")(rotate_master)
 app.add_typer(org_app, name="org")
+app.command("import")(import_file)  # a headless import through a server's API
 
 
 @assets_app.command("build")

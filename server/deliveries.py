@@ -315,11 +315,14 @@ def _prepare(rt: Runtime, delivery_id: int) -> tuple[str, dict[str, Any], Delive
         if org is None or template is None:
             raise NotFound(f"The organisation or template of delivery {delivery_id} is gone.")
         config = rt.vault.open_config(org.id, org.wrapped_key, row.id, row.sealed_config)
-        sealed_at, left_out = session.execute(
+        stored = session.execute(
             select(db.Batch.created_at, db.Batch.left_out).where(
                 db.Batch.import_id == imp.id, db.Batch.seq == delivery.seq
             )
-        ).one()
+        ).first()
+        if stored is None:
+            raise NotFound(f"Batch {delivery.seq} of import {imp.id} is not stored.")
+        sealed_at, left_out = stored
         batch = DeliveryBatch(
             import_id=imp.id,
             seq=delivery.seq,

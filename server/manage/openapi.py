@@ -45,6 +45,7 @@ class Endpoint:
     errors: tuple[int, ...] = field(default=(401, 404, 422, 429))
     public: bool = False  # no secret key needed (the document itself)
     media: tuple[str, ...] = ()  # a file answered in one of these types, not JSON
+    form: bool = False  # a multipart/form-data body: the handler is its own edge (a Request)
 
 
 def operation_id(endpoint: Endpoint) -> str:
@@ -92,7 +93,7 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
             }
             for q in e.query
         ]
-        if e.method == "POST" and not e.public:
+        if e.method == "POST" and not (e.public or e.form):
             params.append(
                 {
                     "name": "Idempotency-Key",
@@ -108,7 +109,11 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
         if e.body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": ref(e.body, "validation")}},
+                "content": {
+                    "multipart/form-data" if e.form else "application/json": {
+                        "schema": ref(e.body, "validation")
+                    }
+                },
             }
         responses: dict[str, Any] = {}
         if e.media:

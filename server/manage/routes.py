@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from server import destinations as dests
 from server import orgs, templates
-from server.manage import import_routes, schemas
+from server.manage import files, import_routes, schemas
 from server.manage.edge import Call, managed
 from server.manage.openapi import PAGE, Endpoint, document
 
@@ -263,13 +263,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     *import_routes.ENDPOINTS,
     Endpoint("GET", "/api/openapi.json", openapi_json, "This document", None, public=True),
+    *files.ENDPOINTS,
     Endpoint("GET", "/api/v1/openapi.json", openapi_json, "This document", None, public=True),
 )
 OPENAPI = document(ENDPOINTS)
 
 
 def _endpoint(e: Endpoint) -> Any:
-    if e.public:
+    if e.public or e.form:  # a form endpoint is its own edge (server/manage/files.py)
         return e.handler
     if (e.method, e.path) == import_routes.SHARED:
         return import_routes.by_credential(managed(e.handler, e.status))
