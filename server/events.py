@@ -2,7 +2,8 @@
 
 An event is written in the transaction of what it records (a deletion and its event
 commit together). Kinds so far: `import.deleted` and `import.expired`; actors: `cli`,
-`retention`, `api-key:<key id>`. The dashboard's audit log builds on this table.
+`retention`, `api-key:<key id>`. Each event is also appended to the hash-chained audit log
+(server.audit) in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import db
+from server import audit, db
 from server.runtime import Runtime
 
 IMPORT_DELETED = "import.deleted"
@@ -52,6 +53,15 @@ def record(
         detail=dict(detail or {}),
     )
     session.add(row)
+    audit.record(
+        session,
+        action=kind,
+        actor=actor,
+        org_id=org_id,
+        target=import_id,
+        detail=row.detail,
+        at=row.at,
+    )
     return row
 
 

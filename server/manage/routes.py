@@ -24,10 +24,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.errors import PipelineError
-from server import db, keys, orgs, templates
+from server import db, orgs, templates
 from server import destinations as dests
 from server.errors import Invalid, ServiceError
-from server.http.auth import runtime_of, secret_key
+from server.http.auth import management_org, runtime_of
 from server.http.limits import JSON_BYTES, Limiter
 from server.http.responses import problem_response, server_problem
 from server.manage import idempotency, schemas
@@ -104,9 +104,7 @@ async def _run(request: Request, handler: Handler, status: int) -> Response:
     rt = runtime_of(request)
     limiter: Limiter = request.app.state.limiter
     limiter.address(request)
-    secret = secret_key(request)
-    limiter.hit("secret-key", keys.digest(secret), limiter.per_key)
-    org = await run_in_threadpool(keys.authenticate, rt, secret)
+    org = await management_org(request, limiter)
     raw = b""
     if request.method in ("POST", "PUT", "PATCH"):
         raw = await limiter.body(request, JSON_BYTES)
