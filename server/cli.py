@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from server.audit_cli import audit_app
+
 if TYPE_CHECKING:
     from pipeline.session import ImportSession, Report
     from server.runtime import Runtime
@@ -22,6 +24,7 @@ assets_app = typer.Typer(help="Browser assets (Pyodide, wheels, the importer).")
 app.add_typer(assets_app, name="assets")
 keys_app = typer.Typer(help="Secret keys for the management API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 
 @assets_app.command("build")
