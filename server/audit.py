@@ -81,7 +81,11 @@ def record(
     """Append an entry in `session`'s transaction. Taking the head row's lock first (an
     UPDATE) makes concurrent writers queue, so numbers have no gaps and each entry names
     the true previous hash, on SQLite and PostgreSQL alike."""
-    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=AuditHead.seq + 1))
+    moved = session.execute(
+        update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=AuditHead.seq + 1)
+    )
+    if not getattr(moved, "rowcount", 1):
+        _new_head(session)
     seq, prev_hash = session.execute(
         select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID)
     ).one()
@@ -105,6 +109,15 @@ def record(
     session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(hash=digest))
     session.flush()
     return entry
+
+
+def _new_head(session: Session) -> None:
+    """The head row is made by the migration; should it be gone (a database emptied by
+    hand), the chain goes on from its newest entry, numbered after it."""
+    last = session.scalar(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1))
+    seq, digest = (last.seq, last.hash) if last else (0, GENESIS)
+    session.add(AuditHead(id=HEAD_ID, seq=seq + 1, hash=digest))
+    session.flush()
 
 
 def write(rt: Runtime, **values: Any) -> Entry:

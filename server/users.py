@@ -91,7 +91,10 @@ def add_user(
     )
     try:
         with rt.sessions.begin() as session:
+            if session.scalar(select(User.id).where(User.email == email)) is not None:
+                raise IntegrityError("users.email", None, Exception("taken"))
             session.add(user)
+            session.flush()
             session.add(Membership(org_id=org_id, user_id=user.id, role=role.value))
             audit.record(
                 session,
