@@ -95,6 +95,18 @@ API: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/openapi.json"): PUBLIC,
 }
 
+# The importer's own routes (server/importer/routes.py): the end user's browser calls
+# them with a publishable key or an upload token; no role or dashboard session applies.
+IMPORTER = "importer"
+IMPORTER_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/api/v1/imports"): IMPORTER,
+    ("GET", "/api/v1/imports/{import_id}"): IMPORTER,
+    ("PUT", "/api/v1/imports/{import_id}/batches/{seq}"): IMPORTER,
+    ("POST", "/api/v1/imports/{import_id}/submit"): IMPORTER,
+    ("POST", "/api/v1/templates/{template_id}/mappings"): IMPORTER,
+    ("POST", "/api/v1/templates/{template_id}/mappings/recall"): IMPORTER,
+}
+
 
 def granted(role: str, permission: str) -> bool:
     try:
@@ -105,5 +117,6 @@ def granted(role: str, permission: str) -> bool:
 
 def needed(method: str, path: str) -> str | None:
     """The permission a route needs (`public`, `pending` or a Permission), None for a
-    route the matrix does not know (the edge refuses it)."""
-    return DASHBOARD.get((method, path)) or API.get((method, path))
+    route the matrix does not know (the edge refuses it); `importer` for the importer's."""
+    key = (method, path)
+    return DASHBOARD.get(key) or API.get(key) or IMPORTER_ROUTES.get(key)

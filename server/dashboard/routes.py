@@ -28,7 +28,8 @@ async def home(call: Page) -> Response:
 async def sign_in_form(call: Page) -> Response:
     if call.me is not None and call.me.stage == sessions.FULL:
         return call.redirect("/dashboard/")
-    return call.render("sign_in.html")
+    signed_out = call.request.query_params.get("done") == "signed-out"
+    return call.render("sign_in.html", notice="You are signed out." if signed_out else None)
 
 
 def _stage_for(call: Page, user: User, org_id: str) -> str:
@@ -92,7 +93,7 @@ async def sign_out(call: Page) -> Response:
     await run_in_threadpool(
         sessions.end, call.rt, call.user, call.user.session_id, address=call.address
     )
-    return call.redirect("/dashboard/sign-in", clear=True)
+    return call.redirect("/dashboard/sign-in?done=signed-out", clear=True)
 
 
 async def invitation_form(call: Page) -> Response:
@@ -181,13 +182,13 @@ async def end_session(call: Page) -> Response:
         lambda: sessions.end(call.rt, call.user, session_id, address=call.address)
     )
     if session_id == call.user.session_id:
-        return call.redirect("/dashboard/sign-in", clear=True)
+        return call.redirect("/dashboard/sign-in?done=signed-out", clear=True)
     return call.redirect("/dashboard/sessions")
 
 
 async def end_all(call: Page) -> Response:
     await run_in_threadpool(lambda: sessions.end_all(call.rt, call.user, address=call.address))
-    return call.redirect("/dashboard/sign-in", clear=True)
+    return call.redirect("/dashboard/sign-in?done=signed-out", clear=True)
 
 
 async def static(request: Request) -> Response:
