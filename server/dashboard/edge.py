@@ -36,7 +36,7 @@ CSP = (
 HEADERS = {
     "content-security-policy": CSP,
     "cache-control": "no-store",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",
 }
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
