@@ -250,6 +250,7 @@ def demo(
     SIGINT and SIGTERM stop all of it: the worker and its children, cron, redis-server."""
     from server import db
     from server.demo import seed
+    from server.demo.owner import demo_owner
     from server.demo.processes import Children, stop_redis
     from server.keys import rotate_key
     from server.queue import embedded_redis
@@ -279,6 +280,7 @@ def demo(
         rt = Runtime.from_settings(settings)  # the one this process uses, server included
         state = seed(rt)
         demo_key = rotate_key(rt, state.org_id, "loadbay demo").secret
+        owner_email, owner_password = demo_owner(rt, state.org_id)
         children.start("worker", "cron")
         typer.echo(
             f"\nloadbay demo is running.\n"
@@ -287,6 +289,8 @@ def demo(
             f"  TLS certificate:            {cert} (self-signed: accept it in the browser)\n"
             f"  Publishable key:            {state.publishable_key}\n"
             f"  Secret key:                 {demo_key}\n"
+            f"  Dashboard:                  {settings.public_url}/dashboard/\n"
+            f"    signed in as the owner:   {owner_email} / {owner_password}\n"
             f"Press Ctrl-C to stop.\n"
         )
         _serve(rt, "127.0.0.1", port, cert, key)

@@ -420,3 +420,29 @@ def accept(rt: Runtime, token: str, name: str, password: str, address: str) -> U
             detail={"invitation": row.id, "role": row.role},
         )
         return user
+
+
+def set_password(rt: Runtime, user_id: str, password: str, *, actor: str) -> None:
+    """A new password (checked against the policy); the user's sessions end."""
+    passwords.check_policy(password)
+    with rt.sessions.begin() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"User {user_id} does not exist.")
+        user.password_hash = passwords.hash_password(password)
+        session.execute(
+            update(UserSession)
+            .where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+            .values(ended_at=db.utcnow())
+        )
+        audit.record(
+            session,
+            action="password.changed",
+            actor=actor,
+            org_id=_org_in(session, user_id),
+            target=user_id,
+        )
+
+
+def _org_in(session: Session, user_id: str) -> str | None:
+    return session.scalar(select(Membership.org_id).where(Membership.user_id == user_id).limit(1))

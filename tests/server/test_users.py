@@ -234,3 +234,18 @@ def test_sessions_end_after_30_idle_minutes_and_12_hours(runtime: Runtime) -> No
         hashes = set(session.scalars(select(UserSession.token_hash)))
     assert idle not in hashes and hashlib.sha256(idle.encode()).hexdigest() in hashes
     assert len(idle) >= 22  # 128 bits, URL-safe base64
+
+
+def test_demo_owner_gets_a_new_password_each_start(runtime: Runtime) -> None:
+    from server.demo.owner import demo_owner
+    from server.orgs import create_organisation
+
+    org = create_organisation(runtime, "Demo Inc.", [])
+    email, first = demo_owner(runtime, org.id)
+    user = users.sign_in(runtime, email, first, "127.0.0.1", NOW)
+    assert users.membership(runtime, user.id, org.id).role == "owner"
+    again, second = demo_owner(runtime, org.id)
+    assert again == email and second != first and len(second) == 20
+    with pytest.raises(Unauthorized):
+        users.sign_in(runtime, email, first, "127.0.0.1", NOW)
+    assert users.sign_in(runtime, email, second, "127.0.0.1", NOW).id == user.id
