@@ -279,7 +279,7 @@ def demo(
         db.migrate(settings.database_url)
         rt = Runtime.from_settings(settings)  # the one this process uses, server included
         state = seed(rt)
-        demo_key = rotate_key(rt, state.org_id, "loadbay demo").secret
+        demo_key = rotate_key(rt, state.org_id, "loadbay demo", actor="demo").secret
         owner_email, owner_password = demo_owner(rt, state.org_id)
         children.start("worker", "cron")
         typer.echo(

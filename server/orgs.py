@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from server import db, templates
+from server import audit, db, templates
 from server import destinations as server_destinations
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
@@ -93,6 +93,7 @@ def update_settings(
     allowed_origins: list[str] | None = None,
     default_retention_days: int | None = None,
     invalid_row_policy: str | None = None,
+    actor: str = "management-api",
 ) -> OrganisationSettings:
     """Change what was sent; every value is checked before anything is stored."""
     origins = None if allowed_origins is None else checked_origins(allowed_origins)
@@ -114,6 +115,19 @@ def update_settings(
             org.retention_days = default_retention_days
         if invalid_row_policy is not None:
             org.invalid_row_policy = invalid_row_policy
+        changed = {
+            name: value
+            for name, value in (
+                ("allowed_origins", origins),
+                ("default_retention_days", default_retention_days),
+                ("invalid_row_policy", invalid_row_policy),
+            )
+            if value is not None
+        }
+        if changed:
+            audit.record(
+                session, action="settings.updated", actor=actor, org_id=org_id, detail=changed
+            )
     return settings_of(rt, org_id)
 
 

@@ -119,3 +119,20 @@ def test_exports_csv_without_formulas_and_json(runtime: Runtime) -> None:
     body = json.loads(audit.export(found, "json"))
     assert [e["action"] for e in body] == ["test.step", "member.added"]
     assert body[0]["target"] == "=HYPERLINK()"
+
+
+def test_key_and_setting_changes_are_audited(runtime: Runtime) -> None:
+    from server import keys, orgs
+
+    acme = org_with_owner(runtime)
+    created = keys.create_key(runtime, acme.org.id, "deploy")
+    keys.revoke_key(runtime, created.key.id)
+    orgs.update_settings(runtime, acme.org.id, default_retention_days=7)
+    found = audit.entries(runtime, acme.org.id)
+    assert [(e.action, e.actor, e.target) for e in found[:3]] == [
+        ("settings.updated", "management-api", None),
+        ("key.revoked", "cli", created.key.id),
+        ("key.created", "cli", created.key.id),
+    ]
+    assert found[0].detail == {"default_retention_days": 7}
+    assert created.secret not in json.dumps([e.as_json() for e in found])
