@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server import audit, permissions, security, users
+from server import audit, invitations, permissions, security, users
 from server.dashboard.edge import HEADERS, Handler, Page, page
 from server.errors import Invalid
 from server.permissions import Permission, Role
@@ -43,7 +43,11 @@ async def members(call: Page, error: str | None = None, status: int = 200) -> Re
 async def invite(call: Page) -> Response:
     try:
         await run_in_threadpool(
-            users.invite, call.rt, _actor(call), call.field("email", 320), call.field("role", 20)
+            invitations.invite,
+            call.rt,
+            _actor(call),
+            call.field("email", 320),
+            call.field("role", 20),
         )
     except Invalid as exc:
         return await members(call, exc.message, 422)

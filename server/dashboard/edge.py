@@ -28,6 +28,8 @@ from server.runtime import Runtime
 
 log = logging.getLogger("loadbay.dashboard")
 FORM_BYTES = 64 * 1024
+# Each password check costs an argon2id hash (19 MiB, tens of ms): one address gets this many.
+HASHES_PER_ADDRESS = "30/minute"
 MAX_FIELDS = 200
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -67,6 +69,11 @@ class Page:
 
     def lines(self, name: str) -> list[str]:
         return [line for line in self.field(name, 20_000).splitlines() if line.strip()]
+
+    def password_check(self) -> None:
+        """Count one password check by this address (RateLimited past HASHES_PER_ADDRESS)."""
+        limiter: Limiter = self.request.app.state.limiter
+        limiter.hit("password-check", self.address, HASHES_PER_ADDRESS)
 
     def param(self, name: str) -> str:
         return str(self.request.path_params.get(name, ""))[:100]

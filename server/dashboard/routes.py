@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from server import security, sessions, twofactor, users
+from server import invitations, security, sessions, twofactor, users
 from server.dashboard import admin
 from server.dashboard.edge import HEADERS, Handler, Page, page
 from server.errors import Invalid, Unauthorized
@@ -58,6 +58,7 @@ def _open_session(call: Page, user: User) -> str:
 
 async def sign_in(call: Page) -> Response:
     email, password = call.field("email", 320), call.field("password", 1000)
+    call.password_check()
     try:
         user = await run_in_threadpool(
             users.sign_in, call.rt, email, password, call.address, call.now
@@ -97,16 +98,17 @@ async def sign_out(call: Page) -> Response:
 
 
 async def invitation_form(call: Page) -> Response:
-    found = await run_in_threadpool(users.invitation, call.rt, call.param("token"))
+    found = await run_in_threadpool(invitations.invitation, call.rt, call.param("token"))
     return call.render("invitation.html", invitation=found)
 
 
 async def accept_invitation(call: Page) -> Response:
     token = call.param("token")
-    found = await run_in_threadpool(users.invitation, call.rt, token)
+    found = await run_in_threadpool(invitations.invitation, call.rt, token)
+    call.password_check()
     try:
         user = await run_in_threadpool(
-            users.accept,
+            invitations.accept,
             call.rt,
             token,
             call.field("name", 200),

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 
 import pyotp
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from server import db, keys, security, twofactor
 from server.app import create_app
+from server.models.accounts import UserSession
 from server.runtime import Runtime
 from tests.server.users_support import BASE, PASSWORD, Dashboard, OrgWithOwner, org_with_owner
 
@@ -198,3 +201,40 @@ def test_audit_page_filters_and_exports(
     assert csv_text.startswith("seq,at,org_id,actor,action,target,address,detail")
     assert "audit.exported" in browser.get("/dashboard/audit").text
     assert browser.get("/dashboard/audit?since=yesterday").status_code == 422
+
+
+def test_password_checks_are_limited_per_address(browser: Dashboard, acme: OrgWithOwner) -> None:
+    for _ in range(30):
+        assert (
+            browser.post(
+                "/dashboard/sign-in", {"email": acme.email, "password": "x" * 12}
+            ).status_code
+            == 401
+        )
+    response = browser.post("/dashboard/sign-in", {"email": acme.email, "password": PASSWORD})
+    assert response.status_code == 429 and "Too many requests" in response.text
+    assert "Try again in" in response.text
+
+
+def test_sessions_page_ends_one_or_all(
+    runtime: Runtime, browser: Dashboard, acme: OrgWithOwner
+) -> None:
+    other = Dashboard(TestClient(browser.client.app, base_url=BASE, client=ADDRESS))
+    other.sign_in(acme.email)
+    browser.sign_in(acme.email)
+    with runtime.sessions() as session:
+        first = session.scalars(select(UserSession.id).order_by(UserSession.created_at)).first()
+    page = browser.get("/dashboard/sessions")
+    assert len(re.findall(r"/dashboard/sessions/ses_\w+/end", page.text)) == 2
+    assert page.text.count("(this one)") == 1
+    assert (
+        browser.post(f"/dashboard/sessions/{first}/end").headers["location"]
+        == "/dashboard/sessions"
+    )
+    assert other.get("/dashboard/members").headers["location"] == "/dashboard/sign-in"
+    assert browser.get("/dashboard/members").status_code == 200
+    missing = browser.post("/dashboard/sessions/ses_000000000000000000000000/end")
+    assert missing.status_code == 404 and "does not exist or has already ended" in missing.text
+    done = browser.post("/dashboard/sessions/end-all")
+    assert done.headers["location"] == "/dashboard/sign-in?done=signed-out"
+    assert browser.get("/dashboard/members").headers["location"] == "/dashboard/sign-in"

@@ -13,7 +13,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from server import passwords, security, sessions, twofactor, users
+from server import invitations, passwords, security, sessions, twofactor, users
 from server.errors import Conflict, Forbidden, Invalid, Unauthorized
 from server.models.accounts import RecoveryCode, User, UserSession
 from server.permissions import Role
@@ -71,24 +71,24 @@ def test_invitation_arrives_by_smtp_and_signs_up(
 ) -> None:
     rt = runtime_factory(smtp=inbox.settings, public_url="https://loadbay.test")
     acme = org_with_owner(rt)
-    users.invite(rt, _actor(rt, acme.org.id, acme.owner_id), "Dev@Acme.example", "developer")
+    invitations.invite(rt, _actor(rt, acme.org.id, acme.owner_id), "Dev@Acme.example", "developer")
     message = inbox.wait_for("dev@acme.example")
     assert message["From"] == "loadbay@test.example"
     assert message["Subject"] == "You are invited to Acme on loadbay"
     link = inbox.invitation_link("dev@acme.example")
     assert link.startswith("https://loadbay.test/dashboard/invitations/")
     token = link.rsplit("/", 1)[1]
-    view = users.invitation(rt, token)
+    view = invitations.invitation(rt, token)
     assert (view.org_name, view.email, view.role, view.existing_user) == (
         "Acme",
         "dev@acme.example",
         "developer",
         False,
     )
-    user = users.accept(rt, token, "Dev", "a long enough passphrase", "127.0.0.1")
+    user = invitations.accept(rt, token, "Dev", "a long enough passphrase", "127.0.0.1")
     assert users.membership(rt, user.id, acme.org.id).role == "developer"
     with pytest.raises(Exception, match="already accepted"):
-        users.accept(rt, token, "Dev", "a long enough passphrase", "127.0.0.1")
+        invitations.accept(rt, token, "Dev", "a long enough passphrase", "127.0.0.1")
     with rt.sessions() as session:  # only the digest of the token is kept
         row = session.scalar(select(User).where(User.email == "dev@acme.example"))
         assert row is not None and token not in row.password_hash
@@ -109,8 +109,8 @@ def test_email_domains_limit_invitations_and_sign_up(
         address="127.0.0.1",
     )
     with pytest.raises(Invalid, match="outside this organisation's e-mail domains"):
-        users.invite(rt, owner, "someone@gmail.example", "viewer")
-    users.invite(rt, owner, "ok@acme.example", "viewer")
+        invitations.invite(rt, owner, "someone@gmail.example", "viewer")
+    invitations.invite(rt, owner, "ok@acme.example", "viewer")
     token = inbox.invitation_link("ok@acme.example").rsplit("/", 1)[1]
     # The domains narrowed after the invitation went out: sign-up is refused too.
     security.update(
@@ -121,7 +121,7 @@ def test_email_domains_limit_invitations_and_sign_up(
         address="127.0.0.1",
     )
     with pytest.raises(Forbidden, match="outside this organisation's e-mail domains"):
-        users.accept(rt, token, "Ok", "a long enough passphrase", "127.0.0.1")
+        invitations.accept(rt, token, "Ok", "a long enough passphrase", "127.0.0.1")
 
 
 def test_roles_follow_the_owner_rules(runtime: Runtime) -> None:
