@@ -77,10 +77,17 @@ def served(runtime_factory: RuntimeFactory, inbox: Inbox) -> Iterator[Served]:  
 
 
 def _sign_in(page: Page, origin: str, email: str, password: str) -> None:
+    """With the keyboard alone: Tab to the skip link, the e-mail, the password; Enter."""
     page.goto(f"{origin}/dashboard/sign-in")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_label("Password").press("Enter")  # the keyboard submits the form
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("E-mail")).to_be_focused()
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
 
 
 def test_invite_sign_up_enrol_sign_in_with_totp_and_audit(
