@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, utcnow
@@ -28,7 +28,7 @@ class User(Base):
     # the last 30-second step a code was accepted for (a code is good once).
     totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(default=None)
-    totp_last_step: Mapped[int | None] = mapped_column(default=None)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class Membership(Base):
@@ -104,7 +104,7 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_entries"
     __table_args__ = (Index("ix_audit_entries_org_id_seq", "org_id", "seq"),)
-    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     at: Mapped[dt.datetime]
     org_id: Mapped[str | None] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(120))
@@ -122,5 +122,5 @@ class AuditHead(Base):
 
     __tablename__ = "audit_head"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    seq: Mapped[int]
+    seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))

@@ -28,6 +28,16 @@ TABLES = {
     "secret_keys",
     "idempotency_keys",
     "template_versions",
+    # accounts (server/models/accounts.py)
+    "users",
+    "memberships",
+    "invitations",
+    "user_sessions",
+    "recovery_codes",
+    "sign_in_failures",
+    "org_security",
+    "audit_entries",
+    "audit_head",
 }
 
 
