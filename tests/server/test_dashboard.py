@@ -238,3 +238,29 @@ def test_sessions_page_ends_one_or_all(
     done = browser.post("/dashboard/sessions/end-all")
     assert done.headers["location"] == "/dashboard/sign-in?done=signed-out"
     assert browser.get("/dashboard/members").headers["location"] == "/dashboard/sign-in"
+
+
+def test_odd_requests_get_a_page_that_says_what_to_do(
+    browser: Dashboard, acme: OrgWithOwner
+) -> None:
+    client = browser.client
+    multipart = client.post(
+        "/dashboard/sign-in",
+        files={"email": ("a", b"x")},
+        headers={"origin": BASE},
+    )
+    assert multipart.status_code == 422 and "application/x-www-form-urlencoded" in multipart.text
+    huge = client.post(
+        "/dashboard/sign-in",
+        content=b"a=" + b"x" * 70_000,
+        headers={
+            "origin": BASE,
+            "content-type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert huge.status_code == 413 and "at most 65536 bytes" in huge.text
+    browser.sign_in(acme.email)
+    assert browser.get("/dashboard/audit?before=x").status_code == 422
+    assert browser.get("/dashboard/audit/export?format=xml").status_code == 422
+    unknown = browser.get("/dashboard/invitations/nope")
+    assert unknown.status_code == 404 and "not valid; ask for a new invitation" in unknown.text

@@ -26,11 +26,6 @@ if TYPE_CHECKING:
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def store() -> str:
-    return "sqlite"
-
-
 # --- passwords -----------------------------------------------------------------------------
 
 
