@@ -1,6 +1,7 @@
 """Outgoing e-mail over SMTP (invitations). Settings come from the environment:
 LOADBAY_SMTP_HOST, LOADBAY_SMTP_PORT (587), LOADBAY_SMTP_USER, LOADBAY_SMTP_PASSWORD,
-LOADBAY_SMTP_FROM, LOADBAY_SMTP_STARTTLS (1 to upgrade the connection first)."""
+LOADBAY_SMTP_FROM, LOADBAY_SMTP_STARTTLS (1 to upgrade the connection first, the server's
+certificate checked against the system's CAs and LOADBAY_SMTP_CA_FILE when set)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class SmtpSettings:
     password: str | None = None
     sender: str = "loadbay@localhost"
     starttls: bool = False
+    ca_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SmtpSettings | None:
@@ -36,6 +38,7 @@ class SmtpSettings:
             password=env.get("LOADBAY_SMTP_PASSWORD") or None,
             sender=env.get("LOADBAY_SMTP_FROM", "loadbay@localhost"),
             starttls=env.get("LOADBAY_SMTP_STARTTLS", "") in ("1", "true", "yes"),
+            ca_file=env.get("LOADBAY_SMTP_CA_FILE") or None,
         )
 
 
@@ -54,7 +57,10 @@ def send(smtp: SmtpSettings | None, to: str, subject: str, text: str) -> None:
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=TIMEOUT) as client:
             if smtp.starttls:
-                client.starttls(context=ssl.create_default_context())
+                context = ssl.create_default_context()
+                if smtp.ca_file:
+                    context.load_verify_locations(smtp.ca_file)
+                client.starttls(context=context)
             if smtp.user:
                 client.login(smtp.user, smtp.password or "")
             client.send_message(message)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyotp
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from server import invitations, passwords, security, sessions, twofactor, users
-from server.errors import Conflict, Forbidden, Invalid, Unauthorized
+from server.errors import Conflict, Forbidden, Invalid, Unauthorized, Unavailable
 from server.models.accounts import RecoveryCode, User, UserSession
 from server.permissions import Role
 from server.runtime import Runtime
@@ -244,3 +245,35 @@ def test_demo_owner_gets_a_new_password_each_start(runtime: Runtime) -> None:
     with pytest.raises(Unauthorized):
         users.sign_in(runtime, email, first, "127.0.0.1", NOW)
     assert users.sign_in(runtime, email, second, "127.0.0.1", NOW).id == user.id
+
+
+def test_smtp_with_starttls_checks_the_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from server.mail import SmtpSettings, send
+    from server.tls import ensure_certificate
+    from tests.server.users_support import free_port
+
+    cert, key = ensure_certificate(tmp_path / "tls")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    port = free_port()
+    box = Inbox(SmtpSettings(host="127.0.0.1", port=port))
+    controller = Controller(
+        box, hostname="127.0.0.1", port=port, tls_context=server_tls, require_starttls=True
+    )
+    controller.start()
+    try:
+        plain = SmtpSettings(host="127.0.0.1", port=port)
+        with pytest.raises(Unavailable, match="could not be sent"):
+            send(plain, "a@acme.example", "s", "t")  # the server requires STARTTLS
+        untrusted = SmtpSettings(host="127.0.0.1", port=port, starttls=True)
+        with pytest.raises(Unavailable, match="SSLCertVerificationError"):
+            send(untrusted, "a@acme.example", "s", "t")
+        trusted = SmtpSettings(host="127.0.0.1", port=port, starttls=True, ca_file=str(cert))
+        send(trusted, "a@acme.example", "Subject", "Body")
+        assert box.wait_for("a@acme.example")["Subject"] == "Subject"
+    finally:
+        controller.stop()
