@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from pipeline.errors import PipelineError
 from server import health
+from server.dashboard import routes as dashboard
 from server.errors import ServiceError
 from server.http.limits import Limiter
 from server.http.responses import SecurityHeaders, error_response, server_error
@@ -52,6 +53,7 @@ def create_app(rt: Runtime, limiter: Limiter | None = None) -> Starlette:
     routes = [
         *manage.routes,
         *importer.routes,
+        *dashboard.routes,
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
     ]

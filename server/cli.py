@@ -15,6 +15,7 @@ import typer
 
 from server import logs
 from server.admin_cli import org_app, rotate_master
+from server.audit_cli import audit_app
 from server.import_cli import import_file
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 keys_app.command("rotate-master")(rotate_master)
 app.add_typer(org_app, name="org")
 app.command("import")(import_file)  # a headless import through a server's API
+app.add_typer(audit_app, name="audit")
 
 
 @assets_app.command("build")
@@ -246,6 +248,7 @@ def demo(
     SIGINT and SIGTERM stop all of it: the worker and its children, cron, redis-server."""
     from server import db
     from server.demo import seed
+    from server.demo.owner import demo_owner
     from server.demo.processes import Children, stop_redis
     from server.keys import rotate_key
     from server.queue import embedded_redis
@@ -274,7 +277,8 @@ def demo(
         db.migrate(settings.database_url)
         rt = Runtime.from_settings(settings)  # the one this process uses, server included
         state = seed(rt)
-        demo_key = rotate_key(rt, state.org_id, "loadbay demo").secret
+        demo_key = rotate_key(rt, state.org_id, "loadbay demo", actor="demo").secret
+        owner_email, owner_password = demo_owner(rt, state.org_id)
         children.start("worker", "cron")
         typer.echo(
             f"\nloadbay demo is running.\n"
@@ -283,6 +287,8 @@ def demo(
             f"  TLS certificate:            {cert} (self-signed: accept it in the browser)\n"
             f"  Publishable key:            {state.publishable_key}\n"
             f"  Secret key:                 {demo_key}\n"
+            f"  Dashboard:                  {settings.public_url}/dashboard/\n"
+            f"    signed in as the owner:   {owner_email} / {owner_password}\n"
             f"Press Ctrl-C to stop.\n"
         )
         _serve(rt, "127.0.0.1", port, cert, key)

@@ -4,7 +4,8 @@ An event is written in the transaction of what it records (a deletion and its ev
 commit together). Kinds so far: `import.submitted`, `import.batch-rejected` (the server's
 re-validation refused a batch: counts of errors by code and field, never a value),
 `import.deleted` and `import.expired`; actors: `cli`, `retention`, `importer` (the upload
-token's holder), `api-key:<key id>`. The dashboard's audit log builds on this table.
+token's holder), `api-key:<key id>`. Each event is also appended to the hash-chained audit
+log (server.audit) in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import db
+from server import audit, db
 from server.runtime import Runtime
 
 IMPORT_SUBMITTED = "import.submitted"
@@ -57,6 +58,15 @@ def record(
         detail=dict(detail or {}),
     )
     session.add(row)
+    audit.record(
+        session,
+        action=kind,
+        actor=actor,
+        org_id=org_id,
+        target=import_id,
+        detail=row.detail,
+        at=row.at,
+    )
     return row
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from server import db
+from server import audit, db
 from server.errors import Invalid, NotFound, Unauthorized
 from server.runtime import Runtime
 
@@ -36,7 +36,7 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(rt: Runtime, org_id: str, name: str) -> CreatedKey:
+def create_key(rt: Runtime, org_id: str, name: str, *, actor: str = "cli") -> CreatedKey:
     name = name.strip()
     if not 0 < len(name) <= 200:
         raise Invalid("A key needs a name of 1 to 200 characters.")
@@ -53,6 +53,14 @@ def create_key(rt: Runtime, org_id: str, name: str) -> CreatedKey:
         if session.get(db.Organisation, org_id) is None:
             raise NotFound(f"Organisation {org_id} does not exist.")
         session.add(row)
+        audit.record(
+            session,
+            action="key.created",
+            actor=actor,
+            org_id=org_id,
+            target=row.id,
+            detail={"name": name},
+        )
     return CreatedKey(row, secret)
 
 
@@ -67,13 +75,16 @@ def list_keys(rt: Runtime, org_id: str) -> list[db.SecretKey]:
         )
 
 
-def revoke_key(rt: Runtime, key_id: str) -> db.SecretKey:
+def revoke_key(rt: Runtime, key_id: str, *, actor: str = "cli") -> db.SecretKey:
     with rt.sessions.begin() as session:
         row = session.get(db.SecretKey, key_id)
         if row is None:
             raise NotFound(f"Key {key_id} does not exist.")
         if row.revoked_at is None:
             row.revoked_at = db.utcnow()
+            audit.record(
+                session, action="key.revoked", actor=actor, org_id=row.org_id, target=row.id
+            )
         return row
 
 
@@ -105,10 +116,10 @@ def identify(rt: Runtime, secret: str) -> tuple[db.Organisation, db.SecretKey]:
         return org, row
 
 
-def rotate_key(rt: Runtime, org_id: str, name: str) -> CreatedKey:
+def rotate_key(rt: Runtime, org_id: str, name: str, *, actor: str = "cli") -> CreatedKey:
     """A new key named `name`, the organisation's earlier live keys of that name revoked
     (what `loadbay demo` does at each start: it shows a key once, so it needs a new one)."""
-    created = create_key(rt, org_id, name)
+    created = create_key(rt, org_id, name, actor=actor)
     with rt.sessions.begin() as session:
         for row in session.scalars(
             select(db.SecretKey).where(
@@ -119,4 +130,5 @@ def rotate_key(rt: Runtime, org_id: str, name: str) -> CreatedKey:
             )
         ):
             row.revoked_at = db.utcnow()
+            audit.record(session, action="key.revoked", actor=actor, org_id=org_id, target=row.id)
     return created

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from server import db, kms, templates
+from server import audit, db, kms, templates
 from server import destinations as server_destinations
 from server.errors import Invalid, NotFound
 from server.runtime import Runtime
@@ -94,6 +94,7 @@ def update_settings(
     default_retention_days: int | None = None,
     invalid_row_policy: str | None = None,
     kms_key_arn: str | None = None,
+    actor: str = "management-api",
 ) -> OrganisationSettings:
     """Change what was sent; every value is checked before anything is stored (a KMS key
     only once loadbay has generated and unwrapped a data key with it). A new KMS key wraps
@@ -122,6 +123,20 @@ def update_settings(
             org.invalid_row_policy = invalid_row_policy
         if kms_key_arn is not None:
             org.kms_key_arn = kms_key_arn
+        changed = {
+            name: value
+            for name, value in (
+                ("allowed_origins", origins),
+                ("default_retention_days", default_retention_days),
+                ("invalid_row_policy", invalid_row_policy),
+                ("kms_key_arn", kms_key_arn),
+            )
+            if value is not None
+        }
+        if changed:
+            audit.record(
+                session, action="settings.updated", actor=actor, org_id=org_id, detail=changed
+            )
     return settings_of(rt, org_id)
 
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.mail import SmtpSettings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,6 +67,7 @@ class Settings:
     public_url: str = "https://127.0.0.1:8443"
     queue_name: str = "deliveries"
     timings: Timings = field(default_factory=Timings)
+    smtp: SmtpSettings | None = None  # invitations; LOADBAY_SMTP_* (server.mail)
 
     def private_data_dir(self) -> Path:
         """The data directory, created 0700 (or narrowed to it): it holds the metadata
@@ -100,6 +103,7 @@ class Settings:
                 p.strip() for p in env.get("LOADBAY_TRUSTED_PROXIES", "").split(",") if p.strip()
             ),
             timings=Timings.from_env(env),
+            smtp=SmtpSettings.from_env(env),
             demo=demo,  # only `loadbay demo` mounts the demo's pages, never the environment
             public_url=env.get("LOADBAY_PUBLIC_URL", "https://127.0.0.1:8443").rstrip("/"),
         )

@@ -91,6 +91,18 @@ class Vault:
         info = f"loadbay/mapping-memory/{org_id}/{template_id}".encode()
         return hmac.new(org_key, info, hashlib.sha256).digest()
 
+    def seal_user_secret(self, user_id: str, secret: bytes) -> bytes:
+        """A person's TOTP secret, sealed under the master key and bound to them (a
+        user belongs to no one organisation)."""
+        return crypto.seal(self._master, secret, _user_aad(user_id))
+
+    def open_user_secret(self, user_id: str, sealed: bytes) -> bytes:
+        return crypto.open_sealed(self._master, sealed, _user_aad(user_id))
+
+
+def _user_aad(user_id: str) -> bytes:
+    return f"loadbay/totp-secret/{user_id}".encode()
+
 
 def _config_aad(org_id: str, destination_id: str) -> bytes:
     return f"loadbay/destination-config/{org_id}/{destination_id}".encode()

@@ -1,14 +1,18 @@
-"""Credentials at the edge: the upload token, the publishable key, the secret key, the
-page's own origin."""
+"""Credentials at the edge: the upload token, the publishable key, the page's own origin,
+the secret key, and the dashboard session."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from server import db, keys, permissions, security, sessions
 from server.errors import Forbidden, Unauthorized
+from server.http.limits import Limiter
 from server.keys import PREFIX as SECRET_PREFIX
 from server.runtime import Runtime
 
@@ -55,3 +59,61 @@ def secret_key(request: Request) -> str:
 def is_secret_key(request: Request) -> bool:
     """Whether the request carries a secret key (not whether the key is live)."""
     return request.headers.get("authorization", "").startswith("Bearer " + SECRET_PREFIX)
+
+
+def client_address(request: Request) -> str:
+    """The client's address: uvicorn puts the forwarded one here only when the peer is one
+    of LOADBAY_TRUSTED_PROXIES (server.cli runs it with forwarded_allow_ips)."""
+    return request.client.host if request.client else "unknown"
+
+
+def own_origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def dashboard_session(request: Request, now: dt.datetime) -> sessions.Current | None:
+    """The dashboard session its cookie names, if live (server.sessions)."""
+    return sessions.current(runtime_of(request), request.cookies.get(sessions.COOKIE), now)
+
+
+def route_path(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", request.url.path))
+
+
+async def management_org(request: Request, limiter: Limiter) -> tuple[db.Organisation, str]:
+    """The management API's caller and who it is, as events and the audit log name it: a
+    secret key (the organisation itself; `api-key:<key id>`), or a dashboard session whose
+    role holds the permission server.permissions names for this endpoint (`user:<user id>`;
+    a state-changing call then also carries the session's `X-CSRF-Token` and comes from our
+    origin). Either way the organisation's IP allowlist applies."""
+    rt = runtime_of(request)
+    if "authorization" in request.headers or sessions.COOKIE not in request.cookies:
+        secret = secret_key(request)
+        limiter.hit("secret-key", keys.digest(secret), limiter.per_key)
+        org, key = await run_in_threadpool(keys.identify, rt, secret)
+        actor = f"api-key:{key.id}"
+    else:
+        me = await run_in_threadpool(dashboard_session, request, db.utcnow())
+        if me is None or me.stage != sessions.FULL:
+            raise Unauthorized("Sign in to the dashboard again, or send a secret key.")
+        needed = permissions.API.get((request.method, route_path(request)))
+        if needed is None or not permissions.granted(me.role, needed):
+            raise Forbidden(f"Your role ({me.role}) may not do this.")
+        if request.method not in ("GET", "HEAD"):
+            if request.headers.get("origin") != own_origin(request) or not me.csrf_ok(
+                request.headers.get("x-csrf-token", "")
+            ):
+                raise Forbidden("Send the session's X-CSRF-Token from the dashboard's origin.")
+        org = await run_in_threadpool(_organisation, rt, me.org_id)
+        actor = f"user:{me.user_id}"
+    await run_in_threadpool(security.check_address, rt, org.id, client_address(request))
+    return org, actor
+
+
+def _organisation(rt: Runtime, org_id: str) -> db.Organisation:
+    with rt.sessions() as session:
+        org = session.get(db.Organisation, org_id)
+    if org is None:
+        raise Unauthorized("Sign in to the dashboard again, or send a secret key.")
+    return org

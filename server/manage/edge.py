@@ -21,9 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.errors import PipelineError
-from server import db, keys, templates
+from server import db, templates
 from server.errors import Invalid, ServiceError
-from server.http.auth import runtime_of, secret_key
+from server.http.auth import management_org, runtime_of
 from server.http.limits import JSON_BYTES, Limiter
 from server.http.responses import problem, problem_response, server_problem
 from server.logs import describe
@@ -53,7 +53,7 @@ class Call:
     request: Request
     rt: Runtime
     org: db.Organisation
-    key: db.SecretKey
+    actor: str  # who: api-key:<key id>, or user:<user id> for a dashboard session
     raw: bytes
 
     def parse(self, model: type[M]) -> M:
@@ -114,11 +114,6 @@ class Call:
     def id(self) -> str:
         return str(self.request.path_params["id"])[:100]
 
-    @property
-    def actor(self) -> str:
-        """Who did it, as events name a secret key."""
-        return f"api-key:{self.key.id}"
-
 
 Handler = Callable[[Call], Awaitable[Any]]
 
@@ -150,13 +145,11 @@ async def _run(request: Request, handler: Handler, status: int) -> Response:
     rt = runtime_of(request)
     limiter: Limiter = request.app.state.limiter
     limiter.address(request)
-    secret = secret_key(request)
-    limiter.hit("secret-key", keys.digest(secret), limiter.per_key)
-    org, key = await run_in_threadpool(keys.identify, rt, secret)
+    org, actor = await management_org(request, limiter)
     raw = b""
     if request.method in ("POST", "PUT", "PATCH"):
         raw = await limiter.body(request, JSON_BYTES)
-    call = Call(request, rt, org, key, raw)
+    call = Call(request, rt, org, actor, raw)
     idempotency_key = request.headers.get("idempotency-key")
     if request.method != "POST" or idempotency_key is None:
         return answer(await handler(call), status)

@@ -31,9 +31,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from pipeline.errors import PipelineError
-from server import headless, keys
+from server import headless
 from server.errors import Invalid, ServiceError, TooLarge, TooSlow
-from server.http.auth import runtime_of, secret_key
+from server.http.auth import management_org, runtime_of
 from server.http.limits import Limiter
 from server.http.responses import problem_response, server_problem
 from server.logs import describe
@@ -87,9 +87,7 @@ async def post_file(request: Request) -> Response:
         rt = runtime_of(request)
         limiter: Limiter = request.app.state.limiter
         limiter.address(request)
-        secret = secret_key(request)
-        limiter.hit("secret-key", keys.digest(secret), limiter.per_key)
-        org = await run_in_threadpool(keys.authenticate, rt, secret)
+        org, _ = await management_org(request, limiter)
         cap = rt.settings.max_file_bytes + FORM_OVERHEAD
         form = await _form(request, limiter, cap)
         try:

@@ -29,6 +29,16 @@ TABLES = {
     "idempotency_keys",
     "template_versions",
     "organisation_tombstones",
+    # accounts (server/models/accounts.py)
+    "users",
+    "memberships",
+    "invitations",
+    "user_sessions",
+    "recovery_codes",
+    "sign_in_failures",
+    "org_security",
+    "audit_entries",
+    "audit_head",
 }
 
 
