@@ -27,12 +27,26 @@ class Permission(enum.StrEnum):
     CONFIG_VIEW = "config.view"  # templates, destinations, organisation settings
     CONFIG_MANAGE = "config.manage"
     SETTINGS_MANAGE = "settings.manage"
+    DATA_VIEW = "data.view"  # imports: list, detail, delivery attempts (counts, no rows)
+    DATA_IMPORT = "data.import"  # a headless import; retrying a failed delivery
+    DATA_DOWNLOAD = "data.download"  # an import's rows
+    DATA_DELETE = "data.delete"  # shredding an import now
 
 
 P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.VIEWER: frozenset({P.SELF, P.MEMBERS_VIEW, P.CONFIG_VIEW}),
-    Role.DEVELOPER: frozenset({P.SELF, P.MEMBERS_VIEW, P.CONFIG_VIEW, P.CONFIG_MANAGE}),
+    Role.VIEWER: frozenset({P.SELF, P.MEMBERS_VIEW, P.CONFIG_VIEW, P.DATA_VIEW}),
+    Role.DEVELOPER: frozenset(
+        {
+            P.SELF,
+            P.MEMBERS_VIEW,
+            P.CONFIG_VIEW,
+            P.CONFIG_MANAGE,
+            P.DATA_VIEW,
+            P.DATA_IMPORT,
+            P.DATA_DOWNLOAD,
+        }
+    ),
     Role.ADMIN: frozenset(P),
     Role.OWNER: frozenset(P),
 }
@@ -40,7 +54,17 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 # covers the other roles; server.users enforces this rule, naming it from here).
 OWNER_ONLY_ROLES = frozenset({Role.OWNER})
 # The secret key: every permission the management API asks for.
-KEY_GRANTS = frozenset({P.CONFIG_VIEW, P.CONFIG_MANAGE, P.SETTINGS_MANAGE})
+KEY_GRANTS = frozenset(
+    {
+        P.CONFIG_VIEW,
+        P.CONFIG_MANAGE,
+        P.SETTINGS_MANAGE,
+        P.DATA_VIEW,
+        P.DATA_IMPORT,
+        P.DATA_DOWNLOAD,
+        P.DATA_DELETE,
+    }
+)
 
 # Pages reachable without a session (signing in, accepting an invitation, assets).
 PUBLIC = "public"
@@ -92,6 +116,14 @@ API: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/destination-kinds"): P.CONFIG_VIEW,
     ("GET", "/api/v1/organisation"): P.CONFIG_VIEW,
     ("PATCH", "/api/v1/organisation"): P.SETTINGS_MANAGE,
+    ("GET", "/api/v1/imports"): P.DATA_VIEW,
+    ("GET", "/api/v1/imports/{id}"): P.DATA_VIEW,
+    ("GET", "/api/v1/imports/{id}/rows"): P.DATA_DOWNLOAD,
+    ("DELETE", "/api/v1/imports/{id}"): P.DATA_DELETE,
+    ("GET", "/api/v1/imports/{id}/deliveries"): P.DATA_VIEW,
+    ("POST", "/api/v1/deliveries/{id}/retry"): P.DATA_IMPORT,
+    ("POST", "/api/v1/files"): P.DATA_IMPORT,
+    ("GET", "/api/v1/files/{id}"): P.DATA_VIEW,
     ("GET", "/api/v1/openapi.json"): PUBLIC,
 }
 
@@ -102,6 +134,7 @@ IMPORTER_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/imports"): IMPORTER,
     ("GET", "/api/v1/imports/{import_id}"): IMPORTER,
     ("PUT", "/api/v1/imports/{import_id}/batches/{seq}"): IMPORTER,
+    ("GET", "/api/v1/imports/{import_id}/batches"): IMPORTER,
     ("POST", "/api/v1/imports/{import_id}/submit"): IMPORTER,
     ("POST", "/api/v1/templates/{template_id}/mappings"): IMPORTER,
     ("POST", "/api/v1/templates/{template_id}/mappings/recall"): IMPORTER,

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from server import attempts, db, deliveries, exports, import_views, imports, retention
+from server import attempts, db, deliveries, exports, import_views, imports, retention, sessions
 from server.errors import NotFound
 from server.http.auth import is_secret_key
 from server.importer import routes as importer
@@ -42,11 +42,13 @@ STATUSES = tuple(s.value for s in imports.ImportStatus)
 def by_credential(
     management: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
-    """A secret key gets the management answer; an upload token (or nothing) the
-    importer's, in its own shape. Neither opens the other's answers."""
+    """A secret key, or a dashboard session without any bearer credential, gets the
+    management answer; an upload token (or nothing) the importer's, in its own shape.
+    Neither opens the other's answers."""
 
     async def endpoint(request: Request) -> Response:
-        if is_secret_key(request):
+        session = "authorization" not in request.headers and sessions.COOKIE in request.cookies
+        if is_secret_key(request) or session:
             return await management(request)
         request.scope["path_params"] = {"import_id": request.path_params["id"]}
         return await importer.import_status(request)

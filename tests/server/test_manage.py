@@ -118,7 +118,15 @@ def test_the_importer_keeps_its_error_shape_and_routes(
         headers={"authorization": f"Bearer {created.json()['uploadToken']}"},
     )
     assert status.status_code == 200
-    assert set(status.json()) == {"id", "status", "final", "rows", "batches", "deliveries"}
+    assert set(status.json()) == {
+        "id",
+        "status",
+        "final",
+        "rows",
+        "batches",
+        "left_out",
+        "deliveries",
+    }
     # The one shared path dispatches by credential: a secret key gets the management answer.
     managed_answer = api.get(f"/api/v1/imports/{created.json()['id']}")
     assert managed_answer.status_code == 200
