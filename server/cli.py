@@ -15,6 +15,7 @@ import typer
 
 from server import logs
 from server.admin_cli import org_app, rotate_master
+from server.apply_cli import apply_file
 from server.audit_cli import audit_app
 from server.import_cli import import_file
 
@@ -31,6 +32,7 @@ keys_app.command("rotate-master")(rotate_master)
 app.add_typer(org_app, name="org")
 app.command("import")(import_file)  # a headless import through a server's API
 app.add_typer(audit_app, name="audit")
+app.command("apply")(apply_file)  # declarative provisioning (server/provisioning.py)
 
 
 @assets_app.command("build")

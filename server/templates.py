@@ -76,7 +76,8 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     return when, item_id
 
 
-def _parsed_name(schema: Any) -> str:
+def template_name(schema: Any) -> str:
+    """A template's name (its Table Schema `name`), once the engine has parsed it."""
     if not isinstance(schema, dict):
         raise InvalidTemplate("A template is a Table Schema JSON object.")
     try:
@@ -96,7 +97,7 @@ def retention_days(rt: Runtime, org: db.Organisation, schema: dict[str, Any]) ->
 
 
 def create_template(rt: Runtime, org_id: str, schema: dict[str, Any]) -> db.Template:
-    name = _parsed_name(schema)
+    name = template_name(schema)
     now = db.utcnow()
     row = db.Template(
         id=db.new_id("tpl"),
@@ -141,7 +142,7 @@ def replace_template(
 ) -> db.Template:
     """A new version: the schema the importer serves from now on; imports under way keep
     the version they started with."""
-    name = _parsed_name(schema)
+    name = template_name(schema)
     with rt.sessions.begin() as session:
         row = _owned(session, org_id, template_id)
         if row.deleted_at is not None:
