@@ -48,14 +48,17 @@ test: $(ASSETS) lint types test-js
 
 # Engine vs PapaParse in Chromium on a generated 1M x 20 CSV and a 200k-row xlsx (cached in
 # bench/data); writes bench/results/<timestamp>.json, latest.json and latest.png. Then the
-# edge under hostile requests, the server's ingest and submit-to-webhook time, and 1M x 20
-# delivered to PostgreSQL, S3 (moto) and a webhook (bench/results/edge-latest.json,
-# ingest-latest.json, destinations-latest.json).
+# edge under hostile requests, the server's ingest and submit-to-webhook time, 1M x 20
+# delivered to PostgreSQL, S3 (moto) and a webhook, a 1M-row import downloaded in each
+# format, and passthrough against stored (bench/results/edge-latest.json,
+# ingest-latest.json, destinations-latest.json, downloads-latest.json, passthrough-latest.json).
 bench: $(ASSETS)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.edge
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.destinations
+	$(BIN)/python -m bench.downloads 1000000
+	$(BIN)/python -m bench.passthrough
 
 clean:
 	rm -rf build .venv browser/node_modules
