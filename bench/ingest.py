@@ -316,6 +316,8 @@ def _import(
 ) -> tuple[float, float]:
     """As browser/src/upload.js: create, PUT each batch in turn, submit. Returns (upload
     seconds, submit-to-last-row seconds)."""
+    from server.http.digest import content_digest_header
+
     origin = {"origin": base}
     created = _ok(
         client.post(
@@ -333,7 +335,8 @@ def _import(
     start = time.perf_counter()
     for batch, body in bodies:
         path = f"/api/v1/imports/{created['id']}/batches/{batch.seq}?first_row={batch.first_row}"
-        _ok(client.put(path, content=body, headers=put))
+        digest = {"content-digest": content_digest_header(body)}
+        _ok(client.put(path, content=body, headers=put | digest))
     uploaded = time.perf_counter()
     _ok(
         client.post(

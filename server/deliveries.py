@@ -321,7 +321,7 @@ def _prepare(rt: Runtime, delivery_id: int) -> tuple[str, dict[str, Any], Delive
             )
         ).first()
         if stored is None:
-            raise NotFound(f"Batch {delivery.seq} of import {imp.id} is not stored.")
+            raise NotFound(f"Batch {delivery.seq} of import {imp.id} is no longer stored.")
         sealed_at, left_out = stored
         batch = DeliveryBatch(
             import_id=imp.id,

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from server import db, events, exports, imports
 from server import destinations as server_destinations
 from server.errors import Gone, Invalid, NotFound
+from server.models import accounts
 from server.runtime import Runtime
 
 log = logging.getLogger("loadbay.offboarding")
@@ -45,6 +46,15 @@ ORGANISATION_EXPORTED = "organisation.exported"
 # Every table delete_organisation empties of the organisation's rows, children first; the
 # tests fail when a table exists that is neither here nor the tombstones'.
 SHREDDED = (
+    # accounts: the organisation's memberships, invitations, sessions and security rules;
+    # a user who belonged to no other organisation goes too, with their codes and failures
+    "user_sessions",
+    "invitations",
+    "org_security",
+    "recovery_codes",
+    "sign_in_failures",
+    "memberships",
+    "users",
     "delivery_attempts",
     "deliveries",
     "batches",
@@ -137,7 +147,7 @@ def delete_organisation(
         )
         # Blob keys are <org id>/<import id>/...: one prefix holds all of them.
         rt.blobs.delete_prefix(f"{org.id}/")
-        for statement in _shredding(org.id):
+        for statement in _shredding(org.id, _sole_members(session, org.id)):
             session.execute(statement.execution_options(synchronize_session=False))
         session.add(tombstone)
     log.info("organisation %s deleted by %s", org_id, actor)
@@ -358,12 +368,37 @@ def _counts(session: Session, org_id: str) -> dict[str, int]:
     }
 
 
-def _shredding(org_id: str) -> list[Any]:
-    """The DELETE statements, children before parents (foreign keys hold throughout)."""
+def _sole_members(session: Session, org_id: str) -> list[str]:
+    """Members of `org_id` who belong to no other organisation."""
+    members = select(accounts.Membership.user_id).where(accounts.Membership.org_id == org_id)
+    elsewhere = select(accounts.Membership.user_id).where(accounts.Membership.org_id != org_id)
+    return list(
+        session.scalars(
+            select(accounts.User.id).where(
+                accounts.User.id.in_(members), accounts.User.id.not_in(elsewhere)
+            )
+        )
+    )
+
+
+def _shredding(org_id: str, sole: list[str]) -> list[Any]:
+    """The DELETE statements, children before parents (foreign keys hold throughout). The
+    audit log (audit_entries, audit_head) is kept: it holds ids and actors, never a value,
+    and deleting from a hash chain would break `loadbay audit verify` for everyone."""
     imports = select(db.Import.id).where(db.Import.org_id == org_id)
     deliveries = select(db.Delivery.id).where(db.Delivery.import_id.in_(imports))
     templates = select(db.Template.id).where(db.Template.org_id == org_id)
+    a = accounts
     statements = {
+        "user_sessions": delete(a.UserSession).where(
+            (a.UserSession.org_id == org_id) | a.UserSession.user_id.in_(sole)
+        ),
+        "invitations": delete(a.Invitation).where(a.Invitation.org_id == org_id),
+        "org_security": delete(a.OrgSecurity).where(a.OrgSecurity.org_id == org_id),
+        "recovery_codes": delete(a.RecoveryCode).where(a.RecoveryCode.user_id.in_(sole)),
+        "sign_in_failures": delete(a.SignInFailure).where(a.SignInFailure.user_id.in_(sole)),
+        "memberships": delete(a.Membership).where(a.Membership.org_id == org_id),
+        "users": delete(a.User).where(a.User.id.in_(sole)),
         "delivery_attempts": delete(db.DeliveryAttempt).where(
             db.DeliveryAttempt.delivery_id.in_(deliveries)
         ),

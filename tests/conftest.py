@@ -8,6 +8,7 @@ test. Nothing here talks to anything but loopback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -387,3 +388,22 @@ def receiver() -> Iterator[Receiver]:
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+def run_async(work: Any) -> Any:
+    """asyncio.run in a thread of its own: another test's loop may be running in this one."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            result.append(asyncio.run(work))
+        except BaseException as exc:  # handed to the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=go)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]

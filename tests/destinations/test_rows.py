@@ -77,7 +77,7 @@ def test_every_delivered_type_holds_the_same_values() -> None:
 def test_the_webhook_body_is_the_same_document() -> None:
     table = _every_type()
     batch = DeliveryBatch("imp_1", 3, 9, "contacts", table, dt.datetime(2026, 1, 1, tzinfo=UTC))
-    assert json.loads(_body(batch)) == {
+    assert json.loads(_body(batch, 0, 1, table)) == {
         "type": "import.batch",
         "timestamp": "2026-01-01T00:00:00+00:00",
         "data": {
@@ -85,7 +85,10 @@ def test_the_webhook_body_is_the_same_document() -> None:
             "template": "contacts",
             "batch": 3,
             "batch_count": 9,
+            "part": 0,
+            "part_count": 1,
             "row_count": 5,
+            "left_out": 0,
             "rows": _python(table),
         },
     }

@@ -172,6 +172,9 @@ def test_a_passthrough_import_not_delivered_in_its_window_tells_the_user(
         assert delivery.status == "failed"
         assert delivery.last_error is not None
         assert "passthrough window" in delivery.last_error
-        [event] = session.scalars(select(db.Event).where(db.Event.import_id == import_id)).all()
+        submitted, event = session.scalars(
+            select(db.Event).where(db.Event.import_id == import_id).order_by(db.Event.id)
+        ).all()
+        assert submitted.kind == "import.submitted"
         assert (event.kind, event.detail["reason"]) == ("import.expired", "passthrough-window")
     rt.sessions.kw["bind"].dispose()

@@ -24,6 +24,7 @@ from server.errors import Conflict, Invalid
 from server.http.digest import content_digest_header
 from server.http.limits import Limiter
 from server.runtime import Runtime
+from tests.conftest import run_async
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -112,23 +113,7 @@ async def _call(
     )
 
 
-def _run(work: Any) -> Any:
-    """asyncio.run in a thread of its own: another test's loop may be running in this one."""
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def go() -> None:
-        try:
-            result.append(asyncio.run(work))
-        except BaseException as exc:  # handed to the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=go)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return result[0]
+_run = run_async
 
 
 def call(app: Starlette, *args: Any, **kwargs: Any) -> Answer:

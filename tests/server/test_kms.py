@@ -33,6 +33,7 @@ from server import (
     uploads,
 )
 from server.app import create_app
+from server.http.digest import content_digest_header
 from server.kms import KeyRefused, UnusableKey
 from server.runtime import Runtime
 
@@ -266,14 +267,16 @@ def test_uploading_to_an_import_whose_key_was_disabled_is_a_503(
     kms_client.disable_key(KeyId=_key_id(two_orgs.arn))
     try:
         with TestClient(create_app(rt), base_url=BASE) as client:
+            body = batch_factory(CSV)
             answer = client.put(
                 f"/api/v1/imports/{created.import_id}/batches/0",
                 params={"first_row": 2},
-                content=batch_factory(CSV),
+                content=body,
                 headers={
                     "authorization": f"Bearer {created.upload_token}",
                     "origin": BASE,
                     "content-type": "application/vnd.apache.arrow.stream",
+                    "content-digest": content_digest_header(body),
                 },
             )
         assert answer.status_code == 503, answer.text

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from destinations.webhook import new_secret
 from server import db, imports, keys, orgs
+from server.http.digest import content_digest_header
 from server.runtime import Runtime
 from server.settings import Settings
 from tests.conftest import CONTACTS_SCHEMA, REPO
@@ -168,18 +169,19 @@ def test_no_cell_value_reaches_a_log_line(
         assert created.status_code == 201, created.text
         import_id, token = created.json()["id"], created.json()["uploadToken"]
         auth = {**origin, "authorization": f"Bearer {token}"}
+        bad, good = batch_factory(BAD), batch_factory(GOOD)
         refused = client.put(
             f"/api/v1/imports/{import_id}/batches/0",
             params={"first_row": 2},
-            content=batch_factory(BAD),
-            headers=auth,
+            content=bad,
+            headers=auth | {"content-digest": content_digest_header(bad)},
         )
         assert refused.status_code == 422, refused.text
         stored = client.put(
             f"/api/v1/imports/{import_id}/batches/0",
             params={"first_row": 2},
-            content=batch_factory(GOOD),
-            headers=auth,
+            content=good,
+            headers=auth | {"content-digest": content_digest_header(good)},
         )
         assert stored.status_code == 200, stored.text
         submitted = client.post(
@@ -252,7 +254,12 @@ def client():
                 f"{base}/api/v1/imports/{import_id}/batches/0",
                 params={"first_row": 2},
                 content=b"rows",
-                headers={"authorization": f"Bearer {token}", "origin": base},
+                headers={
+                    "authorization": f"Bearer {token}",
+                    "origin": base,
+                    # sha-256 of b"rows", so the request reaches the (broken) decoder
+                    "content-digest": "sha-256=:vFHp5l154ckLpUSrLq4QRMzfjBr3pVm6N1y6Qnb32Z4=:",
+                },
                 verify=False,
             )
             break

@@ -26,7 +26,7 @@ from server.errors import Invalid
 from server.manage import idempotency, import_routes, schemas
 from server.manage import routes as manage_routes
 from server.runtime import Runtime
-from tests.conftest import CONTACTS_SCHEMA
+from tests.conftest import CONTACTS_SCHEMA, run_async
 
 if TYPE_CHECKING:
     from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup, Receiver, RuntimeFactory
@@ -374,7 +374,7 @@ def test_a_download_stops_when_its_client_goes(
         await stream.aclose()  # type: ignore[attr-defined]
         return chunk, producers
 
-    chunk, producers = asyncio.run(first_chunk_then_leave())
+    chunk, producers = run_async(first_chunk_then_leave())
     assert chunk.startswith(b"full_name,email,")
     producers[0].join(10)
     assert not producers[0].is_alive()
@@ -405,7 +405,7 @@ def test_downloads_beyond_the_cap_wait_their_turn(
         chunks = [await waiting] + [chunk async for chunk in second]
         return running, b"".join(chunks)
 
-    running, body = asyncio.run(two())
+    running, body = run_async(two())
     assert running == 1
     assert body.splitlines()[1:] == [
         b"Ada Lovelace,ada@example.com,,GB,,",
@@ -440,7 +440,7 @@ def test_a_download_failing_midway_is_cut_not_short(
             received.append(chunk)
 
     with pytest.raises(import_routes.DownloadBroken) as caught:
-        asyncio.run(read_all())
+        run_async(read_all())
     assert b"".join(received).splitlines() == [
         b"full_name,email,phone,country,signup_date,amount",
         b"Ada Lovelace,ada@example.com,,GB,,",

@@ -25,6 +25,7 @@ from moto.server import ThreadedMotoServer
 from sqlalchemy import func, select
 
 from server import db, imports
+from server.http.digest import content_digest_header
 from server.settings import Timings
 from tests.server.test_faults import FAST, Processes, RedisProcess, own_redis, wait_for
 
@@ -160,7 +161,7 @@ def test_two_receivers_and_three_workers_survive_losing_one_of_each(
                     "PUT",
                     f"/api/v1/imports/{import_id}/batches/{seq}",
                     params={"first_row": 2 + seq * ROWS_PER_BATCH},
-                    headers=auth,
+                    headers=auth | {"content-digest": content_digest_header(bodies[(n, seq)])},
                     content=bodies[(n, seq)],
                 )
                 assert put.status_code == 200, put.text

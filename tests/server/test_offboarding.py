@@ -16,9 +16,22 @@ import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
-from server import db, deliveries, jobs, keys, mappings, offboarding, orgs, retention, templates
+from server import (
+    db,
+    deliveries,
+    jobs,
+    keys,
+    mappings,
+    offboarding,
+    orgs,
+    retention,
+    templates,
+    users,
+)
 from server.cli import app
 from server.errors import Gone, Invalid, NotFound, Unauthorized
+from server.models import accounts
+from server.permissions import Role
 from server.runtime import Runtime
 from tests.conftest import CONTACTS_SCHEMA
 from tests.server.test_blobs_s3 import s3_endpoint, s3_env  # noqa: F401 - fixtures
@@ -195,6 +208,16 @@ def _rows_of(runtime: Runtime, org_id: str, template_id: str) -> dict[str, int]:
     for table in ("events", "imports", "destinations", "templates", "secret_keys"):
         queries[table] = f"SELECT count(*) FROM {table} WHERE org_id = :org"  # noqa: S608
     queries["idempotency_keys"] = "SELECT count(*) FROM idempotency_keys WHERE org_id = :org"
+    for table in ("memberships", "invitations", "org_security", "user_sessions"):
+        queries[table] = f"SELECT count(*) FROM {table} WHERE org_id = :org"  # noqa: S608
+    # A member of this organisation only goes with it (the users of no other organisation).
+    sole = (
+        "SELECT user_id FROM memberships WHERE org_id = :org AND user_id NOT IN "
+        "(SELECT user_id FROM memberships WHERE org_id <> :org)"
+    )
+    queries["users"] = f"SELECT count(*) FROM users WHERE id IN ({sole})"  # noqa: S608
+    for table in ("recovery_codes", "sign_in_failures"):
+        queries[table] = f"SELECT count(*) FROM {table} WHERE user_id IN ({sole})"  # noqa: S608
     with runtime.sessions() as session:
         return {t: int(session.scalar(text(q), params) or 0) for t, q in queries.items()}
 
@@ -204,10 +227,24 @@ def test_delete_shreds_everything_and_keeps_a_tombstone(
 ) -> None:
     a, b = tenants
     org_id = a.setup.org.id
+    password = "a long pass phrase for tests"
+    alice = users.add_user(
+        runtime, org_id, "alice@a.example", "Alice", password, Role.OWNER, actor="t"
+    )
+    bob = users.add_user(
+        runtime, b.setup.org.id, "bob@b.example", "Bob", password, Role.OWNER, actor="t"
+    )
+    with runtime.sessions.begin() as session:  # bob is a member of both
+        session.add(accounts.Membership(org_id=org_id, user_id=bob.id, role="viewer"))
+    users.record_failure(runtime, alice.id, "127.0.0.1", db.utcnow(), "password")
     before = _rows_of(runtime, org_id, a.setup.template.id)
+    other = _rows_of(runtime, b.setup.org.id, b.setup.template.id)
     assert set(before) == set(offboarding.SHREDDED)
-    # Everything is there to be shredded (unique_values only for templates with a unique rule).
-    assert {t for t, n in before.items() if n == 0} == {"unique_values"}
+    assert (before["users"], before["memberships"], before["sign_in_failures"]) == (1, 2, 1)
+    # Everything is there to be shredded (unique_values only for templates with a unique rule;
+    # no invitation, session, security rule or recovery code was made here).
+    empty = {"unique_values", "invitations", "org_security", "user_sessions", "recovery_codes"}
+    assert {t for t, n in before.items() if n == 0} == empty
     blobs = runtime.settings.blob_dir
     assert list((blobs / org_id).rglob("*.sealed"))
 
@@ -216,6 +253,10 @@ def test_delete_shreds_everything_and_keeps_a_tombstone(
     assert "its tombstone remains" in done.stdout
 
     assert set(_rows_of(runtime, org_id, a.setup.template.id).values()) == {0}
+    with runtime.sessions() as session:
+        assert session.get(accounts.User, alice.id) is None  # of this organisation only
+        assert session.get(accounts.User, bob.id) is not None  # still in the other one
+        assert session.get(accounts.Membership, (b.setup.org.id, bob.id)) is not None
     assert not (blobs / org_id).exists()
     with runtime.sessions() as session:
         tombstone = session.get(db.OrganisationTombstone, org_id)
@@ -244,7 +285,7 @@ def test_delete_shreds_everything_and_keeps_a_tombstone(
     # The other organisation is whole.
     assert {
         t: n for t, n in _rows_of(runtime, b.setup.org.id, b.setup.template.id).items()
-    } == before
+    } == other | {"users": 1}  # bob now belongs to it alone
     assert "Grace Hopper" in csv_of(runtime, b.kept)
     assert keys.authenticate(runtime, b.secret).id == b.setup.org.id
     assert list((blobs / b.setup.org.id).rglob("*.sealed"))
@@ -262,7 +303,8 @@ def test_delete_asks_before_it_shreds(runtime: Runtime, tenants: tuple[Tenant, T
 
 def test_every_table_is_shredded_or_is_the_tombstones() -> None:
     """A new table must say what offboarding does with it (add it to SHREDDED)."""
-    assert set(db.Base.metadata.tables) == set(offboarding.SHREDDED) | {"organisation_tombstones"}
+    kept = {"organisation_tombstones", "audit_entries", "audit_head"}  # see _shredding
+    assert set(db.Base.metadata.tables) == set(offboarding.SHREDDED) | kept
 
 
 def test_delete_empties_the_s3_prefix_of_the_organisation_only(

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from server import db, imports, orgs, retention, templates
 from server.app import create_app
+from server.http.digest import content_digest_header
 from server.runtime import Runtime
 from tests.conftest import CONTACTS_SCHEMA, HOST_ORIGIN
 
@@ -131,7 +132,8 @@ def test_after_expiry_the_data_routes_answer_410_with_the_date_and_reason(
 
     body = batch_factory(CSV)
     url = f"/api/v1/imports/{created.import_id}"
-    put = client.put(f"{url}/batches/0", content=body, headers=auth)
+    digest = {"content-digest": content_digest_header(body)}
+    put = client.put(f"{url}/batches/0", content=body, headers=auth | digest)
     assert put.status_code == 410
     error = put.json()["error"]
     assert error["code"] == "gone"
