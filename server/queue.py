@@ -35,6 +35,7 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
+from rq.utils import utcparse
 
 from server.settings import Settings, Timings
 
@@ -190,6 +191,23 @@ class JobQueue:
             members = self.connection.zrange(self._slot_keys(name)[1], 0, -1)
             found.update(m.decode() if isinstance(m, bytes) else str(m) for m in members)
         return found
+
+    def queued_ids(self) -> set[str]:
+        """The job ids (unprefixed, as callers name them) waiting in the three queues now."""
+        prefix = self.job_id("")
+        with self.connection.pipeline(transaction=False) as pipe:
+            for queue in (self.retry, self.small, self.first):
+                pipe.lrange(queue.key, 0, -1)
+            lists = pipe.execute()
+        found = (v.decode() if isinstance(v, bytes) else str(v) for ids in lists for v in ids)
+        return {i[len(prefix) :] for i in found if i.startswith(prefix)}
+
+    def started_at(self, job_id: str) -> dt.datetime | None:
+        """When job `job_id` started (None: no such job, or not started)."""
+        raw = self.connection.hget(Job.key_for(self.job_id(job_id)), "started_at")
+        if not raw:
+            return None
+        return utcparse(raw.decode() if isinstance(raw, bytes) else str(raw)).replace(tzinfo=dt.UTC)
 
     def status(self, job_id: str) -> JobStatus | None:
         [status] = self.statuses([job_id])

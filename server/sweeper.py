@@ -1,9 +1,10 @@
 """The stale-delivery sweeper, run every minute by `loadbay cron`: a claim whose worker
 died goes back to pending (its attempt counted) or to failed once the schedule is spent;
 a due delivery with no queued, scheduled or started job is enqueued (deliveries created
-while Redis was down, retries whose job was lost); a retry no scheduler picked up is
-moved onto the retry queue; deliveries waiting for a destination's place whose holder
-died are woken."""
+while Redis was down, retries whose job was lost), and so is one whose job Redis calls
+started long ago although nobody claimed the delivery (its work horse died first); a
+retry no scheduler picked up is moved onto the retry queue; deliveries waiting for a
+destination's place whose holder died are woken."""
 
 from __future__ import annotations
 
@@ -94,10 +95,42 @@ def sweep(rt: Runtime, now: dt.datetime | None = None) -> SweepReport:
         and row.next_attempt_at is not None
         and row.next_attempt_at < overdue
     )
+    enqueued += _run_again_what_died_unclaimed(rt, due, statuses, moment)
     enqueued += _wake_waiters(rt)
     if released or failed or enqueued:
         log.info("sweep: %s released, %s failed, %s enqueued", released, failed, enqueued)
     return SweepReport(released, failed, enqueued)
+
+
+def _run_again_what_died_unclaimed(
+    rt: Runtime, due: Any, statuses: list[JobStatus | None], moment: dt.datetime
+) -> int:
+    """Jobs Redis remembers wrongly after it went away and came back from its AOF, for a
+    due delivery nobody claimed: one it calls started long ago (its work horse died before
+    claiming: a live attempt claims within milliseconds of starting), or one it calls
+    queued that no queue holds (taken off the queue just before Redis died, its start not
+    written). Each is run again, under an id of its own (the stale record keeps the
+    first; a duplicate job finds the claim taken)."""
+    stale = moment - dt.timedelta(seconds=rt.queue.timings.stale_after)
+    queued = rt.queue.queued_ids() if JobStatus.QUEUED in statuses else set()
+    again = 0
+    for row, status in zip(due, statuses, strict=True):
+        name = deliveries.job_id(row.id, row.attempts + 1)
+        if status == JobStatus.QUEUED:
+            if name in queued:
+                continue
+        elif status == JobStatus.STARTED:
+            started = rt.queue.started_at(name)
+            if started is not None and started > stale:
+                continue
+        else:
+            continue
+        stamp = int(moment.timestamp())
+        job = f"{name}-again-{stamp}"
+        again += rt.queue.enqueue(deliveries.DELIVER, row.id, job_id=job, retry=True)
+    if again:
+        log.warning("sweep: %s attempt(s) that died before claiming run again", again)
+    return again
 
 
 def _wake_waiters(rt: Runtime) -> int:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from rq import SimpleWorker
+from rq.job import Job, JobStatus
 from sqlalchemy import delete, update
 
 from server import db, deliveries, imports, jobs, sweeper, uploads
@@ -206,6 +207,45 @@ def test_the_sweeper_enqueues_due_deliveries_without_a_job(
     assert sweeper.sweep(rt).enqueued == 1
     assert sweeper.sweep(rt).enqueued == 0  # queued already
     assert deliveries.enqueue_all(rt, [delivery_id]) == 0  # nor does the submit route
+
+
+def test_a_job_redis_calls_queued_that_no_queue_holds_is_run_again(
+    one_delivery: tuple[Runtime, int], receiver: Receiver
+) -> None:
+    """Taken off its queue just before Redis died; its start was never written."""
+    rt, delivery_id = one_delivery
+    assert deliveries.enqueue_all(rt, [delivery_id]) == 1
+    assert sweeper.sweep(rt).enqueued == 0  # queued, and on its queue: left alone
+    job = Job.fetch(rt.queue.job_id(f"delivery-{delivery_id}-1"), connection=rt.queue.connection)
+    rt.queue.small.remove(job)
+    assert job.get_status(refresh=True) == JobStatus.QUEUED
+    assert sweeper.sweep(rt).enqueued == 1
+    SimpleWorker(rt.queue.worker_queues, connection=rt.queue.connection).work(burst=True)
+    row = delivery(rt, delivery_id)
+    assert (row.status, row.attempts, len(receiver.requests)) == (DeliveryStatus.DELIVERED, 1, 1)
+
+
+def test_a_job_that_died_before_claiming_is_run_again(
+    one_delivery: tuple[Runtime, int], receiver: Receiver
+) -> None:
+    """Redis went away under a work horse that had started the job but not claimed the
+    delivery: Redis (restored from its AOF) still calls the job started, for ever."""
+    rt, delivery_id = one_delivery
+    assert deliveries.enqueue_all(rt, [delivery_id]) == 1
+    job = Job.fetch(rt.queue.job_id(f"delivery-{delivery_id}-1"), connection=rt.queue.connection)
+    rt.queue.small.remove(job)  # it left the queue for a work horse...
+    started = db.utcnow() - dt.timedelta(seconds=rt.queue.timings.stale_after - 2)
+    job.set_status(JobStatus.STARTED)
+    job.started_at = started.replace(tzinfo=None)
+    job.save()
+    assert sweeper.sweep(rt).enqueued == 0  # ...a few seconds ago: it may yet claim it
+    job.started_at = (started - dt.timedelta(seconds=5)).replace(tzinfo=None)
+    job.save()
+    assert sweeper.sweep(rt).enqueued == 1  # long ago, and nobody claimed it: run again
+    assert rt.queue.retry.count == 1
+    SimpleWorker(rt.queue.worker_queues, connection=rt.queue.connection).work(burst=True)
+    row = delivery(rt, delivery_id)
+    assert (row.status, row.attempts, len(receiver.requests)) == (DeliveryStatus.DELIVERED, 1, 1)
 
 
 @pytest.mark.parametrize("store", ["sqlite"])
