@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server import db
@@ -84,8 +85,11 @@ def record(
     moved = session.execute(
         update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=AuditHead.seq + 1)
     )
-    if not getattr(moved, "rowcount", 1):
-        _new_head(session)
+    if not getattr(moved, "rowcount", 1) and not _new_head(session):
+        # Another writer made the head meanwhile: queue behind it as usual.
+        session.execute(
+            update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=AuditHead.seq + 1)
+        )
     seq, prev_hash = session.execute(
         select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID)
     ).one()
@@ -111,13 +115,19 @@ def record(
     return entry
 
 
-def _new_head(session: Session) -> None:
+def _new_head(session: Session) -> bool:
     """The head row is made by the migration; should it be gone (a database emptied by
-    hand), the chain goes on from its newest entry, numbered after it."""
+    hand), the chain goes on from its newest entry, numbered after it. False when a
+    concurrent writer made it first (two receivers' first entries at once)."""
     last = session.scalar(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1))
     seq, digest = (last.seq, last.hash) if last else (0, GENESIS)
-    session.add(AuditHead(id=HEAD_ID, seq=seq + 1, hash=digest))
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(AuditHead(id=HEAD_ID, seq=seq + 1, hash=digest))
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 def write(rt: Runtime, **values: Any) -> Entry:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from server import audit, events
 from server.cli import app
-from server.models.accounts import AuditEntry
+from server.models.accounts import AuditEntry, AuditHead
 from server.runtime import Runtime
 from tests.server.users_support import org_with_owner
 
@@ -50,6 +50,26 @@ def test_concurrent_writers_keep_one_chain(runtime: Runtime) -> None:
         t.join()
     verdict = audit.verify(runtime)
     assert verdict.problems == () and verdict.checked == 41
+
+
+def test_writers_racing_to_remake_a_missing_head_keep_one_chain(runtime: Runtime) -> None:
+    """A database emptied by hand has no head row: the first writers make it once."""
+    acme = org_with_owner(runtime)
+    with runtime.sessions.begin() as session:
+        session.execute(delete(AuditHead))
+    barrier = threading.Barrier(4)
+
+    def first(n: int) -> None:
+        barrier.wait()
+        _fill(runtime, acme.org.id, n)
+
+    threads = [threading.Thread(target=first, args=(5,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    verdict = audit.verify(runtime)
+    assert verdict.problems == () and verdict.checked == 21
 
 
 def _cli(runtime: Runtime) -> tuple[int, str]:
