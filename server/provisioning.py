@@ -180,7 +180,7 @@ def _walk(rt: Runtime, wanted: ApplyFile, *, write: bool) -> list[Change]:
 
 
 def _new_children(spec: OrganisationIn) -> list[Change]:
-    names = [str((t.schema_ or {}).get("name", "?")) for t in spec.templates]
+    names = [templates.template_name(t.schema_ or {}) for t in spec.templates]
     return [Change("create", f"template {spec.name}/{n}") for n in names] + [
         Change("create", f"destination {spec.name}/{d.template}/{d.name}")
         for d in spec.destinations

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import secrets
+import socket
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -407,3 +408,10 @@ def run_async(work: Any) -> Any:
     if errors:
         raise errors[0]
     return result[0]
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -76,6 +76,12 @@ def dashboard_session(request: Request, now: dt.datetime) -> sessions.Current | 
     return sessions.current(runtime_of(request), request.cookies.get(sessions.COOKIE), now)
 
 
+def uses_session(request: Request) -> bool:
+    """Whether the management API's caller is a dashboard session: a session cookie and no
+    bearer credential (a bearer credential is always the one that counts)."""
+    return "authorization" not in request.headers and sessions.COOKIE in request.cookies
+
+
 def route_path(request: Request) -> str:
     route = request.scope.get("route")
     return str(getattr(route, "path", request.url.path))
@@ -88,7 +94,7 @@ async def management_org(request: Request, limiter: Limiter) -> tuple[db.Organis
     a state-changing call then also carries the session's `X-CSRF-Token` and comes from our
     origin). Either way the organisation's IP allowlist applies."""
     rt = runtime_of(request)
-    if "authorization" in request.headers or sessions.COOKIE not in request.cookies:
+    if not uses_session(request):
         secret = secret_key(request)
         limiter.hit("secret-key", keys.digest(secret), limiter.per_key)
         org, key = await run_in_threadpool(keys.identify, rt, secret)

@@ -19,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from server import attempts, db, deliveries, exports, import_views, imports, retention, sessions
+from server import attempts, db, deliveries, exports, import_views, imports, retention
 from server.errors import NotFound
-from server.http.auth import is_secret_key
+from server.http.auth import is_secret_key, uses_session
 from server.importer import routes as importer
 from server.manage import schemas
 from server.manage.edge import Call, bad_query
@@ -47,8 +47,7 @@ def by_credential(
     Neither opens the other's answers."""
 
     async def endpoint(request: Request) -> Response:
-        session = "authorization" not in request.headers and sessions.COOKIE in request.cookies
-        if is_secret_key(request) or session:
+        if is_secret_key(request) or uses_session(request):
             return await management(request)
         request.scope["path_params"] = {"import_id": request.path_params["id"]}
         return await importer.import_status(request)

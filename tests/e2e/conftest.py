@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from bench.chromium import CHROMIUM, CHROMIUM_FLAGS
+from tests.conftest import free_port
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,10 @@ class Demo:
         return receipts
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("demo")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     log = (data_dir / "demo.log").open("w")
     proc = subprocess.Popen(

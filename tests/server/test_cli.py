@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from server.cli import app
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "server" / "demo" / "contacts.schema.json"
@@ -277,12 +277,6 @@ def test_convert_refuses_an_unknown_output_format_before_reading(
 # --- `loadbay demo`: every process it starts stops with it ---------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _redis_servers_in(directory: Path) -> list[psutil.Process]:
     """redis-server processes whose working directory (its `dir`) is `directory`."""
     found = []
@@ -294,7 +288,7 @@ def _redis_servers_in(directory: Path) -> list[psutil.Process]:
 
 def _start_demo(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     """`loadbay demo` on a free port and a data directory of its own, answering /healthz."""
-    port, data_dir = _free_port(), tmp_path / "demo"
+    port, data_dir = free_port(), tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADBAY_", "REDIS_"))}
     log = (tmp_path / "demo.log").open("wb")
     demo = subprocess.Popen(  # noqa: S603 - our own interpreter and module

@@ -5,7 +5,6 @@ AWS: data keys generated and unwrapped by KMS; a disabled key seals one organisa
 from __future__ import annotations
 
 import io
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +35,16 @@ from server.app import create_app
 from server.http.digest import content_digest_header
 from server.kms import KeyRefused, UnusableKey
 from server.runtime import Runtime
+from tests.conftest import free_port
 
 if TYPE_CHECKING:
-    from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup, Receiver, RuntimeFactory
+    from tests.conftest import (
+        BatchFactory,
+        DemoOrgFactory,
+        OrgSetup,
+        Receiver,
+        RuntimeFactory,
+    )
 
 CSV = "Full name,Email\nAda Lovelace,ada@example.com\nGrace Hopper,grace@example.com\n"
 BASE = "https://127.0.0.1:8443"
@@ -47,13 +53,6 @@ BASE = "https://127.0.0.1:8443"
 @pytest.fixture
 def store() -> str:
     return "sqlite"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class _KeyStateEnforced:
@@ -88,7 +87,7 @@ class _KeyStateEnforced:
 
 @pytest.fixture(scope="module")
 def kms_endpoint() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

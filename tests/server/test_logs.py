@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from server import db, imports, keys, orgs
 from server.http.digest import content_digest_header
 from server.runtime import Runtime
 from server.settings import Settings
-from tests.conftest import CONTACTS_SCHEMA, REPO
+from tests.conftest import CONTACTS_SCHEMA, REPO, free_port
 
 if TYPE_CHECKING:
     from tests.conftest import BatchFactory, Receiver
@@ -46,13 +45,6 @@ BAD_DATE = "31/31/1999-quasar"
 BAD = f"Full name,Email,Signup date\n{BAD_NAME},zz-quasar@example.com,{BAD_DATE}\n"
 CELLS = (NAME, EMAIL, PHONE, DATE, AMOUNT, BAD_NAME, BAD_DATE, "zz-quasar@example.com")
 PARTS = ("Quokkafeather", "Zanzibarovna", "lumberwick", "987654321", "98765", "Quasarine")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -79,7 +71,7 @@ class Installation:
 def installation(tmp_path: Path, redis_url: str, receiver: Receiver) -> Iterator[Installation]:
     """`loadbay serve`, `worker` and `cron` as real processes on one data directory and
     the session's Redis; each process's stdout and stderr go to its own file."""
-    port = _free_port()
+    port = free_port()
     base = f"https://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -274,7 +266,7 @@ cli._serve(Runtime.from_settings(Settings.from_env()), "127.0.0.1", int(port), N
 
 
 def test_an_exception_is_logged_without_its_text(tmp_path: Path, redis_url: str) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LOADBAY_DATA_DIR": str(tmp_path / "data"),

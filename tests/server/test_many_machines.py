@@ -9,11 +9,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import secrets
 import signal
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,12 +20,14 @@ from typing import TYPE_CHECKING
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 from sqlalchemy import func, select
 
 from server import db, imports
 from server.http.digest import content_digest_header
 from server.settings import Timings
+from tests.conftest import free_port
+from tests.destinations.conftest import moto_url  # noqa: F401 - the fixture
+from tests.destinations.stores import KEY_ID, SECRET_KEY, s3_client
 from tests.server.test_faults import FAST, Processes, RedisProcess, own_redis, wait_for
 
 if TYPE_CHECKING:
@@ -38,29 +39,23 @@ pytestmark = pytest.mark.parametrize("store", ["postgresql"])
 IMPORTS, BATCHES, ROWS_PER_BATCH = 50, 4, 25
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def s3_blobs(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+def s3_blobs(
+    moto_url: str,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, str]:
+    """The blob store's environment, for this process and the ones it starts."""
+    bucket = f"loadbay-blobs-{secrets.token_hex(4)}"
     env = {
-        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL_S3": moto_url,
+        "AWS_ACCESS_KEY_ID": KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    boto3.client("s3").create_bucket(Bucket="loadbay-blobs")
-    yield env | {"LOADBAY_BLOB_S3_BUCKET": "loadbay-blobs"}
-    server.stop()
+    s3_client(moto_url).create_bucket(Bucket=bucket)
+    return env | {"LOADBAY_BLOB_S3_BUCKET": bucket}
 
 
 def _csv(n: int) -> str:
@@ -83,7 +78,7 @@ def test_two_receivers_and_three_workers_survive_losing_one_of_each(
         queue_name="deliveries",
         allow_private_networks=("127.0.0.0/8",),
         timings=Timings.from_env(FAST),
-        blob_s3_bucket="loadbay-blobs",
+        blob_s3_bucket=s3_blobs["LOADBAY_BLOB_S3_BUCKET"],
         master_key_file=master_key,
     )
     org = demo_org(rt, webhook_urls=[receiver.url])
@@ -104,7 +99,7 @@ def test_two_receivers_and_three_workers_survive_losing_one_of_each(
     }
     machines = []
     for i in range(2):  # each receiver a machine of its own: its own data directory
-        port = _free_port()
+        port = free_port()
         env = base | {
             "LOADBAY_DATA_DIR": str(tmp_path / f"machine-{i}"),
             "LOADBAY_PUBLIC_URL": f"https://127.0.0.1:{port}",
@@ -219,7 +214,7 @@ def test_two_receivers_and_three_workers_survive_losing_one_of_each(
         # The blobs went to S3, not to either machine's disk.
         for i in range(2):
             assert not list((tmp_path / f"machine-{i}").glob("**/*.sealed"))
-        listed = boto3.client("s3").list_objects_v2(Bucket="loadbay-blobs")
+        listed = boto3.client("s3").list_objects_v2(Bucket=s3_blobs["LOADBAY_BLOB_S3_BUCKET"])
         assert listed["KeyCount"] >= IMPORTS * BATCHES
     finally:
         for client in clients:

@@ -5,7 +5,6 @@ way a browser does (Origin header, the page's CSRF token)."""
 from __future__ import annotations
 
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from server import db, orgs, users
 from server.mail import SmtpSettings
 from server.permissions import Role
 from server.runtime import Runtime
+from tests.conftest import free_port
 
 BASE = "https://127.0.0.1:8443"
 PASSWORD = "correct horse battery staple"
@@ -58,12 +58,6 @@ class Inbox:
         match = LINK.search(body.decode())
         assert match, body
         return match.group(0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
