@@ -184,10 +184,10 @@ class JobQueue:
             for k in self.connection.scan_iter(match=prefix + "*", count=500)
         ]
 
-    def waiters(self) -> set[str]:
-        """Every waiter of every slot."""
+    def waiters(self, names: Sequence[str] | None = None) -> set[str]:
+        """Every waiter of the slots `names` (every slot with waiters when None)."""
         found: set[str] = set()
-        for name in self.waiting_slots():
+        for name in self.waiting_slots() if names is None else names:
             members = self.connection.zrange(self._slot_keys(name)[1], 0, -1)
             found.update(m.decode() if isinstance(m, bytes) else str(m) for m in members)
         return found

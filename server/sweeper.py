@@ -79,7 +79,8 @@ def sweep(rt: Runtime, now: dt.datetime | None = None) -> SweepReport:
             .limit(SWEEP_LIMIT)
         ).all()
     statuses = rt.queue.statuses([deliveries.job_id(row.id, row.attempts + 1) for row in due])
-    waiting = rt.queue.waiters()  # woken by whoever gives a place back, or below
+    slots = rt.queue.waiting_slots()  # one SCAN a sweep, for both uses below
+    waiting = rt.queue.waiters(slots)  # woken by whoever gives a place back, or below
     enqueued = sum(
         deliveries.enqueue_attempt(rt, row.id, row.attempts)
         for row, status in zip(due, statuses, strict=True)
@@ -96,7 +97,7 @@ def sweep(rt: Runtime, now: dt.datetime | None = None) -> SweepReport:
         and row.next_attempt_at < overdue
     )
     enqueued += _run_again_what_died_unclaimed(rt, due, statuses, moment)
-    enqueued += _wake_waiters(rt)
+    enqueued += _wake_waiters(rt, slots)
     if released or failed or enqueued:
         log.info("sweep: %s released, %s failed, %s enqueued", released, failed, enqueued)
     return SweepReport(released, failed, enqueued)
@@ -133,9 +134,8 @@ def _run_again_what_died_unclaimed(
     return again
 
 
-def _wake_waiters(rt: Runtime) -> int:
+def _wake_waiters(rt: Runtime, names: list[str]) -> int:
     """Waiters of destinations whose holders died (their places expired) go again."""
-    names = rt.queue.waiting_slots()
     if not names:
         return 0
     with rt.sessions() as session:
