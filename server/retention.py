@@ -13,7 +13,7 @@ import logging
 
 from sqlalchemy import delete, select, update
 
-from server import batches, db, events, import_views, imports, passthrough
+from server import batches, db, events, import_views, imports, passthrough, templates
 from server.deliveries import DeliveryStatus
 from server.errors import Gone
 from server.runtime import Runtime
@@ -101,18 +101,33 @@ def purge_expired(rt: Runtime, now: dt.datetime | None = None) -> list[str]:
 
 
 def forget_mapping_memories(rt: Runtime, now: dt.datetime) -> int:
-    """Delete the mapping memories nobody confirmed for `retention_days`: a memory is kept
-    no longer than the imports that taught it."""
-    cutoff = now - dt.timedelta(days=rt.settings.retention_days)
+    """Delete the mapping memories nobody confirmed for their template's retention (its
+    own `retentionDays`, else the organisation's, else the operator's): a memory is kept no
+    longer than the imports that taught it. A no-store template's are kept until the next
+    purge only, as its imports are."""
+    count = 0
     with rt.sessions.begin() as session:
-        gone = session.execute(
-            delete(db.MappingMemory).where(db.MappingMemory.confirmed_at <= cutoff)
-        )
-        count = int(getattr(gone, "rowcount", 0) or 0)
-    if count:
-        log.info(
-            "mapping memory: %d confirmation(s) not renewed in %d days deleted",
-            count,
-            rt.settings.retention_days,
-        )
+        taught = session.execute(
+            select(db.Template, db.Organisation)
+            .join(db.Organisation, db.Organisation.id == db.Template.org_id)
+            .where(
+                db.Template.id.in_(select(db.MappingMemory.template_id).distinct()),
+            )
+        ).all()
+        for template, org in taught:
+            days = templates.retention_days(rt, org, template.schema)
+            gone = session.execute(
+                delete(db.MappingMemory).where(
+                    db.MappingMemory.template_id == template.id,
+                    db.MappingMemory.confirmed_at <= now - dt.timedelta(days=days),
+                )
+            )
+            if forgotten := int(getattr(gone, "rowcount", 0) or 0):
+                count += forgotten
+                log.info(
+                    "mapping memory of %s: %d confirmation(s) not renewed in %d days deleted",
+                    template.id,
+                    forgotten,
+                    days,
+                )
     return count
