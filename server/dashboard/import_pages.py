@@ -154,6 +154,9 @@ async def import_page(
     found_attempts = await run_in_threadpool(
         lambda: attempts.attempts_of(call.rt, import_id, org_id=org_id)
     )
+    template = await run_in_threadpool(
+        template_store.get_template, call.rt, org_id, detail.row.template_id
+    )
     preview = None
     may_download = permissions.granted(role, Permission.DATA_DOWNLOAD)
     if may_download and detail.gone is None:
@@ -176,6 +179,7 @@ async def import_page(
         error=error,
         notice=NOTICES.get(call.request.query_params.get("done", "")),
         imp=detail.row,
+        template_name=template_store.template_name(template.schema),
         detail=detail,
         timeline=_timeline(detail, uploaded),
         bars=_bars(detail),
@@ -226,7 +230,7 @@ async def delete(call: Page) -> Response:
             status=422,
         )
     await run_in_threadpool(
-        retention.delete_import, call.rt, call.user.org_id, import_id, _actor(call)
+        retention.delete_import, call.rt, call.user.org_id, import_id, _actor(call), call.address
     )
     return call.redirect(f"/dashboard/imports/{import_id}?done=deleted")
 

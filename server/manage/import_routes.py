@@ -83,7 +83,12 @@ async def get_import(call: Call) -> schemas.ImportDetail:
 
 async def delete_import(call: Call) -> schemas.EventOut:
     event = await run_in_threadpool(
-        retention.delete_import, call.rt, call.org.id, call.id, call.actor
+        retention.delete_import,
+        call.rt,
+        call.org.id,
+        call.id,
+        call.actor,
+        client_address(call.request),
     )
     return schemas.EventOut.of(event)
 

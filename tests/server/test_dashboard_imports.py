@@ -10,6 +10,7 @@ import copy
 import datetime as dt
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from python_calamine import CalamineWorkbook
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from server import audit, db, imports, keys, retention, uploads, users
+from server import audit, db, import_views, imports, keys, retention, uploads, users
 from server.app import create_app
 from server.permissions import Role
 from server.runtime import Runtime
@@ -133,6 +134,7 @@ def test_the_preview_masks_personal_data_and_a_reveal_is_audited(world: World) -
     assert page.status_code == 200
     assert "Ada Lovelace" in page.text and "ada@example.com" not in page.text
     assert "email (personal)" in page.text and "masked" in page.text
+    assert f"contacts ({world.setup.template.id}, version 1)" in page.text
     assert "<strong>Submitted</strong>: 20" in page.text  # the timeline has the moment
     previewed = _of(world.actions(), "import.previewed")
     assert len(previewed) == 1
@@ -229,7 +231,19 @@ def test_delete_now_needs_the_confirmation_and_is_audited(world: World) -> None:
     assert [(e.target, e.actor, e.detail) for e in deleted] == [
         (import_id, deleted[0].actor, {"rows": 2, "batches": 1})
     ]
-    assert deleted[0].actor.startswith("user:usr_")
+    assert deleted[0].actor.startswith("user:usr_") and deleted[0].address == "testclient"
+    other = world.stored("second.csv")
+    key = keys.create_key(world.rt, world.setup.org.id, "deleter")
+    api = world.client.delete(
+        f"/api/v1/imports/{other}", headers={"authorization": f"Bearer {key.secret}"}
+    )
+    assert api.status_code == 200, api.text
+    by_key = _of(world.actions(), "import.deleted")[0]
+    assert (by_key.target, by_key.actor, by_key.address) == (
+        other,
+        f"api-key:{key.key.id}",
+        "testclient",
+    )
 
 
 def test_expiry_by_the_retention_sweep_is_audited(world: World) -> None:
@@ -277,3 +291,32 @@ def test_a_failed_delivery_is_retried_from_the_import_page(
         assert session.get(db.Delivery, delivery_id).status == "pending"
     again = owner.post(f"/dashboard/deliveries/{delivery_id}/retry", {"import": import_id})
     assert again.status_code == 409 and "only a failed delivery is retried" in again.text
+
+
+def test_the_error_summary_is_charted_by_code_and_field(world: World) -> None:
+    import_id = world.stored()
+    owner = world.member(Role.OWNER)
+    assert (
+        "None: every batch passed the server" in owner.get(f"/dashboard/imports/{import_id}").text
+    )
+    import_views.record_rejection(
+        world.rt,
+        import_id,
+        1,
+        [
+            import_views.ErrorCount("constraint-error", "country", "enum", 3),
+            import_views.ErrorCount("type-error", "amount", None, 1),
+        ],
+    )
+    page = owner.get(f"/dashboard/imports/{import_id}")
+    chart = page.text.split('<table id="errors">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(
+        r"<tr><td>(.*?)</td><td>(.*?)</td><td>(\d+)</td>\s*<td><svg [^>]*>"
+        r'<rect x="0" y="2" height="12" width="(\d+)"',
+        chart,
+    )
+    assert rows == [
+        ("constraint-error (enum)", "country", "3", "300"),
+        ("type-error", "amount", "1", "100"),
+    ]
+    assert "1 batch(es) refused" in chart
