@@ -115,7 +115,11 @@ async def imports_list(call: Page) -> Response:
     )
 
 
-def _timeline(detail: import_views.ImportDetail, uploaded: dt.datetime | None) -> list[Step]:
+def _timeline(
+    detail: import_views.ImportDetail,
+    uploaded: dt.datetime | None,
+    tried: list[attempts.Attempt],
+) -> list[Step]:
     state = detail.state.status
     steps = [
         Step("Created", detail.row.created_at, "done"),
@@ -123,7 +127,8 @@ def _timeline(detail: import_views.ImportDetail, uploaded: dt.datetime | None) -
         Step("Submitted", detail.submitted_at, "done" if detail.submitted_at else "pending"),
     ]
     if state == imports.ImportStatus.FAILED:
-        steps.append(Step("Delivery failed", None, "failed"))
+        failed = [a.finished_at for a in tried if a.outcome in ("failed", "disabled")]
+        steps.append(Step("Delivery failed", max(failed, default=None), "failed"))
     elif state == imports.ImportStatus.COMPLETE:
         steps.append(Step("Complete (no destination)", detail.submitted_at, "done"))
     else:
@@ -181,7 +186,7 @@ async def import_page(
         imp=detail.row,
         template_name=template_store.template_name(template.schema),
         detail=detail,
-        timeline=_timeline(detail, uploaded),
+        timeline=_timeline(detail, uploaded, found_attempts),
         bars=_bars(detail),
         bar_width=BAR_WIDTH,
         deliveries=rows,

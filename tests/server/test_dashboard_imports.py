@@ -21,7 +21,7 @@ from python_calamine import CalamineWorkbook
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from server import audit, db, import_views, imports, keys, retention, uploads, users
+from server import attempts, audit, db, import_views, imports, keys, retention, uploads, users
 from server.app import create_app
 from server.permissions import Role
 from server.runtime import Runtime
@@ -279,11 +279,22 @@ def test_a_failed_delivery_is_retried_from_the_import_page(
         delivery_id = session.scalar(
             select(db.Delivery.id).where(db.Delivery.import_id == import_id)
         )
+        assert delivery_id is not None
+        attempts.record(
+            session,
+            delivery_id,
+            db.utcnow(),
+            "failed",
+            error="the destination answered 500",
+            said=attempts.Said(status_code=500, duration_ms=12),
+        )
     assert destination.id
     owner = world.member(Role.OWNER)
     page = owner.get(f"/dashboard/imports/{import_id}")
     assert "CRM hook" in page.text and "the destination answered 500" in page.text
-    assert "<strong>Delivery failed</strong>" in page.text
+    assert "<strong>Delivery failed</strong>: 20" in page.text  # when the attempt failed
+    attempt_rows = page.text.split('<table id="attempts">', 1)[1].split("</table>", 1)[0]
+    assert "<td>failed</td><td>500</td><td>12</td>" in attempt_rows
     done = owner.post(f"/dashboard/deliveries/{delivery_id}/retry", {"import": import_id})
     assert done.status_code == 303
     assert done.headers["location"] == f"/dashboard/imports/{import_id}?done=retried"
