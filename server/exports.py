@@ -28,11 +28,12 @@ from sqlalchemy.orm import Session
 
 from destinations.rows import escape_formulas
 from pipeline.formulas import escape_text
-from server import db, imports, passthrough
+from server import audit, db, imports, passthrough
 from server.batches import load_batch
 from server.errors import Gone, Invalid, NotFound
 from server.runtime import Runtime
 
+DOWNLOADED = "import.downloaded"
 FORMATS = (".csv", ".ndjson", ".parquet")
 EXCEL_ROWS = 1_048_576  # Excel's limit per sheet, the header row included
 MEDIA_TYPES = {
@@ -82,6 +83,22 @@ def plan_export(rt: Runtime, import_id: str, fmt: str, *, org_id: str | None = N
     with rt.sessions() as session:
         imp = _retained(session, import_id, org_id)
         return _plan(session, imp, fmt)
+
+
+def record_download(
+    rt: Runtime, plan: ExportPlan, *, org_id: str, actor: str, address: str | None = None
+) -> None:
+    """The audit entry of a download (the import, the format, the row count, who and from
+    where; never a value), written before its first byte."""
+    audit.write(
+        rt,
+        action=DOWNLOADED,
+        actor=actor,
+        org_id=org_id,
+        target=plan.import_id,
+        address=address,
+        detail={"format": plan.fmt, "rows": plan.rows},
+    )
 
 
 def export_import(

@@ -31,6 +31,7 @@ class Permission(enum.StrEnum):
     DATA_IMPORT = "data.import"  # a headless import; retrying a failed delivery
     DATA_DOWNLOAD = "data.download"  # an import's rows
     DATA_DELETE = "data.delete"  # shredding an import now
+    DATA_REVEAL = "data.reveal"  # unmasking personal-data fields in a dashboard preview
 
 
 P = Permission
@@ -96,6 +97,12 @@ DASHBOARD: dict[tuple[str, str], str] = {
     ("POST", "/dashboard/security"): P.SECURITY_MANAGE,
     ("GET", "/dashboard/audit"): P.AUDIT_VIEW,
     ("GET", "/dashboard/audit/export"): P.AUDIT_VIEW,
+    ("GET", "/dashboard/imports"): P.DATA_VIEW,
+    ("GET", "/dashboard/imports/{id}"): P.DATA_VIEW,
+    ("POST", "/dashboard/imports/{id}/reveal"): P.DATA_REVEAL,
+    ("GET", "/dashboard/imports/{id}/download"): P.DATA_DOWNLOAD,
+    ("POST", "/dashboard/imports/{id}/delete"): P.DATA_DELETE,
+    ("POST", "/dashboard/deliveries/{id}/retry"): P.DATA_IMPORT,
 }
 
 _T, _D = "/api/v1/templates", "/api/v1/destinations"

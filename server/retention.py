@@ -26,7 +26,12 @@ RETENTION_ACTOR = "retention"
 
 
 def delete_import_data(
-    rt: Runtime, import_id: str, reason: str = "deleted", *, actor: str = "cli"
+    rt: Runtime,
+    import_id: str,
+    reason: str = "deleted",
+    *,
+    actor: str = "cli",
+    address: str | None = None,
 ) -> bool:
     """Shred one import's data and record it as an event (`import.deleted` or
     `import.expired`, by `actor`) in the same transaction; False when it was already gone."""
@@ -56,6 +61,7 @@ def delete_import_data(
             kind=REASONS[reason],
             actor=actor,
             detail={"rows": imp.row_count, "batches": imp.batch_count},
+            address=address,
         )
     if in_redis:
         passthrough.forget(rt, import_id)
@@ -63,7 +69,9 @@ def delete_import_data(
     return True
 
 
-def delete_import(rt: Runtime, org_id: str, import_id: str, actor: str) -> events.Event:
+def delete_import(
+    rt: Runtime, org_id: str, import_id: str, actor: str, address: str | None = None
+) -> events.Event:
     """Shred an import of `org_id` now (the management API's DELETE); returns the deletion
     event. NotFound for another organisation's; Gone, saying when and why, if its data is
     no longer stored."""
@@ -72,7 +80,7 @@ def delete_import(rt: Runtime, org_id: str, import_id: str, actor: str) -> event
         gone = imports.data_state(session, imp)
         if gone is not None:
             raise gone.error()
-    if not delete_import_data(rt, import_id, "deleted", actor=actor):
+    if not delete_import_data(rt, import_id, "deleted", actor=actor, address=address):
         with rt.sessions() as session:  # deleted by another request in between
             found = imports.data_state(session, import_views.owned(session, org_id, import_id))
             raise (found.error() if found else Gone(f"Import {import_id} holds no data."))
