@@ -75,7 +75,7 @@ class DeliveryRow:
 def list_imports(
     rt: Runtime, org_id: str, limit: int, cursor: str | None, where: ImportFilter
 ) -> tuple[list[ImportView], str | None]:
-    """An organisation's imports in creation order, a page at a time (an opaque cursor)."""
+    """An organisation's imports, newest first, a page at a time (an opaque cursor)."""
     query = select(db.Import).where(db.Import.org_id == org_id)
     if where.template_id is not None:
         query = query.where(db.Import.template_id == where.template_id)
@@ -91,7 +91,7 @@ def list_imports(
             (db.Import.id == where.search) | db.Import.file_name.ilike(f"%{escaped}%", escape="\\")
         )
     with rt.sessions() as session:
-        page = paginate(session, query, db.Import, limit, cursor)
+        page = paginate(session, query, db.Import, limit, cursor, newest_first=True)
         rows: list[db.Import] = list(page.items)
         found = statuses(session, rows)
     return [ImportView(r, found[r.id]) for r in rows], page.next_cursor

@@ -41,19 +41,30 @@ class Page:
 
 
 def paginate(
-    session: Session, query: Select[Any], model: type[T], limit: int, cursor: str | None
+    session: Session,
+    query: Select[Any],
+    model: type[T],
+    limit: int,
+    cursor: str | None,
+    newest_first: bool = False,
 ) -> Page:
-    """Keyset pagination in creation order; the cursor is opaque (the last item's creation
-    time and id) and stays right while items are added or deleted."""
+    """Keyset pagination in creation order (or newest first); the cursor is opaque (the
+    last item's creation time and id) and stays right while items are added or deleted."""
     if cursor:
         created, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                model.created_at > created,
-                and_(model.created_at == created, model.id > last_id),
+        if newest_first:
+            after = or_(
+                model.created_at < created, and_(model.created_at == created, model.id < last_id)
             )
-        )
-    rows = list(session.scalars(query.order_by(model.created_at, model.id).limit(limit + 1)))
+        else:
+            after = or_(
+                model.created_at > created, and_(model.created_at == created, model.id > last_id)
+            )
+        query = query.where(after)
+    order = (
+        (model.created_at.desc(), model.id.desc()) if newest_first else (model.created_at, model.id)
+    )
+    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)

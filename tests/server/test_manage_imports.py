@@ -141,7 +141,7 @@ def test_imports_are_listed_by_status_template_and_time(
         )
 
     everything = _ids(api.get("/api/v1/imports"))
-    assert everything == [uploading, delivering, delivered, failed, deleted, made.import_id]
+    assert everything == [made.import_id, deleted, failed, delivered, delivering, uploading]
     by_status = {
         status: _ids(api.get("/api/v1/imports", params={"status": status}))
         for status in imports.ImportStatus
@@ -175,9 +175,9 @@ def test_imports_are_listed_by_status_template_and_time(
     ) == [uploading]
     assert (
         _ids(api.get("/api/v1/imports", params={"created_after": "2026-06-01T00:00:00Z"}))
-        == everything[1:]
+        == everything[:-1]
     )
-    # Pages of two, by cursor, in creation order.
+    # Pages of two, by cursor, newest first.
     seen: list[str] = []
     cursor: str | None = None
     while True:
