@@ -64,6 +64,10 @@ SUPPORTED_CONSTRAINTS = (
 TRANSFORMS = ("trim", "case", "dateFrom", "phone")
 ERRORS_FIELD = "_errors"  # each row's errors, delivered beside its fields (with-errors)
 CASES = ("upper", "lower", "title")
+# A field's data classification (x-loadbay.classification): "personal" fields are masked
+# in every dashboard preview until a permitted member reveals them (an audited action).
+CLASSIFICATIONS = ("public", "internal", "confidential", "personal")
+PERSONAL = "personal"
 
 
 def parse_template(data: Mapping[str, Any]) -> Template:
@@ -185,6 +189,7 @@ def _field_from_dict(raw: Any, index: int) -> Field:
     ext = raw.get("x-loadbay", {})
     if not isinstance(ext, Mapping):
         raise TemplateError(f'Field "{name}": "x-loadbay" must be an object.')
+    field_classification(raw)
     field = Field(
         name=name,
         type=ftype,
@@ -358,3 +363,25 @@ def _strings(
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TemplateError(f'{where}: "{key}" must be a list of strings.')
     return tuple(value)
+
+
+def field_classification(raw: Mapping[str, Any]) -> str | None:
+    """A field's `x-loadbay.classification` (None when unclassified), or TemplateError."""
+    ext = raw.get("x-loadbay", {})
+    value = ext.get("classification") if isinstance(ext, Mapping) else None
+    if value is not None and value not in CLASSIFICATIONS:
+        raise TemplateError(
+            f'Field "{raw.get("name")}": "x-loadbay.classification" must be one of '
+            f"{', '.join(CLASSIFICATIONS)}."
+        )
+    return value if isinstance(value, str) else None
+
+
+def personal_fields(schema: Mapping[str, Any]) -> frozenset[str]:
+    """The names of a template's fields classified as personal data (masked in previews)."""
+    fields = schema.get("fields", [])
+    return frozenset(
+        str(f["name"])
+        for f in (fields if isinstance(fields, list) else [])
+        if isinstance(f, Mapping) and "name" in f and field_classification(f) == PERSONAL
+    )
