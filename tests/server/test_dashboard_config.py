@@ -448,3 +448,62 @@ organisations:
     with runtime.sessions() as session:
         row = session.scalars(select(db.Destination)).one()
     assert row.max_concurrency == 5
+
+
+def test_restore_is_refused_after_thirty_days(
+    owner: Dashboard, runtime: Runtime, acme: OrgWithOwner, receiver: Receiver
+) -> None:
+    import datetime as dt
+
+    from server import db
+
+    template = templates.create_template(runtime, acme.org.id, CONTACTS_SCHEMA)
+    view = dests.create_destination(
+        runtime,
+        acme.org,
+        template.id,
+        "webhook",
+        "hook",
+        {"url": receiver.url, "secret": new_secret()},
+    )
+    long_ago = db.utcnow() - dt.timedelta(days=31)
+    with runtime.sessions.begin() as session:
+        session.get(db.Template, template.id).deleted_at = long_ago  # type: ignore[union-attr]
+        session.get(db.Destination, view.row.id).deleted_at = long_ago  # type: ignore[union-attr]
+    owner.get("/dashboard/templates")
+    late = owner.post(f"/dashboard/templates/{template.id}/restore")
+    assert late.status_code == 409 and "more than 30 days ago" in late.text
+    late = owner.post(f"/dashboard/destinations/{view.row.id}/restore")
+    assert late.status_code == 409 and "more than 30 days ago" in late.text
+
+
+def test_a_viewer_reads_the_configuration_without_forms(
+    runtime: Runtime, acme: OrgWithOwner, receiver: Receiver
+) -> None:
+    from server import users
+    from server.permissions import Role
+    from tests.server.users_support import PASSWORD
+
+    users.add_user(runtime, acme.org.id, "v@acme.example", "V", PASSWORD, Role.VIEWER, actor="cli")
+    template = templates.create_template(runtime, acme.org.id, CONTACTS_SCHEMA)
+    secret = new_secret()
+    view = dests.create_destination(
+        runtime, acme.org, template.id, "webhook", "hook", {"url": receiver.url, "secret": secret}
+    )
+    with TestClient(create_app(runtime), base_url=BASE, client=ADDRESS) as client:
+        viewer = Dashboard(client)
+        viewer.sign_in("v@acme.example")
+        page = viewer.get(f"/dashboard/templates/{template.id}")
+        assert page.status_code == 200 and "Export Table Schema JSON" in page.text
+        assert "Save settings" not in page.text and "Delete template" not in page.text
+        page = viewer.get(f"/dashboard/destinations/{view.row.id}")
+        assert page.status_code == 200 and "Test connection" not in page.text
+        assert secret not in page.text and "<dd>set</dd>" in page.text
+        settings = viewer.get("/dashboard/settings")
+        assert (
+            "https://app.acme.example" in settings.text
+            and "<form" not in settings.text.split("<main")[1]
+        )
+        assert viewer.get("/dashboard/keys").status_code == 403
+        assert viewer.post(f"/dashboard/templates/{template.id}/delete").status_code == 403
+    assert templates.get_template(runtime, acme.org.id, template.id).deleted_at is None
