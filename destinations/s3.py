@@ -50,6 +50,7 @@ from destinations.errors import (
     RetryableDeliveryError,
 )
 from destinations.network import check_url, pinned_client
+from destinations.rows import escape_formulas
 
 FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
 FORMATS["ndjson"] = "application/x-ndjson"
@@ -374,8 +375,6 @@ def encode(table: pa.Table, fmt: str) -> bytes:
         pq.write_table(table, out)
         return out.getvalue()
     import polars as pl
-
-    from server.exports import escape_formulas  # the one rule for escaping CSV cells
 
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)  # noqa: S101 - a Table gives a DataFrame

@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from pipeline.formulas import escape_text
 from server import db
 from server.errors import Invalid
 from server.models.accounts import AuditEntry, AuditHead
@@ -210,7 +211,6 @@ def export(found: Iterable[Entry], fmt: str) -> bytes:
         return json.dumps([e.as_json() for e in found], ensure_ascii=False, indent=1).encode()
     if fmt != "csv":
         raise Invalid("The audit log exports as csv or json.")
-    from server.exports import escape_text  # exports records events, which record here
 
     out = io.StringIO()
     writer = csv.writer(out)

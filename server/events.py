@@ -47,6 +47,7 @@ def record(
     import_id: str | None = None,
     detail: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
+    address: str | None = None,
 ) -> db.Event:
     """Add an event to `session`'s transaction (the caller commits it with its change)."""
     row = db.Event(
@@ -64,6 +65,7 @@ def record(
         actor=actor,
         org_id=org_id,
         target=import_id,
+        address=address,
         detail=row.detail,
         at=row.at,
     )

@@ -26,12 +26,14 @@ import xlsxwriter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import db, imports, passthrough
+from destinations.rows import escape_formulas
+from pipeline.formulas import escape_text
+from server import audit, db, imports, passthrough
 from server.batches import load_batch
 from server.errors import Gone, Invalid, NotFound
 from server.runtime import Runtime
 
-FORMULA_START = r"^[=+\-@\t\r\n\x00]"
+DOWNLOADED = "import.downloaded"
 FORMATS = (".csv", ".ndjson", ".parquet")
 EXCEL_ROWS = 1_048_576  # Excel's limit per sheet, the header row included
 MEDIA_TYPES = {
@@ -40,25 +42,6 @@ MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
     "ndjson": "application/x-ndjson",
 }
-
-
-def escape_text(value: str) -> str:
-    """One cell, escaped as `escape_formulas` escapes a column."""
-    return "'" + value if value[:1] in _FORMULA_STARTERS else value
-
-
-_FORMULA_STARTERS = frozenset("=+-@\t\r\n\x00")
-
-
-def escape_formulas(frame: pl.DataFrame) -> pl.DataFrame:
-    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
-    return frame.with_columns(
-        pl.when(pl.col(name).str.contains(FORMULA_START))
-        .then(pl.lit("'") + pl.col(name))
-        .otherwise(pl.col(name))
-        .alias(name)
-        for name in text
-    )
 
 
 def write_export(table: pa.Table, out: Path) -> None:
@@ -100,6 +83,22 @@ def plan_export(rt: Runtime, import_id: str, fmt: str, *, org_id: str | None = N
     with rt.sessions() as session:
         imp = _retained(session, import_id, org_id)
         return _plan(session, imp, fmt)
+
+
+def record_download(
+    rt: Runtime, plan: ExportPlan, *, org_id: str, actor: str, address: str | None = None
+) -> None:
+    """The audit entry of a download (the import, the format, the row count, who and from
+    where; never a value), written before its first byte."""
+    audit.write(
+        rt,
+        action=DOWNLOADED,
+        actor=actor,
+        org_id=org_id,
+        target=plan.import_id,
+        address=address,
+        detail={"format": plan.fmt, "rows": plan.rows},
+    )
 
 
 def export_import(

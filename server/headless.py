@@ -26,8 +26,9 @@ from sqlalchemy import func, select
 
 from pipeline.errors import MappingError, PipelineError
 from pipeline.readers import ReadOptions, file_kind
+from pipeline.schema import RowPolicy
 from pipeline.session import ImportSession
-from pipeline.template import parse_template
+from pipeline.template import parse_template, with_row_policy
 from server import db, deliveries, events, imports, uploads
 from server.errors import Invalid, NotFound, ServiceError, Unavailable
 from server.imports import CreatedImport, ImportState, ImportStatus
@@ -192,38 +193,56 @@ def _import(
     with rt.sessions() as session:
         imp = session.get(db.Import, created.import_id)
         template_row = session.get(db.Template, imp.template_id) if imp else None
-        if imp is None or template_row is None:
+        org = session.get(db.Organisation, imp.org_id) if imp else None
+        if imp is None or template_row is None or org is None:
             raise NotFound(f"Import {created.import_id} does not exist.")
-        template = parse_template(template_row.schema)
+        # The policy its imports follow written in, as for the importer page.
+        template = parse_template(with_row_policy(template_row.schema, org.invalid_row_policy))
     read = options.read_options(rt.settings.max_file_bytes)
     opened = ImportSession.open(str(path), file_name, template, read)
     if options.mapping is not None:
         opened.set_mapping(_columns(opened, options.mapping))
-    report = opened.report()
-    if report.errors:
-        # The invalid-row policy `reject` (the default): one failing cell stops the file.
+    summary = opened.review.summary()
+    if not summary.submittable:  # the invalid-row policy's rule, as the page's Submit asks it
+        report = opened.report()
         errors = [_shown(e.to_dict(), opened) for e in report.errors[:ERRORS_KEPT]]
         raise _Rejected(
-            Failure(
-                "The file's cells do not pass the template's rules",
-                f"{len(report.errors)} cell(s) in {file_name} do not pass the template's "
-                "rules; nothing was imported. Fix them and send the file again.",
-                errors,
-                len(report.errors),
-            )
+            _refusal(summary.policy, file_name, summary.rows, errors, len(report.errors))
         )
     plan = opened.batch_plan()
     rows = 0
     for seq, batch in enumerate(plan):
         body = opened.encode_batch(batch.offset, batch.length, compression=None)
         rows += uploads.receive_batch(
-            rt, created.import_id, created.upload_token, seq, batch.first_row, body
+            rt, created.import_id, created.upload_token, seq, batch.first_row, body, batch.left_out
         )
     ids = imports.submit(rt, created.import_id, created.upload_token, len(plan), rows)
     try:
         deliveries.enqueue_all(rt, ids)
     except deliveries.QueueUnavailable:  # recorded: the sweeper enqueues them
         log.warning("headless import %s: deliveries wait for the sweeper", created.import_id)
+
+
+def _refusal(
+    policy: str, file_name: str, rows: int, errors: list[dict[str, Any]], count: int
+) -> Failure:
+    """Why the file cannot be submitted under its invalid-row policy."""
+    if rows == 0:
+        return Failure(
+            "The file has no rows",
+            f"{file_name} has a header row but no data rows; nothing was imported.",
+        )
+    if policy == RowPolicy.VALID_ONLY:
+        detail = (
+            f"No row of {file_name} passes the template's rules (valid rows only are "
+            "imported); nothing was imported. Fix the cells and send the file again."
+        )
+    else:
+        detail = (
+            f"{count} cell(s) in {file_name} do not pass the template's "
+            "rules; nothing was imported. Fix them and send the file again."
+        )
+    return Failure("The file's cells do not pass the template's rules", detail, errors, count)
 
 
 class _Rejected(Invalid):

@@ -55,6 +55,21 @@ class ImportFilter:
     status: ImportStatus | None = None
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
+    search: str | None = None  # an import id exactly, or part of the file's name
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """One batch's delivery to one destination, as the dashboard lists it."""
+
+    id: int
+    seq: int
+    destination_id: str
+    destination_name: str
+    status: str
+    attempts: int
+    last_error: str | None
+    delivered_at: dt.datetime | None
 
 
 def list_imports(
@@ -70,6 +85,11 @@ def list_imports(
         query = query.where(db.Import.created_at > where.created_after)
     if where.created_before is not None:
         query = query.where(db.Import.created_at < where.created_before)
+    if where.search:
+        escaped = where.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(
+            (db.Import.id == where.search) | db.Import.file_name.ilike(f"%{escaped}%", escape="\\")
+        )
     with rt.sessions() as session:
         page = paginate(session, query, db.Import, limit, cursor)
         rows: list[db.Import] = list(page.items)
@@ -168,4 +188,31 @@ def record_rejection(rt: Runtime, import_id: str, seq: int, found: list[ErrorCou
                     for e in found
                 ],
             },
+        )
+
+
+def deliveries_of(rt: Runtime, org_id: str, import_id: str) -> list[DeliveryRow]:
+    """Every delivery of an import (one per batch and destination), by destination then
+    batch; NotFound for another organisation's import."""
+    with rt.sessions() as session:
+        owned(session, org_id, import_id)
+        rows = session.execute(
+            select(db.Delivery, db.Destination.name)
+            .join(db.Destination, db.Destination.id == db.Delivery.destination_id)
+            .where(db.Delivery.import_id == import_id)
+            .order_by(db.Destination.name, db.Delivery.destination_id, db.Delivery.seq)
+        ).all()
+    return [
+        DeliveryRow(
+            d.id, d.seq, d.destination_id, name, d.status, d.attempts, d.last_error, d.delivered_at
+        )
+        for d, name in rows
+    ]
+
+
+def last_upload_at(rt: Runtime, import_id: str) -> dt.datetime | None:
+    """When the import's last batch arrived (None before any did)."""
+    with rt.sessions() as session:
+        return session.scalar(
+            select(func.max(db.Batch.created_at)).where(db.Batch.import_id == import_id)
         )

@@ -83,7 +83,7 @@ def settings_of(rt: Runtime, org_id: str) -> OrganisationSettings:
         org = session.get(db.Organisation, org_id)
     if org is None:
         raise NotFound(f"Organisation {org_id} does not exist.")
-    return OrganisationSettings(org, org.retention_days or rt.settings.retention_days)
+    return OrganisationSettings(org, templates.default_retention_days(rt, org))
 
 
 def update_settings(

@@ -32,6 +32,7 @@ class Permission(enum.StrEnum):
     DATA_DOWNLOAD = "data.download"  # an import's rows
     DATA_DELETE = "data.delete"  # shredding an import now
     KEYS_MANAGE = "keys.manage"  # secret and publishable keys: a secret key is the organisation
+    DATA_REVEAL = "data.reveal"  # unmasking personal-data fields in a dashboard preview
 
 
 P = Permission
@@ -124,6 +125,12 @@ DASHBOARD: dict[tuple[str, str], str] = {
     ("POST", "/dashboard/publishable-key/rotate"): P.KEYS_MANAGE,
     ("GET", "/dashboard/settings"): P.CONFIG_VIEW,
     ("POST", "/dashboard/settings"): P.SETTINGS_MANAGE,
+    ("GET", "/dashboard/imports"): P.DATA_VIEW,
+    ("GET", "/dashboard/imports/{id}"): P.DATA_VIEW,
+    ("POST", "/dashboard/imports/{id}/reveal"): P.DATA_REVEAL,
+    ("GET", "/dashboard/imports/{id}/download"): P.DATA_DOWNLOAD,
+    ("POST", "/dashboard/imports/{id}/delete"): P.DATA_DELETE,
+    ("POST", "/dashboard/deliveries/{id}/retry"): P.DATA_IMPORT,
 }
 
 _T, _D = "/api/v1/templates", "/api/v1/destinations"

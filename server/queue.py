@@ -158,7 +158,9 @@ class JobQueue:
     # --- concurrency limits: at most `limit` holders of a named slot at once -------------
 
     def _slot_keys(self, name: str) -> list[str]:
-        return [f"{self.first.name}:slots:{name}", f"{self.first.name}:waiting:{name}"]
+        """The slot's holders, its waiters, and the set naming every slot with waiters."""
+        base = self.first.name
+        return [f"{base}:slots:{name}", f"{base}:waiting:{name}", f"{base}:waiting-slots"]
 
     def take_slot(self, name: str, holder: str, limit: int, waiter: str) -> bool:
         """Hold one of slot `name`'s `limit` places as `holder` (for at most a job's
@@ -167,22 +169,21 @@ class JobQueue:
         the same moment cannot be missed) and False is returned."""
         now = time.time()
         ttl = self.timings.stale_after
-        took = self._take(keys=self._slot_keys(name), args=[now, now + ttl, holder, limit, waiter])
+        took = self._take(
+            keys=self._slot_keys(name), args=[now, now + ttl, holder, limit, waiter, name]
+        )
         return bool(took)
 
     def give_slot(self, name: str, holder: str, limit: int) -> list[str]:
         """Give `holder`'s place back; the waiters that may now go (oldest first), removed
         from the waiting set: the caller enqueues them."""
-        woken = self._give(keys=self._slot_keys(name), args=[time.time(), holder, limit])
+        woken = self._give(keys=self._slot_keys(name), args=[time.time(), holder, limit, name])
         return [w.decode() if isinstance(w, bytes) else str(w) for w in woken]
 
     def waiting_slots(self) -> list[str]:
         """Names of the slots with waiters (the sweeper wakes them when holders died)."""
-        prefix = f"{self.first.name}:waiting:"
-        return [
-            (k.decode() if isinstance(k, bytes) else str(k))[len(prefix) :]
-            for k in self.connection.scan_iter(match=prefix + "*", count=500)
-        ]
+        names = self.connection.smembers(self._slot_keys("")[2])
+        return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in names)
 
     def waiters(self, names: Sequence[str] | None = None) -> set[str]:
         """Every waiter of the slots `names` (every slot with waiters when None)."""
@@ -241,18 +242,21 @@ class JobQueue:
 
 
 # KEYS: holders (zset: holder -> expiry), waiters (zset: waiter -> since)
-# ARGV take: now, expiry, holder, limit, waiter
+# KEYS: holders, waiters, the set of slots with waiters
+# ARGV take: now, expiry, holder, limit, waiter, slot name
 _TAKE_OR_WAIT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZSCORE', KEYS[1], ARGV[3]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
   redis.call('ZREM', KEYS[2], ARGV[5])
+  if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[6]) end
   return 1
 end
 redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[6])
 return 0
 """
-# ARGV give: now, holder ('' to only wake), limit
+# ARGV give: now, holder ('' to only wake), limit, slot name
 _GIVE_BACK = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[2])
@@ -260,6 +264,7 @@ local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
 if free <= 0 then return {} end
 local woken = redis.call('ZRANGE', KEYS[2], 0, free - 1)
 if #woken > 0 then redis.call('ZREM', KEYS[2], unpack(woken)) end
+if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[4]) end
 return woken
 """
 

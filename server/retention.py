@@ -13,7 +13,7 @@ import logging
 
 from sqlalchemy import delete, select, update
 
-from server import batches, db, events, import_views, imports, passthrough
+from server import batches, db, events, import_views, imports, passthrough, templates
 from server.deliveries import DeliveryStatus
 from server.errors import Gone
 from server.runtime import Runtime
@@ -26,7 +26,12 @@ RETENTION_ACTOR = "retention"
 
 
 def delete_import_data(
-    rt: Runtime, import_id: str, reason: str = "deleted", *, actor: str = "cli"
+    rt: Runtime,
+    import_id: str,
+    reason: str = "deleted",
+    *,
+    actor: str = "cli",
+    address: str | None = None,
 ) -> bool:
     """Shred one import's data and record it as an event (`import.deleted` or
     `import.expired`, by `actor`) in the same transaction; False when it was already gone."""
@@ -56,6 +61,7 @@ def delete_import_data(
             kind=REASONS[reason],
             actor=actor,
             detail={"rows": imp.row_count, "batches": imp.batch_count},
+            address=address,
         )
     if in_redis:
         passthrough.forget(rt, import_id)
@@ -63,7 +69,9 @@ def delete_import_data(
     return True
 
 
-def delete_import(rt: Runtime, org_id: str, import_id: str, actor: str) -> events.Event:
+def delete_import(
+    rt: Runtime, org_id: str, import_id: str, actor: str, address: str | None = None
+) -> events.Event:
     """Shred an import of `org_id` now (the management API's DELETE); returns the deletion
     event. NotFound for another organisation's; Gone, saying when and why, if its data is
     no longer stored."""
@@ -72,7 +80,7 @@ def delete_import(rt: Runtime, org_id: str, import_id: str, actor: str) -> event
         gone = imports.data_state(session, imp)
         if gone is not None:
             raise gone.error()
-    if not delete_import_data(rt, import_id, "deleted", actor=actor):
+    if not delete_import_data(rt, import_id, "deleted", actor=actor, address=address):
         with rt.sessions() as session:  # deleted by another request in between
             found = imports.data_state(session, import_views.owned(session, org_id, import_id))
             raise (found.error() if found else Gone(f"Import {import_id} holds no data."))
@@ -101,18 +109,33 @@ def purge_expired(rt: Runtime, now: dt.datetime | None = None) -> list[str]:
 
 
 def forget_mapping_memories(rt: Runtime, now: dt.datetime) -> int:
-    """Delete the mapping memories nobody confirmed for `retention_days`: a memory is kept
-    no longer than the imports that taught it."""
-    cutoff = now - dt.timedelta(days=rt.settings.retention_days)
+    """Delete the mapping memories nobody confirmed for their template's retention (its
+    own `retentionDays`, else the organisation's, else the operator's): a memory is kept no
+    longer than the imports that taught it. A no-store template's are kept until the next
+    purge only, as its imports are."""
+    count = 0
     with rt.sessions.begin() as session:
-        gone = session.execute(
-            delete(db.MappingMemory).where(db.MappingMemory.confirmed_at <= cutoff)
-        )
-        count = int(getattr(gone, "rowcount", 0) or 0)
-    if count:
-        log.info(
-            "mapping memory: %d confirmation(s) not renewed in %d days deleted",
-            count,
-            rt.settings.retention_days,
-        )
+        taught = session.execute(
+            select(db.Template, db.Organisation)
+            .join(db.Organisation, db.Organisation.id == db.Template.org_id)
+            .where(
+                db.Template.id.in_(select(db.MappingMemory.template_id).distinct()),
+            )
+        ).all()
+        for template, org in taught:
+            days = templates.retention_days(rt, org, template.schema)
+            gone = session.execute(
+                delete(db.MappingMemory).where(
+                    db.MappingMemory.template_id == template.id,
+                    db.MappingMemory.confirmed_at <= now - dt.timedelta(days=days),
+                )
+            )
+            if forgotten := int(getattr(gone, "rowcount", 0) or 0):
+                count += forgotten
+                log.info(
+                    "mapping memory of %s: %d confirmation(s) not renewed in %d days deleted",
+                    template.id,
+                    forgotten,
+                    days,
+                )
     return count

@@ -46,5 +46,6 @@ class Runtime:
             destination_context=DestinationContext(
                 policy=NetworkPolicy.from_strings(settings.allow_private_networks),
                 ca_file=settings.webhook_ca_file,
+                statement_timeout=settings.timings.job_timeout * 0.75,
             ),
         )

@@ -79,7 +79,7 @@ def sweep(rt: Runtime, now: dt.datetime | None = None) -> SweepReport:
             .limit(SWEEP_LIMIT)
         ).all()
     statuses = rt.queue.statuses([deliveries.job_id(row.id, row.attempts + 1) for row in due])
-    slots = rt.queue.waiting_slots()  # one SCAN a sweep, for both uses below
+    slots = rt.queue.waiting_slots()  # read once a sweep, for both uses below
     waiting = rt.queue.waiters(slots)  # woken by whoever gives a place back, or below
     enqueued = sum(
         deliveries.enqueue_attempt(rt, row.id, row.attempts)

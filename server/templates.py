@@ -91,8 +91,12 @@ def retention_days(rt: Runtime, org: db.Organisation, schema: dict[str, Any]) ->
     template's `x-loadbay.retentionDays`, else the organisation's default, else the
     operator's (`LOADBAY_RETENTION_DAYS`)."""
     own = parse_template(schema).retention_days
-    if own is not None:
-        return own
+    return default_retention_days(rt, org) if own is None else own
+
+
+def default_retention_days(rt: Runtime, org: db.Organisation) -> int:
+    """The organisation's default retention, else the operator's: what a template without
+    its own `retentionDays` keeps (and what the organisation's settings show)."""
     return org.retention_days or rt.settings.retention_days
 
 

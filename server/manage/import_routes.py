@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 
 from server import attempts, db, deliveries, exports, import_views, imports, retention
 from server.errors import NotFound
-from server.http.auth import is_secret_key, uses_session
+from server.http.auth import client_address, is_secret_key, uses_session
 from server.importer import routes as importer
 from server.manage import schemas
 from server.manage.edge import Call, bad_query
@@ -66,6 +66,7 @@ async def list_imports(call: Call) -> schemas.ImportList:
         status=imports.ImportStatus(status) if status is not None else None,
         created_after=call.moment("created_after"),
         created_before=call.moment("created_before"),
+        search=call.text("search", 200),
     )
     views, next_cursor = await run_in_threadpool(
         import_views.list_imports, call.rt, call.org.id, limit, cursor, where
@@ -82,7 +83,12 @@ async def get_import(call: Call) -> schemas.ImportDetail:
 
 async def delete_import(call: Call) -> schemas.EventOut:
     event = await run_in_threadpool(
-        retention.delete_import, call.rt, call.org.id, call.id, call.actor
+        retention.delete_import,
+        call.rt,
+        call.org.id,
+        call.id,
+        call.actor,
+        client_address(call.request),
     )
     return schemas.EventOut.of(event)
 
@@ -95,6 +101,15 @@ async def import_rows(call: Call) -> Response:
     headers = {"content-disposition": attachment(plan.file_name), "cache-control": "no-store"}
     if call.request.method == "HEAD":  # what a GET would answer, without exporting anything
         return Response(media_type=plan.media_type, headers=headers)
+    await run_in_threadpool(
+        lambda: exports.record_download(
+            call.rt,
+            plan,
+            org_id=call.org.id,
+            actor=call.actor,
+            address=client_address(call.request),
+        )
+    )
     return StreamingResponse(
         _stream(call.rt, plan, call.org.id), media_type=plan.media_type, headers=headers
     )
@@ -250,6 +265,7 @@ LIST_QUERY = (
     Query("status", {"type": "string", "enum": list(STATUSES)}, "Imports standing there now."),
     Query("created_after", DATE, "Created after this moment (RFC 3339)."),
     Query("created_before", DATE, "Created before this moment (RFC 3339)."),
+    Query("search", {"type": "string", "maxLength": 200}, "An import id, or part of a file name."),
 )
 ROWS_QUERY = (
     Query(

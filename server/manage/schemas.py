@@ -231,6 +231,9 @@ class ImportOut(Answer):
     template_version: int | None = Field(description="The template version it was checked by.")
     file_name: str
     rows: int
+    left_out: int = Field(
+        description="Invalid rows left out under the valid-only invalid-row policy."
+    )
     batches: int
     deliveries: DeliveryCounts = Field(description="(batch, destination) deliveries by state.")
     created_at: dt.datetime
@@ -247,6 +250,7 @@ class ImportOut(Answer):
             template_version=row.template_version,
             file_name=row.file_name,
             rows=state.rows,
+            left_out=state.left_out,
             batches=state.batches,
             deliveries=DeliveryCounts(
                 pending=state.deliveries.get("pending", 0),
@@ -280,9 +284,6 @@ class ImportDetail(ImportOut):
     submitted_at: dt.datetime | None
     delivered_at: dt.datetime | None = Field(description="When its last delivery succeeded.")
     expired: bool = Field(description="Its retention has passed.")
-    invalid_rows: int | None = Field(
-        description="Rows the end user left invalid; not recorded yet (always null)."
-    )
     rejected_batches: int = Field(
         description="Batches the server's re-validation refused (the page sends them again)."
     )
@@ -300,7 +301,6 @@ class ImportDetail(ImportOut):
             submitted_at=found.submitted_at,
             delivered_at=found.delivered_at,
             expired=found.row.expires_at <= now,
-            invalid_rows=None,
             rejected_batches=found.rejected_batches,
             errors=[
                 ErrorCount(code=e.code, field=e.field, constraint=e.constraint, count=e.count)

@@ -325,10 +325,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 # The s3 and postgresql harnesses live in stores.py (imported last: it uses the above).
 from tests.destinations.stores import (  # noqa: E402
-    moto_url,
     pg_target,
     postgresql_harness,
     s3_harness,
 )
 
-__all__ = ["moto_url", "pg_target", "postgresql_harness", "s3_harness"]
+__all__ = ["pg_target", "postgresql_harness", "s3_harness"]

@@ -14,7 +14,6 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-from moto.server import ThreadedMotoServer
 from sqlalchemy.engine import make_url
 
 from destinations import DestinationContext
@@ -23,15 +22,6 @@ from tests.conftest import PG_ADMIN_URL
 from tests.destinations.conftest import LOOPBACK, Receiver, Reply, closed_port
 
 KEY_ID, SECRET_KEY = "loadbay-test", "moto-secret-" + "x" * 20
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def s3_client(url: str, service: str = "s3") -> Any:

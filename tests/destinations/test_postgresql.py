@@ -16,7 +16,7 @@ import pytest
 import destinations
 from destinations import DeliveryBatch, DestinationContext, pgcopy
 from destinations.base import FinishedImport, WriteResult
-from destinations.errors import ConfigurationError, FatalDeliveryError
+from destinations.errors import ConfigurationError, FatalDeliveryError, RetryableDeliveryError
 from destinations.network import UnsafeAddressError
 from destinations.pgcopy import pg_type
 from destinations.postgresql import PostgresDestination
@@ -336,3 +336,23 @@ def test_two_workers_writing_one_batch_at_once_land_it_once(
         worker.join(30)
     assert sorted(results) == ["2 rows copied (append)", "batch 0 was loaded already"]
     assert h.effects() == [("imp_conformance", 0), ("imp_conformance", 5)]
+
+
+def test_a_statement_that_outruns_the_statement_timeout_is_retried_not_hung(
+    postgresql_harness: PostgresHarness,
+) -> None:
+    h = postgresql_harness
+    _make(h).write(sample_batch(0))  # creates the table
+    h.admin.execute(
+        f'CREATE FUNCTION "{h.schema}".slow() RETURNS trigger LANGUAGE plpgsql AS '
+        "$$ BEGIN PERFORM pg_sleep(5); RETURN NEW; END $$"
+    )
+    h.admin.execute(
+        f'CREATE TRIGGER slow BEFORE INSERT ON "{h.schema}".rows '
+        f'FOR EACH STATEMENT EXECUTE FUNCTION "{h.schema}".slow()'
+    )
+    context = DestinationContext(policy=LOOPBACK, timeout=5.0, statement_timeout=0.5)
+    slow = destinations.create("postgresql", h.config(), context)
+    with pytest.raises(RetryableDeliveryError, match="57014.*statement timeout"):
+        slow.write(sample_batch(1))
+    assert len(_rows(h)) == 2  # the cancelled COPY left nothing behind

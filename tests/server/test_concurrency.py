@@ -145,7 +145,10 @@ def test_a_slot_has_at_most_limit_holders_and_wakes_its_oldest_waiters(
     queue.connection.zadd(queue._slot_keys("dest")[0], {"b": 1})
     assert queue.give_slot("dest", "", 2) == ["4"]
     assert queue.waiters() == set()
+    assert queue.waiting_slots() == []  # the last waiter woken: the slot leaves the registry
     assert queue.take_slot("other", "x", 1, "9")  # slots are per name
+    assert not queue.take_slot("other", "y", 1, "8")
+    assert queue.waiting_slots() == ["other"]
 
 
 def test_a_destination_is_sent_at_most_its_limit_at_once(four_batches: Sent, gate: Gate) -> None:

@@ -38,7 +38,7 @@ from server.deliveries import RETRY_SCHEDULE, DeliveryStatus
 from server.runtime import Runtime
 from server.settings import Timings
 from tests.conftest import CONTACTS_SCHEMA
-from tests.destinations.conftest import moto_url, pg_target  # noqa: F401 - fixtures used here
+from tests.destinations.conftest import pg_target  # noqa: F401 - a fixture used here
 from tests.destinations.stores import KEY_ID, SECRET_KEY, Target, s3_client
 from tests.server.test_faults import FAST, Processes, RedisProcess, own_redis, wait_for
 
@@ -71,7 +71,7 @@ def world(
     own_redis: RedisProcess,
     runtime_factory: RuntimeFactory,
     pg_target: Target,  # noqa: F811 - the fixture
-    moto_url: str,  # noqa: F811 - the fixture
+    moto_url: str,
     receiver: Receiver,
     tmp_path: Path,
 ) -> Iterator[World]:
@@ -168,7 +168,7 @@ def test_a_worker_killed_while_50_imports_deliver_leaves_every_row_once(
     world: World,
     batch_factory: BatchFactory,
     pg_target: Target,  # noqa: F811 - the fixture
-    moto_url: str,  # noqa: F811 - the fixture
+    moto_url: str,
     receiver: Receiver,
 ) -> None:
     made = 50
@@ -197,7 +197,7 @@ def test_redis_killed_with_deliveries_queued_and_in_flight_loses_nothing(
     own_redis: RedisProcess,
     batch_factory: BatchFactory,
     pg_target: Target,  # noqa: F811 - the fixture
-    moto_url: str,  # noqa: F811 - the fixture
+    moto_url: str,
     receiver: Receiver,
 ) -> None:
     made = 20

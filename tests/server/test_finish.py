@@ -13,7 +13,7 @@ from destinations import s3 as s3_module
 from destinations.errors import RetryableDeliveryError
 from server import attempts, db, deliveries, imports, orgs, uploads
 from tests.conftest import CONTACTS_SCHEMA
-from tests.destinations.conftest import moto_url, pg_target  # noqa: F401 - fixtures used here
+from tests.destinations.conftest import pg_target  # noqa: F401 - a fixture used here
 from tests.destinations.stores import Target, s3_client
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _s3_config(url: str, bucket: str) -> dict[str, Any]:
 
 def test_the_manifest_is_written_once_the_last_batch_lands(
     make: Any,
-    moto_url: str,  # noqa: F811 - the fixture
+    moto_url: str,
 ) -> None:
     client = s3_client(moto_url)
     client.create_bucket(Bucket="finish-manifest")
@@ -94,7 +94,7 @@ def test_the_manifest_is_written_once_the_last_batch_lands(
 
 def test_a_failed_finish_retries_the_last_delivery(
     make: Any,
-    moto_url: str,  # noqa: F811 - the fixture
+    moto_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = s3_client(moto_url)
@@ -164,7 +164,7 @@ def test_replace_swaps_the_table_when_the_last_batch_lands(
 
 def test_a_plugin_without_finish_or_write_result_still_delivers(
     make: Any,
-    moto_url: str,  # noqa: F811 - the fixture
+    moto_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     s3_client(moto_url).create_bucket(Bucket="finish-legacy")

@@ -335,3 +335,59 @@ def test_a_full_line_is_a_503_and_creates_no_import(
     with runtime.sessions() as session:
         assert session.scalar(select(func.count(db.Import.id))) == 0
     assert not list((runtime.settings.data_dir / "headless").iterdir())  # nor keeps the file
+
+
+def _set_policy(rt: Runtime, org_id: str, policy: str) -> None:
+    with rt.sessions.begin() as session:
+        org = session.get(db.Organisation, org_id)
+        assert org is not None
+        org.invalid_row_policy = policy
+
+
+MIXED = (
+    "Full name,Email,Country\nAda Lovelace,ada@example.com,XX\nGrace Hopper,grace@example.com,US\n"
+)
+
+
+def test_valid_only_imports_the_passing_rows_and_leaves_the_rest_out(
+    api: TestClient, runtime: Runtime, setup: OrgSetup, receiver: Receiver
+) -> None:
+    """The organisation's invalid-row policy rules a headless import as it rules the page's:
+    valid-only sends the rows that pass (it was refused whole, as under reject)."""
+    _set_policy(runtime, setup.org.id, "valid-only")
+    response = _post(api, "mixed.csv", MIXED.encode(), template_id=setup.template.id)
+    assert response.status_code == 202, response.text
+    _deliver(runtime)
+    assert setup.secret is not None
+    assert [r["email"] for r in _rows_received(receiver, setup.secret)] == ["grace@example.com"]
+    state = api.get(f"/api/v1/files/{response.json()['id']}").json()
+    assert (state["status"], state["rows"], state["failure"]) == ("delivered", 1, None)
+    detail = api.get(f"/api/v1/imports/{response.json()['id']}").json()
+    assert detail["left_out"] == 1
+
+
+def test_valid_only_with_no_passing_row_fails_saying_so(
+    api: TestClient, runtime: Runtime, setup: OrgSetup, receiver: Receiver
+) -> None:
+    _set_policy(runtime, setup.org.id, "valid-only")
+    bad = "Full name,Email,Country\nAda Lovelace,ada@example.com,XX\n"
+    response = _post(api, "bad.csv", bad.encode(), template_id=setup.template.id)
+    _deliver(runtime)
+    assert receiver.requests == []
+    state = api.get(f"/api/v1/files/{response.json()['id']}").json()
+    assert state["status"] == "failed"
+    assert state["failure"]["detail"].startswith("No row of bad.csv passes the template's rules")
+    assert state["failure"]["error_count"] == 1
+
+
+def test_with_errors_delivers_every_row(
+    api: TestClient, runtime: Runtime, setup: OrgSetup, receiver: Receiver
+) -> None:
+    _set_policy(runtime, setup.org.id, "with-errors")
+    response = _post(api, "mixed.csv", MIXED.encode(), template_id=setup.template.id)
+    _deliver(runtime)
+    assert setup.secret is not None
+    rows = _rows_received(receiver, setup.secret)
+    assert [r["email"] for r in rows] == ["ada@example.com", "grace@example.com"]
+    state = api.get(f"/api/v1/files/{response.json()['id']}").json()
+    assert (state["status"], state["rows"]) == ("delivered", 2)

@@ -14,7 +14,6 @@ import boto3
 import pytest
 from moto.core.exceptions import JsonRESTError
 from moto.kms.models import KmsBackend
-from moto.server import ThreadedMotoServer
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
@@ -35,7 +34,6 @@ from server.app import create_app
 from server.http.digest import content_digest_header
 from server.kms import KeyRefused, UnusableKey
 from server.runtime import Runtime
-from tests.conftest import free_port
 
 if TYPE_CHECKING:
     from tests.conftest import (
@@ -85,21 +83,12 @@ class _KeyStateEnforced:
         monkeypatch.setattr(KmsBackend, "decrypt", checked_decrypt)
 
 
-@pytest.fixture(scope="module")
-def kms_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def kms_client(kms_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+def kms_client(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """boto3's own configuration from the environment: AWS_ENDPOINT_URL_KMS is all it takes
     to point loadbay at another KMS."""
     _KeyStateEnforced.install(monkeypatch)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", kms_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", moto_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)  # the region is the ARN's

@@ -26,7 +26,6 @@ from server import db, imports
 from server.http.digest import content_digest_header
 from server.settings import Timings
 from tests.conftest import free_port
-from tests.destinations.conftest import moto_url  # noqa: F401 - the fixture
 from tests.destinations.stores import KEY_ID, SECRET_KEY, s3_client
 from tests.server.test_faults import FAST, Processes, RedisProcess, own_redis, wait_for
 
@@ -41,7 +40,7 @@ IMPORTS, BATCHES, ROWS_PER_BATCH = 50, 4, 25
 
 @pytest.fixture
 def s3_blobs(
-    moto_url: str,  # noqa: F811 - the fixture
+    moto_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, str]:
     """The blob store's environment, for this process and the ones it starts."""

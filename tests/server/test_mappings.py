@@ -777,3 +777,38 @@ def test_a_refused_mapping_does_not_use_up_the_imports_claim(
     assert client.post(_path(setup), json=body, headers=auth).status_code == 422
     body["mapping"] = CONFIRMED
     assert client.post(_path(setup), json=body, headers=auth).json()["addresses"] == 1
+
+
+def test_a_memory_is_kept_for_its_templates_retention_not_the_operators(
+    runtime: Runtime, demo_org: DemoOrgFactory
+) -> None:
+    """A template that keeps its imports 3 days (the operator's default is longer) forgets
+    its mapping memories after 3 days; another organisation's default (10 days) rules its
+    templates without their own; the operator's rules the rest."""
+    from tests.conftest import CONTACTS_SCHEMA
+
+    short = json.loads(json.dumps(CONTACTS_SCHEMA))
+    short.setdefault("x-loadbay", {})["retentionDays"] = 3
+    three = demo_org(runtime, schema=short).template.id
+    ten_org = demo_org(runtime)
+    with runtime.sessions.begin() as session:
+        session.get(db.Organisation, ten_org.org.id).retention_days = 10  # type: ignore[union-attr]
+    ten = ten_org.template.id
+    operator = demo_org(runtime).template.id
+    assert runtime.settings.retention_days > 10
+    for template_id in (three, ten, operator):
+        _teach(runtime, template_id, HEADERS, CONFIRMED)
+
+    def remembered() -> list[bool]:
+        return [mappings.recall(runtime, t, HEADERS) is not None for t in (three, ten, operator)]
+
+    now = db.utcnow()
+    retention.purge_expired(runtime, now + dt.timedelta(days=2))
+    assert remembered() == [True, True, True]
+    retention.purge_expired(runtime, now + dt.timedelta(days=3, seconds=1))
+    assert remembered() == [False, True, True]
+    retention.purge_expired(runtime, now + dt.timedelta(days=10, seconds=1))
+    assert remembered() == [False, False, True]
+    days = runtime.settings.retention_days
+    retention.purge_expired(runtime, now + dt.timedelta(days=days, seconds=1))
+    assert remembered() == [False, False, False]

@@ -34,7 +34,7 @@ from server.models import accounts
 from server.permissions import Role
 from server.runtime import Runtime
 from tests.conftest import CONTACTS_SCHEMA
-from tests.server.test_blobs_s3 import s3_endpoint, s3_env  # noqa: F401 - fixtures
+from tests.server.test_blobs_s3 import s3_env  # noqa: F401 - a fixture
 from tests.server.test_rotation import csv_of, environment, stored_import
 
 if TYPE_CHECKING:
