@@ -4,7 +4,8 @@ Schema JSON and imports it as a second template, edits it (a new version in the 
 deletes and restores it; creates a webhook destination to a loopback receiver and a
 PostgreSQL one to the local server, tests each and reads the result; creates, rotates and
 revokes secret keys; and finds each step's audit entry on the audit page. axe-core runs on
-every screen: no serious or critical violation."""
+every screen: no serious or critical violation; each is then screenshotted into
+tests/e2e/artifacts/config-NN.png."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 AXE = REPO / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = Path(__file__).parent / "artifacts"  # screenshots of the screens (gitignored)
 
 
 @pytest.fixture
@@ -91,6 +93,9 @@ class Axe:
         ]
         assert bad == [], f"{page.url}: {bad}"
         self.checked.append(page.url)
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = f"config-{len(self.checked):02d}.png"
+        page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def _sign_in(page: Page, origin: str, email: str) -> None:
