@@ -36,7 +36,9 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(rt: Runtime, org_id: str, name: str, *, actor: str = "cli") -> CreatedKey:
+def create_key(
+    rt: Runtime, org_id: str, name: str, *, actor: str = "cli", address: str | None = None
+) -> CreatedKey:
     name = name.strip()
     if not 0 < len(name) <= 200:
         raise Invalid("A key needs a name of 1 to 200 characters.")
@@ -59,6 +61,7 @@ def create_key(rt: Runtime, org_id: str, name: str, *, actor: str = "cli") -> Cr
             actor=actor,
             org_id=org_id,
             target=row.id,
+            address=address,
             detail={"name": name},
         )
     return CreatedKey(row, secret)
@@ -75,17 +78,38 @@ def list_keys(rt: Runtime, org_id: str) -> list[db.SecretKey]:
         )
 
 
-def revoke_key(rt: Runtime, key_id: str, *, actor: str = "cli") -> db.SecretKey:
+def revoke_key(
+    rt: Runtime,
+    key_id: str,
+    *,
+    actor: str = "cli",
+    org_id: str | None = None,
+    address: str | None = None,
+) -> db.SecretKey:
+    """Revoke a key (of `org_id`, when given: another organisation's is NotFound)."""
     with rt.sessions.begin() as session:
         row = session.get(db.SecretKey, key_id)
-        if row is None:
+        if row is None or (org_id is not None and row.org_id != org_id):
             raise NotFound(f"Key {key_id} does not exist.")
         if row.revoked_at is None:
             row.revoked_at = db.utcnow()
             audit.record(
-                session, action="key.revoked", actor=actor, org_id=row.org_id, target=row.id
+                session,
+                action="key.revoked",
+                actor=actor,
+                org_id=row.org_id,
+                target=row.id,
+                address=address,
             )
         return row
+
+
+def get_key(rt: Runtime, org_id: str, key_id: str) -> db.SecretKey:
+    with rt.sessions() as session:
+        row = session.get(db.SecretKey, key_id)
+    if row is None or row.org_id != org_id:
+        raise NotFound(f"Key {key_id} does not exist.")
+    return row
 
 
 def authenticate(rt: Runtime, secret: str) -> db.Organisation:
@@ -116,10 +140,12 @@ def identify(rt: Runtime, secret: str) -> tuple[db.Organisation, db.SecretKey]:
         return org, row
 
 
-def rotate_key(rt: Runtime, org_id: str, name: str, *, actor: str = "cli") -> CreatedKey:
+def rotate_key(
+    rt: Runtime, org_id: str, name: str, *, actor: str = "cli", address: str | None = None
+) -> CreatedKey:
     """A new key named `name`, the organisation's earlier live keys of that name revoked
     (what `loadbay demo` does at each start: it shows a key once, so it needs a new one)."""
-    created = create_key(rt, org_id, name, actor=actor)
+    created = create_key(rt, org_id, name, actor=actor, address=address)
     with rt.sessions.begin() as session:
         for row in session.scalars(
             select(db.SecretKey).where(
@@ -130,5 +156,12 @@ def rotate_key(rt: Runtime, org_id: str, name: str, *, actor: str = "cli") -> Cr
             )
         ):
             row.revoked_at = db.utcnow()
-            audit.record(session, action="key.revoked", actor=actor, org_id=org_id, target=row.id)
+            audit.record(
+                session,
+                action="key.revoked",
+                actor=actor,
+                org_id=org_id,
+                target=row.id,
+                address=address,
+            )
     return created

@@ -94,7 +94,8 @@ def update_settings(
     default_retention_days: int | None = None,
     invalid_row_policy: str | None = None,
     kms_key_arn: str | None = None,
-    actor: str = "management-api",
+    actor: str = "cli",
+    address: str | None = None,
 ) -> OrganisationSettings:
     """Change what was sent; every value is checked before anything is stored (a KMS key
     only once loadbay has generated and unwrapped a data key with it). A new KMS key wraps
@@ -135,8 +136,33 @@ def update_settings(
         }
         if changed:
             audit.record(
-                session, action="settings.updated", actor=actor, org_id=org_id, detail=changed
+                session,
+                action="settings.updated",
+                actor=actor,
+                org_id=org_id,
+                address=address,
+                detail=changed,
             )
+    return settings_of(rt, org_id)
+
+
+def rotate_publishable_key(
+    rt: Runtime, org_id: str, *, actor: str = "cli", address: str | None = None
+) -> OrganisationSettings:
+    """A new publishable key; the old one stops opening the importer at once (embed code
+    must be given the new one)."""
+    with rt.sessions.begin() as session:
+        org = session.get(db.Organisation, org_id)
+        if org is None:
+            raise NotFound(f"Organisation {org_id} does not exist.")
+        org.publishable_key = "pk_" + secrets.token_urlsafe(24)
+        audit.record(
+            session,
+            action="publishable-key.rotated",
+            actor=actor,
+            org_id=org_id,
+            address=address,
+        )
     return settings_of(rt, org_id)
 
 

@@ -31,6 +31,7 @@ class Permission(enum.StrEnum):
     DATA_IMPORT = "data.import"  # a headless import; retrying a failed delivery
     DATA_DOWNLOAD = "data.download"  # an import's rows
     DATA_DELETE = "data.delete"  # shredding an import now
+    KEYS_MANAGE = "keys.manage"  # secret and publishable keys: a secret key is the organisation
     DATA_REVEAL = "data.reveal"  # unmasking personal-data fields in a dashboard preview
 
 
@@ -97,6 +98,33 @@ DASHBOARD: dict[tuple[str, str], str] = {
     ("POST", "/dashboard/security"): P.SECURITY_MANAGE,
     ("GET", "/dashboard/audit"): P.AUDIT_VIEW,
     ("GET", "/dashboard/audit/export"): P.AUDIT_VIEW,
+    ("GET", "/dashboard/templates"): P.CONFIG_VIEW,
+    ("POST", "/dashboard/templates"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/templates/import"): P.CONFIG_MANAGE,
+    ("GET", "/dashboard/templates/{id}"): P.CONFIG_VIEW,
+    ("POST", "/dashboard/templates/{id}"): P.CONFIG_MANAGE,
+    ("GET", "/dashboard/templates/{id}/field"): P.CONFIG_VIEW,
+    ("POST", "/dashboard/templates/{id}/field"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/templates/{id}/field/remove"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/templates/{id}/json"): P.CONFIG_MANAGE,
+    ("GET", "/dashboard/templates/{id}/schema.json"): P.CONFIG_VIEW,
+    ("POST", "/dashboard/templates/{id}/delete"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/templates/{id}/restore"): P.CONFIG_MANAGE,
+    ("GET", "/dashboard/destinations"): P.CONFIG_VIEW,
+    ("GET", "/dashboard/destinations/new"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/destinations"): P.CONFIG_MANAGE,
+    ("GET", "/dashboard/destinations/{id}"): P.CONFIG_VIEW,
+    ("POST", "/dashboard/destinations/{id}"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/destinations/{id}/test"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/destinations/{id}/delete"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/destinations/{id}/restore"): P.CONFIG_MANAGE,
+    ("GET", "/dashboard/keys"): P.KEYS_MANAGE,
+    ("POST", "/dashboard/keys"): P.KEYS_MANAGE,
+    ("POST", "/dashboard/keys/{id}/rotate"): P.KEYS_MANAGE,
+    ("POST", "/dashboard/keys/{id}/revoke"): P.KEYS_MANAGE,
+    ("POST", "/dashboard/publishable-key/rotate"): P.KEYS_MANAGE,
+    ("GET", "/dashboard/settings"): P.CONFIG_VIEW,
+    ("POST", "/dashboard/settings"): P.SETTINGS_MANAGE,
     ("GET", "/dashboard/imports"): P.DATA_VIEW,
     ("GET", "/dashboard/imports/{id}"): P.DATA_VIEW,
     ("POST", "/dashboard/imports/{id}/reveal"): P.DATA_REVEAL,

@@ -46,6 +46,12 @@ class DestinationIn(_Strict):
     template: str = Field(description="The template's name.")
     kind: str
     enabled: bool = True
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=dests.MAX_CONCURRENCY,
+        description="Batches sent to it at once (absent: 4 for a new one, else unchanged).",
+    )
     config: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -233,12 +239,12 @@ def _template(
     existing = by_name.get(name)
     if existing is None:
         if write:
-            by_name[name] = templates.create_template(rt, org.id, schema)
+            by_name[name] = templates.create_template(rt, org.id, schema, actor="apply")
         return Change("create", label)
     if existing.schema == schema:
         return Change("unchanged", label, f"version {existing.version}")
     if write:
-        by_name[name] = templates.replace_template(rt, org.id, existing.id, schema)
+        by_name[name] = templates.replace_template(rt, org.id, existing.id, schema, actor="apply")
     return Change("update", label, f"version {existing.version + 1}")
 
 
@@ -266,9 +272,18 @@ def _destination(
         ).first()
     if row is None:
         if write:
-            view = dests.create_destination(rt, org, template.id, spec.kind, spec.name, spec.config)
+            view = dests.create_destination(
+                rt,
+                org,
+                template.id,
+                spec.kind,
+                spec.name,
+                spec.config,
+                max_concurrency=spec.max_concurrency or db.DEFAULT_CONCURRENCY,
+                actor="apply",
+            )
             if not spec.enabled:
-                dests.update_destination(rt, org, view.row.id, enabled=False)
+                dests.update_destination(rt, org, view.row.id, enabled=False, actor="apply")
         return Change("create", label)
     if row.kind != spec.kind:
         raise Invalid(f"{label} is a {row.kind} destination; the file says {spec.kind}.")
@@ -277,10 +292,20 @@ def _destination(
     differs = [k for k in names if stored.get(k) != spec.config.get(k)]
     if row.enabled != spec.enabled:
         differs.append("enabled")
+    if spec.max_concurrency is not None and spec.max_concurrency != row.max_concurrency:
+        differs.append("max_concurrency")
     if not differs:
         return Change("unchanged", label)
     if write:
         config = {k: spec.config.get(k) for k in names}  # None removes a setting
-        dests.update_destination(rt, org, row.id, config=config, enabled=spec.enabled)
+        dests.update_destination(
+            rt,
+            org,
+            row.id,
+            config=config,
+            enabled=spec.enabled,
+            max_concurrency=spec.max_concurrency,
+            actor="apply",
+        )
     # Setting names only: a value may be a secret.
     return Change("update", label, ", ".join(differs))

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import PipelineError
 from pipeline.template import parse_template
-from server import db
+from server import audit, db
 from server.errors import Conflict, Invalid, NotFound
 from server.runtime import Runtime
 
@@ -111,7 +111,14 @@ def default_retention_days(rt: Runtime, org: db.Organisation) -> int:
     return org.retention_days or rt.settings.retention_days
 
 
-def create_template(rt: Runtime, org_id: str, schema: dict[str, Any]) -> db.Template:
+def create_template(
+    rt: Runtime,
+    org_id: str,
+    schema: dict[str, Any],
+    *,
+    actor: str = "cli",
+    address: str | None = None,
+) -> db.Template:
     name = template_name(schema)
     now = db.utcnow()
     row = db.Template(
@@ -127,7 +134,23 @@ def create_template(rt: Runtime, org_id: str, schema: dict[str, Any]) -> db.Temp
         session.add(row)
         session.flush()
         session.add(db.TemplateVersion(template_id=row.id, version=1, schema=schema))
+        _audit(session, "template.created", row, actor, address)
     return row
+
+
+def _audit(
+    session: Session, action: str, row: db.Template, actor: str, address: str | None
+) -> None:
+    """Ids and the version only: a schema's enum or pattern is the client's, not ours to copy."""
+    audit.record(
+        session,
+        action=action,
+        actor=actor,
+        org_id=row.org_id,
+        target=row.id,
+        address=address,
+        detail={"version": row.version},
+    )
 
 
 def _owned(session: Session, org_id: str, template_id: str) -> db.Template:
@@ -153,7 +176,13 @@ def list_templates(
 
 
 def replace_template(
-    rt: Runtime, org_id: str, template_id: str, schema: dict[str, Any]
+    rt: Runtime,
+    org_id: str,
+    template_id: str,
+    schema: dict[str, Any],
+    *,
+    actor: str = "cli",
+    address: str | None = None,
 ) -> db.Template:
     """A new version: the schema the importer serves from now on; imports under way keep
     the version they started with."""
@@ -165,22 +194,57 @@ def replace_template(
         row.version += 1
         row.schema, row.name, row.updated_at = schema, name, db.utcnow()
         session.add(db.TemplateVersion(template_id=row.id, version=row.version, schema=schema))
+        _audit(session, "template.updated", row, actor, address)
         return row
 
 
-def delete_template(rt: Runtime, org_id: str, template_id: str) -> db.Template:
+def versions(rt: Runtime, org_id: str, template_id: str) -> list[db.TemplateVersion]:
+    """Every schema the template has had, newest first."""
+    with rt.sessions() as session:
+        _owned(session, org_id, template_id)
+        return list(
+            session.scalars(
+                select(db.TemplateVersion)
+                .where(db.TemplateVersion.template_id == template_id)
+                .order_by(db.TemplateVersion.version.desc())
+            )
+        )
+
+
+def version(rt: Runtime, org_id: str, template_id: str, number: int) -> db.TemplateVersion:
+    with rt.sessions() as session:
+        _owned(session, org_id, template_id)
+        found = session.scalar(
+            select(db.TemplateVersion).where(
+                db.TemplateVersion.template_id == template_id,
+                db.TemplateVersion.version == number,
+            )
+        )
+    if found is None:
+        raise NotFound(f"Template {template_id} has no version {number}.")
+    return found
+
+
+def delete_template(
+    rt: Runtime, org_id: str, template_id: str, *, actor: str = "cli", address: str | None = None
+) -> db.Template:
     with rt.sessions.begin() as session:
         row = _owned(session, org_id, template_id)
         if row.deleted_at is None:
             row.deleted_at = db.utcnow()
+            _audit(session, "template.deleted", row, actor, address)
         return row
 
 
-def restore_template(rt: Runtime, org_id: str, template_id: str) -> db.Template:
+def restore_template(
+    rt: Runtime, org_id: str, template_id: str, *, actor: str = "cli", address: str | None = None
+) -> db.Template:
     with rt.sessions.begin() as session:
         row = _owned(session, org_id, template_id)
         restorable(row.deleted_at, f"Template {template_id}")
-        row.deleted_at = None
+        if row.deleted_at is not None:
+            row.deleted_at = None
+            _audit(session, "template.restored", row, actor, address)
         return row
 
 

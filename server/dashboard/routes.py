@@ -12,7 +12,13 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from server import invitations, security, sessions, twofactor, users
-from server.dashboard import admin, import_pages
+from server.dashboard import (
+    admin,
+    destinations_pages,
+    import_pages,
+    keys_pages,
+    templates_pages,
+)
 from server.dashboard.edge import HEADERS, Handler, Page, page
 from server.errors import Invalid, Unauthorized
 from server.models.accounts import User
@@ -224,4 +230,7 @@ routes = [
     Route("/dashboard/static/{name}", static, methods=["GET"]),
     *admin.routes,
     *import_pages.routes,
+    *templates_pages.routes,
+    *destinations_pages.routes,
+    *keys_pages.routes,
 ]

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from pipeline.errors import PipelineError
 from server import db, templates
 from server.errors import Invalid, ServiceError
-from server.http.auth import management_org, runtime_of
+from server.http.auth import client_address, management_org, runtime_of
 from server.http.limits import JSON_BYTES, Limiter
 from server.http.responses import problem, problem_response, server_problem
 from server.logs import describe
@@ -109,6 +109,11 @@ class Call:
             return dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
         except ValueError:  # a day or hour that does not exist (2026-02-30, 25:00)
             raise bad_query(name, accepted) from None
+
+    @property
+    def who(self) -> dict[str, str]:
+        """The actor and client address an audited change records."""
+        return {"actor": self.actor, "address": client_address(self.request)}
 
     @property
     def id(self) -> str:

@@ -38,7 +38,9 @@ async def list_templates(call: Call) -> schemas.TemplateList:
 
 async def create_template(call: Call) -> schemas.TemplateOut:
     body = call.parse(schemas.TemplateIn)
-    row = await run_in_threadpool(templates.create_template, call.rt, call.org.id, body.schema_)
+    row = await run_in_threadpool(
+        lambda: templates.create_template(call.rt, call.org.id, body.schema_, **call.who)
+    )
     return schemas.TemplateOut.of(row)
 
 
@@ -50,18 +52,22 @@ async def get_template(call: Call) -> schemas.TemplateOut:
 async def put_template(call: Call) -> schemas.TemplateOut:
     body = call.parse(schemas.TemplateIn)
     row = await run_in_threadpool(
-        templates.replace_template, call.rt, call.org.id, call.id, body.schema_
+        lambda: templates.replace_template(call.rt, call.org.id, call.id, body.schema_, **call.who)
     )
     return schemas.TemplateOut.of(row)
 
 
 async def delete_template(call: Call) -> schemas.TemplateOut:
-    row = await run_in_threadpool(templates.delete_template, call.rt, call.org.id, call.id)
+    row = await run_in_threadpool(
+        lambda: templates.delete_template(call.rt, call.org.id, call.id, **call.who)
+    )
     return schemas.TemplateOut.of(row)
 
 
 async def restore_template(call: Call) -> schemas.TemplateOut:
-    row = await run_in_threadpool(templates.restore_template, call.rt, call.org.id, call.id)
+    row = await run_in_threadpool(
+        lambda: templates.restore_template(call.rt, call.org.id, call.id, **call.who)
+    )
     return schemas.TemplateOut.of(row)
 
 
@@ -81,13 +87,16 @@ async def list_destinations(call: Call) -> schemas.DestinationList:
 async def create_destination(call: Call) -> schemas.DestinationOut:
     body = call.parse(schemas.DestinationIn)
     view = await run_in_threadpool(
-        dests.create_destination,
-        call.rt,
-        call.org,
-        body.template_id,
-        body.kind,
-        body.name,
-        body.config,
+        lambda: dests.create_destination(
+            call.rt,
+            call.org,
+            body.template_id,
+            body.kind,
+            body.name,
+            body.config,
+            max_concurrency=body.max_concurrency,
+            **call.who,
+        )
     )
     return schemas.DestinationOut.of(view)
 
@@ -101,24 +110,35 @@ async def patch_destination(call: Call) -> schemas.DestinationOut:
     body = call.parse(schemas.DestinationPatch)
     view = await run_in_threadpool(
         lambda: dests.update_destination(
-            call.rt, call.org, call.id, name=body.name, enabled=body.enabled, config=body.config
+            call.rt,
+            call.org,
+            call.id,
+            name=body.name,
+            enabled=body.enabled,
+            config=body.config,
+            max_concurrency=body.max_concurrency,
+            **call.who,
         )
     )
     return schemas.DestinationOut.of(view)
 
 
 async def delete_destination(call: Call) -> schemas.DestinationOut:
-    view = await run_in_threadpool(dests.delete_destination, call.rt, call.org, call.id)
+    view = await run_in_threadpool(
+        lambda: dests.delete_destination(call.rt, call.org, call.id, **call.who)
+    )
     return schemas.DestinationOut.of(view)
 
 
 async def restore_destination(call: Call) -> schemas.DestinationOut:
-    view = await run_in_threadpool(dests.restore_destination, call.rt, call.org, call.id)
+    view = await run_in_threadpool(
+        lambda: dests.restore_destination(call.rt, call.org, call.id, **call.who)
+    )
     return schemas.DestinationOut.of(view)
 
 
 async def test_destination(call: Call) -> schemas.DestinationTest:
-    await run_in_threadpool(dests.check_destination, call.rt, call.org, call.id)
+    await run_in_threadpool(lambda: dests.check_destination(call.rt, call.org, call.id, **call.who))
     return schemas.DestinationTest(ok=True, detail="The destination's check passed.")
 
 
@@ -145,6 +165,7 @@ async def patch_organisation(call: Call) -> schemas.OrganisationOut:
             default_retention_days=body.default_retention_days,
             invalid_row_policy=body.invalid_row_policy,
             kms_key_arn=body.kms_key_arn,
+            **call.who,
         )
     )
     return schemas.OrganisationOut.of(found)

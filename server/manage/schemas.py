@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from destinations import DestinationSpec
 from server import db, events, import_views
 from server.attempts import Attempt
-from server.destinations import DestinationView
+from server.destinations import MAX_CONCURRENCY, DestinationView
 from server.orgs import OrganisationSettings
 
 InvalidRowPolicy = Literal["reject", "valid-only", "with-errors"]
@@ -94,6 +94,12 @@ class DestinationIn(Request):
     name: str = Field(min_length=1, max_length=200)
     template_id: str = Field(max_length=40)
     config: dict[str, Any] = Field(description="The kind's settings (see its JSON schema).")
+    max_concurrency: int = Field(
+        default=db.DEFAULT_CONCURRENCY,
+        ge=1,
+        le=MAX_CONCURRENCY,
+        description="How many batches are sent to it at once.",
+    )
 
 
 class DestinationPatch(Request):
@@ -104,6 +110,7 @@ class DestinationPatch(Request):
         description="Merged into the stored settings: a secret not sent is kept; a "
         "setting sent as null is removed.",
     )
+    max_concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY)
 
 
 class DestinationOut(Answer):
@@ -114,6 +121,7 @@ class DestinationOut(Answer):
     enabled: bool
     disabled_reason: str | None
     config: dict[str, Any] = Field(description='Settings; each secret is {"set": true|false}.')
+    max_concurrency: int = Field(description="How many batches are sent to it at once.")
     created_at: dt.datetime
     deleted_at: dt.datetime | None
 
@@ -128,6 +136,7 @@ class DestinationOut(Answer):
             enabled=row.enabled,
             disabled_reason=row.disabled_reason,
             config=view.config,
+            max_concurrency=row.max_concurrency,
             created_at=row.created_at,
             deleted_at=row.deleted_at,
         )

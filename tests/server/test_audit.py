@@ -147,10 +147,11 @@ def test_key_and_setting_changes_are_audited(runtime: Runtime) -> None:
     acme = org_with_owner(runtime)
     created = keys.create_key(runtime, acme.org.id, "deploy")
     keys.revoke_key(runtime, created.key.id)
-    orgs.update_settings(runtime, acme.org.id, default_retention_days=7)
+    actor = f"api-key:{created.key.id}"
+    orgs.update_settings(runtime, acme.org.id, default_retention_days=7, actor=actor)
     found = audit.entries(runtime, acme.org.id)
     assert [(e.action, e.actor, e.target) for e in found[:3]] == [
-        ("settings.updated", "management-api", None),
+        ("settings.updated", actor, None),
         ("key.revoked", "cli", created.key.id),
         ("key.created", "cli", created.key.id),
     ]

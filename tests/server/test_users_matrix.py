@@ -60,6 +60,8 @@ class World:
     client: TestClient
     org_id: str
     template_id: str
+    destination_id: str  # like the template, in an organisation nobody here belongs to
+    key_id: str
     members: dict[str, str]  # role -> user id, in the organisation under test
     target_id: str  # a viewer the member routes act on
     other_user: str  # the owner of another organisation
@@ -71,7 +73,10 @@ class World:
 @pytest.fixture
 def world(runtime: Runtime, demo_org: DemoOrgFactory) -> Iterator[World]:
     acme = org_with_owner(runtime)
-    template = demo_org(runtime).template  # templates belong to a second org: reuse ids
+    # Templates, destinations and keys belong to a second org: reuse ids.
+    setup = demo_org(runtime, webhook_urls=["http://127.0.0.1:9/hook"])
+    template = setup.template
+    third_key = keys.create_key(runtime, setup.org.id, "k").key
     members = {"owner": acme.owner_id}
     for role in ROLES[1:]:
         members[role] = users.add_user(
@@ -88,6 +93,8 @@ def world(runtime: Runtime, demo_org: DemoOrgFactory) -> Iterator[World]:
             client,
             acme.org.id,
             own_template.id,
+            setup.destination.id,
+            third_key.id,
             members,
             target.id,
             other.owner_id,
@@ -113,10 +120,10 @@ def _session(w: World, user_id: str, org_id: str) -> tuple[str, str]:
 
 
 def _path(w: World, path: str) -> str:
+    ids = {"/templates/": w.template_id, "/members/": w.target_id}
+    ids.update({"/destinations/": w.destination_id, "/keys/": w.key_id})
     values = {
-        "id": w.template_id
-        if "/templates/" in path
-        else (w.target_id if "/members/" in path else "ses_none"),
+        "id": next((v for k, v in ids.items() if k in path), "ses_none"),
         "token": "not-a-real-invitation",
         "name": "dashboard.css",
     }
@@ -200,10 +207,12 @@ def test_a_member_of_another_organisation_never_reaches_this_ones(world: World) 
         else:
             token, csrf = _session(world, world.other_user, world.other_org)
             response = _send(world, method, path, token=token, csrf=csrf)
-        if "/templates/" in path or "/members/" in path:
+        if any(part in path for part in ("/templates/", "/members/", "/destinations/", "/keys/")):
             checked += 1
             assert response.status_code == 404, (method, path, response.text[:200])
-    assert checked == 6
+    # API: templates 4, destinations 5; dashboard: members 2, templates 9, destinations 5,
+    # keys 2.
+    assert checked == 27
     assert users.membership(world.rt, world.target_id, world.org_id) is not None
 
 
