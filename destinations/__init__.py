@@ -140,6 +140,23 @@ def create(kind: str, config: Mapping[str, Any], context: DestinationContext) ->
     return _registry.spec(kind).create(config, context)
 
 
+def probe(destination: Destination) -> str | None:
+    """The kind's connection test (reach it as a delivery would, write no rows): what it
+    found, or None when the kind has none. Errors are ConfigurationErrors that say what to
+    change."""
+    run = getattr(destination, "probe", None)
+    if run is None:
+        return None
+    try:
+        return str(run())
+    except (ConfigurationError, UnsafeAddressError):
+        raise
+    except RetryableDeliveryError as exc:
+        raise ConfigurationError(f"The destination cannot be reached now: {exc}") from exc
+    except DeliveryError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
 def validate(kind: str, config: Mapping[str, Any], context: DestinationContext) -> Destination:
     """Parse the settings and run check(), as when a client creates a destination.
 

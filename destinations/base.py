@@ -122,6 +122,9 @@ class Destination(Protocol):
     def write(self, batch: DeliveryBatch) -> WriteResult:
         """Deliver the batch; delivering the same batch twice must have one effect."""
 
+    # Optional: `probe(self) -> str` reaches the destination as a delivery would, writing no
+    # rows, and says what it found ("test connection"); raises a DeliveryError otherwise.
+
     def finish(self, done: FinishedImport) -> WriteResult | None:
         """Every batch of an import is delivered here (a manifest, a table swap); None when
         the kind has nothing to do. Called once per import and destination (again only when

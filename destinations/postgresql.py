@@ -175,6 +175,39 @@ class PostgresDestination:
         """The DSN parses, its host resolves and passes the SSRF policy; nothing is sent."""
         self._address()
 
+    def probe(self) -> str:
+        """Connect (TLS and password as a delivery would) and ask whether the table can be
+        written, or created when it is missing; nothing is written."""
+        schema, table = self.config.target
+        with self._connection() as conn:
+            found = conn.execute(
+                "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL, "
+                "has_schema_privilege(%s, 'CREATE')",
+                (schema, table, schema),
+            ).fetchone()
+            exists, may_create = bool(found and found[0]), bool(found and found[1])
+            name = f"{schema}.{table}"
+            if exists:
+                may_write = conn.execute(
+                    "SELECT has_table_privilege(format('%%I.%%I', %s::text, %s::text), 'INSERT')",
+                    (schema, table),
+                ).fetchone()
+                if not (may_write and may_write[0]):
+                    raise FatalDeliveryError(
+                        f"Connected, but the user may not insert into {name}: grant INSERT."
+                    )
+                return f"Connected; {name} exists and accepts inserts."
+        if not self.config.create_table:
+            raise FatalDeliveryError(
+                f'Connected, but {name} does not exist: create it, or set "create_table".'
+            )
+        if not may_create:
+            raise FatalDeliveryError(
+                f"Connected, but {name} does not exist and the user may not create tables in "
+                f"{schema}: grant CREATE on the schema, or create the table."
+            )
+        return f"Connected; {name} will be created by the first delivery."
+
     def write(self, batch: DeliveryBatch) -> WriteResult:
         schema, table = self.config.target
         columns = pgcopy.columns(batch.table)

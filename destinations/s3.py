@@ -244,6 +244,14 @@ class S3Destination:
         SSRF policy; nothing is sent."""
         check_url(self._endpoint(), self.context.policy)
 
+    def probe(self) -> str:
+        """Write one small object as a delivery would (a writer may hold no right but
+        PutObject, so nothing is listed): proof of the credentials, bucket and policy."""
+        key = self.config.prefix + PROBE_KEY
+        with self._s3() as call:
+            call("put_object", Key=key, Body=PROBE_BODY, ContentType="text/plain", **self._sse())
+        return f"Wrote s3://{self.config.bucket}/{key}."
+
     def key(self, batch: DeliveryBatch | FinishedImport, seq: int | None = None) -> str:
         """The object key of batch seq (None: the manifest's)."""
         values = {
@@ -384,6 +392,10 @@ def encode(table: pa.Table, fmt: str) -> bytes:
     else:
         frame.write_ndjson(out)
     return out.getvalue()
+
+
+PROBE_KEY = "loadbay-connection-test.txt"
+PROBE_BODY = b"Written by loadbay's connection test; safe to delete.\n"
 
 
 def _safe(part: str) -> str:

@@ -49,15 +49,18 @@ def kind_spec(kind: str) -> kinds.DestinationSpec[Any]:
         raise InvalidDestination(str(exc)) from exc
 
 
-def check(rt: Runtime, kind: str, config: dict[str, Any]) -> None:
-    """Parse the settings and run the kind's check(); errors say what to change."""
+def check(rt: Runtime, kind: str, config: dict[str, Any], *, connect: bool = False) -> str:
+    """Parse the settings and run the kind's check(), and with `connect` its probe() (the
+    connection test); what was found, errors saying what to change."""
     kind_spec(kind)
     try:
-        kinds.validate(kind, config, rt.destination_context)
+        made = kinds.validate(kind, config, rt.destination_context)
+        found = kinds.probe(made) if connect else None
     except UnsafeAddressError as exc:
         raise UnsafeDestination(f"The destination cannot be used: {exc}") from exc
     except DeliveryError as exc:
         raise InvalidDestination(f"The destination cannot be used: {exc}") from exc
+    return found or "The settings are valid and the address is allowed."
 
 
 def _view(rt: Runtime, org: db.Organisation, row: db.Destination) -> DestinationView:
@@ -214,14 +217,15 @@ def check_destination(
     *,
     actor: str = "cli",
     address: str | None = None,
-) -> None:
-    """Run the kind's check() on the stored settings (nothing is sent); the outcome is
-    audited, a failure re-raised with what to change."""
+) -> str:
+    """Test the stored settings: the kind's check(), then its probe() (connect as a
+    delivery would, write no rows); what was found. The outcome is audited, a failure
+    re-raised with what to change."""
     with rt.sessions() as session:
         row = _owned(session, org.id, destination_id)
     config = rt.vault.open_config(org.id, org.wrapped_key, row.id, row.sealed_config)
     try:
-        check(rt, row.kind, config)
+        found = check(rt, row.kind, config, connect=True)
     except Invalid as exc:
         with rt.sessions.begin() as session:
             _audit(
@@ -230,6 +234,7 @@ def check_destination(
         raise
     with rt.sessions.begin() as session:
         _audit(session, "destination.tested", row, actor, address, {"ok": True})
+    return found
 
 
 def delete_destination(

@@ -245,12 +245,12 @@ async def destination_save(call: Page) -> Response:
 
 async def destination_test(call: Page) -> Response:
     try:
-        await run_in_threadpool(
+        found = await run_in_threadpool(
             lambda: dests.check_destination(call.rt, _org(call), call.param("id"), **who(call))
         )
     except Invalid as exc:
         return await destination_page(call, tested=(False, exc.message))
-    return await destination_page(call, tested=(True, "The destination's check passed."))
+    return await destination_page(call, tested=(True, found))
 
 
 async def destination_delete(call: Page) -> Response:

@@ -138,8 +138,10 @@ async def restore_destination(call: Call) -> schemas.DestinationOut:
 
 
 async def test_destination(call: Call) -> schemas.DestinationTest:
-    await run_in_threadpool(lambda: dests.check_destination(call.rt, call.org, call.id, **call.who))
-    return schemas.DestinationTest(ok=True, detail="The destination's check passed.")
+    found = await run_in_threadpool(
+        lambda: dests.check_destination(call.rt, call.org, call.id, **call.who)
+    )
+    return schemas.DestinationTest(ok=True, detail=found)
 
 
 async def destination_kinds(call: Call) -> schemas.DestinationKindList:

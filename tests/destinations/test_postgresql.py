@@ -356,3 +356,32 @@ def test_a_statement_that_outruns_the_statement_timeout_is_retried_not_hung(
     with pytest.raises(RetryableDeliveryError, match="57014.*statement timeout"):
         slow.write(sample_batch(1))
     assert len(_rows(h)) == 2  # the cancelled COPY left nothing behind
+
+
+def test_the_connection_test_connects_and_says_whether_the_table_can_be_written(
+    postgresql_harness: PostgresHarness,
+) -> None:
+    """`probe()` (the API's and the dashboard's "test connection") connects as a delivery
+    would and writes nothing; `check()` alone never connects."""
+    h = postgresql_harness
+    name = h.table
+    assert (
+        destinations.probe(_make(h)) == f"Connected; {name} will be created by the first delivery."
+    )
+    with pytest.raises(
+        ConfigurationError, match=f'{name} does not exist: create it, or set "create_table"'
+    ):
+        destinations.probe(_make(h, create_table=False))
+    _make(h).write(sample_batch(0))
+    assert destinations.probe(_make(h)) == f"Connected; {name} exists and accepts inserts."
+    role = f"r_{h.schema}"
+    h.admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        h.admin.execute(f'GRANT USAGE ON SCHEMA "{h.schema}" TO "{role}"')
+        reader = h.target.dsn(user=role)
+        with pytest.raises(ConfigurationError, match=f"may not insert into {name}: grant INSERT"):
+            destinations.probe(_make(h, dsn=reader))
+    finally:
+        h.admin.execute(f'DROP OWNED BY "{role}"')
+        h.admin.execute(f'DROP ROLE "{role}"')
+    assert _rows(h)[0][0] == "Zyxwab Quorth" and len(_rows(h)) == 2  # the probes wrote nothing

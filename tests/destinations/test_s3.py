@@ -222,3 +222,13 @@ def test_unusable_settings_are_refused(config: dict[str, Any], message: str) -> 
     with pytest.raises(ConfigurationError) as caught:
         destinations.create("s3", {**base, **config}, CONTEXT)
     assert message in str(caught.value)
+
+
+def test_the_connection_test_writes_one_small_object_and_names_it(s3_harness: S3Harness) -> None:
+    h = s3_harness
+    found = destinations.probe(_make(h, prefix="exports/"))
+    assert found == f"Wrote s3://{h.bucket}/exports/loadbay-connection-test.txt."
+    listed = h.client.list_objects_v2(Bucket=h.bucket)["Contents"]
+    assert [o["Key"] for o in listed] == ["exports/loadbay-connection-test.txt"]
+    with pytest.raises(ConfigurationError, match="NoSuchBucket"):
+        destinations.probe(_make(h, bucket=h.bucket + "-gone"))
