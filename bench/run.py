@@ -625,6 +625,7 @@ def xlsx_case(
     template_json: str,
     runs: int,
     progress: Callable[[str], None],
+    baseline: bool = True,
 ) -> dict[str, Any]:
     """loadbay and SheetJS on one xlsx, interleaved; loadbay's summary at the top level.
 
@@ -634,6 +635,8 @@ def xlsx_case(
     loadbay_runs: list[dict[str, Any]] = []
     sheetjs_runs: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
+    if not baseline:
+        skipped["sheetjs"] = "not run on this case (--xlsx-big-sheetjs runs it)"
     for i in range(runs):
         for engine, sink in (("loadbay", loadbay_runs), ("sheetjs", sheetjs_runs)):
             if engine in skipped:
@@ -674,6 +677,7 @@ def run_xlsx_bench(
     *,
     xlsx_rows: int,
     big_rows: int,
+    big_sheetjs: bool,
     runs: int,
     data_dir: Path,
     results_dir: Path,
@@ -703,7 +707,10 @@ def run_xlsx_bench(
         try:
             for n, path in files.items():
                 meta = xlsx_meta(data_dir, n, template)
-                cases[str(n)] = xlsx_case(browser, base, path, meta, template_json, runs, progress)
+                baseline = n != big_rows or big_sheetjs
+                cases[str(n)] = xlsx_case(
+                    browser, base, path, meta, template_json, runs, progress, baseline
+                )
             machine = _machine(browser.version, assets)
         finally:
             browser.close()
@@ -800,11 +807,15 @@ def main() -> None:
     parser.add_argument(
         "--xlsx-big-rows", type=int, default=0, help="with --only xlsx: a big case too (1000000)"
     )
+    parser.add_argument(
+        "--xlsx-big-sheetjs", action="store_true", help="run SheetJS on the big case too"
+    )
     args = parser.parse_args()
     if args.only == "xlsx":
         xresult = run_xlsx_bench(
             xlsx_rows=args.xlsx_rows,
             big_rows=args.xlsx_big_rows,
+            big_sheetjs=args.xlsx_big_sheetjs,
             runs=args.runs,
             data_dir=args.data,
             results_dir=args.results,

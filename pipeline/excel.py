@@ -54,6 +54,7 @@ from pipeline.sheet import (
     detect_header,
     field_too_large,
     header_width,
+    long_cells,
     looks_like_data,
     no_data_rows,
     string_schema,
@@ -166,8 +167,27 @@ def _read_sheet(
             f"columns; the limits are {EXCEL_MAX_ROWS:,} and {EXCEL_MAX_COLUMNS:,}). "
             "Save it again in your spreadsheet program, or split it."
         )
+    try:
+        return _read_rows(
+            sheet.iter_rows(), expected_rows, where, name, kind, sheet_name, names, options
+        )
+    except ReadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - calamine's XML errors mid-sheet
+        raise ReadError(damaged(where, "a spreadsheet", _short(exc))) from exc
+
+
+def _read_rows(
+    rows: Iterator[list[Value]],
+    expected_rows: int,
+    where: str,
+    name: str,
+    kind: FileKind,
+    sheet_name: str,
+    names: tuple[str, ...],
+    options: ReadOptions,
+) -> Sheet:
     limit = options.max_field_bytes
-    rows = _raw_rows(sheet, where)
     head_raw = list(itertools.islice(rows, HEADER_SCAN_ROWS))
     head = [_row_text(r, where, i + 1, limit) for i, r in enumerate(head_raw)]
     problems = Problems()
@@ -291,14 +311,26 @@ class _Columns:
                 self.problems.add(Problem("blank-row", f"Row {number} is blank.", number))
         self.blank_rows.extend(self.rows + i for i in blank)
         arrays = [ac.Array(t, ac.DataType.string()) for t in texts]
+        del texts
+        self._check_long_cells(arrays, first)
         self.batches.append(ac.RecordBatch(arrays, schema=self.schema))
         self.rows += n
+
+    def _check_long_cells(self, arrays: list[ac.Array], first: int) -> None:
+        """Cells past Excel's or the operator's limit, found in Arrow (no per-cell pass):
+        the first of them, in row order, is refused with `_text`'s message."""
+        over = min(self.limit, EXCEL_MAX_CELL_CHARS)  # bytes; either limit implies more
+        found = sorted((i, j) for j, a in enumerate(arrays) for i in long_cells(a, over))
+        for i, j in found:
+            value = arrays[j].slice(i, 1).to_pylist()[0]
+            _text(value, self.where, first + i, self.limit)
 
     def table(self) -> ac.Table:
         return ac.Table.from_batches(self.batches, schema=self.schema)
 
 
 _NONES = itertools.repeat(None)
+_EMPTY = itertools.repeat("")
 # Kinds whose str() is the text a person would type, after the fix-ups in `_typed_texts`.
 _JOINABLE = frozenset({float, int, bool, datetime.date, datetime.datetime, datetime.time})
 
@@ -313,15 +345,14 @@ def _column_text(values: tuple[Value, ...], where: str, first: int, limit: int) 
     n = len(values)
     is_str = list(map(isinstance, values, itertools.repeat(str)))
     strings = is_str.count(True)
-    long = min(limit // 4, EXCEL_MAX_CELL_CHARS)
     if strings * 2 >= n:  # mostly text: all as text, then the typed cells one by one
-        text_values = cast("Iterator[str]", itertools.compress(values, is_str))
-        if strings and max(map(len, text_values)) > long:
-            return [_text(v, where, first + i, limit) for i, v in enumerate(values)]
-        out = cast("list[Cell]", [v or None for v in values])  # typed cells: overwritten below
+        out = cast("list[Cell]", list(values))
         if strings < n:
             for i in itertools.compress(range(n), map(operator.not_, is_str)):
                 out[i] = _text(values[i], where, first + i, limit)
+        if strings and values.count(""):  # empty cells
+            for i in itertools.compress(range(n), map(operator.eq, values, _EMPTY)):
+                out[i] = None
         return out
     typed = list(values)
     str_at = list(itertools.compress(range(n), is_str))
@@ -329,8 +360,7 @@ def _column_text(values: tuple[Value, ...], where: str, first: int, limit: int) 
         typed[i] = 0  # a placeholder, replaced below
     texts = _typed_texts(typed, where, first, limit)
     for i in str_at:
-        v = cast(str, values[i])
-        texts[i] = (v or None) if len(v) <= long else _text(v, where, first + i, limit)
+        texts[i] = cast(str, values[i]) or None  # long ones: found in Arrow
     return texts
 
 
@@ -349,13 +379,6 @@ def _typed_texts(values: list[Value], where: str, first: int, limit: int) -> lis
     texts: list[Cell] = joined.split("\n")  # type: ignore[assignment]
     texts.pop()
     return texts
-
-
-def _raw_rows(sheet: pc.CalamineSheet, where: str) -> Iterator[list[Value]]:
-    try:
-        yield from sheet.iter_rows()
-    except Exception as exc:  # noqa: BLE001 - calamine's XML errors mid-sheet
-        raise ReadError(damaged(where, "a spreadsheet", _short(exc))) from exc
 
 
 def _row_text(values: list[Value], where: str, number: int, limit: int) -> list[Cell]:

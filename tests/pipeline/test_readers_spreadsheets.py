@@ -347,3 +347,78 @@ def test_no_header_row_names_every_column_and_numbers_rows_from_1(tmp_path: Path
         (2, "Column AB"),
         (3, "Column AB"),
     ]
+
+
+def test_a_long_cell_past_the_scanned_rows_is_refused_with_its_row(tmp_path: Path) -> None:
+    import xlsxwriter
+
+    path = tmp_path / "long.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    ws = book.add_worksheet("S")
+    ws.write_row(0, 0, ["id", "note"])
+    for i in range(1, 20_001):  # past the header scan and the first 16k-row chunk
+        ws.write_row(i, 0, [i, "short" if i != 18_000 else "x" * 2000])
+    book.close()
+    assert read_file(str(path), "long.xlsx").num_rows == 20_000
+    with pytest.raises(ReadError) as excinfo:
+        read_file(str(path), "long.xlsx", ReadOptions(max_field_bytes=1024))
+    assert str(excinfo.value) == (
+        "long.xlsx (sheet “S”): the cell at row 18001 is larger than the limit of 1 KiB. "
+        "Check for a missing closing quote, or shorten the cell, and pick the file again."
+    )
+
+
+def test_columns_of_mixed_kinds_read_as_cell_by_cell(tmp_path: Path) -> None:
+    """The bulk conversion gives every cell the text `_text` gives it, whatever the mix."""
+    import xlsxwriter
+
+    path = tmp_path / "mixed.xlsx"
+    values: list[list[object]] = [
+        [1.0, "a", True, datetime.date(2024, 1, 5), datetime.datetime(2024, 1, 5, 13, 30)],
+        ["x.0", 2.5, False, "", datetime.datetime(2024, 1, 5, 13, 30, 0, 500000)],
+        [None, "", None, datetime.date(1999, 12, 31), "soon"],
+        [-0.0, 1e21, "True", 3.0, datetime.time(9, 5)],
+    ]
+    for i in range(6):  # so that each column has a typed majority too
+        day = datetime.date(2024, 2, i + 1)
+        values.append([float(i), i + 0.5, i % 2 == 0, day, datetime.datetime(2024, 2, i + 1, i)])
+    book = xlsxwriter.Workbook(str(path))
+    ws = book.add_worksheet("S")
+    date = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    ws.write_row(0, 0, ["a", "b", "c", "d", "e"])
+    for r, row in enumerate(values, start=1):
+        for c, v in enumerate(row):
+            if isinstance(v, datetime.date | datetime.time):
+                ws.write_datetime(r, c, v, date)
+            elif isinstance(v, str):
+                ws.write_string(r, c, v)
+            elif v is not None:
+                ws.write(r, c, v)
+    book.close()
+    import python_calamine
+
+    raw = list(
+        python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_name("S").iter_rows()
+    )
+    expected = [[_text(v, "t", 1, 1 << 30) for v in row] for row in raw[1:]]
+    assert rows(read_file(str(path), "mixed.xlsx")) == expected
+    assert expected[0] == ["1", "a", "true", "2024-01-05", "2024-01-05T13:30:00"]
+    assert expected[3][:3] == ["-0", "1e+21", "True"]
+
+
+def test_the_page_can_choose_no_header_row_through_the_bridge(tmp_path: Path) -> None:
+    import json
+
+    from pipeline import bridge
+
+    path = tmp_path / "numbers.xlsx"
+    _write_rows(path, [[1, "Ada"], [2, "Alan"], [3, "Grace"]])
+    template = json.dumps({"fields": [{"name": "Column B"}]})
+    detected = json.loads(bridge.open_file(str(path), "numbers.xlsx", template))["value"]
+    assert (detected["header_row"], detected["rows"]) == (1, 2)
+    chosen = json.loads(
+        bridge.open_file(str(path), "numbers.xlsx", template, json.dumps({"header_row": 0}))
+    )["value"]
+    assert (chosen["header_row"], chosen["first_data_row"], chosen["rows"]) == (0, 1, 3)
+    assert chosen["headers"] == ["Column A", "Column B"]
+    assert chosen["mapping"] == {"Column B": 1}
