@@ -1,9 +1,13 @@
 """Spreadsheets (xlsx, xlsm, xlsb, xls, ods) into a `Sheet`, with python-calamine.
 
-- Zip-based files pass pipeline.zipguard first: calamine never opens a zip bomb.
+- Zip-based files pass pipeline.zipguard first: calamine never opens a zip bomb. An ODS
+  saved with a password is named so (its manifest lists encryption data), not "damaged".
 - The sheet is the one the user picks (`ReadOptions.sheet`), else the first visible
-  worksheet. Rows are read with `iter_rows` and turned into Arrow string batches 64k
-  rows at a time (never one `to_python()` of the whole sheet).
+  worksheet. Rows are read with `iter_rows`, 16k at a time, and turned into Arrow string
+  batches column by column (`_Columns`): each column of a chunk is converted by its
+  majority kind in whole-column calls, the minority cell by cell. In the browser this is
+  what the time goes to after calamine's own reading of the sheet (`get_sheet_by_name`,
+  most of it) and zipguard's inflating; per-cell Python loops were most of the rest.
 - Cells become the text a person would type: numbers canonical ("42", not "42.0"),
   booleans "true"/"false", dates "YYYY-MM-DD", date-times "YYYY-MM-DDThh:mm:ss"
   (fractions of a second kept), times "hh:mm:ss", durations in ISO 8601 ("PT1H30M").
@@ -14,6 +18,10 @@
   when the data starts lower). Leading blank and title rows are skipped by header
   detection; blank rows inside the data are kept (empty cells) so numbers stay right,
   reported as "blank-row", and left out of the import (`Sheet.blank_rows`).
+- No header row: `ReadOptions.header_row == 0` (pipeline.columns) reads every row as data,
+  the columns named "Column A", "Column B", ... A detected header row holding numbers or
+  dates sets `Sheet.looks_headerless` (the page offers the choice); when such a row (or a
+  row below data) would leave no data rows, the sheet is read without a header row.
 - Columns: up to the header's last non-empty cell. A row with a value further right gets
   an "extra-cell" problem (the value is not imported).
 - The rows read are counted against the sheet's dimension: a shortfall is an error,
