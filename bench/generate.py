@@ -469,6 +469,34 @@ def template_for(engine: Path | None) -> dict[str, Any]:
     return template
 
 
+def xlsx_file(out: Path, rows: int, seed: int = SEED) -> Path:
+    return out / f"bench-{rows}x{len(COLUMNS)}-s{seed}-v{GENERATOR_VERSION}.xlsx"
+
+
+def ensure_xlsx(out: Path, rows: int, seed: int = SEED) -> Path:
+    """Make (or reuse) the xlsx of `rows` data rows; its meta file records what was injected."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = xlsx_file(out, rows, seed)
+    meta_path = path.with_suffix(".meta.json")
+    if not (path.exists() and meta_path.exists()):
+        gen = generate_columns(rows, seed)
+        write_xlsx(gen, path, rows)
+        meta_path.write_text(json.dumps({"rows": rows, "injected": gen.injected}, indent=1))
+        del gen
+    return path
+
+
+def xlsx_meta(out: Path, rows: int, template: dict[str, Any], seed: int = SEED) -> dict[str, Any]:
+    path = xlsx_file(out, rows, seed)
+    injected = json.loads(path.with_suffix(".meta.json").read_text())["injected"]
+    return {
+        "rows": rows,
+        "cols": len(COLUMNS),
+        "bytes": path.stat().st_size,
+        "expected_invalid_cells": expected_invalid_cells(injected, template),
+    }
+
+
 def ensure_data(
     out: Path, rows: int, xlsx_rows: int, seed: int = SEED, engine: Path | None = None
 ) -> BenchData:
@@ -476,19 +504,15 @@ def ensure_data(
     out.mkdir(parents=True, exist_ok=True)
     stem = f"bench-{rows}x{len(COLUMNS)}-s{seed}-v{GENERATOR_VERSION}"
     csv_path = out / f"{stem}.csv"
-    xlsx_path = out / f"bench-{xlsx_rows}x{len(COLUMNS)}-s{seed}-v{GENERATOR_VERSION}.xlsx"
+    xlsx_path = xlsx_file(out, xlsx_rows, seed)
     meta_path = out / f"{stem}.meta.json"
-    xmeta_path = xlsx_path.with_suffix(".meta.json")
     if not (csv_path.exists() and meta_path.exists()):
         gen = generate_columns(rows, seed)
         write_csv(gen, csv_path)
         meta_path.write_text(json.dumps({"rows": rows, "injected": gen.injected}, indent=1))
         del gen
-    if xlsx_rows and not (xlsx_path.exists() and xmeta_path.exists()):
-        gen = generate_columns(xlsx_rows, seed)
-        write_xlsx(gen, xlsx_path, xlsx_rows)
-        xmeta_path.write_text(json.dumps({"rows": xlsx_rows, "injected": gen.injected}, indent=1))
-        del gen
+    if xlsx_rows:
+        ensure_xlsx(out, xlsx_rows, seed)
     template = template_for(engine)
     template_path = out / "template.json"
     template_path.write_text(json.dumps(template, indent=1), encoding="utf-8")
@@ -503,13 +527,7 @@ def ensure_data(
         "rules": {k: sorted(v) for k, v in active_rules(template).items()},
     }
     if xlsx_rows:
-        xmeta = json.loads(xmeta_path.read_text())
-        meta["xlsx"] = {
-            "rows": xlsx_rows,
-            "cols": len(COLUMNS),
-            "bytes": xlsx_path.stat().st_size,
-            "expected_invalid_cells": expected_invalid_cells(xmeta["injected"], template),
-        }
+        meta["xlsx"] = xlsx_meta(out, xlsx_rows, template, seed)
     return BenchData(csv_path, xlsx_path if xlsx_rows else None, template_path, meta)
 
 

@@ -1,6 +1,7 @@
 """`make bench`: loadbay's in-browser engine against PapaParse, same file, same rules, same tab.
 
     python -m bench.run [--rows 1000000] [--xlsx-rows 200000] [--runs 3]
+    python -m bench.run --only xlsx [--xlsx-big-rows 1000000]   # spreadsheets only
 
 Serves the built assets (build/assets, from `make assets`) and bench/static/ on 127.0.0.1,
 drives Debian's Chromium with Playwright, feeds each file through a real
@@ -39,13 +40,17 @@ from pipeline.bridge import ON_DEMAND
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "bench" / "static"
 PAPAPARSE = ROOT / "browser" / "node_modules" / "papaparse"
+SHEETJS = ROOT / "browser" / "node_modules" / "xlsx"
 BENCH_FLAGS = [*CHROMIUM_FLAGS, "--enable-precise-memory-info"]  # unquantised memory figures
 RUN_TIMEOUT_S = 600
 SAMPLE_EVERY_S = 0.05
 TARGET_CSV_MS = 4000
 TARGET_SPEEDUP = 2.0
 TARGET_MEM_RATIO = 3.0
-TARGET_XLSX_MS = 20000
+TARGET_XLSX_MS = 20000  # the big xlsx (1M rows)
+TARGET_XLSX_SMALL_MS = 4000  # the 200k-row xlsx
+TARGET_XLSX_SPEEDUP = 1.8  # against SheetJS, same file, same rules
+TARGET_XLSX_WASM_BYTES = 2 * 1024**3
 FLOOR_SETTLE_S = 2.0
 
 
@@ -116,6 +121,7 @@ def serve(assets: Path) -> Iterator[str]:
                 "/bench/phases.py": ROOT / "bench" / "phases.py",
                 "/bench/": STATIC.resolve(),
                 "/vendor/papaparse.min.js": (PAPAPARSE / "papaparse.min.js").resolve(),
+                "/vendor/xlsx.full.min.js": (SHEETJS / "dist" / "xlsx.full.min.js").resolve(),
                 "/assets/": assets.resolve(),
             },
             "generated": {"/bench/config.json": json.dumps(config).encode()},
@@ -298,7 +304,7 @@ def _one_run(
         sampler = RssSampler(known=before)
         heap = HeapSampler(page, browser)
         sampler.start()
-        call = "runLoadbay" if engine == "loadbay" else "runPapa"
+        call = {"loadbay": "runLoadbay", "papaparse": "runPapa", "sheetjs": "runSheetjs"}[engine]
         page.evaluate(
             """([call, template]) => {
                 window.benchJob = { done: false };
@@ -524,21 +530,11 @@ def run_bench(
                         f"peak {_mb(result.get('peak_mem_bytes'))}, "
                         f"{result['invalid_cells']} invalid cells"
                     )
-            xlsx_runs: list[dict[str, Any]] = []
-            xlsx_skip = None
+            xlsx: dict[str, Any] = {"skipped": True, "note": "no xlsx file (--xlsx-rows 0)"}
             if data.xlsx is not None:
-                for i in range(runs):
-                    try:
-                        result = _one_run(browser, base, data.xlsx, template_json, "loadbay")
-                    except RuntimeError as exc:
-                        xlsx_skip = f"xlsx run failed, skipped: {str(exc).splitlines()[0]}"
-                        break
-                    xlsx_runs.append(result)
-                    progress(
-                        f"xlsx run {i + 1}/{runs} loadbay: {result['total_ms']:.0f} ms, "
-                        f"peak {_mb(result.get('peak_mem_bytes'))}, "
-                        f"{result['invalid_cells']} invalid cells"
-                    )
+                xlsx = xlsx_case(
+                    browser, base, data.xlsx, data.meta["xlsx"], template_json, runs, progress
+                )
             progress("floor: idle tabs with 0, 1 and 2 engines; the CSV only read")
             floor = measure_floor(browser, base, data.csv)
             machine = _machine(browser.version, assets)
@@ -549,16 +545,8 @@ def run_bench(
     papa = _summarise(papa_runs, PAPA_KEYS)
     csv_meta = {**data.meta["csv"], "path": str(data.csv)}
     files: dict[str, Any] = {"csv": csv_meta}
-    xlsx: dict[str, Any]
     if data.xlsx is not None:
         files["xlsx"] = {**data.meta["xlsx"], "path": str(data.xlsx)}
-    if xlsx_runs:
-        xlsx = _summarise(xlsx_runs, LOADBAY_KEYS)
-        xlsx["ratio_mem"] = _ratio(xlsx["peak_mem_bytes"], files["xlsx"]["bytes"])
-        xlsx["expected_invalid_cells"] = files["xlsx"]["expected_invalid_cells"]
-        xlsx["notes"] = xlsx_runs[0].get("notes", [])
-    else:
-        xlsx = {"skipped": True, "note": xlsx_skip or "no xlsx file (--xlsx-rows 0)"}
     expected = csv_meta["expected_invalid_cells"]
     agree = loadbay["invalid_cells"] == papa["invalid_cells"] == expected
     if not agree:
@@ -626,6 +614,158 @@ def run_bench(
     return result
 
 
+# --- spreadsheets ------------------------------------------------------------------------
+
+
+def xlsx_case(
+    browser: Browser,
+    base: str,
+    file: Path,
+    meta: dict[str, Any],
+    template_json: str,
+    runs: int,
+    progress: Callable[[str], None],
+    baseline: bool = True,
+) -> dict[str, Any]:
+    """loadbay and SheetJS on one xlsx, interleaved; loadbay's summary at the top level.
+
+    Records time, the wasm heap (the engine's memory never shrinks, so its size after the
+    run is the run's peak) and whether every row of the sheet was read.
+    """
+    loadbay_runs: list[dict[str, Any]] = []
+    sheetjs_runs: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    if not baseline:
+        skipped["sheetjs"] = "not run on this case (--xlsx-big-sheetjs runs it)"
+    for i in range(runs):
+        for engine, sink in (("loadbay", loadbay_runs), ("sheetjs", sheetjs_runs)):
+            if engine in skipped:
+                continue
+            try:
+                result = _one_run(browser, base, file, template_json, engine)
+            except RuntimeError as exc:
+                skipped[engine] = f"{engine} run failed, skipped: {str(exc).splitlines()[0]}"
+                progress(skipped[engine])
+                continue
+            sink.append(result)
+            progress(
+                f"xlsx {meta['rows']} rows, run {i + 1}/{runs} {engine}: "
+                f"{result['total_ms']:.0f} ms, peak {_mb(result.get('peak_mem_bytes'))}, "
+                f"wasm {_mb(result.get('wasm_bytes'))}, {result['rows']} rows, "
+                f"{result['invalid_cells']} invalid cells"
+            )
+    if not loadbay_runs:
+        return {"skipped": True, "note": skipped.get("loadbay", "no run")}
+    out = _summarise(loadbay_runs, LOADBAY_KEYS)
+    out["file"] = {**meta, "path": str(file)}
+    out["ratio_mem"] = _ratio(out["peak_mem_bytes"], meta["bytes"])
+    out["expected_invalid_cells"] = meta["expected_invalid_cells"]
+    out["every_row_read"] = all(r["rows"] == meta["rows"] for r in loadbay_runs)
+    out["wasm_peak_bytes"] = max((r.get("wasm_bytes") or 0) for r in loadbay_runs) or None
+    out["notes"] = loadbay_runs[0].get("notes", [])
+    if sheetjs_runs:
+        sheetjs = _summarise(sheetjs_runs, ("parse_ms", *PAPA_KEYS))
+        out["sheetjs"] = sheetjs
+        out["ratio_speed_sheetjs"] = _ratio(sheetjs["total_ms"], out["total_ms"])
+    else:
+        out["sheetjs"] = {"skipped": True, "note": skipped.get("sheetjs", "no run")}
+        out["ratio_speed_sheetjs"] = None
+    return out
+
+
+def run_xlsx_bench(
+    *,
+    xlsx_rows: int,
+    big_rows: int,
+    big_sheetjs: bool,
+    runs: int,
+    data_dir: Path,
+    results_dir: Path,
+    assets: Path,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """`--only xlsx`: the spreadsheet cases alone (no CSV, no floor); xlsx-latest.json."""
+    from bench.generate import ensure_xlsx, template_for, xlsx_meta
+
+    if not (assets / "manifest.json").exists():
+        raise SystemExit(f"{assets}/manifest.json is missing: run `make assets` first")
+    wheel = _pipeline_wheel(assets)
+    template = template_for(wheel)
+    template_json = json.dumps(template)
+    sizes = [n for n in (xlsx_rows, big_rows) if n]
+    progress(f"data: xlsx of {sizes} rows in {data_dir} (cached)")
+    files = {n: ensure_xlsx(data_dir, n) for n in sizes}
+    notes: list[str] = []
+    stale = _stale_sources(wheel)
+    if stale:
+        notes.append(
+            "build/assets runs an older pipeline than the working tree: " + ", ".join(stale)
+        )
+    cases: dict[str, Any] = {}
+    with serve(assets) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BENCH_FLAGS)
+        try:
+            for n, path in files.items():
+                meta = xlsx_meta(data_dir, n, template)
+                baseline = n != big_rows or big_sheetjs
+                cases[str(n)] = xlsx_case(
+                    browser, base, path, meta, template_json, runs, progress, baseline
+                )
+            machine = _machine(browser.version, assets)
+        finally:
+            browser.close()
+    small = cases.get(str(xlsx_rows), {})
+    big = cases.get(str(big_rows), {})
+    targets: dict[str, bool] = {}
+    if small and not small.get("skipped"):
+        targets["xlsx_small_le_4s"] = small["total_ms"] <= TARGET_XLSX_SMALL_MS
+        ratio = small.get("ratio_speed_sheetjs")
+        targets["xlsx_small_1_8x_sheetjs"] = ratio is not None and ratio >= TARGET_XLSX_SPEEDUP
+    if big and not big.get("skipped"):
+        targets["xlsx_big_le_20s"] = big["total_ms"] <= TARGET_XLSX_MS
+        targets["xlsx_big_wasm_le_2gb"] = (big["wasm_peak_bytes"] or 0) <= TARGET_XLSX_WASM_BYTES
+        targets["xlsx_big_every_row"] = big["every_row_read"]
+    result = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+        "runs": runs,
+        "cases": cases,
+        "targets": targets,
+        "notes": notes,
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(result, indent=2) + "\n"
+    (results_dir / f"xlsx-{stamp}.json").write_text(text, encoding="utf-8")
+    (results_dir / "xlsx-latest.json").write_text(text, encoding="utf-8")
+    return result
+
+
+def _xlsx_headline(result: dict[str, Any]) -> dict[str, Any]:
+    def rng(summary: dict[str, Any], key: str) -> str:
+        s = summary.get("stats", {}).get(key)
+        return "n/a" if not s else f"{s['median']:.0f} ({s['min']:.0f}-{s['max']:.0f})"
+
+    out: dict[str, Any] = {}
+    for rows, case in result["cases"].items():
+        if case.get("skipped"):
+            out[rows] = case
+            continue
+        out[rows] = {
+            "loadbay_ms": {
+                k: rng(case, k) for k in ("copy_ms", "parse_ms", "validate_ms", "total_ms")
+            },
+            "sheetjs_ms": rng(case["sheetjs"], "total_ms") if "stats" in case["sheetjs"] else "n/a",
+            "ratio_speed_sheetjs": case["ratio_speed_sheetjs"],
+            "wasm_peak_mb": _mb(case["wasm_peak_bytes"]),
+            "peak_mem_mb": _mb(case["peak_mem_bytes"]),
+            "rows": case["rows"],
+            "every_row_read": case["every_row_read"],
+            "invalid_cells": [case["invalid_cells"], case["expected_invalid_cells"]],
+        }
+    return {"cases": out, "targets": result["targets"], "notes": result["notes"]}
+
+
 def _pipeline_wheel(assets: Path) -> Path:
     wheels = sorted((assets / "wheels").glob("loadbay_pipeline-*.whl"))
     if not wheels:
@@ -661,7 +801,29 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / "data")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--assets", type=Path, default=ROOT / "build" / "assets")
+    parser.add_argument(
+        "--only", choices=("all", "xlsx"), default="all", help="xlsx: the spreadsheet cases only"
+    )
+    parser.add_argument(
+        "--xlsx-big-rows", type=int, default=0, help="with --only xlsx: a big case too (1000000)"
+    )
+    parser.add_argument(
+        "--xlsx-big-sheetjs", action="store_true", help="run SheetJS on the big case too"
+    )
     args = parser.parse_args()
+    if args.only == "xlsx":
+        xresult = run_xlsx_bench(
+            xlsx_rows=args.xlsx_rows,
+            big_rows=args.xlsx_big_rows,
+            big_sheetjs=args.xlsx_big_sheetjs,
+            runs=args.runs,
+            data_dir=args.data,
+            results_dir=args.results,
+            assets=args.assets,
+            progress=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+        print(json.dumps(_xlsx_headline(xresult), indent=2))
+        return
     result = run_bench(
         rows=args.rows,
         xlsx_rows=args.xlsx_rows,

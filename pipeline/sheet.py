@@ -109,6 +109,8 @@ class Sheet:
     blank_rows: tuple[int, ...] = ()
     """Data rows (0-based) blank in the file: kept, so later rows keep their numbers, but
     left out of the import (the review starts with them deleted)."""
+    looks_headerless: bool = False
+    """The first row looks like data, not column names: the page offers "no header row"."""
 
     @property
     def first_data_row(self) -> int:
@@ -165,6 +167,12 @@ def detect_header(rows: Sequence[Sequence[Cell]]) -> int:
         if 2 * sum(1 for c in filled if _is_label(c)) >= len(filled):
             return index
     return next(i for i, n in enumerate(counts) if n)
+
+
+def looks_like_data(header: Sequence[Cell]) -> bool:
+    """A header row holding a number or a date among its cells is most likely data: column
+    names are words (`detect_header` already prefers a row of labels when there is one)."""
+    return any(c is not None and c.strip() and not _is_label(c) for c in header)
 
 
 def header_width(cells: Sequence[Cell]) -> int:

@@ -12,6 +12,7 @@ import re
 import zipfile
 
 from pipeline.errors import ReadError
+from pipeline.ooxml import workbook_kind
 from pipeline.protocol import FileKind
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -51,6 +52,7 @@ def _zip_kind(path: str, name: str) -> FileKind:
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
+            workbook = workbook_kind(zf)  # the part the package's relationships name
             mimetype = b""
             if "mimetype" in names and zf.getinfo("mimetype").file_size < 200:
                 mimetype = zf.read("mimetype").strip()
@@ -58,6 +60,8 @@ def _zip_kind(path: str, name: str) -> FileKind:
         raise ReadError(damaged(name, "a zip-based spreadsheet (xlsx, ods)", str(exc))) from exc
     if mimetype == ODS_MIMETYPE:
         return FileKind.ODS
+    if workbook is not None:
+        return workbook
     if "xl/workbook.bin" in names:
         return FileKind.XLSB
     if "xl/workbook.xml" in names:

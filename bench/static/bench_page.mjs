@@ -29,6 +29,7 @@ function spawn(url, options) {
 
 let loadbay = null;
 let papa = null;
+let sheetjs = null;
 const absolute = (path) => new URL(path, window.location.href).href;
 function picked() {
   const file = input.files[0];
@@ -67,6 +68,12 @@ window.bench = {
     papa = papa || spawn("/bench/papa_worker.js");
     const value = await papa("run", { file: picked(), template });
     log.textContent += `papaparse ${JSON.stringify(value)}\n`;
+    return value;
+  },
+  async runSheetjs(template) {
+    sheetjs = sheetjs || spawn("/bench/sheetjs_worker.js");
+    const value = await sheetjs("run", { file: picked(), template });
+    log.textContent += `sheetjs ${JSON.stringify(value)}\n`;
     return value;
   },
   pageHeap() {
