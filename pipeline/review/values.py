@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
+from pipeline.errors import MappingError
 from pipeline.matching import suggest_value
 from pipeline.protocol import OffendingValue, ValueProblems
 from pipeline.review.overlay import Overlay
@@ -51,11 +52,13 @@ def mapped_cells(
     overlay: Overlay, errors: RowErrors, field: Field, mapping: Mapping[str, str]
 ) -> list[tuple[int, str]]:
     """(row index, allowed value) for every offending cell whose value `mapping` maps;
-    ValueError if it maps to a value the field does not allow."""
-    allowed = set(field.enum or ())
-    wrong = sorted(v for v in mapping.values() if v not in allowed)
+    MappingError if it maps to a value the field does not allow."""
+    allowed = field.enum or ()
+    wrong = sorted({v for v in mapping.values() if v not in allowed})
     if wrong:
-        raise ValueError(f"{', '.join(wrong)}: not allowed values of {field.label}")
+        raise MappingError(
+            f"{', '.join(wrong)}: not allowed in {field.label}; choose one of {', '.join(allowed)}."
+        )
     rows = enum_rows(overlay, errors, field.name)
     return [
         (index, mapping[value])

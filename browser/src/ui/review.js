@@ -55,7 +55,8 @@ export function showReview(ctx, file, described, initial) {
   // Which invalid-row policy applies, said before submitting (the engine knows it).
   const policyEl = el("p", { id: "policy-note", class: "muted" });
   const submitButton = el("button", { id: "submit", onclick: () => submit(ctx, file, described, summary) });
-  const detail = el("p", { id: "cell-detail", text: t("review.hintKeys") });
+  const detail = el("p", { id: "cell-detail" });
+  const hint = el("p", { id: "review-hint", class: "muted", text: t("review.hintKeys") });
   const help = el("p", { id: "field-help", class: "muted" });
   // Said to screen readers: what a change did, and the focused cell's problem. Only these
   // status changes, never a redraw.
@@ -415,12 +416,14 @@ export function showReview(ctx, file, described, initial) {
       button("previous-error", t("review.previousError"), () => toError(-1)),
       button("next-error", t("review.nextError"), () => toError(1)),
     ),
+    hint,
     grid.element,
     el("div", { class: "message-line" }, detail, help, status),
     announce,
     el("div", { class: "toolbar" }, submitButton, button("back", t("review.back"), () => showMapping(ctx, file, described))),
   );
   summaryEl.setAttribute("tabindex", "-1");
+  grid.element.setAttribute("aria-describedby", "review-hint");
   showSummary();
   grid.draw();
   showQuestions();

@@ -10,7 +10,7 @@ from typing import Any
 import arro3.core as ac
 import pytest
 
-from pipeline.errors import TemplateError
+from pipeline.errors import MappingError, TemplateError
 from pipeline.matching import suggest_value
 from pipeline.protocol import ValueSource
 from pipeline.review import Review, View
@@ -117,7 +117,7 @@ def test_mapping_values_changes_every_cell_at_once_and_one_undo_restores_them() 
 
 def test_mapping_to_a_value_the_field_does_not_allow_is_refused() -> None:
     review = _review(ROWS)
-    with pytest.raises(ValueError, match="XX"):
+    with pytest.raises(MappingError, match="XX: not allowed in Country; choose one of DE, FR, GB"):
         review.map_values("country", {"Mars": "XX"})
 
 
