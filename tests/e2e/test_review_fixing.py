@@ -213,10 +213,6 @@ def test_the_review_step_with_the_keyboard_alone_ends_at_submit(
     path.write_text("Name,Country,Joined\nAda,DE,2024-01-01\n,GB,2024-01-02\n", encoding="utf-8")
     page, frame = _open(browser, demo, members, path)
     expect(frame.locator("#map-continue")).to_be_visible(timeout=30_000)
-    frame.locator("#map-continue").focus()  # the file was picked; from here on, keys only
-    page.keyboard.press("Enter")
-    summary = frame.locator("#summary")
-    expect(summary).to_contain_text("1 problem in 1 of 2 rows", timeout=30_000)
 
     def tab_to(selector: str) -> None:
         for _ in range(60):
@@ -224,6 +220,12 @@ def test_the_review_step_with_the_keyboard_alone_ends_at_submit(
             if frame.locator(f"{selector}:focus").count():
                 return
         raise AssertionError(f"Tab never reached {selector}")
+
+    # The file was picked (a file dialog is the system's); from here on, keys only.
+    tab_to("#map-continue")
+    page.keyboard.press("Enter")
+    summary = frame.locator("#summary")
+    expect(summary).to_contain_text("1 problem in 1 of 2 rows", timeout=30_000)
 
     tab_to("#grid [role=gridcell]")
     grid = frame.locator("#grid")
