@@ -299,6 +299,8 @@ export function createGrid(shown, { fetchRows, change, ask, detail, help, announ
   });
 
   async function draw() {
+    // Scrolled while editing: the edit is kept (blur commits it) before its row is redrawn.
+    if (editing && document.activeElement instanceof HTMLElement) document.activeElement.blur();
     const token = ++windowToken;
     const { scrollTop: scroll, clientHeight, scrollHeight } = grid;
     const { start, count, offset } = windowFor({ scroll, clientHeight, scrollHeight, viewRows });
