@@ -159,7 +159,10 @@ def _cell(frame: FrameLocator, row: int, field: str) -> Locator:
 def _edit(frame: FrameLocator, row: int, field: str, value: str) -> None:
     _cell(frame, row, field).dblclick()
     editor = frame.locator("#grid .cell-input")
-    editor.fill(value)
+    if editor.evaluate("e => e.tagName") == "SELECT":  # a list field edits with a select
+        editor.select_option(value)
+    else:
+        editor.fill(value)
     editor.press("Enter")
 
 

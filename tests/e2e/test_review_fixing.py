@@ -257,6 +257,8 @@ def test_the_review_step_with_the_keyboard_alone_ends_at_submit(
     expect(summary).to_have_text("All 2 rows are valid.")
     expect(_cell(frame, 3, "name")).to_have_text("Bea")
     expect(_cell(frame, 3, "name")).to_be_focused()  # focus stays where the edit was
+    # The detail line follows the cell: its problem is gone, not left behind.
+    expect(frame.locator("#cell-detail")).to_have_text("Row 3, Name: no problems.")
 
     # No trap: Tab leaves the grid for the controls after it, and reaches Submit.
     page.keyboard.press("Tab")
