@@ -215,6 +215,13 @@ const CALLS = new Set([
   "delete_rows",
   "delete_rows_with_errors",
   "undo",
+  "questions",
+  "map_values",
+  "convert_dates",
+  "count_replace",
+  "count_fix",
+  "error_at",
+  "rejected_csv",
 ]);
 
 /** @param {number} offset @param {number} length */

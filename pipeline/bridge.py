@@ -183,3 +183,39 @@ def batch_plan(batch_rows: int = BATCH_ROWS) -> str:
 
 def encode_batch(offset: int, length: int) -> bytes:
     return _current().encode_batch(offset, length)
+
+
+# -- review: one step per column, counts before a change, the rows left out ----------------
+
+
+def questions() -> str:
+    return _answer(lambda: _current().review.questions().to_dict())
+
+
+def map_values(field: str, mapping_json: str) -> str:
+    mapping = {str(k): str(v) for k, v in json.loads(mapping_json).items()}
+    return _answer(lambda: _current().review.map_values(field, mapping).to_dict())
+
+
+def convert_dates(field: str, day_first: bool) -> str:
+    return _answer(lambda: _current().review.convert_dates(field, bool(day_first)).to_dict())
+
+
+def count_replace(field: str, find: str) -> str:
+    return _answer(lambda: _current().review.count_replace(field, find))
+
+
+def count_fix(field: str) -> str:
+    return _answer(lambda: _current().review.count_fix(field))
+
+
+def error_at(position: int, step: int) -> str:
+    def work() -> Any:
+        found = _current().review.error_at(int(position), 1 if step > 0 else -1)
+        return found.to_dict() if found else None
+
+    return _answer(work)
+
+
+def rejected_csv(header_json: str, deleted_reason: str) -> str:
+    return _answer(lambda: _current().review.rejected(json.loads(header_json), deleted_reason))

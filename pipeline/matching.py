@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-from pipeline.protocol import MatchSource
+from pipeline.protocol import MatchSource, ValueSource
 from pipeline.schema import Field, Template
 
 FUZZY_THRESHOLD = 0.6  # below this a likeness is a guess the user would have to undo
@@ -186,3 +186,46 @@ def _word_overlap(a: list[str], b: list[str]) -> float:
     shared = sum(max(_word_likeness(w, o) for o in b) for w in a)
     shared += sum(max(_word_likeness(w, o) for o in a) for w in b)
     return shared / (len(a) + len(b))
+
+
+VALUE_THRESHOLD = 0.6  # a fuzzy value suggestion below this is not worth showing
+
+
+@dataclass(frozen=True)
+class ValueSuggestion:
+    """An allowed value proposed for a value outside a list field's list, and why."""
+
+    value: str
+    confidence: float  # 0..1, shown to the user; 1.0 for case and synonym
+    source: ValueSource
+
+    def to_dict(self) -> dict[str, object]:
+        return {"value": self.value, "confidence": self.confidence, "source": self.source.value}
+
+
+def suggest_value(
+    value: str, allowed: Sequence[str], synonyms: Sequence[tuple[str, Sequence[str]]] = ()
+) -> ValueSuggestion | None:
+    """The allowed value `value` most likely means: the same but for case, accents and
+    spacing ("germany " for "Germany"); one of the template's other spellings of it
+    ("Deutschland" for "DE"); else the likeliest by spelling, if alike enough ("Germny")."""
+    key = normalise(value)
+    if not key:
+        return None
+    for candidate in allowed:
+        if normalise(candidate) == key:
+            return ValueSuggestion(candidate, 1.0, ValueSource.CASE)
+    for candidate, names in synonyms:
+        if any(normalise(n) == key for n in names):
+            return ValueSuggestion(candidate, 1.0, ValueSource.SYNONYM)
+    best: tuple[float, str] | None = None
+    spellings = [(a, a) for a in allowed] + [(a, n) for a, names in synonyms for n in names]
+    for candidate, spelling in spellings:
+        other = normalise(spelling)
+        if other:
+            score = _ratio(key, other)
+            if best is None or score > best[0]:
+                best = (score, candidate)
+    if best is None or best[0] < VALUE_THRESHOLD:
+        return None
+    return ValueSuggestion(best[1], min(round(best[0], 2), FUZZY_CEILING), ValueSource.FUZZY)

@@ -53,6 +53,14 @@ class MatchSource(enum.StrEnum):
     FUZZY = "fuzzy"
 
 
+class ValueSource(enum.StrEnum):
+    """Why an allowed value is suggested for a value outside a list field's list."""
+
+    CASE = "case"  # the same but for case, accents and spacing
+    SYNONYM = "synonym"  # one of the template's other spellings of it
+    FUZZY = "fuzzy"  # spelled alike
+
+
 class Phase(enum.StrEnum):
     """What a progress report counts: rows read ("parse", total unknown) or fields checked."""
 
@@ -72,20 +80,27 @@ class FieldInfo:
     label: str
     required: bool
     description: str | None
+    allowed: tuple[str, ...] | None = None  # a list field's values: the grid edits with a select
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "label": self.label,
             "required": self.required,
             "description": self.description,
         }
+        if self.allowed is not None:
+            out["allowed"] = list(self.allowed)
+        return out
 
 
 def field_infos(template: Template) -> list[FieldInfo]:
     """The template's fields in order. `required` holds for primary-key fields too (the
     parsed template marks them required); `label` is the title, else the name."""
-    return [FieldInfo(f.name, f.label, f.required, f.description or None) for f in template.fields]
+    return [
+        FieldInfo(f.name, f.label, f.required, f.description or None, f.enum)
+        for f in template.fields
+    ]
 
 
 @dataclass(frozen=True)
@@ -238,3 +253,103 @@ class SavedReview:
             },
             deleted=tuple(int(i) for i in data.get("deleted") or ()),
         )
+
+
+@dataclass(frozen=True)
+class OffendingValue:
+    """A value outside a list field's list, how many kept cells hold it, and a suggestion."""
+
+    value: str
+    count: int
+    suggestion: Serialisable | None  # pipeline.matching.ValueSuggestion
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "count": self.count,
+            "suggestion": self.suggestion.to_dict() if self.suggestion else None,
+        }
+
+
+@dataclass(frozen=True)
+class ValueProblems:
+    """One list field's offending values, most frequent first (`more`: distinct values not
+    listed), with the values it allows."""
+
+    field: str
+    allowed: tuple[str, ...]
+    values: tuple[OffendingValue, ...]
+    cells: int
+    more: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "allowed": list(self.allowed),
+            "values": [v.to_dict() for v in self.values],
+            "cells": self.cells,
+            "more": self.more,
+        }
+
+
+@dataclass(frozen=True)
+class DateExample:
+    """A cell's text and what it means read day first and month first (ISO dates)."""
+
+    value: str
+    day_first: str
+    month_first: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "day_first": self.day_first, "month_first": self.month_first}
+
+
+@dataclass(frozen=True)
+class DateQuestion:
+    """A date field whose cells are written d/m/y or m/d/y, which cannot be told apart.
+
+    `ambiguous`: cells either order reads; `convertible`: cells the chosen order converts;
+    `declared`: the order the template declares (then nothing is asked); `hint`: the order
+    the file's unambiguous cells show (13/05/2024 is day first), None if they do not say."""
+
+    field: str
+    ambiguous: int
+    convertible: int
+    examples: tuple[DateExample, ...]
+    declared: bool | None = None
+    hint: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "ambiguous": self.ambiguous,
+            "convertible": self.convertible,
+            "examples": [e.to_dict() for e in self.examples],
+            "declared": self.declared,
+            "hint": self.hint,
+        }
+
+
+@dataclass(frozen=True)
+class Questions:
+    """What the review can fix in one step per column: list values to map, dates to read."""
+
+    values: tuple[ValueProblems, ...]
+    dates: tuple[DateQuestion, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "values": [v.to_dict() for v in self.values],
+            "dates": [d.to_dict() for d in self.dates],
+        }
+
+
+@dataclass(frozen=True)
+class ErrorAt:
+    """Where the next (or previous) cell with a problem is in the current view."""
+
+    position: int  # in the view's rows
+    field: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "field": self.field}

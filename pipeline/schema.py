@@ -55,6 +55,10 @@ class Field:
     group_char: str = ""
     synonyms: tuple[str, ...] = ()
     transforms: tuple[Transform, ...] = ()
+    # x-loadbay valueSynonyms: (allowed value, its other spellings) for an enum field
+    value_synonyms: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # x-loadbay dayFirst: how the file writes dates such as 05/06/2024; None: ask the user
+    day_first: bool | None = None
 
     @property
     def label(self) -> str:
@@ -98,6 +102,10 @@ class Field:
             ext["synonyms"] = list(self.synonyms)
         if self.transforms:
             ext["transforms"] = [t.to_json() for t in self.transforms]
+        if self.value_synonyms:
+            ext["valueSynonyms"] = {value: list(names) for value, names in self.value_synonyms}
+        if self.day_first is not None:
+            ext["dayFirst"] = self.day_first
         if ext:
             out["x-loadbay"] = ext
         return out

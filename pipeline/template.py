@@ -211,6 +211,8 @@ def _field_from_dict(raw: Any, index: int) -> Field:
         group_char=_char(raw, "groupChar", "", name),
         synonyms=_strings(ext, "synonyms", (), f'Field "{name}"'),
         transforms=_transforms(ext.get("transforms", []), ftype, name),
+        value_synonyms=_value_synonyms(ext.get("valueSynonyms"), enum, name),
+        day_first=_day_first(ext.get("dayFirst"), ftype, name),
     )
     _check_constants(field)
     return field
@@ -338,6 +340,36 @@ def _transform(item: Any, ftype: str, name: str) -> Transform:
             "the country a number without +prefix belongs to."
         )
     return Transform("phone", region)
+
+
+def _value_synonyms(
+    raw: Any, enum: list[Any] | None, name: str
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """{allowed value: [other spellings]}: what the review's value mapping proposes."""
+    if raw is None:
+        return ()
+    where = f'Field "{name}": "x-loadbay.valueSynonyms"'
+    if enum is None:
+        raise TemplateError(f'{where} needs an "enum" constraint: it names allowed values.')
+    if not isinstance(raw, Mapping):
+        raise TemplateError(f'{where} must be an object such as {{"DE": ["Germany"]}}.')
+    allowed = [_text(v) for v in enum]
+    out = []
+    for value in raw:
+        if value not in allowed:
+            raise TemplateError(f"{where} names {json.dumps(value)}, not an allowed value.")
+        out.append((value, _strings(raw, value, (), where)))
+    return tuple(out)
+
+
+def _day_first(raw: Any, ftype: str, name: str) -> bool | None:
+    if raw is None:
+        return None
+    if ftype not in ("date", "datetime"):
+        raise TemplateError(f'Field "{name}": "dayFirst" applies to date and datetime fields.')
+    if not isinstance(raw, bool):
+        raise TemplateError(f'Field "{name}": "dayFirst" must be true or false.')
+    return raw
 
 
 def _check_constants(field: Field) -> None:

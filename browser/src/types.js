@@ -8,6 +8,7 @@
  * @property {string} label
  * @property {boolean} required
  * @property {string | null} [description]
+ * @property {string[]} [allowed] a list field's allowed values
  */
 
 /**
@@ -89,6 +90,8 @@
  * @property {number} sent rows that will be sent under it
  * @property {number} left_out rows it leaves out
  * @property {boolean} submittable
+ * @property {number} [deleted] rows the user deleted
+ * @property {number} [changed] cells a replace, fix or mapping changed
  */
 
 /**
@@ -120,5 +123,36 @@
  */
 
 /** @typedef {{phase: string, done: number, total: number}} Progress */
+
+/**
+ * An allowed value proposed for a value outside a list field's list (pipeline.matching).
+ * @typedef {{value: string, confidence: number, source: "case" | "synonym" | "fuzzy"}} ValueSuggestion
+ */
+
+/**
+ * A list field's values outside its list (pipeline.protocol.ValueProblems).
+ * @typedef {object} ValueProblems
+ * @property {string} field
+ * @property {string[]} allowed
+ * @property {{value: string, count: number, suggestion: ValueSuggestion | null}[]} values
+ * @property {number} cells
+ * @property {number} more
+ */
+
+/**
+ * A date field whose dates read day first or month first (pipeline.protocol.DateQuestion).
+ * @typedef {object} DateQuestion
+ * @property {string} field
+ * @property {number} ambiguous
+ * @property {number} convertible
+ * @property {{value: string, day_first: string, month_first: string}[]} examples
+ * @property {boolean | null} declared
+ * @property {boolean | null} hint
+ */
+
+/**
+ * What the review can fix in one step per column (`questions`).
+ * @typedef {{values: ValueProblems[], dates: DateQuestion[]}} Questions
+ */
 
 export {};

@@ -7,14 +7,17 @@ views and windows are pipeline.review.views. `Review` puts them together for the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import arro3.core as ac
 
 from pipeline.policy import rows_sent, submittable
-from pipeline.protocol import SavedReview, Summary, WindowRow
+from pipeline.protocol import ErrorAt, Questions, SavedReview, Summary, WindowRow
+from pipeline.review.dates import converted_cells, date_question
 from pipeline.review.overlay import Change, Overlay, Was, take_rows
 from pipeline.review.recheck import RowErrors
+from pipeline.review.rejected import rejected_csv
+from pipeline.review.values import mapped_cells, value_problems
 from pipeline.review.views import MAX_WINDOW, View, view_rows, window_rows
 from pipeline.schema import RowPolicy, Template
 from pipeline.transforms import propose_fix
@@ -111,25 +114,39 @@ class Review:
 
     def replace(self, name: str, find: str, replacement: str) -> Summary:
         """Replace `find` inside every cell of one column (kept rows only)."""
+        cells = [(i, v.replace(find, replacement) or None) for i, v in self._holding(name, find)]
+        return self._set_cells(name, cells)
+
+    def count_replace(self, name: str, find: str) -> int:
+        """How many cells `replace` would change (said before the user confirms)."""
+        return len(self._holding(name, find))
+
+    def _holding(self, name: str, find: str) -> list[tuple[int, str]]:
+        """(row index, current value) of the kept cells of a column that contain `find`."""
         if name not in self.fields:
             raise KeyError(name)
         if not find:
-            return self.summary(changed=0)
-        change = Change()
+            return []
         column = self.overlay.table.column(name).to_pylist()
         edits = self.overlay.edits[name]
         hits = {i for i, v in enumerate(column) if v is not None and find in v and i not in edits}
         hits.update(i for i, v in edits.items() if v is not None and find in v)
-        touched = sorted(hits - self.overlay.deleted)
-        for index in touched:
+        out = []
+        for index in sorted(hits - self.overlay.deleted):
             current = edits.get(index, column[index])
             assert current is not None  # noqa: S101 - it holds `find`
-            self.overlay.set_cell(change, index, name, current.replace(find, replacement) or None)
-        self._commit(change, touched, [name])
-        return self.summary(changed=len(touched))
+            out.append((index, current))
+        return out
 
     def fix_column(self, name: str) -> Summary:
         """Apply the engine's proposed fix to every cell of one column that has one."""
+        return self._set_cells(name, self._fixes(name))
+
+    def count_fix(self, name: str) -> int:
+        """How many cells `fix_column` would change."""
+        return len(self._fixes(name))
+
+    def _fixes(self, name: str) -> list[tuple[int, str]]:
         if name not in self.fields:
             raise KeyError(name)
         field = self.template.field(name)
@@ -139,14 +156,72 @@ class Review:
             for i, errs in self.errors.by_row.items()
             if i not in deleted and any(e.field == name for e in errs)
         )
-        change = Change()
+        out = []
         if rows:
             for index, value in zip(rows, self.overlay.values(rows, name), strict=True):
                 if value is not None and (fix := propose_fix(field, value)) is not None:
-                    self.overlay.set_cell(change, index, name, fix)
-        touched = sorted({index for index, _ in change.cells})
-        self._commit(change, touched, [name])
-        return self.summary(changed=len(touched))
+                    out.append((index, fix))
+        return out
+
+    def questions(self) -> Questions:
+        """The list fields with values outside their list, and the date fields whose dates
+        read both ways: each fixed for the whole column in one step."""
+        fields = [self.template.field(name) for name in self.fields]
+        values = [p for f in fields if (p := value_problems(self.overlay, self.errors, f))]
+        dates = [q for f in fields if (q := date_question(self.overlay, self.errors, f))]
+        return Questions(values=tuple(values), dates=tuple(dates))
+
+    def map_values(self, name: str, mapping: dict[str, str]) -> Summary:
+        """Every offending cell of a list field whose value `mapping` names gets the allowed
+        value it maps to: one undoable step."""
+        if name not in self.fields:
+            raise KeyError(name)
+        return self._set_cells(
+            name, mapped_cells(self.overlay, self.errors, self.template.field(name), mapping)
+        )
+
+    def convert_dates(self, name: str, day_first: bool) -> Summary:
+        """Every rejected numeric date of the field read in the given order, written ISO."""
+        if name not in self.fields:
+            raise KeyError(name)
+        field = self.template.field(name)
+        return self._set_cells(name, converted_cells(self.overlay, self.errors, field, day_first))
+
+    def error_at(self, position: int, step: int) -> ErrorAt | None:
+        """The first row with a problem after (step 1) or before (step -1) `position` in the
+        view, wrapping around; None if no row has one."""
+        rows = self._view_rows()
+        n = len(rows)
+        for k in range(1, n + 1):
+            at = (position + step * k) % n
+            errs = self.errors.of(rows[at])
+            if errs:
+                order = {name: i for i, name in enumerate(self.fields)}
+                first = min(errs, key=lambda e: order.get(e.field, len(order)))
+                return ErrorAt(position=at, field=first.field)
+        return None
+
+    def rejected(self, header: list[str], deleted_reason: str) -> str:
+        """The rows left out (deleted by the user; with problems under valid-only) as CSV:
+        row number, the fields (edits applied), why. `header`: row heading, reason heading."""
+        sent = set(self.sent_rows())
+        user_deleted = {i for change in self.overlay.history for i in change.deleted}
+        rows = sorted((set(self.kept_rows()) - sent) | user_deleted)
+        labels = [self.template.field(n).label for n in self.fields]
+        columns = [self.overlay.values(rows, name) for name in self.fields] if rows else []
+
+        def lines() -> list[tuple[int, list[str | None], str]]:
+            out = []
+            for at, index in enumerate(rows):
+                cells = [column[at] for column in columns]
+                if index in user_deleted:
+                    reason = deleted_reason
+                else:
+                    reason = " ".join(e.message for e in self.errors.of(index))
+                out.append((self.first_row + index, cells, reason))
+            return out
+
+        return rejected_csv([header[0], *labels, header[1]], lines())
 
     def delete_rows(self, indices: Iterable[int]) -> Summary:
         deleted = self.overlay.deleted
@@ -204,6 +279,15 @@ class Review:
         return self.delete_rows(saved.deleted)
 
     # -- internals -----------------------------------------------------------------
+
+    def _set_cells(self, name: str, cells: Sequence[tuple[int, str | None]]) -> Summary:
+        """Set cells of one column as one undoable step; the summary counts them."""
+        change = Change()
+        for index, value in cells:
+            self.overlay.set_cell(change, index, name, value)
+        touched = sorted({index for index, _ in change.cells})
+        self._commit(change, touched, [name])
+        return self.summary(changed=len(touched))
 
     def _commit(
         self, change: Change, rows: list[int], names: list[str], was: Was | None = None

@@ -50,3 +50,11 @@ test("every literal key passed to t() is in en.js", () => {
   assert.ok(used.size > 40, `only ${used.size} keys found`);
   assert.deepEqual([...used].filter((key) => !(key in en)), []);
 });
+
+test("plural picks the form the count calls for and formats numbers for the locale", async () => {
+  const { plural, formatNumber } = await import("../../browser/src/i18n/index.js");
+  assert.equal(plural("review.changed", 1), "Changed 1 cell.");
+  assert.equal(plural("review.changed", 0), "Changed 0 cells.");
+  assert.equal(plural("review.changed", 1234), "Changed 1,234 cells.");
+  assert.equal(formatNumber(1234567), "1,234,567");
+});

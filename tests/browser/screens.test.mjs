@@ -27,7 +27,16 @@ test("the start screen says how long the rows are kept, as the server decided", 
 
 test("the done screen says how many rows the valid-only policy left out", () => {
   const leftOut = { ...state("delivered"), left_out: 3 };
-  assert.equal(doneText(leftOut, 2), "Delivered 2 rows. 3 row(s) with problems were left out.");
+  assert.equal(doneText(leftOut, 2), "Delivered 2 rows. 3 rows with problems were left out.");
+});
+
+test("the done screen's plurals follow the count, and rows deleted in review are counted", () => {
+  const one = { ...state("delivered"), left_out: 1 };
+  assert.equal(
+    doneText(one, 1, 1),
+    "Delivered 1 row. 1 row with problems was left out. 1 row you deleted was left out.",
+  );
+  assert.equal(doneText(state("delivered"), 12345, 2), "Delivered 12,345 rows. 2 rows you deleted were left out.");
 });
 
 test("how a column was proposed comes from the engine's match", () => {

@@ -60,7 +60,7 @@ def test_a_page_closed_mid_upload_resumes_and_every_row_arrives_once(
     expect(frame.locator("#resume-note")).to_be_hidden()
     frame.locator("#file-input").set_input_files(csv_path)
     frame.locator("#map-continue").click()
-    expect(frame.locator("#summary")).to_have_text(f"All {ROWS} rows are valid.", timeout=120_000)
+    expect(frame.locator("#summary")).to_have_text(f"All {ROWS:,} rows are valid.", timeout=120_000)
     with first.expect_response(
         lambda r: r.request.method == "PUT" and "/batches/0?" in r.url, timeout=120_000
     ):
@@ -81,7 +81,7 @@ def test_a_page_closed_mid_upload_resumes_and_every_row_arrives_once(
         "the rest; nothing is sent twice."
     )
     frame.locator("#file-input").set_input_files(csv_path)  # no mapping, no review: it carries on
-    expect(frame.locator("#done")).to_have_text(f"Delivered {ROWS} rows.", timeout=180_000)
+    expect(frame.locator("#done")).to_have_text(f"Delivered {ROWS:,} rows.", timeout=180_000)
     expect(second.locator("#host-status")).to_contain_text(f"delivered ({ROWS} rows)")
 
     resent = [(imp, seq, status) for page, imp, seq, status in sent if page == 1]

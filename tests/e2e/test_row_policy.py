@@ -57,14 +57,14 @@ def _template_with_webhook(demo: Demo, schema: dict[str, Any]) -> str:
 CASES = {
     "reject": (
         "Every row must be valid: fix or delete the rows with problems before you submit.",
-        "Fix 2 problem(s) to submit",
+        "Fix 2 problems to submit",
     ),
     "valid-only": (
-        "Only valid rows are imported: 2 row(s) with problems will be left out, and 1 sent.",
-        "Submit 1 rows",
+        "Only valid rows are imported: 2 rows with problems will be left out, and 1 sent.",
+        "Submit 1 row",
     ),
     "with-errors": (
-        "Every row is imported: the 2 row(s) with problems are sent with their problems attached.",
+        "Every row is imported: the 2 rows with problems are sent with their problems attached.",
         "Submit 3 rows",
     ),
 }
@@ -87,7 +87,7 @@ def test_the_policy_is_shown_before_submitting_and_applied(
     frame.locator("#file-input").set_input_files(csv_path)
     frame.locator("#map-continue").click()
     expect(frame.locator("#summary")).to_have_text(
-        "2 problem(s) in 2 of 3 rows. Fix them below, or delete those rows.", timeout=30_000
+        "2 problems in 2 of 3 rows. Fix them below, or delete those rows.", timeout=30_000
     )
     note, button = CASES[policy]
     expect(frame.locator("#policy-note")).to_have_text(note)
@@ -99,7 +99,7 @@ def test_the_policy_is_shown_before_submitting_and_applied(
         return
 
     frame.locator("#submit").click()
-    done = "Delivered 1 rows. 2 row(s) with problems were left out."
+    done = "Delivered 1 row. 2 rows with problems were left out."
     if policy == "with-errors":
         done = "Delivered 3 rows."
     expect(frame.locator("#done")).to_have_text(done, timeout=60_000)

@@ -81,7 +81,13 @@ def test_describe(tmp_path: Path) -> None:
         "fields": [
             {"name": "email", "label": "E-mail", "required": True, "description": None},
             {"name": "age", "label": "age", "required": False, "description": None},
-            {"name": "plan", "label": "plan", "required": False, "description": None},
+            {
+                "name": "plan",
+                "label": "plan",
+                "required": False,
+                "description": None,
+                "allowed": ["free", "pro"],
+            },
         ],
         "max_bytes": 1073741824,
     }

@@ -38,3 +38,35 @@ export function formatSize(bytes) {
     ? t("size.gb", { size: (bytes / 1024 ** 3).toFixed(1) })
     : t("size.mb", { size: Math.round(bytes / 1024 ** 2) });
 }
+
+/** The page's language, as the document declares it (the i18n plumbing sets it). */
+function locale() {
+  return globalThis.document?.documentElement?.lang || "en";
+}
+
+/**
+ * A number as the user's locale writes it: 12,345 in English, 12.345 in German.
+ * @param {number} value
+ */
+export function formatNumber(value) {
+  return new Intl.NumberFormat(locale()).format(value);
+}
+
+/**
+ * `key` in the plural form `count` calls for (`key.one`, `key.other`, … by Intl.PluralRules),
+ * with every number parameter formatted for the locale.
+ * @param {string} key a message key without its plural suffix
+ * @param {number} count
+ * @param {MessageParams} [params]
+ * @returns {string}
+ */
+export function plural(key, count, params = {}) {
+  const form = new Intl.PluralRules(locale()).select(count);
+  const chosen = `${key}.${form}` in catalogue || `${key}.${form}` in en ? `${key}.${form}` : `${key}.other`;
+  /** @type {MessageParams} */
+  const formatted = {};
+  for (const [name, value] of Object.entries({ count, ...params })) {
+    formatted[name] = typeof value === "number" ? formatNumber(value) : value;
+  }
+  return t(/** @type {MessageKey} */ (chosen), formatted);
+}

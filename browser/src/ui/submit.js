@@ -1,6 +1,6 @@
 // Sending the rows, then following the import until the server says it is over.
 import { api, sleep } from "../api.js";
-import { t } from "../i18n/index.js";
+import { plural, t } from "../i18n/index.js";
 import { watchImport } from "../status.js";
 import { showReview } from "./review.js";
 import { el, render, showError } from "./shell.js";
@@ -13,15 +13,40 @@ import { el, render, showError } from "./shell.js";
  * What the user reads once the import is over: the status the server reports.
  * @param {ImportState} state
  * @param {number} rows
+ * @param {number} [deleted] rows the user deleted during review
  */
-export function doneText(state, rows) {
+export function doneText(state, rows, deleted = 0) {
   const key = /** @type {MessageKey} */ (`done.${state.status}`);
-  const leftOut = state.left_out ? t("done.leftOut", { count: state.left_out }) : "";
-  try {
-    return t(key, { rows, status: state.status }) + leftOut;
-  } catch {
-    return t("done.other", { rows, status: state.status }) + leftOut;
+  let text;
+  if (state.status === "delivered" || state.status === "complete") text = plural("done.summary", rows);
+  else {
+    try {
+      text = t(key, { rows, status: state.status });
+    } catch {
+      text = t("done.other", { rows, status: state.status });
+    }
   }
+  const leftOut = [];
+  if (state.left_out) leftOut.push(plural("done.leftOutInvalid", state.left_out));
+  if (deleted) leftOut.push(plural("done.leftOutDeleted", deleted));
+  return [text, ...leftOut].join(" ");
+}
+
+/**
+ * A link that downloads the rows the import left out, as the engine writes them (CSV, cells
+ * escaped against formulas), if it left any out.
+ * @param {Context} ctx
+ * @param {File} file
+ * @param {number} count
+ */
+async function rejectedDownload(ctx, file, count) {
+  if (!count) return null;
+  const header = JSON.stringify([t("done.rowHeading"), t("done.reasonHeading")]);
+  /** @type {string} */
+  const csv = await ctx.engine.call("rejected_csv", [header, t("done.deletedReason")]);
+  const url = URL.createObjectURL(new Blob(["\ufeff", csv], { type: "text/csv;charset=utf-8" }));
+  const name = `${file.name.replace(/\.[^.]*$/, "")}-left-out.csv`;
+  return el("a", { id: "download-rejected", class: "button", href: url, download: name, text: t("done.download") });
 }
 
 /**
@@ -87,6 +112,11 @@ export async function submit(ctx, file, described, summary, { resumable = false 
     render(ctx, el("p", { id: "done", class: "error", "data-status": "unavailable", text: /** @type {Error} */ (error).message }));
     return;
   }
-  render(ctx, el("p", { id: "done", "data-status": state.status, text: doneText(state, summary.sent) }));
+  const deleted = summary.deleted ?? 0;
+  // Rows the policy left out (state.left_out counts what the server saw) and rows deleted.
+  const download = await rejectedDownload(ctx, file, (summary.left_out ?? 0) + deleted).catch(() => null);
+  const done = el("p", { id: "done", tabindex: "-1", "data-status": state.status, text: doneText(state, summary.sent, deleted) });
+  render(ctx, done, download);
+  done.focus();
   ctx.notify({ type: "loadbay:complete", importId, rows: summary.sent, status: state.status });
 }
