@@ -1,8 +1,8 @@
 """The rows an import leaves out, as a CSV the user can download and fix: the rows they
 deleted, and under the valid-only policy the rows with problems, each with why.
 
-Cells are escaped against formula injection by the rule loadbay's exports follow
-(`server.exports.escape_text`; the tests check the two agree)."""
+Cells are escaped against formula injection by the rule every CSV of loadbay's follows
+(`pipeline.formulas`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,7 @@ import csv
 import io
 from collections.abc import Iterable
 
-FORMULA_STARTERS = frozenset("=+-@\t\r\n\x00")
-
-
-def escape_text(value: str) -> str:
-    """A cell a spreadsheet would run as a formula, prefixed with ' (OWASP)."""
-    return "'" + value if value[:1] in FORMULA_STARTERS else value
+from pipeline.formulas import escape_text
 
 
 def rejected_csv(header: list[str], rows: Iterable[tuple[int, list[str | None], str]]) -> str:

@@ -15,7 +15,6 @@ from pipeline.matching import suggest_value
 from pipeline.protocol import ValueSource
 from pipeline.review import Review, View
 from pipeline.review.dates import read
-from pipeline.review.rejected import FORMULA_STARTERS, escape_text
 from pipeline.template import parse_template
 
 COUNTRY: dict[str, Any] = {
@@ -231,13 +230,3 @@ def test_the_rows_left_out_download_as_csv_with_why_and_formulas_escaped() -> No
     assert "not one of the allowed values" in lines[2][4]
     assert lines[3][:3] == ["5", "Hal", "'-GB"]
     assert len(lines) == 4  # the =HYPERLINK row is valid: it is sent, not listed
-
-
-@pytest.mark.parametrize(
-    "value", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "\nx", "\x00x", "ok", ""]
-)
-def test_the_csv_escape_is_the_exports_rule(value: str) -> None:
-    from server.exports import escape_text as server_escape
-
-    assert escape_text(value) == server_escape(value)
-    assert FORMULA_STARTERS == frozenset("=+-@\t\r\n\x00")
