@@ -34,6 +34,7 @@ lint: $(STAMP_PY) $(STAMP_JS)
 	$(BIN)/ruff format --check .
 	cd browser && node_modules/.bin/eslint --max-warnings=0 .
 	cd browser && node_modules/.bin/tsc -p jsconfig.json
+	cd browser && node_modules/.bin/tsc -p sdk/react/tsconfig.json
 
 # The browser's pure modules under Node's own test runner.
 test-js: $(STAMP_JS)

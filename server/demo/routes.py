@@ -65,6 +65,7 @@ async def host_page(request: Request) -> Response:
 <code>{html.escape(state.importer_origin)}</code>, another origin.
 Delivered rows appear on the <a href="{html.escape(state.receiver_page)}">demo receiver</a>.</p>
 <p id="host-status">Waiting for an import…</p>
+<p id="host-data"></p>
 <div id="importer"></div>
 <script src="{html.escape(embed)}" integrity="{manifest.files["app/embed.js"].sri}"
  crossorigin="anonymous"></script>
@@ -75,7 +76,12 @@ options.onComplete = (result) => {{
   document.getElementById("host-status").textContent =
     "Import " + result.importId + ": " + result.status + " (" + result.rows + " rows)";
 }};
-Loadbay.open(options);
+// A template with a host-page destination hands its rows here (acknowledged on return).
+options.onData = (data) => {{
+  document.getElementById("host-data").textContent =
+    "This page was handed " + data.total + " rows of " + data.importId + ".";
+}};
+loadbay.open(options);
 </script>
 </body></html>"""
     csp = (
