@@ -30,6 +30,7 @@ import { accept, cleanText, cleanTheme, message } from "../src/protocol.js";
  */
 
 var script = /** @type {HTMLScriptElement | null} */ (document.currentScript);
+var preloaded = false; // once per page: preload() ran, or an importer was opened
 var scriptOrigin = script && script.src ? new URL(script.src).origin : "";
 
 /** @param {OpenOptions} options */
@@ -48,6 +49,10 @@ export function open(options) {
     throw new Error("loadbay.open needs publishableKey and template.");
   }
   var server = serverOf(options);
+  // Opening loads everything the preload would have: it is no longer needed.
+  preloaded = true;
+  var preloading = document.querySelector('iframe[data-loadbay="preload"]');
+  if (preloading) preloading.remove();
   var query = new URLSearchParams({
     key: options.publishableKey,
     template: options.template,
@@ -201,7 +206,8 @@ function modal(iframe, onClose) {
  * @param {string} server
  */
 export function preload(server) {
-  if (!server || document.querySelector('iframe[data-loadbay="preload"]')) return;
+  if (!server || preloaded) return;
+  preloaded = true;
   var iframe = document.createElement("iframe");
   iframe.setAttribute("data-loadbay", "preload");
   iframe.setAttribute("aria-hidden", "true");
