@@ -25,6 +25,8 @@ function customise() {
   overrideMessages({ ...cleanText(ext.text), ...options.text });
 }
 
+// A page may send its options again (an importer booted ahead and then opened).
+host.onInit(customise);
 const initialised = new Promise((resolve) => {
   host.onInit(() => resolve(undefined));
   setTimeout(resolve, window.parent === window ? 0 : INIT_WAIT_MS);

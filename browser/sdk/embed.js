@@ -31,6 +31,8 @@ import { accept, cleanText, cleanTheme, message } from "../src/protocol.js";
 
 var script = /** @type {HTMLScriptElement | null} */ (document.currentScript);
 var preloaded = false; // once per page: preload() ran, or an importer was opened
+/** @type {Started | null} an importer booted ahead by preload(options), not yet shown */
+var warm = null;
 var scriptOrigin = script && script.src ? new URL(script.src).origin : "";
 
 /** @param {OpenOptions} options */
@@ -41,13 +43,47 @@ function serverOf(options) {
 }
 
 /**
+ * Open the importer: inline in `options.container`, or as a modal. An importer booted
+ * ahead by preload(options) for the same server, key, template and locale is shown at
+ * once instead of starting a new one.
  * @param {OpenOptions} options
  * @returns {Importer}
  */
 export function open(options) {
+  checkOptions(options);
+  if (warm && !options.container && warm.key === keyOf(options)) {
+    var adopted = warm;
+    warm = null;
+    adopted.adopt(options);
+    return adopted.importer;
+  }
+  return start(options, false).importer;
+}
+
+/** @param {OpenOptions} options */
+function checkOptions(options) {
   if (!options || !options.publishableKey || !options.template) {
     throw new Error("loadbay.open needs publishableKey and template.");
   }
+}
+
+/** @param {OpenOptions} options */
+function keyOf(options) {
+  return [serverOf(options), options.publishableKey, options.template, options.locale || ""].join(" ");
+}
+
+/**
+ * @typedef {{key: string, importer: Importer, adopt: (options: OpenOptions) => void}} Started
+ */
+
+/**
+ * @param {OpenOptions} options
+ * @param {boolean} hidden a modal kept hidden (booting) until open() adopts it
+ * @returns {Started}
+ */
+function start(options, hidden) {
+  var current = options;
+  var booted = false;
   var server = serverOf(options);
   // Opening loads everything the preload would have: it is no longer needed.
   preloaded = true;
@@ -72,6 +108,7 @@ export function open(options) {
     overlay = modal(iframe, function () {
       finish("cancel");
     });
+    if (hidden) overlay.style.display = "none";
   }
 
   var finished = false;
@@ -97,16 +134,11 @@ export function open(options) {
       if (iframe.contentWindow) iframe.contentWindow.postMessage(m, server);
     };
     if (data.type === "ready") {
-      reply(
-        message("init", {
-          theme: cleanTheme(options.theme),
-          text: cleanText(options.text),
-          identity: String(options.user || options.identity || ""),
-        }),
-      );
-      call(options.onStep, "ready");
+      sendInit();
+      call(current.onStep, "ready");
     } else if (data.type === "step") {
-      call(options.onStep, data.step);
+      if (data.step === "engine-ready") booted = true;
+      call(current.onStep, data.step);
     } else if (data.type === "data") {
       var importId = /** @type {string} */ (data.importId);
       var handed = {
@@ -118,26 +150,34 @@ export function open(options) {
       // import marked delivered. A callback that throws leaves it undelivered.
       Promise.resolve()
         .then(function () {
-          return typeof options.onData === "function" ? options.onData(handed) : undefined;
+          return typeof current.onData === "function" ? current.onData(handed) : undefined;
         })
         .then(
           function () {
             reply(message("ack", { importId: importId }));
           },
           function (error) {
-            call(options.onError, { message: "onData failed: " + String(error && error.message ? error.message : error) });
+            call(current.onError, { message: "onData failed: " + String(error && error.message ? error.message : error) });
           },
         );
     } else if (data.type === "complete") {
-      call(options.onComplete, { importId: data.importId, rows: data.rows, status: data.status });
+      call(current.onComplete, { importId: data.importId, rows: data.rows, status: data.status });
     } else if (data.type === "cancel") {
       finish("cancel");
     } else if (data.type === "error") {
-      call(options.onError, { message: data.message });
+      call(current.onError, { message: data.message });
     }
   }
+  function sendInit() {
+    var message0 = message("init", {
+      theme: cleanTheme(current.theme),
+      text: cleanText(current.text),
+      identity: String(current.user || current.identity || ""),
+    });
+    if (iframe.contentWindow) iframe.contentWindow.postMessage(message0, server);
+  }
   window.addEventListener("message", onMessage);
-  return {
+  var importer = {
     iframe: iframe,
     close: function () {
       if (finished) {
@@ -149,7 +189,22 @@ export function open(options) {
       finish("cancel");
     },
   };
+  return {
+    key: keyOf(options),
+    importer: importer,
+    adopt: function (options) {
+      current = options;
+      sendInit(); // the page's own theme, wording and identity, if they changed
+      if (overlay) {
+        overlay.style.display = "flex";
+        var close = overlay.querySelector('[data-loadbay="close"]');
+        if (close) /** @type {HTMLElement} */ (close).focus();
+      }
+      if (booted) call(current.onStep, "engine-ready");
+    },
+  };
 }
+
 
 /**
  * A client's callback; what it throws is reported, not let through into the protocol.
@@ -201,11 +256,19 @@ function modal(iframe, onClose) {
 }
 
 /**
- * Warm start: fetch the importer's runtime (Pyodide, wheels, scripts: immutable URLs, cached
- * for a year) into the HTTP cache while the page is idle, before anyone opens the importer.
- * @param {string} server
+ * Warm start. With a server origin: fetch the importer's runtime (Pyodide, wheels, scripts:
+ * immutable URLs, cached for a year) into the HTTP cache while the page is idle (embed.js
+ * does this when it loads). With open()'s options: also boot an importer, hidden, that the
+ * next open() with the same server, key, template and locale shows at once, ready.
+ * @param {string | OpenOptions} target
  */
-export function preload(server) {
+export function preload(target) {
+  if (typeof target === "object" && target) {
+    checkOptions(target);
+    if (!warm) warm = start(target, true);
+    return;
+  }
+  var server = target;
   if (!server || preloaded) return;
   preloaded = true;
   var iframe = document.createElement("iframe");

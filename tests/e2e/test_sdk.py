@@ -309,3 +309,26 @@ def test_the_react_example_runs_the_importer_inline(
     assert page.evaluate("() => window.received") == ROWS
     assert page.locator("#steps li").first.text_content() == "ready"
     context.close()
+
+
+def test_an_importer_booted_ahead_opens_ready(browser: Browser, demo: Demo) -> None:
+    """loadbay.preload(options) boots the importer hidden; open() shows that one, ready."""
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    page.goto(f"{demo.host_page}?open=click")
+    page.wait_for_function(
+        "() => window.loadbayTimes['engine-ready'] !== undefined", timeout=60_000
+    )
+    modal = page.locator('[data-loadbay="modal"]')
+    expect(modal).to_be_hidden()
+    assert page.locator("iframe").count() == 1  # the asset preload gave way to the importer
+    booted_at = page.evaluate("() => window.loadbayTimes['engine-ready']")
+    page.locator("#open-importer").click()
+    expect(modal).to_be_visible()
+    frame = page.frame_locator('iframe[title="Data importer"]')
+    expect(frame.locator("#engine-status")).to_have_text("Ready.")
+    times = page.evaluate("() => window.loadbayTimes")
+    assert times["opened"] > booted_at
+    assert times["engine-ready"] >= times["opened"]  # told again on open: it was ready
+    expect(page.locator('[data-loadbay="close"]')).to_be_focused()
+    context.close()
