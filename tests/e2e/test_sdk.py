@@ -332,3 +332,31 @@ def test_an_importer_booted_ahead_opens_ready(browser: Browser, demo: Demo) -> N
     assert times["engine-ready"] >= times["opened"]  # told again on open: it was ready
     expect(page.locator('[data-loadbay="close"]')).to_be_focused()
     context.close()
+
+
+def test_the_custom_element_opens_inline_and_dispatches_events(
+    browser: Browser, demo: Demo, site: Site
+) -> None:
+    template_id = _host_page_template(demo, max_rows=50)
+    html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Element</title>
+<script src="{demo.importer_origin}/embed.js"></script></head><body>
+<script>window.steps = []; document.addEventListener("loadbay-step",
+  (e) => window.steps.push(e.detail));</script>
+<loadbay-importer publishable-key="{demo.state["publishable_key"]}" template="{template_id}"
+  theme='{{"primary": "#123456"}}' style="display:block;height:40rem"></loadbay-importer>
+</body></html>"""
+    (site.root / "element.html").write_text(html, encoding="utf-8")
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    page.goto(f"{site.origin}/element.html")
+    expect(page.locator("loadbay-importer iframe")).to_have_count(1)
+    frame = _importer(page)
+    primary = frame.locator("html").evaluate(
+        "(e) => getComputedStyle(e).getPropertyValue('--loadbay-primary').trim()"
+    )
+    assert primary == "#123456"
+    steps = page.evaluate("() => window.steps")
+    assert steps[0] == "ready" and "engine-ready" in steps
+    page.evaluate("() => document.querySelector('loadbay-importer').remove()")
+    expect(page.locator("iframe[title='Data importer']")).to_have_count(0)
+    context.close()
