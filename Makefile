@@ -34,6 +34,7 @@ lint: $(STAMP_PY) $(STAMP_JS)
 	$(BIN)/ruff format --check .
 	cd browser && node_modules/.bin/eslint --max-warnings=0 .
 	cd browser && node_modules/.bin/tsc -p jsconfig.json
+	cd browser && node_modules/.bin/tsc -p sdk/react/tsconfig.json
 
 # The browser's pure modules under Node's own test runner.
 test-js: $(STAMP_JS)
@@ -50,8 +51,9 @@ test: $(ASSETS) lint types test-js
 # bench/data); writes bench/results/<timestamp>.json, latest.json and latest.png. Then the
 # edge under hostile requests, the server's ingest and submit-to-webhook time, 1M x 20
 # delivered to PostgreSQL, S3 (moto) and a webhook, a 1M-row import downloaded in each
-# format, and passthrough against stored (bench/results/edge-latest.json,
-# ingest-latest.json, destinations-latest.json, downloads-latest.json, passthrough-latest.json).
+# format, passthrough against stored, and the importer's cold and warm start
+# (bench/results/edge-latest.json, ingest-latest.json, destinations-latest.json,
+# downloads-latest.json, passthrough-latest.json, warm-start-latest.json).
 bench: $(ASSETS)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.edge
@@ -59,6 +61,7 @@ bench: $(ASSETS)
 	$(BIN)/python -m bench.destinations
 	$(BIN)/python -m bench.downloads 1000000
 	$(BIN)/python -m bench.passthrough
+	$(BIN)/python -m bench.warm_start
 
 clean:
 	rm -rf build .venv browser/node_modules

@@ -1,5 +1,8 @@
 // The importer page's entry module: thin DOM code. Parsing, matching and validation live
 // in Python (`pipeline`) inside the worker; the screens under src/ui/ render and forward.
+import { applyTheme, connectHost } from "./src/host.js";
+import { overrideMessages } from "./src/i18n/index.js";
+import { cleanText, cleanTheme } from "./src/protocol.js";
 import { showStart } from "./src/ui/start.js";
 import { Engine } from "./src/worker.js";
 
@@ -10,11 +13,41 @@ const configElement = /** @type {HTMLElement} */ (document.getElementById("loadb
 const config = JSON.parse(configElement.textContent || "{}");
 const engine = new Engine(new Worker(config.worker, { type: "module" }));
 const absolute = (/** @type {string} */ path) => new URL(path, window.location.href).href;
+const host = connectHost({ parentOrigin: config.parentOrigin, parent: window.parent, self: window });
+// How long the screens wait for the page's theme and wording before they draw anyway.
+const INIT_WAIT_MS = 1000;
 
-showStart({
-  config,
-  engine,
-  root: /** @type {HTMLElement} */ (document.getElementById("app")),
-  booted: engine.ask("boot", { pyodide: absolute(config.pyodide), lock: absolute(config.lock), packages: config.packages }),
-  notify: (message) => window.parent.postMessage({ source: "loadbay", ...message }, config.parentOrigin),
+/** The template's theme and wording, then the page's own (the SDK's options) over them. */
+function customise() {
+  const ext = /** @type {{theme?: unknown, text?: unknown}} */ (config.template["x-loadbay"] ?? {});
+  const options = host.options();
+  applyTheme(document.documentElement, { ...cleanTheme(ext.theme), ...options.theme });
+  overrideMessages({ ...cleanText(ext.text), ...options.text });
+}
+
+// A page may send its options again (an importer booted ahead and then opened).
+host.onInit(customise);
+const initialised = new Promise((resolve) => {
+  host.onInit(() => resolve(undefined));
+  setTimeout(resolve, window.parent === window ? 0 : INIT_WAIT_MS);
+});
+host.send("ready");
+customise();
+const booted = engine.ask("boot", { pyodide: absolute(config.pyodide), lock: absolute(config.lock), packages: config.packages });
+booted.then(
+  () => host.send("step", { step: "engine-ready" }),
+  (/** @type {Error} */ error) => host.send("error", { message: error.message }),
+);
+
+initialised.then(() => {
+  customise();
+  host.send("step", { step: "start" });
+  showStart({
+    config,
+    engine,
+    root: /** @type {HTMLElement} */ (document.getElementById("app")),
+    booted,
+    host,
+    notify: ({ type, ...fields }) => host.send(String(type).replace(/^loadbay:/, ""), fields),
+  });
 });

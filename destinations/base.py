@@ -24,7 +24,7 @@ from destinations.network import NetworkPolicy
 
 _SECRET = "loadbay.secret"  # noqa: S105 - a metadata key, not a secret
 _HELP = "loadbay.help"
-_KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_KIND = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,9 @@ class DestinationSpec(Generic[C]):
     title: str
     config: type[C]
     build: Callable[[C, DestinationContext], Destination]
+    # Delivered by the importer page, not by workers (the host page): write() never
+    # succeeds, and the delivery is settled when the page acknowledges what it was handed.
+    relayed: bool = False
 
     def __post_init__(self) -> None:
         if not _KIND.fullmatch(self.kind):

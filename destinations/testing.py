@@ -130,6 +130,13 @@ def assert_no_secret(secrets: list[str], *texts: str) -> None:
             assert secret not in text, "a secret value appears in what is shown"
 
 
+def _skip_relayed(kind: str) -> None:
+    """A relayed kind (the host page) is delivered by the importer page, never written to
+    by a worker, and reaches no address: its own tests cover the hand-off."""
+    if destinations.spec(kind).relayed:
+        pytest.skip(f"{kind} is delivered through the importer page, not by write()")
+
+
 _WRONG_TYPE: dict[str, Any] = {
     "string": 12345,
     "integer": "twelve",
@@ -182,6 +189,7 @@ class Conformance:
         assert harness.effects() == []
 
     def test_writing_the_same_batch_twice_has_one_effect(self, harness: Harness) -> None:
+        _skip_relayed(harness.kind)
         setup = harness.working()
         destination = destinations.create(harness.kind, setup.config, setup.context)
         result = destination.write(sample_batch(0))
@@ -237,6 +245,7 @@ class Conformance:
         assert harness.effects() == []
 
     def test_a_refused_address_fails_check_and_write(self, harness: Harness) -> None:
+        _skip_relayed(harness.kind)
         setup = harness.refused()
         destination = destinations.create(harness.kind, setup.config, setup.context)
         with pytest.raises(UnsafeAddressError):

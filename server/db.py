@@ -89,9 +89,9 @@ class OrganisationTombstone(Base):
 
 
 class SecretKey(Base):
-    """An organisation's secret key for the management API. Only the SHA-256 of the key
-    is kept (the key is 256 random bits, so a plain digest is enough); `hint` is its last
-    four characters, to tell keys apart in a list."""
+    """An organisation's secret key for the management API. Its SHA-256 authenticates it
+    (the key is 256 random bits, so a plain digest is enough); `sealed_secret` verifies
+    signed end-user identities; `hint` is its last four characters, to tell keys apart."""
 
     __tablename__ = "secret_keys"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -102,6 +102,9 @@ class SecretKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # The key sealed under the organisation key (server.identity): what verifies the
+    # end-user identities the client's backend signs with it. None for keys made before 0018.
+    sealed_secret: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class IdempotencyKey(Base):
@@ -175,6 +178,8 @@ class Import(Base):
     # The retention it was created under, in days; 0 is passthrough (nothing stored, its
     # data key and sealed batches live in Redis only). None: created before 0013 (stored).
     retention_days: Mapped[int | None] = mapped_column(default=None)
+    # The signed end-user identity it was made under ({"user", "metadata", "key_id"}), if any.
+    identity: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class Batch(Base):

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from server import db, events, passthrough, templates
 from server.errors import Conflict, Gone, Invalid, NotFound, Unauthorized
+from server.identity import Identity
 from server.runtime import Runtime
 
 MISSING_LISTED = 10  # how many missing batch numbers an answer names
@@ -135,7 +136,11 @@ def data_state(session: Session, imp: db.Import, now: dt.datetime | None = None)
 
 
 def create_import(
-    rt: Runtime, org: db.Organisation, template_id: str, file_name: str
+    rt: Runtime,
+    org: db.Organisation,
+    template_id: str,
+    file_name: str,
+    identity: Identity | None = None,
 ) -> CreatedImport:
     with rt.sessions.begin() as session:
         template = session.get(db.Template, template_id)
@@ -166,6 +171,7 @@ def create_import(
                 created_at=now,
                 expires_at=expires,
                 retention_days=days,
+                identity=identity.to_dict() if identity is not None else None,
             )
         )
     return CreatedImport(import_id, token)

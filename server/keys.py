@@ -1,8 +1,10 @@
 """Secret keys: an organisation's credential for the management API.
 
-A key is `lb_sk_` + 32 random bytes (URL-safe base64), shown once when created. Only its
-SHA-256 is stored: the key holds 256 random bits, so no slow hash is needed, and the
-digest is compared in constant time. Keys are named, revocable and remember when they
+A key is `lb_sk_` + 32 random bytes (URL-safe base64), shown once when created. Its
+SHA-256 authenticates it: the key holds 256 random bits, so no slow hash is needed, and the
+digest is compared in constant time. A copy sealed under the organisation key (never
+shown) verifies the end-user identities the client's backend signs with it
+(server/identity.py). Keys are named, revocable and remember when they
 were last used.
 """
 
@@ -52,8 +54,10 @@ def create_key(
         created_at=db.utcnow(),
     )
     with rt.sessions.begin() as session:
-        if session.get(db.Organisation, org_id) is None:
+        org = session.get(db.Organisation, org_id)
+        if org is None:
             raise NotFound(f"Organisation {org_id} does not exist.")
+        row.sealed_secret = rt.vault.seal_key_secret(org.id, org.wrapped_key, row.id, secret)
         session.add(row)
         audit.record(
             session,

@@ -83,6 +83,20 @@ class Vault:
         config: dict[str, Any] = json.loads(crypto.open_sealed(org_key, sealed, aad))
         return config
 
+    def seal_key_secret(
+        self, org_id: str, wrapped_org_key: bytes, key_id: str, secret: str
+    ) -> bytes:
+        """A secret key, sealed to its row: it verifies the identities the client's backend
+        signs (HS256) with it, and is never shown again."""
+        org_key = self._org_key(org_id, wrapped_org_key)
+        return crypto.seal(org_key, secret.encode(), _key_aad(org_id, key_id))
+
+    def open_key_secret(
+        self, org_id: str, wrapped_org_key: bytes, key_id: str, sealed: bytes
+    ) -> str:
+        org_key = self._org_key(org_id, wrapped_org_key)
+        return crypto.open_sealed(org_key, sealed, _key_aad(org_id, key_id)).decode()
+
     def mapping_key(self, org_id: str, wrapped_org_key: bytes, template_id: str) -> bytes:
         """The key a template's mapping memory digests header labels and client addresses
         under (HMAC-SHA256). Derived from the organisation key, never stored: without it a
@@ -106,3 +120,7 @@ def _user_aad(user_id: str) -> bytes:
 
 def _config_aad(org_id: str, destination_id: str) -> bytes:
     return f"loadbay/destination-config/{org_id}/{destination_id}".encode()
+
+
+def _key_aad(org_id: str, key_id: str) -> bytes:
+    return f"loadbay/secret-key/{org_id}/{key_id}".encode()

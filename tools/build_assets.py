@@ -41,7 +41,11 @@ TOOLING = frozenset({"eslint.config.js"})
 # Module folders served beside the entry files, keeping their paths: app/src/ui/review.js.
 MODULE_DIRS = ("src",)
 # The embed SDK's folder: published at app/embed.js, the URL clients' pages already use.
+# Its scripts are ES modules (embed.js imports src/protocol.js, the module the importer
+# page imports too); each is bundled with esbuild into one classic script for the
+# client's page, so both sides of the postMessage protocol run the same code.
 SDK_DIR = "sdk"
+SDK_TARGET = "es2017"
 PIP_TARGET = (
     "--only-binary=:all:",
     "--platform",
@@ -132,10 +136,14 @@ def _build_into(root: Path, dest: Path) -> AssetManifest:
         json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
 
+    sdk = (browser / SDK_DIR).resolve()
     for served, source in app_sources(browser).items():
         target = dest / "app" / served
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        if source.suffix == ".js" and source.resolve().parent == sdk:
+            bundle_sdk(browser, source, target)
+        else:
+            shutil.copyfile(source, target)
 
     files = {
         path.relative_to(dest).as_posix(): _asset_file(path)
@@ -189,6 +197,29 @@ def app_sources(browser: Path) -> dict[str, Path]:
         if servable(path):
             add(path.name, path)
     return dict(sorted(sources.items()))
+
+
+def bundle_sdk(browser: Path, source: Path, target: Path) -> None:
+    """One SDK entry and the modules it imports as one classic script (an IIFE): esbuild,
+    from browser/node_modules; the same sources give the same bytes."""
+    esbuild = browser / "node_modules" / ".bin" / "esbuild"
+    if not esbuild.exists():
+        raise AssetBuildError(f"{esbuild} is missing: run `npm ci` in {browser}")
+    _run(
+        [
+            str(esbuild),
+            str(source),
+            "--bundle",
+            "--format=iife",
+            f"--target={SDK_TARGET}",
+            "--charset=utf8",
+            "--legal-comments=none",
+            "--log-level=warning",
+            f"--outfile={target}",
+        ],
+        cwd=browser,
+        what=f"bundling {source.name}",
+    )
 
 
 def _ensure_pyodide(browser: Path) -> Path:

@@ -26,6 +26,8 @@
  * @property {string} lock
  * @property {string[]} packages
  * @property {string} [accept]
+ * @property {{maxRows: number} | null} [hostPage] the template's host-page destination, if any
+ * @property {boolean} [identityRequired] imports need a signed end-user identity
  */
 
 /**

@@ -15,6 +15,7 @@ import { ApiError } from "./errors.js";
  * @property {string[]} headers
  * @property {Record<string, string> | undefined} mapping the confirmed field -> header
  * @property {{importId: string, token: string}} [resume] an interrupted upload of this file
+ * @property {string} [identity] the signed end-user identity the page passed (server/identity.py)
  */
 
 /**
@@ -95,7 +96,7 @@ export async function upload(request, deps) {
     body: JSON.stringify(body),
   });
 
-  const { publishableKey, templateId, fileName, rows, headers, mapping, resume } = request;
+  const { publishableKey, templateId, fileName, rows, headers, mapping, resume, identity } = request;
   let importId, token;
   /** @type {Set<number>} */
   let held = new Set();
@@ -107,7 +108,7 @@ export async function upload(request, deps) {
     uploading = answer.status === "uploading"; // submitted already: submitting again is harmless
   } else {
     const created = await whileBusy(
-      () => api("/api/v1/imports", json({ publishableKey, templateId, fileName })),
+      () => api("/api/v1/imports", json({ publishableKey, templateId, fileName, ...(identity ? { identity } : {}) })),
       busy,
     );
     ({ id: importId, uploadToken: token } = created);

@@ -48,6 +48,15 @@ async def host_page(request: Request) -> Response:
     # ?template=tpl_... embeds another of the demo organisation's templates.
     chosen = request.query_params.get("template", "")
     template_id = chosen if TEMPLATE_ID.fullmatch(chosen) else state.template_id
+    # ?open=click waits for a click: embed.js preloads the importer meanwhile (warm start).
+    on_click = request.query_params.get("open") == "click"
+    # ... and boots one ahead, hidden, which the click shows as a modal.
+    start = (
+        "delete options.container; loadbay.preload(options);"
+        ' document.getElementById("open-importer").onclick = openImporter;'
+        if on_click
+        else "openImporter();"
+    )
     options = json.dumps(
         {
             "server": state.importer_origin,
@@ -65,6 +74,8 @@ async def host_page(request: Request) -> Response:
 <code>{html.escape(state.importer_origin)}</code>, another origin.
 Delivered rows appear on the <a href="{html.escape(state.receiver_page)}">demo receiver</a>.</p>
 <p id="host-status">Waiting for an import…</p>
+<p id="host-data"></p>
+{'<button id="open-importer">Open the importer</button>' if on_click else ""}
 <div id="importer"></div>
 <script src="{html.escape(embed)}" integrity="{manifest.files["app/embed.js"].sri}"
  crossorigin="anonymous"></script>
@@ -75,7 +86,19 @@ options.onComplete = (result) => {{
   document.getElementById("host-status").textContent =
     "Import " + result.importId + ": " + result.status + " (" + result.rows + " rows)";
 }};
-Loadbay.open(options);
+// A template with a host-page destination hands its rows here (acknowledged on return).
+options.onData = (data) => {{
+  document.getElementById("host-data").textContent =
+    "This page was handed " + data.total + " rows of " + data.importId + ".";
+}};
+// When each step came, on this page's clock (bench/warm_start.py reads it).
+window.loadbayTimes = {{}};
+options.onStep = (step) => {{ window.loadbayTimes[step] = performance.now(); }};
+const openImporter = () => {{
+  window.loadbayTimes.opened = performance.now();
+  loadbay.open(options);
+}};
+{start}
 </script>
 </body></html>"""
     csp = (

@@ -103,3 +103,24 @@ async def asset(request: Request) -> Response:
             "content-security-policy": ASSET_CSP,
         },
     )
+
+
+# A stable address for the SDK: what clients' pages and the quick start load. Cached
+# briefly (a new build is picked up within minutes); everything it loads is immutable.
+EMBED_PATH = "app/embed.js"
+EMBED_CACHE = "public, max-age=300"
+
+
+async def embed_script(request: Request) -> Response:
+    manifest = request.app.state.manifest
+    return FileResponse(
+        request.app.state.runtime.settings.assets_dir / EMBED_PATH,
+        media_type="text/javascript",
+        headers={
+            "cache-control": EMBED_CACHE,
+            "cross-origin-resource-policy": "cross-origin",
+            "access-control-allow-origin": "*",
+            "content-security-policy": ASSET_CSP,
+            "etag": f'"{manifest.files[EMBED_PATH].sha256[:32]}"',
+        },
+    )

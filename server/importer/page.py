@@ -51,6 +51,9 @@ class ImporterConfig:
     max_file_bytes: int
     retention_days: int  # what the user is told: 0 is passthrough (nothing stored)
     organisation: str  # who the rows go to, named in the passthrough line
+    # The row cap of the template's host-page destination (None: it has none).
+    host_page_rows: int | None = None
+    identity_required: bool = False  # the template refuses imports without a signed identity
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +68,8 @@ class ImporterConfig:
                 "passthrough": self.retention_days == 0,
                 "organisation": self.organisation,
             },
+            "hostPage": None if self.host_page_rows is None else {"maxRows": self.host_page_rows},
+            "identityRequired": self.identity_required,
         }
 
 
@@ -101,6 +106,32 @@ def importer_page(manifest: AssetManifest, config: ImporterConfig) -> str:
 <main id="app" aria-live="polite"><p class="muted">Loading the importer…</p></main>
 </body>
 </html>
+"""
+
+
+# Preloaded for the warm start: what every importer page fetches before it is ready.
+PRELOAD_PREFIXES = ("pyodide/", "app/")
+PRELOAD_CSP = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors *"
+
+
+def preload_page(manifest: AssetManifest) -> str:
+    """A page with nothing in it but prefetches of the importer's immutable assets.
+
+    embed.js frames it, hidden, as soon as it loads, so the runtime is in the browser's
+    cache (a year, immutable) before the user opens the importer. It holds no data and
+    names no organisation, so any page may frame it."""
+    paths = [p for p in sorted(manifest.files) if p.startswith(PRELOAD_PREFIXES)]
+    boot = tuple(
+        name.replace("-", "_") + "-" for name in manifest.packages if name not in ON_DEMAND
+    )
+    paths += [
+        p for p in manifest.under("wheels/", ".whl") if p[len("wheels/") :].lower().startswith(boot)
+    ]
+    paths.append("wheels/pyodide-lock.json")
+    links = "".join(f'<link rel="prefetch" href="{manifest.url(path)}">\n' for path in paths)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>loadbay preload</title>
+{links}</head><body></body></html>
 """
 
 

@@ -14,17 +14,19 @@ from starlette.routing import Route
 
 from pipeline.protocol import field_infos
 from pipeline.template import parse_template, with_row_policy
-from server import db, deliveries, imports, mappings, orgs, templates, uploads
+from server import db, deliveries, handoff, identity, imports, mappings, orgs, templates, uploads
 from server.errors import Invalid, ServiceError, Unavailable
 from server.http.auth import bearer_token, publishable_key, require_same_origin, runtime_of
 from server.http.digest import check_content_digest
 from server.http.limits import Limiter
-from server.importer.assets import asset
+from server.importer.assets import asset, embed_script
 from server.importer.page import (
+    PRELOAD_CSP,
     ImporterConfig,
     content_security_policy,
     importer_page,
     message_page,
+    preload_page,
 )
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
@@ -74,6 +76,7 @@ async def importer(request: Request) -> Response:
             status_code=403,
             headers={"content-security-policy": MESSAGE_CSP},
         )
+    host_page_rows = await run_in_threadpool(_host_page_cap, rt, template.id)
     config = ImporterConfig(
         publishable_key=key,
         template_id=template.id,
@@ -84,6 +87,8 @@ async def importer(request: Request) -> Response:
         max_file_bytes=rt.settings.max_file_bytes,
         retention_days=templates.retention_days(rt, org, template.schema),
         organisation=org.name,
+        host_page_rows=host_page_rows,
+        identity_required=identity.required(template.schema),
     )
     page = importer_page(request.app.state.manifest, config)
     return HTMLResponse(
@@ -96,6 +101,20 @@ async def importer(request: Request) -> Response:
     )
 
 
+def _host_page_cap(rt: Any, template_id: str) -> int | None:
+    with rt.sessions() as session:
+        return handoff.host_page_cap(rt, session, template_id)
+
+
+async def preload(request: Request) -> Response:
+    """The warm start's hidden page (embed.js frames it when it loads): prefetches only."""
+    limiter_of(request).address(request)
+    return HTMLResponse(
+        preload_page(request.app.state.manifest),
+        headers={"content-security-policy": PRELOAD_CSP, "cache-control": "no-store"},
+    )
+
+
 async def create_import(request: Request) -> Response:
     require_same_origin(request)
     rt, limiter = runtime_of(request), limiter_of(request)
@@ -105,12 +124,15 @@ async def create_import(request: Request) -> Response:
     limiter.key(key)
     org = await run_in_threadpool(orgs.organisation_by_key, rt, key)
     limiter.import_created(org.publishable_key)
+    template_id = str(body.get("templateId", ""))[:100]
+    who = await run_in_threadpool(identity.verify, rt, org, template_id, body.get("identity"))
     created = await run_in_threadpool(
         imports.create_import,
         rt,
         org,
-        str(body.get("templateId", ""))[:100],
+        template_id,
         str(body.get("fileName", "")),
+        who,
     )
     return JSONResponse(
         {"id": created.import_id, "uploadToken": created.upload_token}, status_code=201
@@ -200,6 +222,23 @@ async def import_status(request: Request) -> Response:
     return JSONResponse(state.to_dict(), headers={"cache-control": "no-store"})
 
 
+# --- the host page: its rows, then its acknowledgement (destinations/host_page.py) ------
+
+
+async def handoff_rows(request: Request) -> Response:
+    import_id, token = await _authorised_import(request)
+    rows = await run_in_threadpool(handoff.rows_for_page, runtime_of(request), import_id, token)
+    return JSONResponse(rows.to_dict(), headers={"cache-control": "no-store"})
+
+
+async def handoff_ack(request: Request) -> Response:
+    require_same_origin(request)
+    import_id, token = await _authorised_import(request)
+    settled = await run_in_threadpool(handoff.acknowledge, runtime_of(request), import_id, token)
+    state = await run_in_threadpool(imports.status, runtime_of(request), import_id, token)
+    return JSONResponse({"settled": settled, "state": state.to_dict()})
+
+
 # --- mapping memory: the importer page calls these with the organisation's publishable key --
 
 
@@ -253,12 +292,16 @@ async def post_mapping(request: Request) -> Response:
 
 routes = [
     Route("/importer", importer, methods=["GET"]),
+    Route("/importer/preload", preload, methods=["GET"]),
     Route("/api/v1/imports", create_import, methods=["POST"]),
     Route("/api/v1/imports/{import_id}", import_status, methods=["GET"]),
     Route("/api/v1/imports/{import_id}/batches", received_batches, methods=["GET"]),
     Route("/api/v1/imports/{import_id}/batches/{seq}", put_batch, methods=["PUT"]),
     Route("/api/v1/imports/{import_id}/submit", submit_import, methods=["POST"]),
+    Route("/api/v1/imports/{import_id}/handoff", handoff_rows, methods=["GET"]),
+    Route("/api/v1/imports/{import_id}/handoff/ack", handoff_ack, methods=["POST"]),
     Route("/api/v1/templates/{template_id}/mappings", post_mapping, methods=["POST"]),
     Route("/api/v1/templates/{template_id}/mappings/recall", recall_mapping, methods=["POST"]),
     Route("/assets/{build_id}/{path:path}", asset, methods=["GET", "HEAD"]),
+    Route("/embed.js", embed_script, methods=["GET", "HEAD"]),
 ]

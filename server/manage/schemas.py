@@ -280,6 +280,12 @@ class DataGoneOut(Answer):
     actor: str | None = Field(description="Who deleted it: api-key:<key id>, cli, retention.")
 
 
+class IdentityOut(Answer):
+    user: str = Field(description="The client's own id for its user.")
+    metadata: dict[str, Any] = Field(description="What the client's backend signed with it.")
+    key_id: str = Field(description="The secret key that signed it.")
+
+
 class ImportDetail(ImportOut):
     submitted_at: dt.datetime | None
     delivered_at: dt.datetime | None = Field(description="When its last delivery succeeded.")
@@ -291,6 +297,10 @@ class ImportDetail(ImportOut):
         description="What the server's re-validation refused, by code and field."
     )
     data_gone: DataGoneOut | None = Field(description="Why its rows are no longer stored.")
+    identity: IdentityOut | None = Field(
+        default=None,
+        description="The end user the client's backend vouched for (a signed token), if any.",
+    )
 
     @classmethod
     def of_detail(cls, found: import_views.ImportDetail, now: dt.datetime) -> ImportDetail:
@@ -311,6 +321,7 @@ class ImportDetail(ImportOut):
                 if gone is not None
                 else None
             ),
+            identity=IdentityOut(**found.row.identity) if found.row.identity else None,
         )
 
 

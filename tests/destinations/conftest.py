@@ -197,6 +197,31 @@ def webhook_harness(receiver: Receiver) -> WebhookHarness:
     return WebhookHarness(receiver)
 
 
+@dataclass(frozen=True)
+class HostPageHarness:
+    """The host page has no receiver here: rows go to the page through the importer, and
+    nothing a worker does has an effect (tests/destinations/test_host_page.py)."""
+
+    kind: str = "host-page"
+
+    def working(self) -> Setup:
+        return Setup({"max_rows": 500}, DestinationContext())
+
+    def failing(self, failure: Failure) -> Setup | None:
+        return None
+
+    def refused(self) -> Setup:
+        return self.working()
+
+    def effects(self) -> list[Any]:
+        return []
+
+
+@pytest.fixture(name="host-page_harness")
+def host_page_harness() -> HostPageHarness:
+    return HostPageHarness()
+
+
 # --- a stub resolver (loopback answers only) and a private PKI -----------------------------------
 
 HOST = "hooks.example.test"

@@ -194,6 +194,10 @@ export default {
   "upload.delivering": "Delivering…",
   "upload.deliveringCount": "Delivering… ({delivered} of {batches} batch(es) delivered)",
   "upload.statusUnavailable": "The import's status is unavailable.",
+  "hostPage.tooMany":
+    "This file has {rows} rows to import; this page can take at most {max} at once. Split the file, or remove rows, and try again.",
+  "hostPage.handing": "Handing {rows} rows to the page…",
+  "hostPage.waiting": "Waiting for the page to confirm it has the rows…",
 
   "done.delivered": "Delivered {rows} rows.",
   "done.leftOut": " {count} row(s) with problems were left out.",

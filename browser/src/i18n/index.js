@@ -16,13 +16,25 @@ export function useMessages(messages) {
   catalogue = { ...en, ...messages };
 }
 
+/** @type {Record<string, string>} */
+let overrides = {};
+
+/**
+ * The client's own wording for some keys (the template's `x-loadbay.text`, then the SDK's
+ * `text` option), over whichever language is in use; unknown keys are ignored.
+ * @param {Record<string, string>} texts
+ */
+export function overrideMessages(texts) {
+  overrides = Object.fromEntries(Object.entries(texts).filter(([key]) => key in en));
+}
+
 /**
  * @param {MessageKey} key
  * @param {MessageParams} [params]
  * @returns {string}
  */
 export function t(key, params = {}) {
-  const template = catalogue[key] ?? en[key];
+  const template = overrides[key] ?? catalogue[key] ?? en[key];
   if (template === undefined) throw new Error(`loadbay: no message for ${key}`);
   return template.replace(/\{(\w+)\}/g, (whole, name) =>
     name in params ? String(params[name]) : whole,

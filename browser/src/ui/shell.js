@@ -9,6 +9,7 @@ import { t } from "../i18n/index.js";
  * @property {HTMLElement} root
  * @property {Promise<void>} booted
  * @property {(message: Record<string, unknown>) => void} notify tells the host page (embed.js)
+ * @property {import("../host.js").Host} [host] the page that embeds the importer (src/host.js)
  */
 
 /**

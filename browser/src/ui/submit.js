@@ -58,6 +58,7 @@ async function rejectedDownload(ctx, file, count) {
  */
 export async function submit(ctx, file, described, summary, { resumable = false } = {}) {
   const { config } = ctx;
+  if (overHostPageCap(ctx, file, described, summary)) return;
   const bar = el("progress", { id: "upload-progress", max: "1", value: "0" });
   const status = el("p", { id: "upload-status", text: t(resumable ? "upload.resuming" : "upload.start") });
   render(ctx, status, bar);
@@ -71,6 +72,7 @@ export async function submit(ctx, file, described, summary, { resumable = false 
     options: described.options,
     headerConfirmed: described.headerConfirmed,
     resumable,
+    identity: ctx.host?.options().identity || undefined,
   };
   /** @type {import("../types.js").Uploaded} */
   let uploaded;
@@ -100,6 +102,7 @@ export async function submit(ctx, file, described, summary, { resumable = false 
   const { importId, token } = uploaded;
   let state;
   try {
+    if (config.hostPage && ctx.host) await handToPage(ctx.host, importId, token, status);
     state = await watchImport({
       initial: uploaded.state,
       fetchState: () => api(`/api/v1/imports/${importId}`, {}, token),
@@ -119,4 +122,43 @@ export async function submit(ctx, file, described, summary, { resumable = false 
   render(ctx, done, download);
   done.focus();
   ctx.notify({ type: "loadbay:complete", importId, rows: summary.sent, status: state.status });
+}
+
+// --- the host-page destination (destinations/host_page.py): its cap, and the hand-off ----
+
+/**
+ * Say so, before anything is sent, when the rows are more than the host page may be handed.
+ * @param {Context} ctx
+ * @param {File} file
+ * @param {import("../types.js").OpenedFile} described
+ * @param {import("../types.js").Summary} summary
+ * @returns {boolean} true when over the cap (the screen says so)
+ */
+function overHostPageCap(ctx, file, described, summary) {
+  const cap = ctx.config.hostPage?.maxRows;
+  if (cap == null || summary.sent <= cap) return false;
+  showError(ctx, t("hostPage.tooMany", { rows: summary.sent.toLocaleString("en"), max: cap.toLocaleString("en") }), [
+    { id: "back", text: t("upload.backToReview"), onclick: () => showReview(ctx, file, described, summary) },
+  ]);
+  ctx.host?.send("step", { step: "over-host-page-cap" });
+  return true;
+}
+
+/**
+ * The server's re-validated rows, posted to the page (its validated origin only); once the
+ * page acknowledges them, the server marks the host-page deliveries delivered.
+ * @param {import("../host.js").Host} host
+ * @param {string} importId
+ * @param {string} token
+ * @param {HTMLElement} status
+ */
+async function handToPage(host, importId, token, status) {
+  /** @type {{importId: string, rows: Record<string, unknown>[], total: number}} */
+  const handed = await api(`/api/v1/imports/${importId}/handoff`, {}, token);
+  status.textContent = t("hostPage.handing", { rows: handed.total.toLocaleString("en") });
+  const acknowledged = host.acknowledged(importId);
+  host.send("data", handed);
+  status.textContent = t("hostPage.waiting");
+  await acknowledged;
+  await api(`/api/v1/imports/${importId}/handoff/ack`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }, token);
 }

@@ -1,0 +1,197 @@
+"""Cold and warm start of the importer: from loadbay.open() to the engine being ready.
+
+A real `loadbay demo` (HTTPS, its own port and data directory) and a real Chromium. Times
+are read on the host page's own clock: `opened` when it calls loadbay.open(), then the
+SDK's `engine-ready` step (the moment the importer shows "Ready."). Three ways in:
+
+- cold: a fresh browser profile (empty HTTP cache) opens the demo host page;
+- reopen: the same profile opens it again (everything immutable is in the HTTP cache, but
+  the engine boots again: Pyodide's start is CPU, not download);
+- preboot: a fresh profile loads a page that calls loadbay.preload(options) (the importer
+  boots hidden while the user looks at the page) and opens it with a click a moment later;
+  also timed from the click until "Ready." is visible in the frame (wall clock, through
+  Playwright's polling, so an upper bound).
+
+Writes bench/results/warm-start-latest.json. Run: `.venv/bin/python -m bench.warm_start`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from bench.chromium import CHROMIUM, CHROMIUM_FLAGS
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+RUNS = 3
+READY_TIMEOUT_MS = 90_000
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def demo() -> Iterator[str]:
+    """`loadbay demo` on a free port; yields the host page's origin."""
+    with tempfile.TemporaryDirectory(prefix="loadbay-warm-") as data_dir:
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+        proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "demo",
+                "--port",
+                str(port),
+                "--data-dir",
+                data_dir,
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        origin = f"https://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{origin}/healthz", verify=False).status_code == 200:  # noqa: S501
+                        break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("loadbay demo did not start")
+                time.sleep(0.2)
+            yield f"https://localhost:{port}"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _ready_seconds(page: Page) -> float:
+    page.wait_for_function(
+        "() => window.loadbayTimes && window.loadbayTimes.opened !== undefined"
+        " && window.loadbayTimes['engine-ready'] >= window.loadbayTimes.opened",
+        timeout=READY_TIMEOUT_MS,
+    )
+    times: dict[str, float] = page.evaluate("() => window.loadbayTimes")
+    return round((times["engine-ready"] - times["opened"]) / 1000, 3)
+
+
+def _cold_and_reopen(browser: Browser, host: str) -> tuple[float, float]:
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{host}/demo/host")
+        cold = _ready_seconds(page)
+        page.goto(f"{host}/demo/host")
+        return cold, _ready_seconds(page)
+    finally:
+        context.close()
+
+
+def _preboot(browser: Browser, host: str) -> tuple[float, float]:
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{host}/demo/host?open=click")
+        page.wait_for_function(
+            "() => window.loadbayTimes['engine-ready'] !== undefined", timeout=READY_TIMEOUT_MS
+        )
+        page.wait_for_timeout(500)  # the user reads the page, then clicks
+        started = time.perf_counter()
+        page.locator("#open-importer").click()
+        frame = page.frame_locator('iframe[title="Data importer"]')
+        expect(frame.locator("#engine-status")).to_have_text("Ready.", timeout=READY_TIMEOUT_MS)
+        expect(page.locator('[data-loadbay="modal"]')).to_be_visible()
+        visible = round(time.perf_counter() - started, 3)
+        return _ready_seconds(page), visible
+    finally:
+        context.close()
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "median_s": round(statistics.median(values), 3),
+        "min_s": min(values),
+        "max_s": max(values),
+        "runs": values,
+    }
+
+
+def run() -> dict[str, Any]:
+    cold: list[float] = []
+    reopen: list[float] = []
+    preboot: list[float] = []
+    visible: list[float] = []
+    with demo() as host, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            _cold_and_reopen(browser, host)  # the server's first answers (templates, caches)
+            for _ in range(RUNS):
+                first, again = _cold_and_reopen(browser, host)
+                cold.append(first)
+                reopen.append(again)
+                ready, seen = _preboot(browser, host)
+                preboot.append(ready)
+                visible.append(seen)
+            version = browser.version
+        finally:
+            browser.close()
+    result = {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "chromium": version,
+        "what": "seconds from loadbay.open() to the importer's engine-ready step",
+        "cold": _summary(cold),
+        "reopen_same_browser": _summary(reopen),
+        "preboot_then_opened": _summary(preboot),
+        "preboot_click_to_visible_ready": _summary(visible),
+        "reopen_vs_cold": round(statistics.median(reopen) / statistics.median(cold), 3),
+        "preboot_vs_cold": round(statistics.median(preboot) / statistics.median(cold), 3),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "warm-start-latest.json").write_text(
+        json.dumps(result, indent=2) + "\n", encoding="utf-8"
+    )
+    return result
+
+
+def main() -> None:
+    result = run()
+    print(
+        f"warm start: cold {result['cold']['median_s']} s, reopen "
+        f"{result['reopen_same_browser']['median_s']} s ({result['reopen_vs_cold']}x), "
+        f"preboot {result['preboot_then_opened']['median_s']} s ({result['preboot_vs_cold']}x), "
+        f"click to visible Ready. {result['preboot_click_to_visible_ready']['median_s']} s; "
+        "bench/results/warm-start-latest.json"
+    )
+
+
+if __name__ == "__main__":
+    main()
