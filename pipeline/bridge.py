@@ -93,7 +93,10 @@ def open_file(
         options = ReadOptions(
             encoding=choices.get("encoding") or None,
             sheet=choices.get("sheet") or None,
-            header_row=int(choices["header_row"]) if choices.get("header_row") else None,
+            # 0: the file has no header row (pipeline.columns.NO_HEADER_ROW)
+            header_row=None
+            if choices.get("header_row") in (None, "")
+            else int(choices["header_row"]),
             max_bytes=int(choices.get("max_bytes") or ReadOptions.max_bytes),
             on_rows=(lambda rows: progress(Phase.PARSE.value, rows, 0)) if progress else None,
         )

@@ -60,6 +60,14 @@ def _not_utf8(name: str, exc: UnicodeDecodeError) -> ReadError:
     )
 
 
+def _too_deep(name: str, where: str = "") -> ReadError:
+    return ReadError(
+        f"{name}{where} nests lists or objects too deeply to be read as rows (more levels "
+        "than any table needs). Flatten the nested values, or export the data as CSV, "
+        "and pick the file again."
+    )
+
+
 def _cell(value: Any) -> Cell:
     if value is None:
         return None
@@ -93,6 +101,8 @@ def read_json(path: str, name: str, kind: FileKind, options: ReadOptions, size: 
             f"{name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}). "
             "Fix the file or export it again, and pick it again."
         ) from exc
+    except RecursionError as exc:  # an array 100,000 levels deep
+        raise _too_deep(name) from exc
     if isinstance(document, dict):
         document = [document]
     if not isinstance(document, list):
@@ -119,6 +129,8 @@ def _looks_like_ndjson(path: str, name: str) -> bool:
         return isinstance(json.loads(line), dict)
     except json.JSONDecodeError:
         return False
+    except RecursionError as exc:
+        raise _too_deep(name, " (line 1)") from exc
 
 
 def _ndjson_rows(path: str, name: str) -> Iterator[tuple[int, Any]]:
@@ -133,6 +145,8 @@ def _ndjson_rows(path: str, name: str) -> Iterator[tuple[int, Any]]:
                     yield number, json.loads(line)
                 except json.JSONDecodeError as exc:
                     yield number, _Invalid(f"line {line_no} is not valid JSON ({exc.msg})")
+                except RecursionError as exc:
+                    raise _too_deep(name, f" (line {line_no})") from exc
     except UnicodeDecodeError as exc:
         raise _not_utf8(name, exc) from exc
 
@@ -172,7 +186,10 @@ def _build(
         cells: list[Cell] = [None] * width
         if isinstance(row, dict):
             for key, value in row.items():
-                text = _cell(value)
+                try:
+                    text = _cell(value)
+                except RecursionError as exc:  # deep, but within what the parser took
+                    raise _too_deep(name, f" (row {number})") from exc
                 if text is not None and len(text) > limit // 4 and len(text.encode()) > limit:
                     raise ReadError(field_too_large(name, number, key, limit))
                 cells[keys[key]] = text

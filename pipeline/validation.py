@@ -34,7 +34,15 @@ from pipeline.keys import (
 from pipeline.scan import mismatched, mostly_unique, positions
 from pipeline.schema import Field, Template
 from pipeline.transforms import E164, prepare
-from pipeline.types import Distinct, arrow_type, human_pattern, not_finite, parse, parse_one
+from pipeline.types import (
+    Distinct,
+    arrow_type,
+    human_pattern,
+    not_finite,
+    parse,
+    parse_one,
+    too_large,
+)
 
 __all__ = [
     "CellError",
@@ -118,12 +126,12 @@ def _validate(
             del cells  # its typed column and distinct values go before the next field's
         if on_field is not None:  # (fields checked, of how many): for a progress bar
             on_field(done, len(template.fields))
+    # Row errors (a repeated key: no field) first, as the review lists them.
+    whole_rows: list[CellError] = []
     if template.primary_key:
-        found[template.primary_key[0]].extend(
-            primary_key_errors(template, texts, typed, row_of, earlier)
-        )
+        whole_rows.extend(primary_key_errors(template, texts, typed, row_of, earlier))
     # By row, then field (template order), then check: a stable sort by row alone keeps the rest.
-    errors = list(itertools.chain.from_iterable(found.values()))
+    errors = whole_rows + list(itertools.chain.from_iterable(found.values()))
     errors.sort(key=operator.itemgetter(0))
     return errors
 
@@ -258,9 +266,19 @@ def _type(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError]:
     key, params = type_key(field)
     # Empty cells are the required check's business.
     failed = [(i, value) for i, value in _values(cells.text, candidates) if value is not None]
-    keys = ["type.number.finite" if not_finite(field, v) else key for _, v in failed]
+    keys = [_type_key_of(field, key, v) for _, v in failed]
     each = [{**params, "value": cut(value)} for _, value in failed]
     return cells.errors([index for index, _ in failed], "type-error", keys, None, each)
+
+
+def _type_key_of(field: Field, key: str, value: str) -> str:
+    """The key of one cell's type error: a finite number or a 64-bit integer is asked for,
+    and the cell is a number all the same, the common key otherwise."""
+    if not_finite(field, value):
+        return "type.number.finite"
+    if too_large(field, value):
+        return "type.integer.range"
+    return key
 
 
 def type_key(field: Field) -> tuple[str, dict[str, object]]:
