@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,6 +61,31 @@ def _not_utf8(name: str, exc: UnicodeDecodeError) -> ReadError:
     )
 
 
+MAX_DEPTH = 200  # levels of nested lists and objects; no table needs more
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+def _deeper_than(text: str, depth: int) -> bool:
+    """Whether the JSON text nests lists and objects more than `depth` levels.
+
+    Checked before parsing: in Pyodide the parser's recursion overflows the JavaScript stack
+    (a fatal error, not a RecursionError) long before Python's own limit. In C-speed passes:
+    strings and all but the brackets taken out, then the innermost pairs, `depth` times.
+    """
+    if text.count("[") + text.count("{") <= depth:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(depth):
+        brackets, removed = _INNERMOST.subn("", brackets)
+        if not brackets:
+            return False
+        if not removed:  # unbalanced: the parser would still descend every opening run
+            return re.search(f"[\\[{{]{{{depth + 1}}}", brackets) is not None
+    return True
+
+
 def _too_deep(name: str, where: str = "") -> ReadError:
     return ReadError(
         f"{name}{where} nests lists or objects too deeply to be read as rows (more levels "
@@ -93,7 +119,11 @@ def read_json(path: str, name: str, kind: FileKind, options: ReadOptions, size: 
         )
     try:
         with _text(path, name) as fh:
-            document = json.load(fh)
+            text = fh.read()
+        if _deeper_than(text, MAX_DEPTH):
+            raise _too_deep(name)
+        document = json.loads(text)
+        del text
     except UnicodeDecodeError as exc:
         raise _not_utf8(name, exc) from exc
     except json.JSONDecodeError as exc:
@@ -125,6 +155,8 @@ def _looks_like_ndjson(path: str, name: str) -> bool:
                 line = fh.readline(1 * MIB)
     except UnicodeDecodeError as exc:
         raise _not_utf8(name, exc) from exc
+    if _deeper_than(line, MAX_DEPTH):
+        raise _too_deep(name, " (line 1)")
     try:
         return isinstance(json.loads(line), dict)
     except json.JSONDecodeError:
@@ -141,6 +173,8 @@ def _ndjson_rows(path: str, name: str) -> Iterator[tuple[int, Any]]:
                 if not line.strip():
                     continue
                 number += 1
+                if _deeper_than(line, MAX_DEPTH):
+                    raise _too_deep(name, f" (line {line_no})")
                 try:
                     yield number, json.loads(line)
                 except json.JSONDecodeError as exc:
