@@ -20,6 +20,9 @@ NO_PARAMS: Mapping[str, object] = MappingProxyType({})
 class CellError(NamedTuple):
     """One problem in one cell. `row` is the row number as the user sees it in the file.
 
+    `field` is None for a problem of the whole row (as Frictionless's row errors: a
+    primary key that repeats, a row with more or fewer cells than the header).
+
     `key` and `params` make its message (`pipeline.messages`), rendered when it is shown,
     in the language it is shown in. Errors with the same message share one `params`.
     A NamedTuple, not a dataclass: a million-row file can have hundreds of thousands of
@@ -27,7 +30,7 @@ class CellError(NamedTuple):
     """
 
     row: int
-    field: str
+    field: str | None
     code: str
     key: str
     constraint: str | None = None
@@ -46,14 +49,21 @@ class CellError(NamedTuple):
         }
         if self.constraint is not None:
             out["constraint"] = self.constraint
+        if self.field is None and "fields" in self.params:  # a primary key's fields
+            out["fields"] = list(self.params["fields"])  # type: ignore[call-overload]
         out["key"] = self.key
         out["params"] = dict(self.params)
         return out
 
 
-new_error: Callable[[tuple[int, str, str, str, str | None, Mapping[str, object]]], CellError] = (
-    functools.partial(tuple.__new__, CellError)
-)  # as CellError(...), without a __new__ per error
+new_error: Callable[
+    [tuple[int, str | None, str, str, str | None, Mapping[str, object]]], CellError
+] = functools.partial(tuple.__new__, CellError)  # as CellError(...), without a __new__ per error
+
+
+def row_error(row: int, code: str, params: Mapping[str, object]) -> CellError:
+    """A problem of the whole row (no field): its message key is its code."""
+    return CellError(row, None, code, code, None, params)
 
 
 def cut(value: str) -> str:

@@ -30,12 +30,16 @@ import re
 from collections.abc import Iterator
 from typing import IO, cast
 
+import arro3.compute as acc
 import arro3.core as ac
 import arro3.io as aio
 
+from pipeline.cell_errors import CellError, cut, row_error
+from pipeline.columns import NO_HEADER_ROW, default_column_names
 from pipeline.encodings import Encoding, Utf8Stream, decode_sample, detect_encoding
 from pipeline.errors import ReadError
 from pipeline.protocol import FileKind
+from pipeline.scan import positions
 from pipeline.sheet import (
     BATCH_ROWS,
     HEADER_SCAN_ROWS,
@@ -50,18 +54,27 @@ from pipeline.sheet import (
     check_header_row,
     detect_header,
     field_too_large,
+    header_width,
+    looks_like_data,
     no_data_rows,
     string_schema,
     unique_headers,
 )
 
 SAMPLE_BYTES = 64 * KIB
+MAX_SAMPLE_BYTES = 8 * 1024 * KIB  # a header row longer than this is refused
+BATCH_CELLS = 4 * 1024 * 1024  # cells a batch of arrow-rs holds: fewer rows for wide files
 DELIMITERS = ",;\t|"
 
 
+def batch_rows(width: int) -> int:
+    """Rows a batch of `width` columns: arrow-rs sizes its buffers rows x columns up front,
+    and in wasm32 64k rows of 4,000 columns already overflow its capacity."""
+    return max(1, min(BATCH_ROWS, BATCH_CELLS // max(width, 1)))
+
+
 def read_delimited(path: str, name: str, options: ReadOptions, size: int) -> Sheet:
-    with open(path, "rb") as fh:
-        sample = fh.read(SAMPLE_BYTES)
+    sample = _sample(path, size)
     whole = len(sample) >= size
     encoding = detect_encoding(sample, name, options.encoding)
     try:
@@ -73,6 +86,16 @@ def read_delimited(path: str, name: str, options: ReadOptions, size: int) -> She
             f"{name} is not UTF-8 encoded throughout ({exc.detail}). Pick the file's "
             "encoding (for example Windows-1252), or save it as 'CSV UTF-8' and pick it again."
         ) from exc
+
+
+def _sample(path: str, size: int) -> bytes:
+    """The first 64 KiB, or more until the header and a row are in it (a survey export's
+    header of 20,000 columns is longer), up to MAX_SAMPLE_BYTES."""
+    with open(path, "rb") as fh:
+        sample = fh.read(SAMPLE_BYTES)
+        while sample.count(b"\n") < 2 and len(sample) < min(size, MAX_SAMPLE_BYTES):
+            sample += fh.read(len(sample))
+    return sample
 
 
 class _NotUtf8(Exception):
@@ -93,36 +116,62 @@ def _read(
     spans = _record_spans(text, whole, HEADER_SCAN_ROWS, delimiter)
     if not spans:
         raise ReadError(field_too_large(name, 1, None, options.max_field_bytes))
-    records = [_parse_record(text[a:b], delimiter) for a, b in spans]
     limit = options.max_field_bytes
-    check_header_row(name, options.header_row, len(records))
-    if options.header_row is not None:
-        header_index = options.header_row - 1
-    else:
-        header_index = detect_header(records[:HEADER_SCAN_ROWS])
-    header_row = header_index + 1
-    raw = records[header_index]
-    if not any(c.strip() for c in raw):
-        raise ReadError(
-            f"{name}: row {header_row} is blank, so it cannot be the header row. "
-            "Pick the row that holds the column names."
-        )
+    records = []
+    for number, (a, b) in enumerate(spans, start=1):
+        try:
+            records.append(_parse_record(text[a:b], delimiter))
+        except csv.Error as exc:  # a cell over Python's own limit (128 KiB)
+            raise ReadError(field_too_large(name, number, None, limit)) from exc
     problems = Problems()
-    headers = unique_headers(raw, header_row, problems)
+    if options.header_row == NO_HEADER_ROW:  # the data starts at row 1: columns are named
+        header_index, header_row = -1, NO_HEADER_ROW
+        headers = tuple(default_column_names(max(map(header_width, records), default=1) or 1))
+        skip, headerless = 0, False
+    else:
+        check_header_row(name, options.header_row, len(records))
+        if options.header_row is not None:
+            header_index = options.header_row - 1
+        else:
+            header_index = detect_header(records[:HEADER_SCAN_ROWS])
+        header_row = header_index + 1
+        raw = records[header_index]
+        if not any(c.strip() for c in raw):
+            raise ReadError(
+                f"{name}: row {header_row} is blank, so it cannot be the header row. "
+                "Pick the row that holds the column names."
+            )
+        headers = unique_headers(raw, header_row, problems)
+        skip = len(text[: spans[header_index][1]].encode("utf-8"))
+        headerless = options.header_row is None and looks_like_data(raw)
     for number, record in enumerate(records, start=1):
         for j, cell in enumerate(record):
             if len(cell) > limit // 4 and len(cell.encode()) > limit:
                 column = headers[j] if number > header_row and j < len(headers) else None
                 raise ReadError(field_too_large(name, number, column, limit))
-    skip = len(text[: spans[header_index][1]].encode("utf-8"))
     blank_rows: tuple[int, ...] = ()
+    row_errors: tuple[CellError, ...] = ()
     try:
         table = _read_arrow(path, name, encoding, skip, headers, delimiter, header_row, options)
+        kept, end = list(_all_empty(table)), table.num_rows
+        while kept and kept[-1] == end - 1:  # empty rows at the end go, as blank lines do
+            kept.pop()
+            end -= 1
+        blank_rows = tuple(kept)
+        if end < table.num_rows:
+            table = table.slice(0, end)
     except _NotForArrow:
-        table, blank_rows = _read_python(
-            path, name, encoding, header_index, headers, delimiter, header_row, limit, problems
+        table, blank_rows, row_errors = _read_python(
+            path, name, encoding, header_index, headers, delimiter, header_row, limit
         )
-    if table.num_rows == 0:
+    for error in row_errors:  # listed with the file's problems too, as the page shows them
+        count = int(error.params["count"])  # type: ignore[call-overload]
+        at = len(headers) + 1 if error.code == "extra-cell" else count + 1
+        problems.add(Problem(error.code, error.message, error.row, at))
+    for index in blank_rows:
+        number = header_row + 1 + index
+        problems.add(Problem("blank-row", f"Row {number} is blank.", number))
+    if table.num_rows == len(blank_rows):
         raise ReadError(no_data_rows(name))
     return Sheet(
         file_name=name,
@@ -135,7 +184,28 @@ def _read(
         problems=tuple(problems.kept),
         problem_count=problems.count,
         blank_rows=blank_rows,
+        row_errors=row_errors,
+        looks_headerless=headerless,
     )
+
+
+def _all_empty(table: ac.Table) -> tuple[int, ...]:
+    """Rows whose every cell is empty (`,,,,`, as spreadsheet exports leave): blank rows.
+
+    Found in Arrow: the rows empty in the first column, narrowed column by column.
+    """
+    if table.num_rows == 0 or table.num_columns == 0:
+        return ()
+    rows: ac.Array | None = None
+    for i in range(table.num_columns):
+        column = table.column(i).combine_chunks()
+        if rows is None:
+            rows = acc.filter(positions(len(column)), acc.is_null(column))
+        else:
+            rows = acc.filter(rows, acc.is_null(acc.take(column, rows)))
+        if len(rows) == 0:
+            return ()
+    return tuple(rows.to_pylist()) if rows is not None else ()
 
 
 # --- records and delimiters ---------------------------------------------------------------------
@@ -221,6 +291,7 @@ class _Counted(io.RawIOBase):
         super().__init__()
         self._raw = raw
         self.line_feeds = 0
+        self.quotes = 0
         self.last = 10  # the last byte read; the header's line feed before the first
 
     def readable(self) -> bool:
@@ -231,6 +302,7 @@ class _Counted(io.RawIOBase):
         if count:
             chunk = buffer[:count].tobytes()
             self.line_feeds += chunk.count(b"\n")
+            self.quotes += chunk.count(b'"')
             self.last = chunk[-1]
         return count
 
@@ -302,7 +374,7 @@ def _read_arrow(
     fh, counted = _open_data(path, name, encoding, skip)
     try:
         reader = aio.read_csv(
-            fh, schema, has_header=False, batch_size=BATCH_ROWS, delimiter=delimiter
+            fh, schema, has_header=False, batch_size=batch_rows(len(headers)), delimiter=delimiter
         )
         batches = []
         first = header_row + 1
@@ -314,6 +386,8 @@ def _read_arrow(
     finally:
         fh.close()
     records = first - header_row - 1
+    if counted.quotes % 2:  # perhaps a quote never closed: arrow-rs reads on to the end
+        raise _NotForArrow("an odd number of quotes")
     if not counted.exact_for(records) and _inner_blank_line(path, name, encoding, skip):
         raise _NotForArrow("a blank line inside the data")
     return ac.Table.from_batches(batches, schema=schema)
@@ -349,31 +423,32 @@ def _read_python(
     delimiter: str,
     header_row: int,
     limit: int,
-    problems: Problems,
-) -> tuple[ac.Table, tuple[int, ...]]:
-    """The table, and which of its rows are blank lines of the file."""
+) -> tuple[ac.Table, tuple[int, ...], tuple[CellError, ...]]:
+    """The table, which of its rows are blank in the file (blank lines, rows of empty
+    cells), and the errors of rows with more or fewer cells than the header."""
     width = len(headers)
     quarter = limit // 4  # a cell of fewer characters cannot exceed `limit` UTF-8 bytes
     builder = ColumnBuilder(width)
     blank_rows: list[int] = []
+    row_errors: list[CellError] = []
     old_limit = csv.field_size_limit()
     csv.field_size_limit(limit)
     try:
         with open(path, "rb") as raw:
             raw.seek(encoding.bom)
             text = io.TextIOWrapper(raw, encoding=encoding.codec, newline="")
-            reader = csv.reader(text, delimiter=delimiter)
+            lines = _LastRecord(text)
+            reader = csv.reader(lines, delimiter=delimiter)
             try:
                 for _ in range(header_index + 1):
                     next(reader, None)
                 blank = 0  # blank lines waiting for a row after them
                 for record in reader:
-                    if not record:
+                    lines.record_read()
+                    if not any(record):
                         blank += 1
                         continue
                     for _ in range(blank):
-                        number = header_row + 1 + builder.rows
-                        problems.add(Problem("blank-row", f"Row {number} is blank.", number))
                         blank_rows.append(builder.rows)
                         builder.append([None] * width)
                     blank = 0
@@ -382,17 +457,17 @@ def _read_python(
                     if got > width:
                         extra = record[width:]
                         if any(c.strip() for c in extra):
-                            problems.add(_extra(row, got, width))
+                            row_errors.append(_extra(row, got, width, delimiter.join(extra)))
                         record = record[:width]
                     elif got < width:
-                        problems.add(_missing(row, got, width))
+                        row_errors.append(_missing(row, got, width))
                     if max(map(len, record), default=0) > quarter:  # in C: a long cell?
                         for j, cell in enumerate(record):
                             if len(cell) > quarter and len(cell.encode()) > limit:
                                 raise ReadError(field_too_large(name, row, headers[j], limit))
                     builder.append([c or None for c in record])
             except csv.Error as exc:
-                row = header_row + 1 + builder.rows
+                row = header_row + 1 + builder.rows + blank
                 if "field larger than field limit" in str(exc):
                     raise ReadError(field_too_large(name, row, None, limit)) from exc
                 raise ReadError(f"{name}: row {row} cannot be read as CSV ({exc}).") from exc
@@ -401,26 +476,72 @@ def _read_python(
                     f"{name} is not valid {encoding.display} throughout ({exc.reason}). "
                     "Pick the file's encoding, or save it as 'CSV UTF-8' and pick it again."
                 ) from exc
+            if builder.rows and _ends_in_quote(lines.last, delimiter):
+                raise ReadError(unclosed_quote(name, header_row + builder.rows))
     finally:
         csv.field_size_limit(old_limit)
-    return builder.table(), tuple(blank_rows)
+    return builder.table(), tuple(blank_rows), tuple(row_errors)
 
 
-def _extra(row: int, got: int, width: int) -> Problem:
-    return Problem(
-        "extra-cell",
-        f"Row {row} has {got} cells but the header has {width}; the cells after "
-        f"column {width} are left out. Check for an unquoted delimiter.",
-        row,
-        width + 1,
+class _LastRecord:
+    """The lines csv.reader reads, keeping those of the record it read last."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._pending: list[str] = []
+        self.last = ""
+
+    def __iter__(self) -> _LastRecord:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._pending.append(line)
+        return line
+
+    def record_read(self) -> None:
+        if len(self._pending) == 1:
+            self.last = self._pending[0]
+        else:
+            self.last = "".join(self._pending)
+        self._pending.clear()
+
+
+def _ends_in_quote(record: str, delimiter: str) -> bool:
+    """Whether a record's text ends inside a quoted cell (a quote opened, never closed).
+
+    As csv.reader reads: a quote opens a cell only at the cell's start; inside, a doubled
+    quote is a quote and a single one closes the cell.
+    """
+    quoted = False
+    field_start = True
+    i, n = 0, len(record)
+    while i < n:
+        ch = record[i]
+        if quoted:
+            if ch == '"':
+                if i + 1 < n and record[i + 1] == '"':
+                    i += 2
+                    continue
+                quoted = False
+        elif ch == '"' and field_start:
+            quoted = True
+        field_start = not quoted and ch in (delimiter, "\n", "\r")
+        i += 1
+    return quoted
+
+
+def unclosed_quote(name: str, row: int) -> str:
+    return (
+        f'{name}: row {row} opens a quote (") that is never closed, so the rest of the file '
+        "would be one cell. Close the quote or remove it, and pick the file again."
     )
 
 
-def _missing(row: int, got: int, width: int) -> Problem:
-    return Problem(
-        "missing-cell",
-        f"Row {row} has {got} cell{'s' if got != 1 else ''} but the header has {width}; "
-        "the missing cells are left empty. Check for a missing closing quote or delimiter.",
-        row,
-        got + 1,
-    )
+def _extra(row: int, got: int, width: int, cells: str) -> CellError:
+    return row_error(row, "extra-cell", {"row": row, "count": got, "width": width,
+                                         "cells": cut(cells)})  # fmt: skip
+
+
+def _missing(row: int, got: int, width: int) -> CellError:
+    return row_error(row, "missing-cell", {"row": row, "count": got, "width": width})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,6 +61,39 @@ def _not_utf8(name: str, exc: UnicodeDecodeError) -> ReadError:
     )
 
 
+MAX_DEPTH = 200  # levels of nested lists and objects; no table needs more
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+def _deeper_than(text: str, depth: int) -> bool:
+    """Whether the JSON text nests lists and objects more than `depth` levels.
+
+    Checked before parsing: in Pyodide the parser's recursion overflows the JavaScript stack
+    (a fatal error, not a RecursionError) long before Python's own limit. In C-speed passes:
+    strings and all but the brackets taken out, then the innermost pairs, `depth` times.
+    """
+    if text.count("[") + text.count("{") <= depth:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(depth):
+        brackets, removed = _INNERMOST.subn("", brackets)
+        if not brackets:
+            return False
+        if not removed:  # unbalanced: the parser would still descend every opening run
+            return re.search(f"[\\[{{]{{{depth + 1}}}", brackets) is not None
+    return True
+
+
+def _too_deep(name: str, where: str = "") -> ReadError:
+    return ReadError(
+        f"{name}{where} nests lists or objects too deeply to be read as rows (more levels "
+        "than any table needs). Flatten the nested values, or export the data as CSV, "
+        "and pick the file again."
+    )
+
+
 def _cell(value: Any) -> Cell:
     if value is None:
         return None
@@ -85,7 +119,11 @@ def read_json(path: str, name: str, kind: FileKind, options: ReadOptions, size: 
         )
     try:
         with _text(path, name) as fh:
-            document = json.load(fh)
+            text = fh.read()
+        if _deeper_than(text, MAX_DEPTH):
+            raise _too_deep(name)
+        document = json.loads(text)
+        del text
     except UnicodeDecodeError as exc:
         raise _not_utf8(name, exc) from exc
     except json.JSONDecodeError as exc:
@@ -93,6 +131,8 @@ def read_json(path: str, name: str, kind: FileKind, options: ReadOptions, size: 
             f"{name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}). "
             "Fix the file or export it again, and pick it again."
         ) from exc
+    except RecursionError as exc:  # an array 100,000 levels deep
+        raise _too_deep(name) from exc
     if isinstance(document, dict):
         document = [document]
     if not isinstance(document, list):
@@ -115,10 +155,14 @@ def _looks_like_ndjson(path: str, name: str) -> bool:
                 line = fh.readline(1 * MIB)
     except UnicodeDecodeError as exc:
         raise _not_utf8(name, exc) from exc
+    if _deeper_than(line, MAX_DEPTH):
+        raise _too_deep(name, " (line 1)")
     try:
         return isinstance(json.loads(line), dict)
     except json.JSONDecodeError:
         return False
+    except RecursionError as exc:
+        raise _too_deep(name, " (line 1)") from exc
 
 
 def _ndjson_rows(path: str, name: str) -> Iterator[tuple[int, Any]]:
@@ -129,10 +173,14 @@ def _ndjson_rows(path: str, name: str) -> Iterator[tuple[int, Any]]:
                 if not line.strip():
                     continue
                 number += 1
+                if _deeper_than(line, MAX_DEPTH):
+                    raise _too_deep(name, f" (line {line_no})")
                 try:
                     yield number, json.loads(line)
                 except json.JSONDecodeError as exc:
                     yield number, _Invalid(f"line {line_no} is not valid JSON ({exc.msg})")
+                except RecursionError as exc:
+                    raise _too_deep(name, f" (line {line_no})") from exc
     except UnicodeDecodeError as exc:
         raise _not_utf8(name, exc) from exc
 
@@ -172,7 +220,10 @@ def _build(
         cells: list[Cell] = [None] * width
         if isinstance(row, dict):
             for key, value in row.items():
-                text = _cell(value)
+                try:
+                    text = _cell(value)
+                except RecursionError as exc:  # deep, but within what the parser took
+                    raise _too_deep(name, f" (row {number})") from exc
                 if text is not None and len(text) > limit // 4 and len(text.encode()) > limit:
                     raise ReadError(field_too_large(name, number, key, limit))
                 cells[keys[key]] = text

@@ -66,12 +66,12 @@ def primary_key_errors(
     labels = ", ".join(template.field(n).label for n in names)
     for (index, row), values in zip(repeats, zip(*cells, strict=True), strict=True):
         shown = ", ".join(f'"{cut(v)}"' for v in values)
-        yield CellError(
+        yield CellError(  # a row error, as in Frictionless: no field, the key's fields apart
             row=row_of(index),
-            field=names[0],
+            field=None,
             code="primary-key",
             key="primaryKey",
-            params={"labels": labels, "values": shown, "first_row": row},
+            params={"labels": labels, "values": shown, "first_row": row, "fields": list(names)},
         )
 
 

@@ -25,6 +25,10 @@ ENGLISH: dict[str, str] = {
         '"{value}" is not a whole number (use {decimal!r} for decimals and {group!r} '
         "between thousands)."
     ),
+    "type.integer.range": (
+        '"{value}" is a whole number beyond the 64 bits loadbay holds (-9223372036854775808 '
+        "to 9223372036854775807). Make the field a number, or text, to keep it."
+    ),
     "type.number": '"{value}" is not a number.',
     "type.number.decimal": '"{value}" is not a number (use {decimal!r} for decimals).',
     "type.number.grouped": (
@@ -61,6 +65,15 @@ ENGLISH: dict[str, str] = {
     "unique": '"{value}" is already in row {first_row}: {label} must be unique.',
     "primaryKey": (
         "The key ({labels}) {values} is already in row {first_row}: each row's key must be unique."
+    ),
+    # row errors (no field): the row does not fit the header
+    "extra-cell": (
+        "Row {row} has {count} cells but the header has {width}; the cells after column "
+        '{width} hold "{cells}". Check for an unquoted delimiter, or delete the row.'
+    ),
+    "missing-cell": (
+        "Row {row} has {count} cell(s) but the header has {width}; the missing cells are "
+        "read as empty. Check for a missing delimiter or a line break, or delete the row."
     ),
 }
 

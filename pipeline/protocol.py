@@ -123,6 +123,9 @@ class Describe:
     preview: tuple[tuple[str | None, ...], ...]
     fields: tuple[FieldInfo, ...]
     max_bytes: int
+    # The first row looks like data, not column names: offer "my file has no header row"
+    # (header_row 0 when the user picked it; the columns are then Column A, B, ...).
+    looks_headerless: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +146,7 @@ class Describe:
             "preview": [list(row) for row in self.preview],
             "fields": [f.to_dict() for f in self.fields],
             "max_bytes": self.max_bytes,
+            "looks_headerless": self.looks_headerless,
         }
 
 
@@ -195,6 +199,8 @@ class WindowRow:
     errors: Mapping[str, tuple[str, ...]]  # field -> messages, fields with errors only
     edited: tuple[str, ...]
     fixes: Mapping[str, str]  # field -> a one-click fix
+    # Errors of the whole row (no field): extra or missing cells, a repeated primary key.
+    row_errors: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -204,6 +210,7 @@ class WindowRow:
             "errors": {name: list(messages) for name, messages in self.errors.items()},
             "edited": list(self.edited),
             "fixes": dict(self.fixes),
+            "row_errors": list(self.row_errors),
         }
 
 
@@ -349,7 +356,7 @@ class ErrorAt:
     """Where the next (or previous) cell with a problem is in the current view."""
 
     position: int  # in the view's rows
-    field: str
+    field: str | None  # None: a problem of the whole row (extra-cell, missing-cell, primaryKey)
 
     def to_dict(self) -> dict[str, Any]:
         return {"position": self.position, "field": self.field}

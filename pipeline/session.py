@@ -99,7 +99,12 @@ class ImportSession:
         if self._review is None:
             table = self.mapped_table()
             self._review = Review(
-                table, self.template, self.sheet.first_data_row, on_field, self.sheet.blank_rows
+                table,
+                self.template,
+                self.sheet.first_data_row,
+                on_field,
+                self.sheet.blank_rows,
+                self.sheet.row_errors,
             )
         return self._review
 
@@ -169,4 +174,5 @@ class ImportSession:
             preview=tuple(zip(*columns, strict=True)),
             fields=tuple(field_infos(self.template)),
             max_bytes=self.max_bytes,
+            looks_headerless=sheet.looks_headerless,
         )

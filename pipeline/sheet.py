@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import arro3.core as ac
 
+from pipeline.cell_errors import CellError
 from pipeline.errors import ReadError
 from pipeline.protocol import FileKind
 
@@ -109,6 +110,9 @@ class Sheet:
     blank_rows: tuple[int, ...] = ()
     """Data rows (0-based) blank in the file: kept, so later rows keep their numbers, but
     left out of the import (the review starts with them deleted)."""
+    row_errors: tuple[CellError, ...] = ()
+    """Errors of whole rows found while reading (`extra-cell`, `missing-cell`; no field):
+    every one of them, counted by the review and the CLI like cell errors."""
     looks_headerless: bool = False
     """The first row looks like data, not column names: the page offers "no header row"."""
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import arro3.compute as acc
 import arro3.core as ac
 
+from pipeline.scan import positions, replaced
 from pipeline.schema import Field, Template, Transform
 from pipeline.types import Distinct, parse_one, strptime
 
@@ -38,6 +39,10 @@ def prepare(table: ac.Table, field: Field, template: Template) -> ac.Array:
 
 def prepare_column(field: Field, column: ac.Array, template: Template) -> ac.Array:
     missing = set(template.missing_values)
+    if "" not in missing and column.null_count:
+        # An empty cell is the empty string unless `missingValues` lists "" (Table Schema):
+        # a value of its type or a type error, never a missing value.
+        column = replaced(column, [(i, "") for i in _nulls(column)])
     if not field.transforms and (
         not missing or (missing == {""} and acc.min(column).as_py() != "")
     ):
@@ -45,6 +50,10 @@ def prepare_column(field: Field, column: ac.Array, template: Template) -> ac.Arr
     distinct = Distinct.of(column)
     prepared = [_prepared(field, v, missing) for v in distinct.values]
     return distinct.spread(prepared, ac.DataType.string())
+
+
+def _nulls(column: ac.Array) -> list[int]:
+    return list(acc.filter(positions(len(column)), acc.is_null(column)).to_pylist())
 
 
 def _prepared(field: Field, value: str, missing: set[str]) -> str | None:

@@ -170,6 +170,21 @@ def not_finite(field: Field, text: str) -> bool:
         return False
 
 
+_WHOLE = re.compile(r"[-+]?[0-9]+")
+
+
+def too_large(field: Field, text: str) -> bool:
+    """Whether an integer cell failed its type for being outside 64 bits (not for its text)."""
+    if field.type != "integer":
+        return False
+    number = _number_text(field, text, integer=True)
+    return (
+        number is not None
+        and _WHOLE.fullmatch(number) is not None
+        and (not -(2**63) <= int(number) < 2**63)
+    )
+
+
 def human_pattern(pattern: str) -> str:
     """'%d/%m/%Y' -> 'DD/MM/YYYY'."""
     return _HUMAN_RE.sub(lambda m: _HUMAN[m.group(0)], pattern)

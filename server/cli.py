@@ -74,7 +74,8 @@ def check(
     sheet: Annotated[str | None, typer.Option(help="Sheet name (spreadsheets).")] = None,
     encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detect).")] = None,
     header_row: Annotated[
-        int | None, typer.Option(help="Header row, 1-based (default: detect).")
+        int | None,
+        typer.Option(help="Header row, 1-based; 0: the file has no header row (default: detect)."),
     ] = None,
     format: Annotated[str, typer.Option("--format", help="json or text.")] = "text",
 ) -> None:
@@ -85,8 +86,9 @@ def check(
             json.dumps({"rows": report.rows, "errors": [e.to_dict() for e in report.errors]})
         )
     else:
-        for e in report.errors:
-            typer.echo(f"row {e.row}, {e.field}: {e.message}")
+        for e in report.errors:  # an error of the whole row (no field) names the row only
+            where = f"row {e.row}, {e.field}" if e.field else f"row {e.row}"
+            typer.echo(f"{where}: {e.message}")
         typer.echo(f"{report.rows} rows, {len(report.errors)} errors")
     raise typer.Exit(1 if report.errors else 0)
 
@@ -113,7 +115,8 @@ def convert(
     session, report = _checked(file, template, sheet, encoding, header_row)
     if report.errors:
         for e in report.errors[:20]:
-            typer.echo(f"row {e.row}, {e.field}: {e.message}", err=True)
+            where = f"row {e.row}, {e.field}" if e.field else f"row {e.row}"
+            typer.echo(f"{where}: {e.message}", err=True)
         typer.echo(f"{len(report.errors)} errors; {out} was not written.", err=True)
         raise typer.Exit(1)
     write_export(pa.table(coerce(session.mapped_table(), session.template)), out)

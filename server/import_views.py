@@ -27,7 +27,7 @@ MAX_REJECTIONS = 100  # rejected batches recorded per import: a hostile page can
 @dataclass(frozen=True)
 class ErrorCount:
     code: str
-    field: str
+    field: str | None  # None: an error of the whole row (a repeated primary key)
     constraint: str | None  # which rule, for a constraint-error (required, enum, ...)
     count: int
 
@@ -153,14 +153,14 @@ def import_detail(rt: Runtime, org_id: str, import_id: str) -> ImportDetail:
         )
 
 
-def count_errors(found: Iterable[tuple[str, str, str | None]]) -> list[ErrorCount]:
+def count_errors(found: Iterable[tuple[str, str | None, str | None]]) -> list[ErrorCount]:
     """(code, field, constraint) counted, in that order."""
     return [ErrorCount(c, f, r, n) for (c, f, r), n in sorted(Counter(found).items(), key=_order)]
 
 
-def _order(item: tuple[tuple[str, str, str | None], int]) -> tuple[str, str, str]:
+def _order(item: tuple[tuple[str, str | None, str | None], int]) -> tuple[str, str, str]:
     (code, field, constraint), _ = item
-    return code, field, constraint or ""
+    return code, field or "", constraint or ""
 
 
 def record_rejection(rt: Runtime, import_id: str, seq: int, found: list[ErrorCount]) -> None:

@@ -64,6 +64,7 @@
  * @property {unknown[][]} preview
  * @property {FieldInfo[]} [fields]
  * @property {number} [max_bytes]
+ * @property {boolean} [looks_headerless] the first row looks like data: offer "no header row" (header_row 0)
  */
 
 /**
@@ -105,6 +106,7 @@
  * @property {Record<string, string[]>} errors
  * @property {string[]} edited
  * @property {Record<string, unknown>} [fixes]
+ * @property {string[]} [row_errors] errors of the whole row (extra or missing cells, a repeated key)
  */
 
 /**

@@ -34,13 +34,15 @@ class Review:
         first_row: int,
         on_field: Callable[[int, int], None] | None = None,
         blank_rows: Iterable[int] = (),
+        row_errors: Iterable[CellError] = (),
     ) -> None:
-        """`blank_rows`: rows blank in the file, deleted from the start (and not undoable)."""
+        """`blank_rows`: rows blank in the file, deleted from the start (and not undoable);
+        `row_errors`: errors of whole rows the reader found (extra or missing cells)."""
         self.template = template
         self.first_row = first_row
         fields = [f.name for f in template.fields if f.name in table.column_names]
         self.overlay = Overlay(table, fields, blank_rows)
-        self.errors = RowErrors(self.overlay, template, first_row, on_field)
+        self.errors = RowErrors(self.overlay, template, first_row, on_field, row_errors)
         self.view = View()
         self._rows: list[int] | None = None  # rows of the current view, computed on demand
         self._sent: list[int] | None = None  # rows to send, computed on demand
@@ -67,7 +69,7 @@ class Review:
             fields=tuple(self.fields),
             rows=self.num_rows,
             deleted=len(self.overlay.deleted) - self.overlay.blank,
-            error_count=sum(by_field.values()),
+            error_count=sum(tally.by_field.values()),  # row errors (no field) too
             rows_with_errors=tally.rows,
             by_field=by_field,
             by_code={code: n for code, n in sorted(tally.by_code.items()) if n},
@@ -197,7 +199,8 @@ class Review:
             errs = self.errors.of(rows[at])
             if errs:
                 order = {name: i for i, name in enumerate(self.fields)}
-                first = min(errs, key=lambda e: order.get(e.field, len(order)))
+                # A problem of the whole row (no field) comes first: it is the row's.
+                first = min(errs, key=lambda e: -1 if e.field is None else order.get(e.field, 0))
                 return ErrorAt(position=at, field=first.field)
         return None
 

@@ -10,6 +10,7 @@ file afresh gives.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import operator
 from collections import Counter
@@ -66,13 +67,17 @@ class RowErrors:
         template: Template,
         first_row: int,
         on_field: Callable[[int, int], None] | None = None,
+        row_errors: Iterable[CellError] = (),
     ) -> None:
+        """`row_errors`: the reader's errors of whole rows (sorted by row); no edit clears
+        them, deleting the row does."""
         self.overlay = overlay
         self.template = template
         self.first_row = first_row
         self.by_row: dict[int, list[CellError]] = {}
         self.tally = Tally()
-        self._field_order = {name: i for i, name in enumerate(template.field_names)}
+        self._field_order: dict[str | None, int] = {None: -1}  # row errors first
+        self._field_order.update({name: i for i, name in enumerate(template.field_names)})
         key = template.primary_key
         spanning = [f.name for f in template.fields if f.unique] + list(key)
         self.cross_fields = [n for n in dict.fromkeys(spanning) if n in overlay.fields]
@@ -83,7 +88,8 @@ class RowErrors:
             fields=tuple(replace(f, unique=False) for f in template.fields),
             primary_key=(),
         )
-        self._set(validate(overlay.table, template, first_row, on_field=on_field))
+        found = validate(overlay.table, template, first_row, on_field=on_field)
+        self._set(list(heapq.merge(row_errors, found, key=operator.itemgetter(0))))
 
     def of(self, index: int) -> list[CellError]:
         return self.by_row.get(index, [])

@@ -64,8 +64,16 @@ def window_rows(
     for i, index in enumerate(rows):
         cells = {name: overlay.value(index, name, columns[name][i]) for name in names}
         messages: dict[str, list[str]] = {}
+        whole_row: list[str] = []
         for error in errors.of(index):
-            messages.setdefault(error.field, []).append(error.message)
+            if error.field is None:
+                whole_row.append(error.message)
+                # a repeated key is shown on the key's cells as well
+                for name in error.params.get("fields", ()):  # type: ignore[attr-defined]
+                    if name in cells:
+                        messages.setdefault(name, []).append(error.message)
+            else:
+                messages.setdefault(error.field, []).append(error.message)
         fixes = {}
         for name in messages:
             value = cells[name]
@@ -80,6 +88,7 @@ def window_rows(
                 errors={name: tuple(texts) for name, texts in messages.items()},
                 edited=tuple(overlay.edited(index)),
                 fixes=fixes,
+                row_errors=tuple(whole_row),
             )
         )
     return out

@@ -48,7 +48,7 @@ class Step:
 @dataclass(frozen=True)
 class Bar:
     code: str
-    field: str
+    field: str  # "(whole row)" for a problem of no one field
     constraint: str | None
     count: int
     width: int
@@ -144,7 +144,13 @@ def _timeline(
 def _bars(detail: import_views.ImportDetail) -> list[Bar]:
     top = max((e.count for e in detail.errors), default=0)
     return [
-        Bar(e.code, e.field, e.constraint, e.count, max(2, round(BAR_WIDTH * e.count / top)))
+        Bar(
+            e.code,
+            e.field or "(whole row)",
+            e.constraint,
+            e.count,
+            max(2, round(BAR_WIDTH * e.count / top)),
+        )
         for e in detail.errors
     ]
 

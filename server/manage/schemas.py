@@ -269,7 +269,7 @@ class ImportList(Answer):
 
 class ErrorCount(Answer):
     code: str = Field(examples=["constraint-error", "type-error"])
-    field: str
+    field: str | None = Field(description="None for an error of the whole row (primary-key).")
     constraint: str | None = Field(description="Which rule (required, enum, pattern, ...).")
     count: int
 

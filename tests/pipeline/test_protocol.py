@@ -127,6 +127,7 @@ def test_window_row_and_batch_range_shapes() -> None:
         "errors": {"a": ["bad"]},
         "edited": ["a"],
         "fixes": {"a": "y"},
+        "row_errors": [],
     }
     assert BatchRange(0, 10, 2, 3).to_dict() == {
         "offset": 0,

@@ -83,6 +83,7 @@ def test_window_returns_cells_row_numbers_and_messages() -> None:
         },
         "edited": [],
         "fixes": {},
+        "row_errors": [],
     }
 
 

@@ -266,12 +266,18 @@ def test_composite_primary_key() -> None:
     assert [e.to_dict() for e in validate(table, t)] == [
         {
             "row": row,
-            "field": "a",
+            "field": None,  # a row error, as in Frictionless; the key's fields apart
             "code": "primary-key",
             "message": 'The key (a, b) "1", "x" is already in row 2: '
             "each row's key must be unique.",
+            "fields": ["a", "b"],
             "key": "primaryKey",
-            "params": {"labels": "a, b", "values": '"1", "x"', "first_row": 2},
+            "params": {
+                "labels": "a, b",
+                "values": '"1", "x"',
+                "first_row": 2,
+                "fields": ["a", "b"],
+            },
         }
         for row in (5, 6)
     ]

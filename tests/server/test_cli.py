@@ -175,6 +175,85 @@ def test_unusable_input_exits_2_with_a_message(
     assert not out.exists()
 
 
+def test_check_counts_rows_with_more_or_fewer_cells_as_errors(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    file = _csv(
+        tmp_path,
+        "Full name,Email\nAda,ada@example.com,Analytical;Engine\nGrace\nAlan,alan@example.com\n",
+    )
+    result = runner.invoke(app, ["check", str(file), "--template", str(TEMPLATE)])
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("row 2: Row 2 has 3 cells but the header has 2; the cells after ")
+    assert 'hold "Analytical;Engine"' in lines[0]
+    assert lines[1].startswith("row 3: Row 3 has 1 cell(s) but the header has 2;")
+    assert lines[-1] == "3 rows, 3 errors"  # and row 3's empty e-mail (required)
+    answer = runner.invoke(
+        app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"]
+    )
+    assert [(e["row"], e["field"], e["code"]) for e in json.loads(answer.stdout)["errors"]] == [
+        (2, None, "extra-cell"),
+        (3, None, "missing-cell"),
+        (3, "email", "constraint-error"),
+    ]
+
+
+def test_check_refuses_a_quote_never_closed_naming_its_row(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    file = _csv(tmp_path, 'Full name,Email\nAda,ada@example.com\n"Grace,g@x.com\nAl,a@x.com\n')
+    result = runner.invoke(app, ["check", str(file), "--template", str(TEMPLATE)])
+    assert result.exit_code == 2, result.output
+    assert "row 3 opens a quote" in result.stderr and "Traceback" not in result.output
+
+
+def test_check_refuses_json_nested_too_deeply_with_exit_2(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    file = tmp_path / "deep.json"
+    file.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    result = runner.invoke(app, ["check", str(file), "--template", str(TEMPLATE)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("deep.json nests lists or objects too deeply")
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_check_reads_20000_columns_keeping_the_mapped_ones(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    width = 20_000
+    names = ["Full name", "Email"] + [f"Q{i}: how do you rate it?" for i in range(width - 2)]
+    rows = [
+        ["Ada", "ada@example.com"] + ["5"] * (width - 2),
+        ["", "x@example.com"] + ["1"] * (width - 2),
+    ]
+    file = _csv(tmp_path, "\n".join(",".join(r) for r in [names, *rows]) + "\n", "survey.csv")
+    result = runner.invoke(
+        app, ["check", str(file), "--template", str(TEMPLATE), "--format", "json"]
+    )
+    assert result.exit_code == 1, result.output
+    answer = json.loads(result.stdout)
+    assert answer["rows"] == 2
+    assert [(e["row"], e["field"]) for e in answer["errors"]] == [(3, "full_name")]
+
+
+def test_check_reads_a_file_without_a_header_row(runner: CliRunner, tmp_path: Path) -> None:
+    file = _csv(tmp_path, "Ada Lovelace,ada@example.com\nGrace Hopper,nope\n")
+    template = tmp_path / "letters.json"
+    template.write_text(
+        json.dumps({"fields": [{"name": "Column A"}, {"name": "Column B", "format": "email"}]})
+    )
+    result = runner.invoke(
+        app, ["check", str(file), "--template", str(template), "--header-row", "0"]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines() == [
+        'row 2, Column B: "nope" is not an e-mail address.',
+        "2 rows, 1 errors",
+    ]
+
+
 def test_convert_to_ndjson_writes_typed_rows(runner: CliRunner, tmp_path: Path) -> None:
     file, out = _csv(tmp_path, VALID), tmp_path / "out.ndjson"
     result = runner.invoke(

@@ -332,8 +332,8 @@ export function createGrid(shown, { fetchRows, change, ask, detail, help, announ
     get focused() {
       return { ...focus };
     },
-    /** @param {string} name */
-    columnOf: (name) => shown.findIndex((f) => f.name === name) + 2,
+    /** @param {string | null} name a field, or null for the row itself (its number) */
+    columnOf: (name) => (name === null ? 1 : shown.findIndex((f) => f.name === name) + 2),
     /** @param {Summary} summary */
     resize(summary) {
       viewRows = summary.view_rows;

@@ -362,7 +362,7 @@ export function showReview(ctx, file, described, initial) {
 
   /** Focus the next (step 1) or previous (-1) cell with a problem. */
   async function toError(/** @type {number} */ step) {
-    /** @type {{position: number, field: string} | null} */
+    /** @type {{position: number, field: string | null} | null} */
     const found = await ask("error_at", [grid.focused.position, step]);
     if (!found) {
       status.textContent = t("review.noErrors");
