@@ -303,3 +303,24 @@ def test_on_a_phone_the_row_number_stays_and_one_tap_edits(
     editor.press("Enter")
     expect(frame.locator("#summary")).to_contain_text("39 problems")
     page.context.close()
+
+
+def test_a_row_with_an_extra_cell_is_a_problem_of_the_row_shown_by_its_number(
+    browser: Browser, demo: Demo, members: str, tmp_path: Path
+) -> None:
+    """Issue #20: a row longer than the header was read as valid, its extra cell dropped.
+    It is a problem of the whole row: marked on the row number, reached by "next problem",
+    its text (with the extra cell) in the detail line, and it blocks nothing but that row."""
+    path = tmp_path / "ragged.csv"
+    path.write_text("Name,Country,Joined\nAda,DE,2024-01-05\nBea,FR,2024-01-06,surplus\n")
+    page, frame = _open(browser, demo, members, path)
+    frame.locator("#map-continue").click()
+    number = frame.locator('#grid .cell-num:text-is("3")')
+    expect(number).to_have_attribute("aria-invalid", "true", timeout=30_000)
+    expect(frame.locator('#grid .cell-num:text-is("2")')).not_to_have_attribute(
+        "aria-invalid", "true"
+    )
+    frame.locator("#next-error").click()
+    expect(frame.locator("#cell-detail")).to_contain_text("Row 3: ")
+    expect(frame.locator("#cell-detail")).to_contain_text("surplus")
+    page.context.close()

@@ -179,6 +179,7 @@ export default {
   "review.rowHeader": "Row",
   "review.selectRow": "Select row {row}",
   "review.cellAt": "Row {row}, {label}: ",
+  "review.rowAt": "Row {row}: ",
   "review.cellOk": "no problems.",
   "review.suggested": " Suggested: “{value}”.",
   "review.apply": "Apply",

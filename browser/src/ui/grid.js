@@ -178,9 +178,27 @@ export function createGrid(shown, { fetchRows, change, ask, detail, help, announ
       "div",
       { class: "grid-row", role: "row", "aria-rowindex": String(at + 2), "data-index": String(row.index) },
       el("span", { class: "cell cell-check", role: "gridcell", tabindex: "-1", "aria-colindex": "1" }, check),
-      el("span", { class: "cell cell-num", role: "rowheader", tabindex: "-1", "aria-colindex": "2", text: String(row.row) }),
+      rowNumber(row),
       ...cells,
     );
+  }
+
+  /** The row's number; a problem of the whole row (extra or missing cells) is shown here. */
+  function rowNumber(/** @type {WindowRow} */ row) {
+    const problems = row.row_errors || [];
+    const cell = el("span", {
+      class: `cell cell-num${problems.length ? " cell-error" : ""}`,
+      role: "rowheader",
+      tabindex: "-1",
+      "aria-colindex": "2",
+      text: String(row.row),
+    });
+    if (problems.length) {
+      cell.title = problems.join(" ");
+      cell.dataset.error = problems.join(" ");
+      cell.setAttribute("aria-invalid", "true");
+    }
+    return cell;
   }
 
   /**
@@ -249,6 +267,13 @@ export function createGrid(shown, { fetchRows, change, ask, detail, help, announ
       showCell(row, f);
       const errors = row.errors[f.name] || [];
       if (take && errors.length) announce.textContent = t("review.cellAt", { row: row.row, label: f.label }) + errors.join(" ");
+    } else if (row && focus.column === 1 && cell === focusedElement()) {
+      // The row number: the problems of the whole row (extra or missing cells).
+      const problems = row.row_errors || [];
+      const text = t("review.rowAt", { row: row.row }) + (problems.length ? problems.join(" ") : t("review.cellOk"));
+      detail.replaceChildren(text);
+      help.textContent = "";
+      if (take && problems.length) announce.textContent = text;
     }
   }
 
