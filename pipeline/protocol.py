@@ -38,6 +38,11 @@ class FileKind(enum.StrEnum):
         spreadsheets carry their own, and JSON is UTF-8 by definition (RFC 8259)."""
         return self is FileKind.CSV
 
+    @property
+    def header_row_choosable(self) -> bool:
+        """Rows of a table have a header row to pick; JSON objects name their own fields."""
+        return self not in (FileKind.JSON, FileKind.NDJSON)
+
 
 SPREADSHEET_KINDS = frozenset(
     {FileKind.XLSX, FileKind.XLSM, FileKind.XLSB, FileKind.XLS, FileKind.ODS}
@@ -72,20 +77,27 @@ class FieldInfo:
     label: str
     required: bool
     description: str | None
+    allowed: tuple[str, ...] | None = None  # a list field's values: the grid edits with a select
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "label": self.label,
             "required": self.required,
             "description": self.description,
         }
+        if self.allowed is not None:
+            out["allowed"] = list(self.allowed)
+        return out
 
 
 def field_infos(template: Template) -> list[FieldInfo]:
     """The template's fields in order. `required` holds for primary-key fields too (the
     parsed template marks them required); `label` is the title, else the name."""
-    return [FieldInfo(f.name, f.label, f.required, f.description or None) for f in template.fields]
+    return [
+        FieldInfo(f.name, f.label, f.required, f.description or None, f.enum)
+        for f in template.fields
+    ]
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,7 @@ class Describe:
             "kind": self.kind.value,
             "encoding": self.encoding,
             "encoding_choosable": self.kind.encoding_choosable,
+            "header_row_choosable": self.kind.header_row_choosable,
             "sheet": self.sheet,
             "sheets": list(self.sheets),
             "header_row": self.header_row,

@@ -147,6 +147,9 @@ class ImportSession:
         numbers = ac.Array([first + index for index in rows], ac.DataType.int64())
         return encode_ipc(table.append_column(ROW_COLUMN, numbers), compression)
 
+    def _proposed_pairs(self) -> set[tuple[str, int]]:
+        return {(m.field, m.column) for m in self.matches if m.proposed}
+
     def describe(self) -> Describe:
         """The file as read, the proposed mapping and the template's fields, for the page."""
         sheet = self.sheet
@@ -164,7 +167,8 @@ class ImportSession:
             header_row=sheet.header_row,
             problems=sheet.problems[:PROBLEMS_SHOWN],
             problem_count=sheet.problem_count,
-            mapping=dict(self.mapping),
+            # a match the engine is unsure of is offered beside its field, not pre-selected
+            mapping={f: c for f, c in self.mapping.items() if (f, c) not in self._proposed_pairs()},
             matches=tuple(self.matches),
             preview=tuple(zip(*columns, strict=True)),
             fields=tuple(field_infos(self.template)),

@@ -63,6 +63,7 @@ def test_describe(tmp_path: Path) -> None:
         "kind": "csv",
         "encoding": "utf-8",
         "encoding_choosable": True,
+        "header_row_choosable": True,
         "sheet": None,
         "sheets": [],
         "header_row": 1,
@@ -70,8 +71,14 @@ def test_describe(tmp_path: Path) -> None:
         "problem_count": 0,
         "mapping": {"email": 1, "age": 2},
         "matches": [
-            {"field": "email", "column": 1, "confidence": 1.0, "source": "synonym"},
-            {"field": "age", "column": 2, "confidence": 1.0, "source": "exact"},
+            {
+                "field": "email",
+                "column": 1,
+                "confidence": 1.0,
+                "source": "synonym",
+                "proposed": False,
+            },
+            {"field": "age", "column": 2, "confidence": 1.0, "source": "exact", "proposed": False},
         ],
         "preview": [
             [f"{SECRET}-1", "ada@example.com", "36"],
@@ -81,7 +88,13 @@ def test_describe(tmp_path: Path) -> None:
         "fields": [
             {"name": "email", "label": "E-mail", "required": True, "description": None},
             {"name": "age", "label": "age", "required": False, "description": None},
-            {"name": "plan", "label": "plan", "required": False, "description": None},
+            {
+                "name": "plan",
+                "label": "plan",
+                "required": False,
+                "description": None,
+                "allowed": ["free", "pro"],
+            },
         ],
         "max_bytes": 1073741824,
     }
@@ -297,3 +310,19 @@ def test_a_blank_line_inside_a_quoted_cell_is_part_of_the_cell(tmp_path: Path) -
     assert session.sheet.problems == ()
     assert session.sheet.table.column("1").to_pylist() == ["one\n\ntwo", None]
     assert session.report().rows == 2
+
+
+def test_an_unsure_match_is_proposed_not_preselected(tmp_path: Path) -> None:
+    # "Age (years)" is like "age" (an extra word) but not enough to be chosen for the user.
+    described = open_session(tmp_path, "Mail,Age (years)\na@x.org,3\n").describe().to_dict()
+    unsure = next(m for m in described["matches"] if m["field"] == "age")
+    assert (unsure["column"], unsure["source"], unsure["proposed"]) == (1, "fuzzy", True)
+    assert unsure["confidence"] < 0.8
+    assert described["mapping"] == {"email": 0}
+
+
+def test_json_files_have_no_header_row_to_choose(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps([{"email": "a@x.org", "age": 3}]))
+    described = ImportSession.open(str(path), "c.json", CONTACTS).describe().to_dict()
+    assert described["header_row_choosable"] is False
