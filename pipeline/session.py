@@ -51,13 +51,14 @@ class ImportSession:
         self.matches: list[Match] = []
         self.mapping: dict[str, int] = {}
         self._review: Review | None = None
+        self._carried: SavedReview | None = None  # edits kept across a change of mapping
         self.use_remembered(None)
 
     def use_remembered(self, remembered: dict[str, str] | None) -> None:
         """Propose a mapping; `remembered` ({header: field}) is what users confirmed before."""
         self.matches = propose(self.sheet.headers, self.template, remembered)
         self.mapping = {m.field: m.column for m in self.matches}
-        self._review = None
+        self._review = self._carried = None
 
     @classmethod
     def open(
@@ -67,7 +68,11 @@ class ImportSession:
         return cls(template, read_file(path, file_name, options), options.max_bytes)
 
     def set_mapping(self, mapping: dict[str, int]) -> None:
-        """Field name -> column index; each column at most once."""
+        """Field name -> column index; each column at most once.
+
+        Going back from the review to change the mapping keeps the user's edits of every
+        field still mapped to the same column, and the rows they deleted; the edits of a
+        field mapped elsewhere or no longer mapped are dropped."""
         for name, index in mapping.items():
             if name not in self.template.field_names:
                 raise MappingError(f'"{name}" is not a field of the template.')
@@ -75,8 +80,14 @@ class ImportSession:
                 raise MappingError(f"Column {index + 1} does not exist in {self.sheet.file_name}.")
         if len(set(mapping.values())) != len(mapping):
             raise MappingError("A column can be mapped to one field only.")
+        before = self.saved() if self._review is not None else self._carried
         self.mapping = dict(mapping)
         self._review = None
+        self._carried = before and SavedReview(
+            self.mapping,
+            {f: e for f, e in before.edits.items() if before.mapping.get(f) == mapping.get(f)},
+            before.deleted,
+        )
 
     def mapped_table(self) -> ac.Table:
         """Only mapped columns, named after their fields: unmapped data goes nowhere."""
@@ -101,6 +112,9 @@ class ImportSession:
             self._review = Review(
                 table, self.template, self.sheet.first_data_row, on_field, self.sheet.blank_rows
             )
+            if self._carried is not None:
+                self._review.restore(self._carried)
+                self._carried = None
         return self._review
 
     def saved(self) -> SavedReview:
@@ -109,6 +123,7 @@ class ImportSession:
 
     def restore(self, saved: SavedReview) -> Summary:
         """The mapping and edits of an earlier session of the same file, re-applied."""
+        self._review = self._carried = None
         self.set_mapping(dict(saved.mapping))
         try:
             return self.review.restore(saved)

@@ -326,3 +326,30 @@ def test_json_files_have_no_header_row_to_choose(tmp_path: Path) -> None:
     path.write_text(json.dumps([{"email": "a@x.org", "age": 3}]))
     described = ImportSession.open(str(path), "c.json", CONTACTS).describe().to_dict()
     assert described["header_row_choosable"] is False
+
+
+def test_changing_the_mapping_keeps_the_edits_of_fields_that_stay_mapped(tmp_path: Path) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    session.set_mapping({"email": 1, "age": 2})
+    session.review.edit(1, "email", "grace@example.com")
+    session.review.edit(1, "age", "7")
+    session.review.delete_rows([2])
+    # Back to the mapping: age now comes from the Notes column, e-mail stays where it was.
+    session.set_mapping({"email": 1, "age": 0})
+    kept = session.saved().to_dict()
+    assert kept["mapping"] == {"email": 1, "age": 0}
+    assert kept["edits"] == {"email": [[1, "grace@example.com"]]}
+    assert kept["deleted"] == [2]
+    assert session.review.summary().deleted == 1
+    # The age edit was dropped with its column; mapping it back does not bring it back.
+    session.set_mapping({"email": 1, "age": 2})
+    assert session.saved().to_dict()["edits"] == {"email": [[1, "grace@example.com"]]}
+
+
+def test_a_new_proposal_starts_with_no_edits(tmp_path: Path) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    session.set_mapping({"email": 1})
+    session.review.edit(0, "email", "x@example.com")
+    session.use_remembered(None)
+    session.set_mapping({"email": 1})
+    assert session.saved().to_dict()["edits"] == {}
