@@ -40,3 +40,19 @@ def test_render_fills_in_the_parameters() -> None:
     assert render("required", {"label": "E-mail"}, language="xx") == (
         "E-mail is required, but this cell is empty."
     )
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("de", "„abc“ ist keine ganze Zahl."),
+        ("fr", "« abc » n’est pas un nombre entier."),
+        ("es", "«abc» no es un número entero."),
+        ("ja", "「abc」は整数ではありません。"),
+    ],
+)
+def test_engine_messages_speak_the_five_languages(language: str, expected: str) -> None:
+    assert set(CATALOGUE) == {"en", "de", "fr", "es", "ja"}
+    assert render("type.integer", {"value": "abc"}, language) == expected
+    rendered = render("type.number.grouped", {"value": "1", "decimal": ",", "group": "."}, language)
+    assert "','" in rendered and "'.'" in rendered
