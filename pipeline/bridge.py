@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from pipeline import messages
 from pipeline.batches import BATCH_ROWS
 from pipeline.errors import PipelineError
 from pipeline.protocol import Phase, SavedReview
@@ -180,3 +181,8 @@ def batch_plan(batch_rows: int = BATCH_ROWS) -> str:
 
 def encode_batch(offset: int, length: int) -> bytes:
     return _current().encode_batch(offset, length)
+
+
+def set_language(language: str) -> str:
+    """The page's language, for the cell errors' messages (pipeline.messages)."""
+    return _answer(lambda: messages.use_language(language))

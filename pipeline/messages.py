@@ -231,7 +231,18 @@ CATALOGUE: dict[str, dict[str, str]] = {
 """Language -> key -> message template."""
 
 
-def render(key: str, params: Mapping[str, object], language: str = DEFAULT_LANGUAGE) -> str:
-    """The message for `key` with its parameters, in `language` (English if there is none)."""
-    table = CATALOGUE.get(language, ENGLISH)
+_spoken = [DEFAULT_LANGUAGE]  # the language the page speaks (bridge.set_language)
+
+
+def use_language(language: str) -> str:
+    """Render messages in `language` from now on (English if there is no such table);
+    returns the language used."""
+    _spoken[0] = language if language in CATALOGUE else DEFAULT_LANGUAGE
+    return _spoken[0]
+
+
+def render(key: str, params: Mapping[str, object], language: str | None = None) -> str:
+    """The message for `key` with its parameters, in `language` (by default the page's;
+    English if there is none)."""
+    table = CATALOGUE.get(language or _spoken[0], ENGLISH)
     return table.get(key, ENGLISH[key]).format_map(params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from pathlib import Path
@@ -56,3 +57,19 @@ def test_engine_messages_speak_the_five_languages(language: str, expected: str) 
     assert render("type.integer", {"value": "abc"}, language) == expected
     rendered = render("type.number.grouped", {"value": "1", "decimal": ",", "group": "."}, language)
     assert "','" in rendered and "'.'" in rendered
+
+
+def test_the_page_language_is_used_until_changed() -> None:
+    from pipeline import bridge
+
+    try:
+        assert json.loads(bridge.set_language("fr")) == {"ok": True, "value": "fr"}
+        assert (
+            render("required", {"label": "E-mail"})
+            == "E-mail est obligatoire, mais cette cellule est vide."
+        )
+        assert render("required", {"label": "E-mail"}, "en").startswith("E-mail is required")
+        assert json.loads(bridge.set_language("xx")) == {"ok": True, "value": "en"}
+        assert render("required", {"label": "E-mail"}).startswith("E-mail is required")
+    finally:
+        bridge.set_language("en")
