@@ -189,3 +189,23 @@ def test_every_step_in_every_language_passes_axe_with_no_english_left(
     check("mapping")
     assert all(v == [] for v in found.values()), found
     page.context.close()
+
+
+def test_the_start_and_mapping_steps_work_with_the_keyboard_alone(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    page, frame, importer = _open(browser, demo)
+    frame.locator("#file-input").set_input_files(_csv(tmp_path))
+    expect(frame.locator("#screen-heading")).to_be_focused()
+    # Tab walks every control of the step and on out of it (no trap) to Continue; Enter goes on.
+    seen: list[str] = []
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        seen.append(importer.evaluate("() => document.activeElement?.id || ''"))
+        if seen[-1] == "map-continue":
+            break
+    assert seen[-1] == "map-continue", seen
+    assert {"encoding", "map-full_name", "map-email", "map-amount", "mapping-back"} <= set(seen)
+    page.keyboard.press("Enter")
+    expect(frame.locator("#summary")).to_be_visible(timeout=60_000)
+    page.context.close()
