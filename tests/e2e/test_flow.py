@@ -187,6 +187,9 @@ def test_every_step_in_every_language_passes_axe_with_no_english_left(
     frame.locator("#file-input").set_input_files(_csv(tmp_path))
     expect(frame.locator("#map-email")).to_have_value("1")
     check("mapping")
+    frame.locator("#map-continue").click()
+    expect(frame.locator("#summary")).to_be_visible(timeout=60_000)
+    check("review")
     assert all(v == [] for v in found.values()), found
     page.context.close()
 
