@@ -1,7 +1,7 @@
 // The importer page's entry module: thin DOM code. Parsing, matching and validation live
 // in Python (`pipeline`) inside the worker; the screens under src/ui/ render and forward.
 import { applyTheme, connectHost } from "./src/host.js";
-import { overrideMessages } from "./src/i18n/index.js";
+import { chooseLanguage, currentLanguage, overrideMessages, useLanguage } from "./src/i18n/index.js";
 import { cleanText, cleanTheme } from "./src/protocol.js";
 import { showStart } from "./src/ui/start.js";
 import { Engine } from "./src/worker.js";
@@ -11,6 +11,9 @@ import { Engine } from "./src/worker.js";
 const configElement = /** @type {HTMLElement} */ (document.getElementById("loadbay-config"));
 /** @type {PageConfig} */
 const config = JSON.parse(configElement.textContent || "{}");
+// The language: the SDK's `locale` option (embed.js puts it in the page's ?locale=), else the
+// browser's preferences; English when the importer speaks none of them.
+useLanguage(chooseLanguage([new URLSearchParams(window.location.search).get("locale"), ...navigator.languages]));
 const engine = new Engine(new Worker(config.worker, { type: "module" }));
 const absolute = (/** @type {string} */ path) => new URL(path, window.location.href).href;
 const host = connectHost({ parentOrigin: config.parentOrigin, parent: window.parent, self: window });
@@ -35,7 +38,11 @@ host.send("ready");
 customise();
 const booted = engine.ask("boot", { pyodide: absolute(config.pyodide), lock: absolute(config.lock), packages: config.packages });
 booted.then(
-  () => host.send("step", { step: "engine-ready" }),
+  () => {
+    // The cell errors' messages in the page's language (pipeline.messages renders them).
+    engine.call("set_language", [currentLanguage()]);
+    host.send("step", { step: "engine-ready" });
+  },
   (/** @type {Error} */ error) => host.send("error", { message: error.message }),
 );
 

@@ -222,6 +222,7 @@ const CALLS = new Set([
   "count_fix",
   "error_at",
   "rejected_csv",
+  "set_language",
 ]);
 
 /** @param {number} offset @param {number} length */

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from pipeline import messages
 from pipeline.batches import BATCH_ROWS
 from pipeline.errors import PipelineError
 from pipeline.protocol import Phase, SavedReview
@@ -219,3 +220,8 @@ def error_at(position: int, step: int) -> str:
 
 def rejected_csv(header_json: str, deleted_reason: str) -> str:
     return _answer(lambda: _current().review.rejected(json.loads(header_json), deleted_reason))
+
+
+def set_language(language: str) -> str:
+    """The page's language, for the cell errors' messages (pipeline.messages)."""
+    return _answer(lambda: messages.use_language(language))

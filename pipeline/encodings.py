@@ -29,6 +29,10 @@ _DISPLAY = {
     "utf_32_be": "utf-32-be",
 }
 _SHIFT_JIS_CODEC = "cp932"
+# WHATWG Encoding Standard names (what the page offers) Python's codecs do not know.
+_WHATWG = {"iso-8859-8-i": "iso8859_8", "windows-874": "cp874", "x-mac-cyrillic": "mac_cyrillic"}
+# Latin-script code pages a short sample may be in, most common first: a tie keeps the first.
+_LATIN_CANDIDATES = ("cp1252", "cp1250", "cp1257", "cp1254")
 _NON_LATIN = frozenset(
     codecs.lookup(c).name
     for c in (
@@ -64,7 +68,7 @@ class Encoding:
     """The codec a file is decoded with, and the BOM bytes in front of its text."""
 
     def __init__(self, codec: str, bom: int = 0, ascii_sample: bool = False) -> None:
-        self.codec = codecs.lookup(codec).name
+        self.codec = codecs.lookup(_WHATWG.get(codec.lower(), codec)).name
         self.bom = bom
         self.ascii_sample = ascii_sample
 
@@ -148,9 +152,23 @@ def _guess_legacy(sample: bytes, name: str) -> str:
         # Latin-script code pages are hard to tell apart on a sample; charset-normalizer
         # often says cp1250 or cp775 for French or Spanish text. Western European text in
         # Windows-1252 (a superset of ISO-8859-1's printable characters) is by far the
-        # most common case; other Latin code pages need ReadOptions.encoding.
-        return "cp1252"
+        # most common case; another Latin code page wins only when its letters say so.
+        return _most_letters(sample)
     return codec
+
+
+def _most_letters(sample: bytes) -> str:
+    """The Latin code page under which the sample's non-ASCII bytes read as the most
+    letters: Polish "Łódź" in Windows-1250 reads "£ódŸ" as Windows-1252 (two symbols)."""
+
+    def letters(codec: str) -> int:
+        try:
+            text = sample.decode(codec)
+        except UnicodeDecodeError:
+            return -len(sample)
+        return sum(1 if c.isalpha() else -1 for c in text if not c.isascii())
+
+    return max(_LATIN_CANDIDATES, key=letters)  # max keeps the first of equals
 
 
 def _single_byte(codec: str) -> bool:

@@ -21,6 +21,7 @@ from pipeline.schema import Field, Template
 
 FUZZY_THRESHOLD = 0.6  # below this a likeness is a guess the user would have to undo
 FUZZY_CEILING = 0.99  # a fuzzy match never shows as certain
+PRESELECT_CONFIDENCE = 0.8  # below this a match is proposed to the user, not pre-selected
 TOKEN_LIKENESS = 0.8  # words this alike count as the same word ("adress", "address")
 
 _NON_ALNUM = re.compile(r"[\W_]+")  # letters and digits of any script are kept
@@ -36,12 +37,18 @@ class Match:
     confidence: float  # 0..1, shown to the user; 1.0 for remembered, exact and synonym
     source: MatchSource
 
+    @property
+    def proposed(self) -> bool:
+        """Too unsure to pre-select: the page offers it and the user takes it or not."""
+        return self.confidence < PRESELECT_CONFIDENCE
+
     def to_dict(self) -> dict[str, object]:
         return {
             "field": self.field,
             "column": self.column,
             "confidence": self.confidence,
             "source": self.source.value,
+            "proposed": self.proposed,
         }
 
 

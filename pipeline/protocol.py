@@ -38,6 +38,11 @@ class FileKind(enum.StrEnum):
         spreadsheets carry their own, and JSON is UTF-8 by definition (RFC 8259)."""
         return self is FileKind.CSV
 
+    @property
+    def header_row_choosable(self) -> bool:
+        """Rows of a table have a header row to pick; JSON objects name their own fields."""
+        return self not in (FileKind.JSON, FileKind.NDJSON)
+
 
 SPREADSHEET_KINDS = frozenset(
     {FileKind.XLSX, FileKind.XLSM, FileKind.XLSB, FileKind.XLS, FileKind.ODS}
@@ -136,6 +141,7 @@ class Describe:
             "kind": self.kind.value,
             "encoding": self.encoding,
             "encoding_choosable": self.kind.encoding_choosable,
+            "header_row_choosable": self.kind.header_row_choosable,
             "sheet": self.sheet,
             "sheets": list(self.sheets),
             "header_row": self.header_row,

@@ -51,13 +51,14 @@ class ImportSession:
         self.matches: list[Match] = []
         self.mapping: dict[str, int] = {}
         self._review: Review | None = None
+        self._carried: SavedReview | None = None  # edits kept across a change of mapping
         self.use_remembered(None)
 
     def use_remembered(self, remembered: dict[str, str] | None) -> None:
         """Propose a mapping; `remembered` ({header: field}) is what users confirmed before."""
         self.matches = propose(self.sheet.headers, self.template, remembered)
         self.mapping = {m.field: m.column for m in self.matches}
-        self._review = None
+        self._review = self._carried = None
 
     @classmethod
     def open(
@@ -67,7 +68,11 @@ class ImportSession:
         return cls(template, read_file(path, file_name, options), options.max_bytes)
 
     def set_mapping(self, mapping: dict[str, int]) -> None:
-        """Field name -> column index; each column at most once."""
+        """Field name -> column index; each column at most once.
+
+        Going back from the review to change the mapping keeps the user's edits of every
+        field still mapped to the same column, and the rows they deleted; the edits of a
+        field mapped elsewhere or no longer mapped are dropped."""
         for name, index in mapping.items():
             if name not in self.template.field_names:
                 raise MappingError(f'"{name}" is not a field of the template.')
@@ -75,8 +80,14 @@ class ImportSession:
                 raise MappingError(f"Column {index + 1} does not exist in {self.sheet.file_name}.")
         if len(set(mapping.values())) != len(mapping):
             raise MappingError("A column can be mapped to one field only.")
+        before = self.saved() if self._review is not None else self._carried
         self.mapping = dict(mapping)
         self._review = None
+        self._carried = before and SavedReview(
+            self.mapping,
+            {f: e for f, e in before.edits.items() if before.mapping.get(f) == mapping.get(f)},
+            before.deleted,
+        )
 
     def mapped_table(self) -> ac.Table:
         """Only mapped columns, named after their fields: unmapped data goes nowhere."""
@@ -106,6 +117,9 @@ class ImportSession:
                 self.sheet.blank_rows,
                 self.sheet.row_errors,
             )
+            if self._carried is not None:
+                self._review.restore(self._carried)
+                self._carried = None
         return self._review
 
     def saved(self) -> SavedReview:
@@ -114,6 +128,7 @@ class ImportSession:
 
     def restore(self, saved: SavedReview) -> Summary:
         """The mapping and edits of an earlier session of the same file, re-applied."""
+        self._review = self._carried = None
         self.set_mapping(dict(saved.mapping))
         try:
             return self.review.restore(saved)
@@ -152,6 +167,9 @@ class ImportSession:
         numbers = ac.Array([first + index for index in rows], ac.DataType.int64())
         return encode_ipc(table.append_column(ROW_COLUMN, numbers), compression)
 
+    def _proposed_pairs(self) -> set[tuple[str, int]]:
+        return {(m.field, m.column) for m in self.matches if m.proposed}
+
     def describe(self) -> Describe:
         """The file as read, the proposed mapping and the template's fields, for the page."""
         sheet = self.sheet
@@ -169,7 +187,8 @@ class ImportSession:
             header_row=sheet.header_row,
             problems=sheet.problems[:PROBLEMS_SHOWN],
             problem_count=sheet.problem_count,
-            mapping=dict(self.mapping),
+            # a match the engine is unsure of is offered beside its field, not pre-selected
+            mapping={f: c for f, c in self.mapping.items() if (f, c) not in self._proposed_pairs()},
             matches=tuple(self.matches),
             preview=tuple(zip(*columns, strict=True)),
             fields=tuple(field_infos(self.template)),

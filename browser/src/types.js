@@ -41,8 +41,10 @@
 /**
  * @typedef {object} Match
  * @property {string} field
+ * @property {number} [column]
  * @property {string} source "exact", "fuzzy", "remembered", ...
  * @property {number} [confidence]
+ * @property {boolean} [proposed] too unsure to pre-select: offered beside the field
  */
 
 /**
@@ -54,6 +56,8 @@
  * @property {string} kind
  * @property {string | null} encoding
  * @property {boolean} encoding_choosable
+ * @property {boolean} [header_row_choosable] false for JSON: no header row to pick
+ * @property {number} first_data_row
  * @property {string | null} sheet
  * @property {string[]} sheets
  * @property {number} header_row
@@ -75,7 +79,7 @@
 /**
  * A described file plus what the page remembers about it between screens: the reading
  * choices, whether the user confirmed the header row, and the mapping they confirmed.
- * @typedef {Described & {options: OpenOptions, headerConfirmed?: boolean, confirmed?: Record<string, string>}} OpenedFile
+ * @typedef {Described & {options: OpenOptions, headerConfirmed?: boolean, confirmed?: Record<string, string>, reviewed?: boolean}} OpenedFile
  */
 
 /**

@@ -5,7 +5,15 @@ import { join } from "node:path";
 import { test } from "node:test";
 
 import en from "../../browser/src/i18n/en.js";
-import { formatSize, t, useMessages } from "../../browser/src/i18n/index.js";
+import {
+  chooseLanguage,
+  currentLanguage,
+  formatSize,
+  plural,
+  t,
+  useLanguage,
+  useMessages,
+} from "../../browser/src/i18n/index.js";
 
 const BROWSER = new URL("../../browser/", import.meta.url).pathname;
 
@@ -57,4 +65,45 @@ test("plural picks the form the count calls for and formats numbers for the loca
   assert.equal(plural("review.changed", 0), "Changed 0 cells.");
   assert.equal(plural("review.changed", 1234), "Changed 1,234 cells.");
   assert.equal(formatNumber(1234567), "1,234,567");
+});
+
+const LANGUAGES = ["de", "fr", "es", "ja"];
+const params = (text) => [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
+
+for (const lang of LANGUAGES) {
+  test(`the ${lang} catalogue has exactly en's keys, each with the same {params}`, async () => {
+    const { default: catalogue } = await import(`../../browser/src/i18n/${lang}.js`);
+    assert.deepEqual(Object.keys(catalogue).sort(), Object.keys(en).sort());
+    for (const [key, text] of Object.entries(en)) {
+      assert.deepEqual(params(catalogue[key]), params(text), `${lang}: ${key}`);
+      assert.ok(catalogue[key].trim(), `${lang}: ${key} is blank`);
+    }
+  });
+}
+
+test("the language comes from the SDK's locale, else the browser's, else English", () => {
+  assert.equal(chooseLanguage(["de-AT", "fr"]), "de");
+  assert.equal(chooseLanguage([null, "pt-BR", "ja-JP"]), "ja");
+  assert.equal(chooseLanguage(["", "ES"]), "es");
+  assert.equal(chooseLanguage(["pt", "zh-Hans"]), "en");
+  assert.equal(chooseLanguage([]), "en");
+});
+
+test("plural forms and numbers follow the language", () => {
+  try {
+    assert.equal(plural("start.kept", 1), "Your data is kept for 1 day, then deleted.");
+    assert.equal(plural("start.kept", 30), "Your data is kept for 30 days, then deleted.");
+    assert.equal(plural("progress.checking", 12345), "Checking 12,345 rows…");
+    useLanguage("de");
+    assert.equal(currentLanguage(), "de");
+    assert.equal(plural("start.kept", 1), "Ihre Daten werden 1 Tag lang aufbewahrt und dann gelöscht.");
+    assert.equal(plural("progress.checking", 12345), "12.345 Zeilen werden geprüft…");
+    assert.equal(formatSize(1.5 * 1024 ** 3), "1,5 GB");
+    useLanguage("fr");
+    assert.equal(plural("mapping.moreProblems", 0), "…et 0 autre."); // French: 0 is singular
+    useLanguage("xx");
+    assert.equal(currentLanguage(), "en");
+  } finally {
+    useLanguage("en");
+  }
 });

@@ -50,7 +50,7 @@ def test_a_primary_key_field_is_required_on_the_start_and_mapping_screens(
     csv_path.write_text("Item,Name\nA-1,Widget\nA-2,Gadget\n", encoding="utf-8")
     frame.locator("#file-input").set_input_files(csv_path)
     expect(frame.locator("#map-sku")).to_have_value("")
-    expect(frame.locator(".mapping td").first).to_have_text("SKU *")
+    expect(frame.locator(".mapping tbody th").first).to_have_text("SKU *")
     frame.locator("#map-continue").click()
     expect(frame.locator("#mapping-error")).to_have_text(
         "Map a column to each required field: SKU."

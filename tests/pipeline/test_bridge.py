@@ -64,6 +64,7 @@ def test_open_file_answers_with_the_description(tmp_path: Path) -> None:
             "kind": "csv",
             "encoding": "utf-8",
             "encoding_choosable": True,
+            "header_row_choosable": True,
             "sheet": None,
             "sheets": [],
             "header_row": 1,
@@ -71,8 +72,20 @@ def test_open_file_answers_with_the_description(tmp_path: Path) -> None:
             "problem_count": 0,
             "mapping": {"email": 1, "age": 0},
             "matches": [
-                {"field": "age", "column": 0, "confidence": 1.0, "source": "exact"},
-                {"field": "email", "column": 1, "confidence": 1.0, "source": "exact"},
+                {
+                    "field": "age",
+                    "column": 0,
+                    "confidence": 1.0,
+                    "source": "exact",
+                    "proposed": False,
+                },
+                {
+                    "field": "email",
+                    "column": 1,
+                    "confidence": 1.0,
+                    "source": "exact",
+                    "proposed": False,
+                },
             ],
             "preview": [["36", "ada@x", "o"], ["x", None, "p"]],
             "fields": [
@@ -111,9 +124,13 @@ def test_use_remembered_reproposes_the_mapping(tmp_path: Path) -> None:
     open_ok(tmp_path, "Years,Mail address\n36,ada@x\n")
     described = answer(bridge.use_remembered(json.dumps({"Years": "age"})))["value"]
     assert described["mapping"]["age"] == 0
-    assert {"field": "age", "column": 0, "confidence": 1.0, "source": "remembered"} in described[
-        "matches"
-    ]
+    assert {
+        "field": "age",
+        "column": 0,
+        "confidence": 1.0,
+        "source": "remembered",
+        "proposed": False,
+    } in described["matches"]
 
 
 @pytest.mark.parametrize(

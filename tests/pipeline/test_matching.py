@@ -150,6 +150,7 @@ def test_propose_is_in_column_order_and_serialises() -> None:
         "column": 1,
         "confidence": 0.8,
         "source": "fuzzy",
+        "proposed": False,
     }
 
 
@@ -302,3 +303,13 @@ def test_header_signature_is_sha256_of_normalised_headers() -> None:
 )
 def test_different_headers_sign_differently(a: list[str], b: list[str]) -> None:
     assert header_signature(a) != header_signature(b)
+
+
+@pytest.mark.parametrize(
+    ("header", "proposed"),
+    [("Emial", False), ("Phone Number", True), ("Date of signup", True)],
+)
+def test_unsure_fuzzy_matches_are_only_proposed(header: str, proposed: bool) -> None:
+    (match,) = propose([header], CONTACTS)
+    assert match.proposed is proposed
+    assert match.to_dict()["proposed"] is proposed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from pathlib import Path
@@ -40,3 +41,35 @@ def test_render_fills_in_the_parameters() -> None:
     assert render("required", {"label": "E-mail"}, language="xx") == (
         "E-mail is required, but this cell is empty."
     )
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("de", "„abc“ ist keine ganze Zahl."),
+        ("fr", "« abc » n’est pas un nombre entier."),
+        ("es", "«abc» no es un número entero."),
+        ("ja", "「abc」は整数ではありません。"),
+    ],
+)
+def test_engine_messages_speak_the_five_languages(language: str, expected: str) -> None:
+    assert set(CATALOGUE) == {"en", "de", "fr", "es", "ja"}
+    assert render("type.integer", {"value": "abc"}, language) == expected
+    rendered = render("type.number.grouped", {"value": "1", "decimal": ",", "group": "."}, language)
+    assert "','" in rendered and "'.'" in rendered
+
+
+def test_the_page_language_is_used_until_changed() -> None:
+    from pipeline import bridge
+
+    try:
+        assert json.loads(bridge.set_language("fr")) == {"ok": True, "value": "fr"}
+        assert (
+            render("required", {"label": "E-mail"})
+            == "E-mail est obligatoire, mais cette cellule est vide."
+        )
+        assert render("required", {"label": "E-mail"}, "en").startswith("E-mail is required")
+        assert json.loads(bridge.set_language("xx")) == {"ok": True, "value": "en"}
+        assert render("required", {"label": "E-mail"}).startswith("E-mail is required")
+    finally:
+        bridge.set_language("en")

@@ -63,6 +63,7 @@ def test_describe(tmp_path: Path) -> None:
         "kind": "csv",
         "encoding": "utf-8",
         "encoding_choosable": True,
+        "header_row_choosable": True,
         "sheet": None,
         "sheets": [],
         "header_row": 1,
@@ -70,8 +71,14 @@ def test_describe(tmp_path: Path) -> None:
         "problem_count": 0,
         "mapping": {"email": 1, "age": 2},
         "matches": [
-            {"field": "email", "column": 1, "confidence": 1.0, "source": "synonym"},
-            {"field": "age", "column": 2, "confidence": 1.0, "source": "exact"},
+            {
+                "field": "email",
+                "column": 1,
+                "confidence": 1.0,
+                "source": "synonym",
+                "proposed": False,
+            },
+            {"field": "age", "column": 2, "confidence": 1.0, "source": "exact", "proposed": False},
         ],
         "preview": [
             [f"{SECRET}-1", "ada@example.com", "36"],
@@ -304,3 +311,46 @@ def test_a_blank_line_inside_a_quoted_cell_is_part_of_the_cell(tmp_path: Path) -
     assert session.sheet.problems == ()
     assert session.sheet.table.column("1").to_pylist() == ["one\n\ntwo", None]
     assert session.report().rows == 2
+
+
+def test_an_unsure_match_is_proposed_not_preselected(tmp_path: Path) -> None:
+    # "Age (years)" is like "age" (an extra word) but not enough to be chosen for the user.
+    described = open_session(tmp_path, "Mail,Age (years)\na@x.org,3\n").describe().to_dict()
+    unsure = next(m for m in described["matches"] if m["field"] == "age")
+    assert (unsure["column"], unsure["source"], unsure["proposed"]) == (1, "fuzzy", True)
+    assert unsure["confidence"] < 0.8
+    assert described["mapping"] == {"email": 0}
+
+
+def test_json_files_have_no_header_row_to_choose(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps([{"email": "a@x.org", "age": 3}]))
+    described = ImportSession.open(str(path), "c.json", CONTACTS).describe().to_dict()
+    assert described["header_row_choosable"] is False
+
+
+def test_changing_the_mapping_keeps_the_edits_of_fields_that_stay_mapped(tmp_path: Path) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    session.set_mapping({"email": 1, "age": 2})
+    session.review.edit(1, "email", "grace@example.com")
+    session.review.edit(1, "age", "7")
+    session.review.delete_rows([2])
+    # Back to the mapping: age now comes from the Notes column, e-mail stays where it was.
+    session.set_mapping({"email": 1, "age": 0})
+    kept = session.saved().to_dict()
+    assert kept["mapping"] == {"email": 1, "age": 0}
+    assert kept["edits"] == {"email": [[1, "grace@example.com"]]}
+    assert kept["deleted"] == [2]
+    assert session.review.summary().deleted == 1
+    # The age edit was dropped with its column; mapping it back does not bring it back.
+    session.set_mapping({"email": 1, "age": 2})
+    assert session.saved().to_dict()["edits"] == {"email": [[1, "grace@example.com"]]}
+
+
+def test_a_new_proposal_starts_with_no_edits(tmp_path: Path) -> None:
+    session = open_session(tmp_path, CONTACTS_CSV)
+    session.set_mapping({"email": 1})
+    session.review.edit(0, "email", "x@example.com")
+    session.use_remembered(None)
+    session.set_mapping({"email": 1})
+    assert session.saved().to_dict()["edits"] == {}

@@ -1,23 +1,62 @@
 // Matching the file's columns to the template's fields, and the file's reading choices.
 import { fieldsFor, unmappedRequired } from "../fields.js";
-import { t } from "../i18n/index.js";
+import { formatNumber, plural, t } from "../i18n/index.js";
 import { showReview } from "./review.js";
 import { busy, el, render, showError, showProgress } from "./shell.js";
-import { openFile } from "./start.js";
+import { openFile, showStart } from "./start.js";
 
 /** @typedef {import("./shell.js").Context} Context */
 /** @typedef {import("../types.js").OpenedFile} OpenedFile */
-/** @typedef {import("../i18n/index.js").MessageKey} MessageKey */
+/** @typedef {import("../types.js").FieldInfo} FieldInfo */
 
-/** @type {[string, MessageKey][]} */
-const ENCODINGS = [
-  ["", "encoding.auto"],
-  ["utf-8", "encoding.utf-8"],
-  ["utf-16", "encoding.utf-16"],
-  ["windows-1252", "encoding.windows-1252"],
-  ["iso-8859-1", "encoding.iso-8859-1"],
-  ["shift_jis", "encoding.shift_jis"],
+/**
+ * The encodings a user may pick: the WHATWG Encoding Standard's, by its names (the engine
+ * reads each; tests/pipeline/test_encodings_choice.py checks it). "replacement" and
+ * "x-user-defined" are left out: no file is written in them.
+ */
+export const ENCODINGS = [
+  "UTF-8",
+  "UTF-16LE",
+  "UTF-16BE",
+  "windows-1252",
+  "ISO-8859-1",
+  "ISO-8859-2",
+  "ISO-8859-3",
+  "ISO-8859-4",
+  "ISO-8859-5",
+  "ISO-8859-6",
+  "ISO-8859-7",
+  "ISO-8859-8",
+  "ISO-8859-8-I",
+  "ISO-8859-10",
+  "ISO-8859-13",
+  "ISO-8859-14",
+  "ISO-8859-15",
+  "ISO-8859-16",
+  "windows-874",
+  "windows-1250",
+  "windows-1251",
+  "windows-1253",
+  "windows-1254",
+  "windows-1255",
+  "windows-1256",
+  "windows-1257",
+  "windows-1258",
+  "IBM866",
+  "KOI8-R",
+  "KOI8-U",
+  "macintosh",
+  "x-mac-cyrillic",
+  "Shift_JIS",
+  "EUC-JP",
+  "ISO-2022-JP",
+  "GBK",
+  "gb18030",
+  "Big5",
+  "EUC-KR",
 ];
+
+const SAMPLES = 3; // values shown beside a column
 
 /**
  * How the engine came to propose a column.
@@ -25,7 +64,7 @@ const ENCODINGS = [
  */
 export function matchText(match) {
   if (!match) return "";
-  if (match.source === "fuzzy") return t("match.fuzzy", { percent: Math.round((match.confidence ?? 0) * 100) });
+  if (match.source === "fuzzy") return t("match.fuzzy", { percent: formatNumber(match.confidence ?? 0, { style: "percent" }) });
   if (match.source === "remembered") return t("match.remembered");
   return t("match.exact");
 }
@@ -46,12 +85,27 @@ export function confirmedMapping(described, mapping) {
 }
 
 /**
- * Whether the user may pick the file's encoding: the engine says so; older engines
- * answered only for delimited text ("csv").
+ * Up to three different non-empty values of a column, from the engine's preview rows.
  * @param {OpenedFile} described
+ * @param {number} column
+ * @returns {string[]}
  */
-function encodingChoosable(described) {
-  return described.encoding_choosable === true;
+export function samplesOf(described, column) {
+  /** @type {string[]} */
+  const seen = [];
+  for (const row of described.preview) {
+    const cell = row[column];
+    if (cell == null || cell === "") continue;
+    const text = String(cell);
+    if (!seen.includes(text)) seen.push(text);
+    if (seen.length === SAMPLES) break;
+  }
+  return seen;
+}
+
+/** @param {string[]} samples */
+function sampleText(samples) {
+  return samples.length ? samples.map((s) => `“${s}”`).join(", ") : t("mapping.noSamples");
 }
 
 /**
@@ -63,37 +117,30 @@ export function showMapping(ctx, file, described) {
   const fields = fieldsFor(ctx.config, described);
   /** @type {Record<string, HTMLSelectElement>} */
   const selects = {};
-  const rows = fields.map((field) => {
-    const select = el("select", { "data-field": field.name, id: `map-${field.name}` });
-    select.append(el("option", { value: "", text: t("mapping.unmapped") }));
-    described.headers.forEach((header, index) => {
-      const option = el("option", { value: String(index), text: header });
-      if (described.mapping[field.name] === index) option.selected = true;
-      select.append(option);
-    });
-    selects[field.name] = select;
-    const match = (described.matches || []).find((m) => m.field === field.name);
-    const label = field.required ? t("mapping.requiredMark", { label: field.label }) : field.label;
-    return el(
-      "tr",
-      {},
-      el("td", { text: label }),
-      el("td", {}, select),
-      el("td", { class: "muted match-source", id: `match-${field.name}`, text: matchText(match) }),
-    );
-  });
-  const preview = el(
-    "table",
-    { class: "preview" },
-    el("thead", {}, el("tr", {}, ...described.headers.map((h) => el("th", { text: h })))),
-    el(
-      "tbody",
-      {},
-      ...described.preview.map((row) =>
-        el("tr", {}, ...row.map((cell) => el("td", { text: cell == null ? "" : String(cell) }))),
+  const unmappedList = el("ul", { id: "not-imported" });
+  const refresh = () => {
+    const used = new Set(Object.values(selects).map((s) => s.value).filter((v) => v !== ""));
+    for (const [name, select] of Object.entries(selects)) {
+      const samples = document.getElementById(`samples-${name}`);
+      if (samples) samples.textContent = select.value === "" ? "" : sampleText(samplesOf(described, Number(select.value)));
+    }
+    unmappedList.replaceChildren(
+      ...described.headers.flatMap((header, index) =>
+        used.has(String(index))
+          ? []
+          : [
+              el(
+                "li",
+                { "data-column": String(index) },
+                el("strong", { text: t("mapping.notImported", { column: header }) }),
+                " ",
+                el("span", { class: "muted", text: sampleText(samplesOf(described, index)) }),
+              ),
+            ],
       ),
-    ),
-  );
+    );
+  };
+  const rows = fields.map((field) => fieldRow(described, field, selects, refresh));
   const notice = el("p", { id: "mapping-error", class: "error", role: "alert" });
   const proceed = async () => {
     /** @type {Record<string, number>} */
@@ -106,10 +153,11 @@ export function showMapping(ctx, file, described) {
       notice.textContent = t("mapping.missing", { fields: missing.map((f) => f.label).join(", ") });
       return;
     }
-    render(ctx, ...busy(t("progress.checking", { rows: described.rows })));
+    render(ctx, ...busy(plural("progress.checking", described.rows)));
     try {
+      // The engine keeps the edits of every field still mapped to the same column.
       const summary = await ctx.engine.call("set_mapping", [JSON.stringify(mapping)], showProgress);
-      showReview(ctx, file, { ...described, confirmed: confirmedMapping(described, mapping) }, summary);
+      showReview(ctx, file, { ...described, reviewed: true, confirmed: confirmedMapping(described, mapping) }, summary);
     } catch (error) {
       const back = { id: "restart", text: t("review.back"), onclick: () => showMapping(ctx, file, described) };
       showError(ctx, /** @type {Error} */ (error).message, [back]);
@@ -117,15 +165,171 @@ export function showMapping(ctx, file, described) {
   };
   render(
     ctx,
-    el("p", { text: t("mapping.intro", { file: described.file, rows: described.rows }) }),
+    el("h2", { id: "screen-heading", tabindex: "-1", text: t("mapping.heading") }),
+    el("p", { id: "mapping-intro", text: plural("mapping.intro", described.rows, { file: described.file }) }),
     fileChoices(ctx, file, described),
     headerRowStep(ctx, file, described),
     problemList(described),
-    el("table", { class: "mapping" }, el("tbody", {}, ...rows)),
+    el(
+      "table",
+      { class: "mapping" },
+      el(
+        "thead",
+        {},
+        el(
+          "tr",
+          {},
+          el("th", { scope: "col", text: t("mapping.fieldColumn") }),
+          el("th", { scope: "col", text: t("mapping.fileColumn") }),
+          el("th", { scope: "col", text: t("mapping.samples") }),
+          el("th", { scope: "col", text: t("mapping.how") }),
+        ),
+      ),
+      el("tbody", {}, ...rows),
+    ),
+    el("h3", { text: t("mapping.notImportedHeading") }),
+    unmappedList,
     notice,
-    el("button", { id: "map-continue", onclick: proceed, text: t("mapping.continue") }),
+    el(
+      "div",
+      { class: "toolbar" },
+      el("button", { id: "mapping-back", class: "secondary", text: t("nav.back"), onclick: () => leave(ctx, described, () => showStart(ctx)) }),
+      el("button", { id: "map-continue", onclick: proceed, text: t("mapping.continue") }),
+    ),
     el("h2", { text: t("mapping.yourFile") }),
-    preview,
+    previewTable(ctx, file, described),
+  );
+  refresh();
+}
+
+/**
+ * One template field: its label, description and allowed values, the column it takes, that
+ * column's sample values, and how the engine matched it (or what it only proposes).
+ * @param {OpenedFile} described
+ * @param {FieldInfo} field
+ * @param {Record<string, HTMLSelectElement>} selects
+ * @param {() => void} refresh
+ */
+function fieldRow(described, field, selects, refresh) {
+  const id = `map-${field.name}`;
+  const select = el("select", { "data-field": field.name, id });
+  select.append(el("option", { value: "", text: t("mapping.unmapped") }));
+  described.headers.forEach((header, index) => {
+    const option = el("option", { value: String(index), text: header });
+    if (described.mapping[field.name] === index) option.selected = true;
+    select.append(option);
+  });
+  select.addEventListener("change", refresh);
+  selects[field.name] = select;
+  const match = (described.matches || []).find((m) => m.field === field.name);
+  const how = el("td", { class: "muted match-source", id: `match-${field.name}` });
+  if (match && match.proposed && described.mapping[field.name] === undefined) {
+    // Unsure: offered, never chosen for the user.
+    const column = match.column ?? 0;
+    const header = described.headers[column];
+    how.append(
+      t("mapping.proposed", { column: header, percent: formatNumber(match.confidence ?? 0, { style: "percent" }) }),
+      " ",
+      el("button", {
+        id: `accept-${field.name}`,
+        class: "secondary",
+        text: t("mapping.useProposed"),
+        "aria-label": t("mapping.useProposedFor", { column: header, label: field.label }),
+        onclick: () => {
+          select.value = String(column);
+          refresh();
+          select.focus();
+        },
+      }),
+    );
+  } else {
+    how.textContent = matchText(match);
+  }
+  const label = field.required ? t("mapping.requiredMark", { label: field.label }) : field.label;
+  const about = [];
+  if (field.description) about.push(el("div", { class: "muted field-description", text: field.description }));
+  if (field.allowed && field.allowed.length) {
+    about.push(el("div", { class: "muted field-allowed", text: t("mapping.allowed", { values: field.allowed.join(", ") }) }));
+  }
+  return el(
+    "tr",
+    {},
+    el("th", { scope: "row" }, el("label", { for: id, text: label }), ...about),
+    el("td", {}, select),
+    el("td", { class: "samples", id: `samples-${field.name}` }),
+    how,
+  );
+}
+
+/**
+ * Leave the mapping for an earlier step: the review's edits (if the user has been there)
+ * do not fit another reading of the file, so the user is asked first.
+ * @param {Context} ctx
+ * @param {OpenedFile} described
+ * @param {() => void} go
+ */
+function leave(ctx, described, go) {
+  if (!described.reviewed) {
+    go();
+    return;
+  }
+  const dialog = el(
+    "dialog",
+    { id: "discard-dialog", "aria-labelledby": "discard-text" },
+    el("p", { id: "discard-text", text: t("nav.discardEdits") }),
+    el("button", {
+      id: "discard-yes",
+      text: t("nav.discardYes"),
+      onclick: () => {
+        dialog.close();
+        go();
+      },
+    }),
+    el("button", { id: "discard-no", class: "secondary", text: t("nav.discardNo"), onclick: () => dialog.close() }),
+  );
+  ctx.root.append(dialog);
+  dialog.showModal();
+}
+
+/**
+ * The file's first rows with their row numbers: the user clicks the row that holds the
+ * column names (or says the file has none).
+ * @param {Context} ctx
+ * @param {File} file
+ * @param {OpenedFile} described
+ */
+function previewTable(ctx, file, described) {
+  const choosable = described.header_row_choosable !== false && described.header_row > 0;
+  const useRow = (/** @type {number} */ row) =>
+    leave(ctx, described, () => openFile(ctx, file, { ...described.options, header_row: String(row) }, { headerConfirmed: true }));
+  /** @param {number} row */
+  const rowHead = (row) =>
+    el(
+      "th",
+      { scope: "row", class: "row-number" },
+      choosable && row !== described.header_row
+        ? el("button", {
+            class: "link pick-header",
+            "data-row": String(row),
+            text: formatNumber(row),
+            "aria-label": t("mapping.pickHeaderRow", { row: formatNumber(row) }),
+            onclick: () => useRow(row),
+          })
+        : formatNumber(row),
+    );
+  const headRow = described.header_row > 0 ? rowHead(described.header_row) : el("th", { scope: "col", text: t("mapping.rowNumber") });
+  return el(
+    "table",
+    { class: "preview", id: "file-preview" },
+    el("caption", { class: "muted", text: choosable ? t("mapping.previewCaption") : t("mapping.yourFile") }),
+    el("thead", {}, el("tr", { class: "header-row" }, headRow, ...described.headers.map((h) => el("th", { scope: "col", text: h })))),
+    el(
+      "tbody",
+      {},
+      ...described.preview.map((row, i) =>
+        el("tr", {}, rowHead(described.first_data_row + i), ...row.map((cell) => el("td", { text: cell == null ? "" : String(cell) }))),
+      ),
+    ),
   );
 }
 
@@ -137,41 +341,45 @@ export function showMapping(ctx, file, described) {
  * @param {OpenedFile} described
  */
 function fileChoices(ctx, file, described) {
-  const reopen = (/** @type {import("../types.js").OpenOptions} */ change) =>
-    openFile(ctx, file, { ...described.options, ...change });
+  const reopen = (/** @type {import("../types.js").OpenOptions} */ change, confirmed = false) =>
+    leave(ctx, described, () => openFile(ctx, file, { ...described.options, ...change }, { headerConfirmed: confirmed }));
   const choices = el("div", { class: "toolbar", id: "file-choices" });
   if (described.sheets.length > 1) {
-    const sheet = el("select", { id: "sheet-select", "aria-label": t("mapping.sheet") });
+    const sheet = el("select", { id: "sheet-select" });
     for (const name of described.sheets) sheet.append(el("option", { value: name, text: name }));
     sheet.value = described.sheet ?? "";
     sheet.addEventListener("change", () => reopen({ sheet: sheet.value, header_row: "" }));
-    choices.append(el("label", { text: `${t("mapping.sheet")} ` }), sheet);
+    choices.append(el("label", { for: "sheet-select", text: t("mapping.sheet") }), sheet);
   }
-  const headerRow = el("input", {
-    id: "header-row",
-    type: "number",
-    min: "1",
-    value: String(described.header_row),
-    "aria-label": t("mapping.headerRow"),
-  });
-  choices.append(
-    el("label", { text: `${t("mapping.headerRow")} ` }),
-    headerRow,
-    el("button", {
-      id: "header-row-apply",
-      class: "secondary",
-      text: t("mapping.useRow"),
-      // Choosing the header row is confirming it.
-      onclick: () => openFile(ctx, file, { ...described.options, header_row: headerRow.value }, { headerConfirmed: true }),
-    }),
-  );
-  if (encodingChoosable(described)) {
-    const encoding = el("select", { id: "encoding", "aria-label": t("mapping.encoding") });
-    for (const [value, key] of ENCODINGS) encoding.append(el("option", { value, text: t(key) }));
-    encoding.value = described.options.encoding || "";
+  if (described.header_row_choosable !== false) {
+    if (described.header_row > 0) {
+      const headerRow = el("input", { id: "header-row", type: "number", min: "1", value: String(described.header_row) });
+      choices.append(
+        el("label", { for: "header-row", text: t("mapping.headerRow") }),
+        headerRow,
+        el("button", {
+          id: "header-row-apply",
+          class: "secondary",
+          text: t("mapping.useRow"),
+          // Choosing the header row is confirming it.
+          onclick: () => reopen({ header_row: headerRow.value }, true),
+        }),
+      );
+    }
+    const none = el("input", { id: "no-header-row", type: "checkbox" });
+    none.checked = described.header_row === 0;
+    // "No header row" is header_row 0 to the engine: its columns are named Column A, B, ...
+    none.addEventListener("change", () => reopen({ header_row: none.checked ? "0" : "" }, none.checked));
+    choices.append(el("span", { class: "check" }, none, el("label", { for: "no-header-row", text: t("mapping.noHeaderRow") })));
+  }
+  if (described.encoding_choosable === true) {
+    const encoding = el("select", { id: "encoding" });
+    encoding.append(el("option", { value: "", text: t("encoding.auto") }));
+    for (const name of ENCODINGS) encoding.append(el("option", { value: name.toLowerCase(), text: name }));
+    encoding.value = (described.options.encoding || "").toLowerCase();
     encoding.addEventListener("change", () => reopen({ encoding: encoding.value, header_row: "" }));
     choices.append(
-      el("label", { text: `${t("mapping.encodingReadAs", { encoding: described.encoding ?? "" })} ` }),
+      el("label", { for: "encoding", text: t("mapping.encodingReadAs", { encoding: described.encoding || t("encoding.unknown") }) }),
       encoding,
     );
   }
@@ -186,14 +394,15 @@ function fileChoices(ctx, file, described) {
  * @param {OpenedFile} described
  */
 function headerRowStep(ctx, file, described) {
-  const row = described.header_row;
+  if (described.header_row_choosable === false) return null;
+  const row = formatNumber(described.header_row);
   if (described.headerConfirmed) {
     return el("p", {
       id: "header-row-status",
       role: "status",
       tabindex: "-1",
       class: "muted",
-      text: t("mapping.headerRowConfirmed", { row }),
+      text: described.header_row === 0 ? t("mapping.noHeaderRowConfirmed") : t("mapping.headerRowConfirmed", { row }),
     });
   }
   const confirm = el("button", { id: "header-row-confirm", text: t("mapping.headerRowRight") });
@@ -219,7 +428,7 @@ function headerRowStep(ctx, file, described) {
 function problemList(described) {
   const problems = described.problems.map((p) => el("li", { text: p.message }));
   if (described.problem_count > problems.length) {
-    problems.push(el("li", { text: t("mapping.moreProblems", { count: described.problem_count - problems.length }) }));
+    problems.push(el("li", { text: plural("mapping.moreProblems", described.problem_count - problems.length) }));
   }
   return problems.length ? el("ul", { id: "file-problems", class: "warnings" }, ...problems) : null;
 }

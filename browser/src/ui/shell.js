@@ -1,6 +1,6 @@
 // What every screen shares: the context it runs in, element building, the page frame,
 // the error screen and the busy indicator.
-import { t } from "../i18n/index.js";
+import { formatNumber, t } from "../i18n/index.js";
 
 /**
  * @typedef {object} Context
@@ -36,14 +36,19 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 /**
- * Replace the screen, under the template's heading.
+ * Replace the screen, under the template's heading, and move the focus to the new screen's
+ * own heading (an h2 with tabindex -1), else the page's: a screen reader starts there, and
+ * the keyboard is never left on a control that no longer exists.
  * @param {Context} ctx
  * @param {...(Node | null)} nodes
  */
 export function render(ctx, ...nodes) {
   const { template } = ctx.config;
   const name = template.title || template.name || t("page.untitled");
-  ctx.root.replaceChildren(el("h1", { text: t("page.title", { name }) }), ...nodes.filter((n) => n != null));
+  const title = el("h1", { tabindex: "-1", text: t("page.title", { name }) });
+  ctx.root.replaceChildren(title, ...nodes.filter((n) => n != null));
+  const heading = /** @type {HTMLElement | null} */ (ctx.root.querySelector("h2[tabindex='-1']"));
+  (heading || title).focus();
 }
 
 /**
@@ -59,6 +64,7 @@ export function render(ctx, ...nodes) {
 export function showError(ctx, message, actions) {
   render(
     ctx,
+    el("h2", { tabindex: "-1", text: t("error.heading") }),
     el("p", { id: "error", class: "error", role: "alert", text: message }),
     ...actions.map(({ id, text, onclick }) => el("button", { id, text, onclick })),
   );
@@ -78,9 +84,9 @@ export function showProgress({ phase, done, total }) {
   const bar = /** @type {HTMLProgressElement | null} */ (document.getElementById("busy-progress"));
   if (!text || !bar) return;
   if (phase === "parse") {
-    text.textContent = t("progress.parse", { rows: done.toLocaleString("en") });
+    text.textContent = t("progress.parse", { rows: formatNumber(done) });
   } else if (phase === "validate") {
-    text.textContent = t("progress.validate", { done, total });
+    text.textContent = t("progress.validate", { done: formatNumber(done), total: formatNumber(total) });
     bar.max = total;
     bar.value = done;
   }

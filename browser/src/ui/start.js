@@ -1,6 +1,6 @@
 // The first screen: the expected columns and the file input; opening the picked file.
 import { fieldsFor } from "../fields.js";
-import { formatSize, t } from "../i18n/index.js";
+import { formatSize, plural, t } from "../i18n/index.js";
 import { findUpload, uploadKey } from "../resume.js";
 import { showMapping } from "./mapping.js";
 import { busy, el, render, showError, showProgress } from "./shell.js";
@@ -19,6 +19,7 @@ export function showStart(ctx) {
     (/** @type {Error} */ e) => (status.textContent = e.message),
   );
   const input = el("input", { id: "file-input", type: "file", accept: ctx.config.accept ?? ACCEPT });
+  const inputLabel = el("label", { for: "file-input", class: "file-label", text: t("start.fileLabel") });
   // An upload interrupted here before (reload, closed tab, lost connection) is carried on
   // when the user picks the same file again; only the batches the server lacks are sent.
   const note = el("p", { id: "resume-note", class: "muted", hidden: "" });
@@ -44,9 +45,11 @@ export function showStart(ctx) {
   );
   render(
     ctx,
+    el("h2", { id: "screen-heading", tabindex: "-1", text: t("start.heading") }),
     el("p", { text: t("start.intro") }),
     el("p", { id: "retention", class: "muted", text: retentionText(ctx.config.retention) }),
     note,
+    inputLabel,
     input,
     status,
     el("h2", { text: t("start.expected") }),
@@ -60,7 +63,7 @@ export function showStart(ctx) {
  */
 export function retentionText({ days, passthrough, organisation }) {
   if (passthrough) return t("start.passthrough", { organisation });
-  return days === 1 ? t("start.keptOneDay") : t("start.kept", { days });
+  return plural("start.kept", days);
 }
 
 /**
@@ -70,6 +73,15 @@ export function retentionText({ days, passthrough, organisation }) {
  */
 export function restart(ctx) {
   return { id: "restart", text: t("error.restart"), onclick: () => showStart(ctx) };
+}
+
+/**
+ * The finish screen's way on: another file, from the first step.
+ * @param {Context} ctx
+ * @returns {import("./shell.js").Action}
+ */
+export function anotherFile(ctx) {
+  return { id: "import-another", text: t("nav.another"), onclick: () => showStart(ctx) };
 }
 
 /**
