@@ -375,6 +375,10 @@ def test_confirmed_mappings_are_proposed_next_time(
     frame.locator("#map-continue").click()
     frame.locator("#submit").click()
     expect(frame.locator("#done")).to_have_text("Delivered 1 row.", timeout=60_000)
+    # The finish screen offers the next file (issue #19): back to a ready start screen.
+    frame.locator("#import-another").click()
+    expect(frame.locator("#file-input")).to_be_attached()
+    expect(frame.locator("#done")).to_have_count(0)
     page.context.close()
 
     # A second user, at another address, confirms the same mapping: two addresses, too few.

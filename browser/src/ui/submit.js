@@ -3,6 +3,7 @@ import { api, sleep } from "../api.js";
 import { plural, t } from "../i18n/index.js";
 import { watchImport } from "../status.js";
 import { showReview } from "./review.js";
+import { anotherFile } from "./start.js";
 import { el, render, showError } from "./shell.js";
 
 /** @typedef {import("./shell.js").Context} Context */
@@ -119,7 +120,8 @@ export async function submit(ctx, file, described, summary, { resumable = false 
   // Rows the policy left out (state.left_out counts what the server saw) and rows deleted.
   const download = await rejectedDownload(ctx, file, (summary.left_out ?? 0) + deleted).catch(() => null);
   const done = el("p", { id: "done", tabindex: "-1", "data-status": state.status, text: doneText(state, summary.sent, deleted) });
-  render(ctx, done, download);
+  const again = anotherFile(ctx);
+  render(ctx, done, download, el("button", { id: again.id, class: "secondary", text: again.text, onclick: again.onclick }));
   done.focus();
   ctx.notify({ type: "loadbay:complete", importId, rows: summary.sent, status: state.status });
 }
