@@ -4,7 +4,7 @@ import { applyTheme, connectHost } from "./src/host.js";
 import { chooseLanguage, currentLanguage, overrideMessages, useLanguage } from "./src/i18n/index.js";
 import { cleanText, cleanTheme } from "./src/protocol.js";
 import { showStart } from "./src/ui/start.js";
-import { Engine } from "./src/worker.js";
+import { RestartingEngine } from "./src/worker.js";
 
 /** @typedef {import("./src/types.js").PageConfig} PageConfig */
 
@@ -14,7 +14,19 @@ const config = JSON.parse(configElement.textContent || "{}");
 // The language: the SDK's `locale` option (embed.js puts it in the page's ?locale=), else the
 // browser's preferences; English when the importer speaks none of them.
 useLanguage(chooseLanguage([new URLSearchParams(window.location.search).get("locale"), ...navigator.languages]));
-const engine = new Engine(new Worker(config.worker, { type: "module" }));
+// The user is told when an engine that died was replaced (the screen they are on stays).
+const notice = document.createElement("p");
+notice.id = "engine-notice";
+notice.setAttribute("role", "alert");
+notice.hidden = true;
+document.getElementById("app")?.before(notice);
+const engine = new RestartingEngine(
+  () => new Worker(config.worker, { type: "module" }),
+  (message) => {
+    notice.textContent = message;
+    notice.hidden = false;
+  },
+);
 const absolute = (/** @type {string} */ path) => new URL(path, window.location.href).href;
 const host = connectHost({ parentOrigin: config.parentOrigin, parent: window.parent, self: window });
 // How long the screens wait for the page's theme and wording before they draw anyway.

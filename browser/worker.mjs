@@ -225,6 +225,17 @@ const CALLS = new Set([
   "set_language",
 ]);
 
+/**
+ * Whether an error means this engine cannot go on (a Rust panic, a wasm trap, memory
+ * exhausted, Pyodide's fatal state): the page then replaces the worker.
+ * @param {unknown} error
+ */
+function fatal(error) {
+  if (error instanceof WebAssembly.RuntimeError || error instanceof RangeError) return true;
+  const text = String(error && /** @type {Error} */ (error).message);
+  return /fatally failed|unreachable|memory access out of bounds|out of memory|Aborted\(/i.test(text);
+}
+
 /** @param {number} offset @param {number} length */
 function encodeBatch(offset, length) {
   const proxy = bridge.encode_batch(offset, length);
@@ -262,6 +273,9 @@ scope.onmessage = async (event) => {
   } catch (error) {
     if (error instanceof UserError) {
       reply({ ok: false, error: error.message });
+    } else if (fatal(error)) {
+      console.error("loadbay worker: the engine failed:", error);
+      reply({ ok: false, fatal: true, error: String(/** @type {Error} */ (error).message || error) });
     } else {
       console.error("loadbay worker:", error);
       reply({ ok: false, error: t("error.internal") });

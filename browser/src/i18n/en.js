@@ -25,6 +25,8 @@ export default {
   "error.packages":
     "Part of the importer ({packages}) could not be loaded. Check your connection and pick the file again.",
   "error.server": "The server answered {status}.",
+  "error.engineRestarted":
+    "The importer's engine stopped while it worked (it may have run out of the memory a browser tab can use); it has been restarted and nothing was sent. Pick the file again. If it stops again, save the file as CSV or split it into smaller files.",
 
   "file.tooLarge":
     "{file} is {size}; this importer takes files up to {limit}. Split the file or remove columns you don't need, and try again.",
