@@ -19,6 +19,8 @@ export default {
   "error.internal": "Im Importer ist ein interner Fehler aufgetreten; nichts wurde gesendet. Laden Sie die Seite neu und versuchen Sie es erneut.",
   "error.packages": "Ein Teil des Importers ({packages}) konnte nicht geladen werden. Prüfen Sie Ihre Verbindung und wählen Sie die Datei erneut.",
   "error.server": "Der Server antwortete mit {status}.",
+  "error.engineRestarted":
+    "Die Engine des Importers ist während der Arbeit abgebrochen (vielleicht reichte der Speicher, den ein Browser-Tab nutzen darf, nicht aus); sie wurde neu gestartet, und nichts wurde gesendet. Wählen Sie die Datei erneut. Bricht sie wieder ab, speichern Sie die Datei als CSV oder teilen Sie sie in kleinere Dateien.",
   "file.tooLarge": "{file} ist {size} groß; dieser Importer nimmt Dateien bis {limit}. Teilen Sie die Datei oder entfernen Sie nicht benötigte Spalten und versuchen Sie es erneut.",
   "size.gb": "{size} GB",
   "size.mb": "{size} MB",

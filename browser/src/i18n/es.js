@@ -19,6 +19,8 @@ export default {
   "error.internal": "El importador tuvo un problema interno; no se envió nada. Recargue la página e inténtelo de nuevo.",
   "error.packages": "No se pudo cargar una parte del importador ({packages}). Compruebe su conexión y elija el archivo de nuevo.",
   "error.server": "El servidor respondió {status}.",
+  "error.engineRestarted":
+    "El motor del importador se detuvo mientras trabajaba (quizá se quedó sin la memoria que puede usar una pestaña); se ha reiniciado y no se envió nada. Elija el archivo de nuevo. Si vuelve a detenerse, guarde el archivo como CSV o divídalo en archivos más pequeños.",
   "file.tooLarge": "{file} ocupa {size}; este importador admite archivos de hasta {limit}. Divida el archivo o quite las columnas que no necesite e inténtelo de nuevo.",
   "size.gb": "{size} GB",
   "size.mb": "{size} MB",

@@ -19,6 +19,8 @@ export default {
   "error.internal": "L’outil d’import a rencontré un problème interne ; rien n’a été envoyé. Rechargez la page et réessayez.",
   "error.packages": "Une partie de l’outil d’import ({packages}) n’a pas pu être chargée. Vérifiez votre connexion et choisissez à nouveau le fichier.",
   "error.server": "Le serveur a répondu {status}.",
+  "error.engineRestarted":
+    "Le moteur de l’outil d’import s’est arrêté pendant son travail (il a peut-être manqué de la mémoire qu’un onglet peut utiliser) ; il a été redémarré et rien n’a été envoyé. Choisissez à nouveau le fichier. S’il s’arrête encore, enregistrez le fichier en CSV ou divisez-le en fichiers plus petits.",
   "file.tooLarge": "{file} fait {size} ; cet outil accepte des fichiers jusqu’à {limit}. Divisez le fichier ou retirez les colonnes inutiles, puis réessayez.",
   "size.gb": "{size} Go",
   "size.mb": "{size} Mo",
