@@ -210,16 +210,23 @@ def test_above_the_cap_the_importer_says_so_before_anything_is_sent(
     frame = _importer(page)
     csv_path = tmp_path / "people.csv"
     csv_path.write_text(CSV, encoding="utf-8")
-    _pick_and_submit(frame, csv_path)
-    expect(frame.locator("#error")).to_have_text(
+    frame.locator("#file-input").set_input_files(csv_path)
+    frame.locator("#map-continue").click()
+    # The review screen says so before the user submits, and Submit is off.
+    expect(frame.locator("#summary")).to_have_text("All 3 rows are valid.")
+    expect(frame.locator("#host-page-cap")).to_have_text(
         "This file has 3 rows to import; this page can take at most 2 at once. "
         "Split the file, or remove rows, and try again."
     )
+    expect(frame.locator("#submit")).to_be_disabled()
+    expect(page.locator("#log li").last).to_have_text("step: over-host-page-cap")
+    # Deleting a row brings it under the cap: the warning goes and Submit comes back.
+    frame.locator("#grid .cell-check input").first.check()
+    frame.locator("#delete-selected").click()
+    expect(frame.locator("#host-page-cap")).to_be_hidden()
+    expect(frame.locator("#submit")).to_be_enabled()
     assert not [r for r in requests if r.startswith("POST ") and "/api/v1/imports" in r]
     assert page.evaluate("() => window.received") == []
-    expect(page.locator("#log li").last).to_have_text("step: over-host-page-cap")
-    frame.locator("#back").click()
-    expect(frame.locator("#summary")).to_have_text("All 3 rows are valid.")
 
 
 def test_closing_the_modal_cancels_at_any_step(plain: Any, demo: Demo, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ import { formatNumber, plural, t } from "../i18n/index.js";
 import { createGrid } from "./grid.js";
 import { showMapping } from "./mapping.js";
 import { el, render } from "./shell.js";
-import { submit } from "./submit.js";
+import { hostPageCapMessage, submit } from "./submit.js";
 
 /** @typedef {import("./shell.js").Context} Context */
 /** @typedef {import("../types.js").OpenedFile} OpenedFile */
@@ -55,6 +55,8 @@ export function showReview(ctx, file, described, initial) {
   // Which invalid-row policy applies, said before submitting (the engine knows it).
   const policyEl = el("p", { id: "policy-note", class: "muted" });
   const submitButton = el("button", { id: "submit", onclick: () => submit(ctx, file, described, summary) });
+  // The host page takes at most so many rows: said here, before the user submits.
+  const capEl = el("p", { id: "host-page-cap", class: "error", role: "status", hidden: "" });
   const detail = el("p", { id: "cell-detail" });
   const hint = el("p", { id: "review-hint", class: "muted", text: t("review.hintKeys") });
   const help = el("p", { id: "field-help", class: "muted" });
@@ -166,7 +168,11 @@ export function showReview(ctx, file, described, initial) {
         ? t("policy.reject")
         : plural(`policy.${summary.policy}`, summary.rows_with_errors, { sent: summary.sent });
     policyEl.dataset.policy = summary.policy;
-    submitButton.disabled = !summary.submittable;
+    const over = hostPageCapMessage(ctx.config, summary.sent);
+    if (over !== null && capEl.hidden) ctx.host?.send("step", { step: "over-host-page-cap" });
+    capEl.textContent = over ?? "";
+    capEl.hidden = over === null;
+    submitButton.disabled = !summary.submittable || over !== null;
     submitButton.textContent =
       summary.submittable || summary.rows === 0
         ? plural("review.submitRows", summary.sent)
@@ -392,6 +398,7 @@ export function showReview(ctx, file, described, initial) {
     ctx,
     summaryEl,
     policyEl,
+    capEl,
     fixSteps,
     panel,
     el(

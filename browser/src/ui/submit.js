@@ -1,6 +1,6 @@
 // Sending the rows, then following the import until the server says it is over.
 import { api, sleep } from "../api.js";
-import { plural, t } from "../i18n/index.js";
+import { formatNumber, plural, t } from "../i18n/index.js";
 import { watchImport } from "../status.js";
 import { showReview } from "./review.js";
 import { anotherFile } from "./start.js";
@@ -129,6 +129,20 @@ export async function submit(ctx, file, described, summary, { resumable = false 
 // --- the host-page destination (destinations/host_page.py): its cap, and the hand-off ----
 
 /**
+ * What to say when `rows` are more than the template's host-page destination may be handed
+ * (its `max_rows`); null when they fit or there is none. The review screen says it before
+ * Submit, and submit checks again before anything is sent.
+ * @param {import("../types.js").PageConfig} config
+ * @param {number} rows
+ * @returns {string | null}
+ */
+export function hostPageCapMessage(config, rows) {
+  const cap = config.hostPage?.maxRows;
+  if (cap == null || rows <= cap) return null;
+  return t("hostPage.tooMany", { rows: formatNumber(rows), max: formatNumber(cap) });
+}
+
+/**
  * Say so, before anything is sent, when the rows are more than the host page may be handed.
  * @param {Context} ctx
  * @param {File} file
@@ -137,9 +151,9 @@ export async function submit(ctx, file, described, summary, { resumable = false 
  * @returns {boolean} true when over the cap (the screen says so)
  */
 function overHostPageCap(ctx, file, described, summary) {
-  const cap = ctx.config.hostPage?.maxRows;
-  if (cap == null || summary.sent <= cap) return false;
-  showError(ctx, t("hostPage.tooMany", { rows: summary.sent.toLocaleString("en"), max: cap.toLocaleString("en") }), [
+  const over = hostPageCapMessage(ctx.config, summary.sent);
+  if (over === null) return false;
+  showError(ctx, over, [
     { id: "back", text: t("upload.backToReview"), onclick: () => showReview(ctx, file, described, summary) },
   ]);
   ctx.host?.send("step", { step: "over-host-page-cap" });
@@ -157,7 +171,7 @@ function overHostPageCap(ctx, file, described, summary) {
 async function handToPage(host, importId, token, status) {
   /** @type {{importId: string, rows: Record<string, unknown>[], total: number}} */
   const handed = await api(`/api/v1/imports/${importId}/handoff`, {}, token);
-  status.textContent = t("hostPage.handing", { rows: handed.total.toLocaleString("en") });
+  status.textContent = t("hostPage.handing", { rows: formatNumber(handed.total) });
   const acknowledged = host.acknowledged(importId);
   host.send("data", handed);
   status.textContent = t("hostPage.waiting");
