@@ -55,7 +55,7 @@ class ImportFilter:
     status: ImportStatus | None = None
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
-    search: str | None = None  # an import id exactly, or part of the file's name
+    search: str | None = None  # an import id exactly, or part of the file's or end user's name
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,11 @@ def list_imports(
         query = query.where(db.Import.created_at < where.created_before)
     if where.search:
         escaped = where.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
         query = query.where(
-            (db.Import.id == where.search) | db.Import.file_name.ilike(f"%{escaped}%", escape="\\")
+            (db.Import.id == where.search)
+            | db.Import.file_name.ilike(pattern, escape="\\")
+            | db.Import.identity["user"].as_string().ilike(pattern, escape="\\")
         )
     with rt.sessions() as session:
         page = paginate(session, query, db.Import, limit, cursor, newest_first=True)

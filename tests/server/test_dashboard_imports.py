@@ -125,6 +125,13 @@ def test_the_list_filters_and_searches(world: World) -> None:
         "/api/v1/imports", params={"search": "%"}, headers={"authorization": f"Bearer {key}"}
     )
     assert api.json()["items"] == []  # a LIKE wildcard is a plain character
+    # The end user's identity, as the client's backend signed it, is searched too.
+    with world.rt.sessions.begin() as session:
+        row = session.get(db.Import, first)
+        assert row is not None
+        row.identity = {"user": "user-4711@example.com", "metadata": {}, "key_id": "sk_x"}
+    page = owner.get("/dashboard/imports", params={"q": "4711@EXAMPLE"})
+    assert first in page.text and second not in page.text
 
 
 def test_the_preview_masks_personal_data_and_a_reveal_is_audited(world: World) -> None:
