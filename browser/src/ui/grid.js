@@ -94,7 +94,11 @@ export function createGrid(shown, { fetchRows, change, ask, detail, help, announ
   const header = el(
     "div",
     { class: "grid-row grid-head", role: "row", "aria-rowindex": "1" },
-    el("span", { class: "cell cell-check", role: "columnheader", "aria-label": t("review.selectColumn") }),
+    el(
+      "span",
+      { class: "cell cell-check", role: "columnheader" },
+      el("span", { class: "visually-hidden", text: t("review.selectColumn") }),
+    ),
     el("span", { class: "cell cell-num", role: "columnheader", text: t("review.rowHeader") }),
     ...shown.map((f) => el("span", { class: "cell", role: "columnheader", text: f.label })),
   );
@@ -191,6 +195,7 @@ export function createGrid(shown, { fetchRows, change, ask, detail, help, announ
       role: "rowheader",
       tabindex: "-1",
       "aria-colindex": "2",
+      "data-row": String(row.row),
       text: String(row.row),
     });
     if (problems.length) {
