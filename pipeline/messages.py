@@ -115,6 +115,9 @@ GERMAN: dict[str, str] = {
     "pattern": "„{value}“ entspricht nicht dem Muster {pattern}.",
     "unique": "„{value}“ steht schon in Zeile {first_row}: {label} muss eindeutig sein.",
     "primaryKey": "Der Schlüssel ({labels}) {values} steht schon in Zeile {first_row}: Der Schlüssel jeder Zeile muss eindeutig sein.",
+    "type.integer.range": "„{value}“ ist eine ganze Zahl außerhalb der 64 Bit, die loadbay speichert (-9223372036854775808 bis 9223372036854775807). Machen Sie das Feld zu einer Zahl oder zu Text, um sie zu behalten.",
+    "extra-cell": "Zeile {row} hat {count} Zellen, die Kopfzeile aber {width}; die Zellen nach Spalte {width} enthalten „{cells}“. Prüfen Sie auf ein nicht in Anführungszeichen gesetztes Trennzeichen, oder löschen Sie die Zeile.",
+    "missing-cell": "Zeile {row} hat {count} Zelle(n), die Kopfzeile aber {width}; die fehlenden Zellen werden als leer gelesen. Prüfen Sie auf ein fehlendes Trennzeichen oder einen Zeilenumbruch, oder löschen Sie die Zeile.",
 }
 
 FRENCH: dict[str, str] = {
@@ -154,6 +157,9 @@ FRENCH: dict[str, str] = {
     "pattern": "« {value} » ne correspond pas au motif {pattern}.",
     "unique": "« {value} » figure déjà à la ligne {first_row} : {label} doit être unique.",
     "primaryKey": "La clé ({labels}) {values} figure déjà à la ligne {first_row} : la clé de chaque ligne doit être unique.",
+    "type.integer.range": "« {value} » est un nombre entier au-delà des 64 bits que loadbay conserve (-9223372036854775808 à 9223372036854775807). Faites du champ un nombre, ou du texte, pour le garder.",
+    "extra-cell": "La ligne {row} a {count} cellules mais l’en-tête en a {width} ; les cellules après la colonne {width} contiennent « {cells} ». Cherchez un séparateur hors guillemets, ou supprimez la ligne.",
+    "missing-cell": "La ligne {row} a {count} cellule(s) mais l’en-tête en a {width} ; les cellules manquantes sont lues comme vides. Cherchez un séparateur ou un saut de ligne manquant, ou supprimez la ligne.",
 }
 
 SPANISH: dict[str, str] = {
@@ -193,6 +199,9 @@ SPANISH: dict[str, str] = {
     "pattern": "«{value}» no coincide con el patrón {pattern}.",
     "unique": "«{value}» ya está en la fila {first_row}: {label} debe ser único.",
     "primaryKey": "La clave ({labels}) {values} ya está en la fila {first_row}: la clave de cada fila debe ser única.",
+    "type.integer.range": "«{value}» es un número entero más allá de los 64 bits que guarda loadbay (-9223372036854775808 a 9223372036854775807). Haga que el campo sea un número, o texto, para conservarlo.",
+    "extra-cell": "La fila {row} tiene {count} celdas pero el encabezado tiene {width}; las celdas después de la columna {width} contienen «{cells}». Compruebe si hay un separador sin comillas, o elimine la fila.",
+    "missing-cell": "La fila {row} tiene {count} celda(s) pero el encabezado tiene {width}; las celdas que faltan se leen vacías. Compruebe si falta un separador o hay un salto de línea, o elimine la fila.",
 }
 
 JAPANESE: dict[str, str] = {
@@ -232,6 +241,9 @@ JAPANESE: dict[str, str] = {
     "pattern": "「{value}」はパターン {pattern} に一致しません。",
     "unique": "「{value}」は {first_row} 行目にもあります。{label} は重複できません。",
     "primaryKey": "キー（{labels}）{values} は {first_row} 行目にもあります。各行のキーは重複できません。",
+    "type.integer.range": "「{value}」は loadbay が保持できる 64 ビット（-9223372036854775808 ～ 9223372036854775807）を超える整数です。値を保つには、項目を数値またはテキストにしてください。",
+    "extra-cell": "{row} 行目のセルは {count} 個ですが、見出し行は {width} 個です。{width} 列目より後のセルには「{cells}」があります。引用符で囲まれていない区切り文字がないか確認するか、行を削除してください。",
+    "missing-cell": "{row} 行目のセルは {count} 個ですが、見出し行は {width} 個です。足りないセルは空として読み込まれます。区切り文字の欠落や改行がないか確認するか、行を削除してください。",
 }
 
 CATALOGUE: dict[str, dict[str, str]] = {
