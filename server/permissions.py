@@ -171,6 +171,8 @@ IMPORTER_ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/imports/{import_id}/batches/{seq}"): IMPORTER,
     ("GET", "/api/v1/imports/{import_id}/batches"): IMPORTER,
     ("POST", "/api/v1/imports/{import_id}/submit"): IMPORTER,
+    ("GET", "/api/v1/imports/{import_id}/handoff"): IMPORTER,
+    ("POST", "/api/v1/imports/{import_id}/handoff/ack"): IMPORTER,
     ("POST", "/api/v1/templates/{template_id}/mappings"): IMPORTER,
     ("POST", "/api/v1/templates/{template_id}/mappings/recall"): IMPORTER,
 }
