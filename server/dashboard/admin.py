@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.routing import Route
 
 from server import audit, invitations, permissions, security, users
-from server.dashboard.edge import HEADERS, Handler, Page, page
+from server.dashboard.edge import HEADERS, Page, route
 from server.errors import Invalid
 from server.permissions import Permission, Role
 
@@ -147,17 +146,13 @@ async def audit_export(call: Page) -> Response:
     )
 
 
-def _route(path: str, handler: Handler, method: str) -> Route:
-    return Route(path, page(handler), methods=[method])
-
-
 routes = [
-    _route("/dashboard/members", members, "GET"),
-    _route("/dashboard/members/invite", invite, "POST"),
-    _route("/dashboard/members/{id}/role", change_role, "POST"),
-    _route("/dashboard/members/{id}/remove", remove, "POST"),
-    _route("/dashboard/security", security_page, "GET"),
-    _route("/dashboard/security", security_save, "POST"),
-    _route("/dashboard/audit", audit_page, "GET"),
-    _route("/dashboard/audit/export", audit_export, "GET"),
+    route("/dashboard/members", members, "GET"),
+    route("/dashboard/members/invite", invite, "POST"),
+    route("/dashboard/members/{id}/role", change_role, "POST"),
+    route("/dashboard/members/{id}/remove", remove, "POST"),
+    route("/dashboard/security", security_page, "GET"),
+    route("/dashboard/security", security_save, "POST"),
+    route("/dashboard/audit", audit_page, "GET"),
+    route("/dashboard/audit/export", audit_export, "GET"),
 ]

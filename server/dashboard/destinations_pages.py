@@ -10,12 +10,11 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.routing import Route
 
 from destinations import ConfigField
 from server import db, orgs, templates
 from server import destinations as dests
-from server.dashboard.edge import Handler, Page, page
+from server.dashboard.edge import Page, route
 from server.dashboard.templates_pages import may_manage, who
 from server.errors import Invalid
 
@@ -267,18 +266,14 @@ async def destination_restore(call: Page) -> Response:
     return call.redirect(f"/dashboard/destinations/{call.param('id')}?done=restored")
 
 
-def _route(path: str, handler: Handler, method: str) -> Route:
-    return Route(path, page(handler), methods=[method])
-
-
 D = "/dashboard/destinations"
 routes = [
-    _route(D, destination_list, "GET"),
-    _route(D + "/new", destination_new, "GET"),
-    _route(D, destination_create, "POST"),
-    _route(D + "/{id}", destination_page, "GET"),
-    _route(D + "/{id}", destination_save, "POST"),
-    _route(D + "/{id}/test", destination_test, "POST"),
-    _route(D + "/{id}/delete", destination_delete, "POST"),
-    _route(D + "/{id}/restore", destination_restore, "POST"),
+    route(D, destination_list, "GET"),
+    route(D + "/new", destination_new, "GET"),
+    route(D, destination_create, "POST"),
+    route(D + "/{id}", destination_page, "GET"),
+    route(D + "/{id}", destination_save, "POST"),
+    route(D + "/{id}/test", destination_test, "POST"),
+    route(D + "/{id}/delete", destination_delete, "POST"),
+    route(D + "/{id}/restore", destination_restore, "POST"),
 ]

@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
 
 from server import db, permissions, security, sessions
 from server.errors import Forbidden, Invalid, ServiceError, Unauthorized
@@ -138,6 +139,11 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             )
 
     return endpoint
+
+
+def route(path: str, handler: Handler, method: str) -> Route:
+    """A dashboard route: `handler` behind `page` (session, CSRF, errors as pages)."""
+    return Route(path, page(handler), methods=[method])
 
 
 async def _run(call: Page, handler: Handler) -> Response:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from server import (
     attempts,
@@ -24,7 +23,7 @@ from server import (
     retention,
 )
 from server import templates as template_store
-from server.dashboard.edge import HEADERS, Handler, Page, page
+from server.dashboard.edge import HEADERS, Page, route
 from server.errors import Gone, Invalid, NotFound
 from server.manage.import_routes import _stream, attachment
 from server.permissions import Permission
@@ -257,15 +256,11 @@ async def retry(call: Page) -> Response:
     return call.redirect(f"{target}?done=retried")
 
 
-def _route(path: str, handler: Handler, method: str) -> Route:
-    return Route(path, page(handler), methods=[method])
-
-
 routes = [
-    _route("/dashboard/imports", imports_list, "GET"),
-    _route("/dashboard/imports/{id}", import_page, "GET"),
-    _route("/dashboard/imports/{id}/reveal", reveal, "POST"),
-    _route("/dashboard/imports/{id}/download", download, "GET"),
-    _route("/dashboard/imports/{id}/delete", delete, "POST"),
-    _route("/dashboard/deliveries/{id}/retry", retry, "POST"),
+    route("/dashboard/imports", imports_list, "GET"),
+    route("/dashboard/imports/{id}", import_page, "GET"),
+    route("/dashboard/imports/{id}/reveal", reveal, "POST"),
+    route("/dashboard/imports/{id}/download", download, "GET"),
+    route("/dashboard/imports/{id}/delete", delete, "POST"),
+    route("/dashboard/deliveries/{id}/retry", retry, "POST"),
 ]

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.routing import Route
 
 from server import db, keys, orgs, permissions
-from server.dashboard.edge import Handler, Page, page
+from server.dashboard.edge import Page, route
 from server.dashboard.templates_pages import who
 from server.errors import Invalid
 from server.permissions import Permission
@@ -118,16 +117,12 @@ async def settings_save(call: Page) -> Response:
     return call.redirect("/dashboard/settings?done=saved")
 
 
-def _route(path: str, handler: Handler, method: str) -> Route:
-    return Route(path, page(handler), methods=[method])
-
-
 routes = [
-    _route("/dashboard/keys", keys_page, "GET"),
-    _route("/dashboard/keys", key_create, "POST"),
-    _route("/dashboard/keys/{id}/rotate", key_rotate, "POST"),
-    _route("/dashboard/keys/{id}/revoke", key_revoke, "POST"),
-    _route("/dashboard/publishable-key/rotate", publishable_rotate, "POST"),
-    _route("/dashboard/settings", settings_page, "GET"),
-    _route("/dashboard/settings", settings_save, "POST"),
+    route("/dashboard/keys", keys_page, "GET"),
+    route("/dashboard/keys", key_create, "POST"),
+    route("/dashboard/keys/{id}/rotate", key_rotate, "POST"),
+    route("/dashboard/keys/{id}/revoke", key_revoke, "POST"),
+    route("/dashboard/publishable-key/rotate", publishable_rotate, "POST"),
+    route("/dashboard/settings", settings_page, "GET"),
+    route("/dashboard/settings", settings_save, "POST"),
 ]

@@ -19,7 +19,7 @@ from server.dashboard import (
     keys_pages,
     templates_pages,
 )
-from server.dashboard.edge import HEADERS, Handler, Page, page
+from server.dashboard.edge import HEADERS, Page, route
 from server.errors import Invalid, Unauthorized
 from server.models.accounts import User
 
@@ -208,25 +208,21 @@ async def static(request: Request) -> Response:
     )
 
 
-def _route(path: str, handler: Handler, method: str) -> Route:
-    return Route(path, page(handler), methods=[method])
-
-
 routes = [
-    _route("/dashboard/", home, "GET"),
-    _route("/dashboard/sign-in", sign_in_form, "GET"),
-    _route("/dashboard/sign-in", sign_in, "POST"),
-    _route("/dashboard/sign-in/code", code_form, "GET"),
-    _route("/dashboard/sign-in/code", code, "POST"),
-    _route("/dashboard/sign-out", sign_out, "POST"),
-    _route("/dashboard/invitations/{token}", invitation_form, "GET"),
-    _route("/dashboard/invitations/{token}", accept_invitation, "POST"),
-    _route("/dashboard/two-factor", two_factor, "GET"),
-    _route("/dashboard/two-factor", two_factor_post, "POST"),
-    _route("/dashboard/two-factor/disable", two_factor_disable, "POST"),
-    _route("/dashboard/sessions", sessions_page, "GET"),
-    _route("/dashboard/sessions/{id}/end", end_session, "POST"),
-    _route("/dashboard/sessions/end-all", end_all, "POST"),
+    route("/dashboard/", home, "GET"),
+    route("/dashboard/sign-in", sign_in_form, "GET"),
+    route("/dashboard/sign-in", sign_in, "POST"),
+    route("/dashboard/sign-in/code", code_form, "GET"),
+    route("/dashboard/sign-in/code", code, "POST"),
+    route("/dashboard/sign-out", sign_out, "POST"),
+    route("/dashboard/invitations/{token}", invitation_form, "GET"),
+    route("/dashboard/invitations/{token}", accept_invitation, "POST"),
+    route("/dashboard/two-factor", two_factor, "GET"),
+    route("/dashboard/two-factor", two_factor_post, "POST"),
+    route("/dashboard/two-factor/disable", two_factor_disable, "POST"),
+    route("/dashboard/sessions", sessions_page, "GET"),
+    route("/dashboard/sessions/{id}/end", end_session, "POST"),
+    route("/dashboard/sessions/end-all", end_all, "POST"),
     Route("/dashboard/static/{name}", static, methods=["GET"]),
     *admin.routes,
     *import_pages.routes,

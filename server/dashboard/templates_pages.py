@@ -11,11 +11,10 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.routing import Route
 
 from server import db, permissions, templates
 from server.dashboard import template_form as forms
-from server.dashboard.edge import HEADERS, Handler, Page, page
+from server.dashboard.edge import HEADERS, Page, route
 from server.errors import Invalid
 from server.permissions import Permission
 
@@ -284,22 +283,18 @@ async def template_restore(call: Page) -> Response:
     return call.redirect(f"/dashboard/templates/{call.param('id')}?done=restored")
 
 
-def _route(path: str, handler: Handler, method: str) -> Route:
-    return Route(path, page(handler), methods=[method])
-
-
 T = "/dashboard/templates"
 routes = [
-    _route(T, template_list, "GET"),
-    _route(T, template_create, "POST"),
-    _route(T + "/import", template_import, "POST"),
-    _route(T + "/{id}", editor, "GET"),
-    _route(T + "/{id}", template_save, "POST"),
-    _route(T + "/{id}/field", field_form, "GET"),
-    _route(T + "/{id}/field", field_save, "POST"),
-    _route(T + "/{id}/field/remove", field_remove, "POST"),
-    _route(T + "/{id}/json", template_json, "POST"),
-    _route(T + "/{id}/schema.json", template_export, "GET"),
-    _route(T + "/{id}/delete", template_delete, "POST"),
-    _route(T + "/{id}/restore", template_restore, "POST"),
+    route(T, template_list, "GET"),
+    route(T, template_create, "POST"),
+    route(T + "/import", template_import, "POST"),
+    route(T + "/{id}", editor, "GET"),
+    route(T + "/{id}", template_save, "POST"),
+    route(T + "/{id}/field", field_form, "GET"),
+    route(T + "/{id}/field", field_save, "POST"),
+    route(T + "/{id}/field/remove", field_remove, "POST"),
+    route(T + "/{id}/json", template_json, "POST"),
+    route(T + "/{id}/schema.json", template_export, "GET"),
+    route(T + "/{id}/delete", template_delete, "POST"),
+    route(T + "/{id}/restore", template_restore, "POST"),
 ]
