@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,9 +18,13 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import uvicorn
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from bench.chromium import CHROMIUM, CHROMIUM_FLAGS
+from server.app import create_app
+from server.runtime import Runtime
+from server.tls import ensure_certificate
 from tests.conftest import free_port
 
 
@@ -53,6 +58,32 @@ class Demo:
         response.raise_for_status()
         receipts: list[dict[str, object]] = response.json()
         return receipts
+
+
+@contextlib.contextmanager
+def serving(rt: Runtime, port: int) -> Iterator[None]:
+    """loadbay's app for `rt` over HTTPS on 127.0.0.1:`port` (uvicorn in a thread, the
+    runtime's own certificate) while the block runs."""
+    cert, key = ensure_certificate(rt.settings.data_dir / "tls")
+    config = uvicorn.Config(
+        create_app(rt),
+        host="127.0.0.1",
+        port=port,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ sessions; the owner reads the audit entries of each step. Keyboard only where it
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,13 +14,11 @@ from typing import TYPE_CHECKING
 
 import pyotp
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect
 
 from server import audit
-from server.app import create_app
 from server.runtime import Runtime
-from server.tls import ensure_certificate
+from tests.e2e.conftest import serving
 from tests.server.users_support import (  # noqa: F401 - inbox is a fixture
     PASSWORD,
     Inbox,
@@ -56,24 +53,8 @@ def served(runtime_factory: RuntimeFactory, inbox: Inbox) -> Iterator[Served]:  
     origin = f"https://127.0.0.1:{port}"
     rt = runtime_factory(smtp=inbox.settings, public_url=origin)
     acme = org_with_owner(rt)
-    cert, key = ensure_certificate(rt.settings.data_dir / "tls")
-    config = uvicorn.Config(
-        create_app(rt),
-        host="127.0.0.1",
-        port=port,
-        ssl_certfile=str(cert),
-        ssl_keyfile=str(key),
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield Served(origin, rt, acme)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(rt, port):
+        yield Served(origin, rt, acme)
 
 
 def _sign_in(page: Page, origin: str, email: str, password: str) -> None:

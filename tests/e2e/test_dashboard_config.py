@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect
 
 from destinations.webhook import new_secret
 from server import audit, keys, templates
-from server.app import create_app
 from server.runtime import Runtime
-from server.tls import ensure_certificate
 from tests.conftest import PG_ADMIN_URL, REPO, Receiver
+from tests.e2e.conftest import serving
 from tests.server.users_support import PASSWORD, OrgWithOwner, free_port, org_with_owner
 
 if TYPE_CHECKING:
@@ -56,24 +52,8 @@ def served(runtime_factory: RuntimeFactory) -> Iterator[Served]:
     origin = f"https://127.0.0.1:{port}"
     rt = runtime_factory(public_url=origin)
     acme = org_with_owner(rt)
-    cert, key = ensure_certificate(rt.settings.data_dir / "tls")
-    config = uvicorn.Config(
-        create_app(rt),
-        host="127.0.0.1",
-        port=port,
-        ssl_certfile=str(cert),
-        ssl_keyfile=str(key),
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield Served(origin, rt, acme)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(rt, port):
+        yield Served(origin, rt, acme)
 
 
 class Axe:
