@@ -152,12 +152,7 @@ class Review:
         if name not in self.fields:
             raise KeyError(name)
         field = self.template.field(name)
-        deleted = self.overlay.deleted
-        rows = sorted(
-            i
-            for i, errs in self.errors.by_row.items()
-            if i not in deleted and any(e.field == name for e in errs)
-        )
+        rows = self.errors.kept_rows_of(name)
         out = []
         if rows:
             for index, value in zip(rows, self.overlay.values(rows, name), strict=True):

@@ -34,13 +34,8 @@ def iso(field: Field, date: dt.date) -> str:
     return date.isoformat() if field.type == "date" else f"{date.isoformat()}T00:00:00Z"
 
 
-def type_error_rows(overlay: Overlay, errors: RowErrors, name: str) -> list[int]:
-    deleted = overlay.deleted
-    return sorted(
-        index
-        for index, errs in errors.by_row.items()
-        if index not in deleted and any(e.field == name and e.code == "type-error" for e in errs)
-    )
+def type_error_rows(errors: RowErrors, name: str) -> list[int]:
+    return errors.kept_rows_of(name, lambda e: e.code == "type-error")
 
 
 def date_question(overlay: Overlay, errors: RowErrors, field: Field) -> DateQuestion | None:
@@ -48,7 +43,7 @@ def date_question(overlay: Overlay, errors: RowErrors, field: Field) -> DateQues
     none of them could be read both ways (then the one-click fix already handles them)."""
     if field.type not in ("date", "datetime"):
         return None
-    rows = type_error_rows(overlay, errors, field.name)
+    rows = type_error_rows(errors, field.name)
     if not rows:
         return None
     ambiguous = 0
@@ -85,7 +80,7 @@ def converted_cells(
     overlay: Overlay, errors: RowErrors, field: Field, day_first: bool
 ) -> list[tuple[int, str]]:
     """(row index, ISO date) for every rejected cell of the field the order reads."""
-    rows = type_error_rows(overlay, errors, field.name)
+    rows = type_error_rows(errors, field.name)
     out = []
     for index, value in zip(rows, overlay.values(rows, field.name), strict=True):
         date = read(value, day_first) if value is not None else None

@@ -94,6 +94,18 @@ class RowErrors:
     def of(self, index: int) -> list[CellError]:
         return self.by_row.get(index, [])
 
+    def kept_rows_of(
+        self, name: str, matches: Callable[[CellError], bool] | None = None
+    ) -> list[int]:
+        """Kept rows (ascending) with a problem of field `name` (one `matches` accepts)."""
+        deleted = self.overlay.deleted
+        return sorted(
+            index
+            for index, errs in self.by_row.items()
+            if index not in deleted
+            and any(e.field == name and (matches is None or matches(e)) for e in errs)
+        )
+
     def listed(self) -> list[CellError]:
         """Every kept row's errors, by row and then template field."""
         deleted, order = self.overlay.deleted, self._field_order

@@ -16,21 +16,16 @@ from pipeline.schema import Field
 MAX_VALUES = 200  # distinct values listed on the screen; the rest are counted
 
 
-def enum_rows(overlay: Overlay, errors: RowErrors, name: str) -> list[int]:
+def enum_rows(errors: RowErrors, name: str) -> list[int]:
     """Kept rows (ascending) whose cell of `name` is outside the field's list."""
-    deleted = overlay.deleted
-    return sorted(
-        index
-        for index, errs in errors.by_row.items()
-        if index not in deleted and any(e.field == name and e.constraint == "enum" for e in errs)
-    )
+    return errors.kept_rows_of(name, lambda e: e.constraint == "enum")
 
 
 def value_problems(overlay: Overlay, errors: RowErrors, field: Field) -> ValueProblems | None:
     """The field's offending values, most frequent first; None if it has none."""
     if field.enum is None:
         return None
-    rows = enum_rows(overlay, errors, field.name)
+    rows = enum_rows(errors, field.name)
     if not rows:
         return None
     counts = Counter(v for v in overlay.values(rows, field.name) if v is not None)
@@ -59,7 +54,7 @@ def mapped_cells(
         raise MappingError(
             f"{', '.join(wrong)}: not allowed in {field.label}; choose one of {', '.join(allowed)}."
         )
-    rows = enum_rows(overlay, errors, field.name)
+    rows = enum_rows(errors, field.name)
     return [
         (index, mapping[value])
         for index, value in zip(rows, overlay.values(rows, field.name), strict=True)
