@@ -11,8 +11,8 @@ import {
   formatSize,
   plural,
   t,
+  overrideMessages,
   useLanguage,
-  useMessages,
 } from "../../browser/src/i18n/index.js";
 
 const BROWSER = new URL("../../browser/", import.meta.url).pathname;
@@ -35,13 +35,17 @@ test("an unknown key is a bug, not a blank", () => {
   assert.throws(() => t("no.such.key"), /no message for no.such.key/);
 });
 
-test("another catalogue replaces strings; missing ones fall back to English", () => {
-  useMessages({ "start.ready": "Prêt." });
+test("the client's wording replaces a key in every language; unknown keys are ignored", () => {
+  overrideMessages({ "start.ready": "Prêt à importer.", "no.such.key": "x" });
   try {
-    assert.equal(t("start.ready"), "Prêt.");
+    assert.equal(t("start.ready"), "Prêt à importer.");
     assert.equal(t("review.undo"), "Undo");
+    useLanguage("de");
+    assert.equal(t("start.ready"), "Prêt à importer.");
+    assert.throws(() => t("no.such.key"), /no message for no.such.key/);
   } finally {
-    useMessages({});
+    overrideMessages({});
+    useLanguage("en");
   }
 });
 

@@ -46,14 +46,6 @@ export function currentLanguage() {
   return language;
 }
 
-/**
- * Swap the catalogue (tests); unknown keys fall back to English.
- * @param {Record<string, string>} messages
- */
-export function useMessages(messages) {
-  catalogue = { ...en, ...messages };
-}
-
 /** @type {Record<string, string>} */
 let overrides = {};
 
