@@ -73,6 +73,12 @@ class Organisation(Base):
     invalid_row_policy: Mapped[str] = mapped_column(String(20), default="reject")
     # An AWS KMS key (ARN): set, the organisation's new data keys come from KMS (server.kms).
     kms_key_arn: Mapped[str | None] = mapped_column(String(2048), default=None)
+    # The publishable key before the last rotation, still opening the importer until
+    # `previous_key_expires_at` (a grace period: server.orgs.rotate_publishable_key).
+    previous_publishable_key: Mapped[str | None] = mapped_column(
+        String(64), unique=True, default=None
+    )
+    previous_key_expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class OrganisationTombstone(Base):
