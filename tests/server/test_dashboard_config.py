@@ -6,6 +6,7 @@ an audit entry naming the signed-in user, or the API key, never a value."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -16,9 +17,10 @@ from starlette.testclient import TestClient
 
 from destinations import DestinationContext
 from destinations.webhook import new_secret
-from server import audit, keys, permissions, provisioning, templates
+from server import audit, db, keys, orgs, permissions, provisioning, templates
 from server import destinations as dests
 from server.app import create_app
+from server.errors import NotFound
 from server.runtime import Runtime
 from tests.conftest import CONTACTS_SCHEMA, Receiver
 from tests.server.users_support import BASE, Dashboard, OrgWithOwner, org_with_owner
@@ -312,7 +314,7 @@ def test_keys_shown_once_rotated_and_revoked(
     assert owner.post(f"/dashboard/keys/{new_id}/revoke").status_code == 303
     before = acme.org.publishable_key
     owner.get("/dashboard/keys")
-    owner.post("/dashboard/publishable-key/rotate")
+    owner.post("/dashboard/publishable-key/rotate", {"grace": "now"})
     page = owner.get("/dashboard/keys")
     assert before not in page.text and "pk_" in page.text
     user = f"user:{acme.owner_id}"
@@ -350,6 +352,95 @@ def test_settings_page_saves_through_orgs(
     assert last.detail["default_retention_days"] == 14
 
 
+def test_saving_settings_unchanged_writes_no_audit_entry(
+    owner: Dashboard, runtime: Runtime, acme: OrgWithOwner
+) -> None:
+    form = {
+        "allowed_origins": "https://app.acme.example",
+        "default_retention_days": str(runtime.settings.retention_days),
+        "invalid_row_policy": "reject",
+    }
+    before = audit.entries(runtime, acme.org.id)
+    owner.get("/dashboard/settings")
+    assert owner.post("/dashboard/settings", form).status_code == 303
+    assert audit.entries(runtime, acme.org.id) == before  # the form as shown: no change
+    with runtime.sessions() as session:
+        org = session.get(db.Organisation, acme.org.id)
+        assert org is not None and org.retention_days is None  # still the operator's default
+    form["invalid_row_policy"] = "valid-only"
+    assert owner.post("/dashboard/settings", form).status_code == 303
+    assert owner.post("/dashboard/settings", form).status_code == 303  # the same again
+    entries = audit.entries(runtime, acme.org.id)
+    assert len(entries) == len(before) + 1
+    assert (entries[0].action, entries[0].detail) == (
+        "settings.updated",
+        {"invalid_row_policy": "valid-only"},
+    )
+    # The security settings form likewise records only a change.
+    owner.get("/dashboard/security")
+    page = owner.get("/dashboard/security")
+    assert page.status_code == 200
+    owner.post("/dashboard/security", {"email_domains": "", "ip_allowlist": ""})
+    assert [e.action for e in audit.entries(runtime, acme.org.id)] == [e.action for e in entries]
+
+
+def _open_importer(client: TestClient, key: str, template_id: str) -> int:
+    body = {"publishableKey": key, "templateId": template_id, "fileName": "a.csv"}
+    return client.post("/api/v1/imports", json=body, headers={"origin": BASE}).status_code
+
+
+def test_a_rotated_publishable_key_works_through_its_grace_period(
+    owner: Dashboard, runtime: Runtime, acme: OrgWithOwner
+) -> None:
+    template = templates.create_template(runtime, acme.org.id, CONTACTS_SCHEMA)
+    first = acme.org.publishable_key
+    page = owner.get("/dashboard/keys")
+    assert '<option value="24h" selected>' in page.text  # the default grace period
+    assert owner.post("/dashboard/publishable-key/rotate", {"grace": "1h"}).status_code == 303
+    second = orgs.settings_of(runtime, acme.org.id).organisation.publishable_key
+    page = owner.get("/dashboard/keys")
+    shown = re.search(
+        r'id="previous-key">.*?<code>(pk_[\w-]+)</code>.*? until ([\d: -]+) UTC', page.text
+    )
+    assert shown and shown.group(1) == first
+    expires = orgs.settings_of(runtime, acme.org.id).organisation.previous_key_expires_at
+    assert expires is not None and shown.group(2) == expires.strftime("%Y-%m-%d %H:%M")
+    assert dt.timedelta(minutes=59) < expires - db.utcnow() <= dt.timedelta(hours=1)
+    # Both keys open the importer now; the old one no longer once its hour is over.
+    assert _open_importer(owner.client, first, template.id) == 201
+    assert _open_importer(owner.client, second, template.id) == 201
+    assert orgs.organisation_by_key(runtime, first).id == acme.org.id
+    with pytest.raises(NotFound, match="grace period is over"):
+        orgs.organisation_by_key(runtime, first, expires + dt.timedelta(seconds=1))
+    # Revoked early, it opens nothing from then on.
+    assert owner.post("/dashboard/publishable-key/previous/revoke").status_code == 303
+    assert _open_importer(owner.client, first, template.id) == 404
+    assert _open_importer(owner.client, second, template.id) == 201
+    assert 'id="previous-key"' not in owner.get("/dashboard/keys").text
+    again = owner.post("/dashboard/publishable-key/previous/revoke")
+    assert again.status_code == 404
+    # "now": the key before stops at once.
+    assert owner.post("/dashboard/publishable-key/rotate", {"grace": "now"}).status_code == 303
+    assert _open_importer(owner.client, second, template.id) == 404
+    refused = owner.post("/dashboard/publishable-key/rotate", {"grace": "forever"})
+    assert refused.status_code == 422 and "one of now, 1h, 24h, 7d" in refused.text
+    found = [
+        (e.action, e.actor, e.detail)
+        for e in audit.entries(runtime, acme.org.id)
+        if e.action.startswith("publishable-key.")
+    ]
+    user = f"user:{acme.owner_id}"
+    assert found == [
+        ("publishable-key.rotated", user, {"grace": "now", "previous_expires_at": None}),
+        ("publishable-key.previous-revoked", user, {}),
+        (
+            "publishable-key.rotated",
+            user,
+            {"grace": "1h", "previous_expires_at": expires.isoformat()},
+        ),
+    ]
+
+
 CONFIG_PAGES = (
     "/dashboard/templates",
     "/dashboard/destinations",
@@ -365,7 +456,9 @@ NEW_POSTS = sorted(
 
 
 def test_every_config_post_is_listed() -> None:
-    assert len(NEW_POSTS) == 18  # templates 8, destinations 5, keys 3, publishable, settings
+    # templates 8, destinations 5, keys 3, publishable key 2 (rotate, revoke the earlier
+    # one), settings
+    assert len(NEW_POSTS) == 19
 
 
 @pytest.mark.parametrize("path", NEW_POSTS)
