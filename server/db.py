@@ -136,6 +136,8 @@ class Template(Base):
     version: Mapped[int] = mapped_column(default=1)  # the newest of its TemplateVersions
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # The dashboard editor's unsaved changes: one "Save" makes them one new version.
+    draft: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
 
 class TemplateVersion(Base):

@@ -104,6 +104,8 @@ DASHBOARD: dict[tuple[str, str], str] = {
     ("POST", "/dashboard/templates/import"): P.CONFIG_MANAGE,
     ("GET", "/dashboard/templates/{id}"): P.CONFIG_VIEW,
     ("POST", "/dashboard/templates/{id}"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/templates/{id}/save"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/templates/{id}/discard"): P.CONFIG_MANAGE,
     ("GET", "/dashboard/templates/{id}/field"): P.CONFIG_VIEW,
     ("POST", "/dashboard/templates/{id}/field"): P.CONFIG_MANAGE,
     ("POST", "/dashboard/templates/{id}/field/remove"): P.CONFIG_MANAGE,

@@ -64,7 +64,7 @@ def _new_template(owner: Dashboard) -> str:
     return found.group(1)
 
 
-def test_the_editor_makes_versions_with_every_setting(
+def test_editor_edits_gather_in_a_draft_and_one_save_makes_one_version(
     owner: Dashboard, runtime: Runtime, acme: OrgWithOwner
 ) -> None:
     template_id = _new_template(owner)
@@ -107,7 +107,14 @@ def test_the_editor_makes_versions_with_every_setting(
     )
     assert settings.status_code == 303, settings.text
     row = templates.get_template(runtime, acme.org.id, template_id)
-    assert row.version == 4
+    assert row.version == 1 and row.draft is not None  # three edits, no version yet
+    assert [f["name"] for f in row.schema["fields"]] == ["email"]
+    page = owner.get(f"/dashboard/templates/{template_id}")
+    assert "(version 1, with unsaved changes)" in page.text and "age" in page.text
+    saved = owner.post(f"/dashboard/templates/{template_id}/save")
+    assert saved.headers["location"] == f"/dashboard/templates/{template_id}?done=saved"
+    row = templates.get_template(runtime, acme.org.id, template_id)
+    assert row.version == 2 and row.draft is None
     assert row.schema["fields"] == [
         {
             "name": "email",
@@ -124,25 +131,61 @@ def test_the_editor_makes_versions_with_every_setting(
     ]
     assert row.schema["x-loadbay"] == {"retentionDays": 7, "invalidRowPolicy": "valid-only"}
     assert row.schema["primaryKey"] == ["email"]
+    # A save with nothing changed makes no version and no audit entry.
+    before = audit.entries(runtime, acme.org.id)
+    owner.get(f"/dashboard/templates/{template_id}")
+    unchanged = owner.post(f"/dashboard/templates/{template_id}/save")
+    assert unchanged.headers["location"].endswith("?done=unchanged")
+    # Nor does a draft edited back to what is saved.
+    owner.post(
+        f"/dashboard/templates/{template_id}",
+        {
+            "name": "people",
+            "title": "Changed",
+            "retention_days": "7",
+            "invalid_row_policy": "valid-only",
+            "primary_key": "email",
+        },
+    )
+    owner.post(
+        f"/dashboard/templates/{template_id}",
+        {
+            "name": "people",
+            "title": "People",
+            "retention_days": "7",
+            "invalid_row_policy": "valid-only",
+            "primary_key": "email",
+        },
+    )
+    owner.post(f"/dashboard/templates/{template_id}/save")
+    assert templates.get_template(runtime, acme.org.id, template_id).version == 2
+    assert audit.entries(runtime, acme.org.id) == before
+    # A discarded draft leaves the version as it was.
+    owner.post(
+        f"/dashboard/templates/{template_id}",
+        {"name": "people", "no_store": "on", "primary_key": "email"},
+    )
+    assert owner.post(f"/dashboard/templates/{template_id}/discard").status_code == 303
+    row = templates.get_template(runtime, acme.org.id, template_id)
+    assert row.draft is None and row.schema["x-loadbay"]["retentionDays"] == 7
     owner.get(f"/dashboard/templates/{template_id}")
     owner.post(
         f"/dashboard/templates/{template_id}",
         {"name": "people", "no_store": "on", "primary_key": "email"},
     )
+    owner.post(f"/dashboard/templates/{template_id}/save")
     row = templates.get_template(runtime, acme.org.id, template_id)
     assert row.schema["x-loadbay"] == {"retentionDays": 0}
     page = owner.get(f"/dashboard/templates/{template_id}")
     assert "personal data" in page.text
-    assert page.text.count("Export version") == 5
+    assert page.text.count("Export version") == 3
     user = f"user:{acme.owner_id}"
-    assert _actions(runtime, acme.org.id)[:5] == [
-        ("template.updated", user, template_id),
-        ("template.updated", user, template_id),
+    assert _actions(runtime, acme.org.id)[:3] == [
         ("template.updated", user, template_id),
         ("template.updated", user, template_id),
         ("template.created", user, template_id),
     ]
-    assert audit.entries(runtime, acme.org.id)[0].detail == {"version": 5}
+    assert audit.entries(runtime, acme.org.id)[0].detail == {"version": 3}
 
 
 def test_a_refused_field_says_why_and_keeps_the_version(
@@ -186,6 +229,8 @@ def test_export_import_delete_and_restore(
         ).status_code
         == 303
     )
+    assert owner.post(f"/dashboard/templates/{template_id}/save").status_code == 303
+    assert templates.get_template(runtime, acme.org.id, template_id).version == 2
     first = owner.get(f"/dashboard/templates/{template_id}/schema.json?version=1")
     assert json.loads(first.text) == CONTACTS_SCHEMA
     assert (
@@ -196,7 +241,7 @@ def test_export_import_delete_and_restore(
     assert template_id not in owner.get("/dashboard/templates").text
     assert template_id in owner.get("/dashboard/templates?deleted=1").text
     page = owner.get(f"/dashboard/templates/{template_id}")
-    assert "Restore template" in page.text and "Save settings" not in page.text
+    assert "Restore template" in page.text and "Apply the settings" not in page.text
     assert owner.post(f"/dashboard/templates/{template_id}/restore").status_code == 303
     assert templates.get_template(runtime, acme.org.id, template_id).deleted_at is None
     actions = [a for a, _, _ in _actions(runtime, acme.org.id)[:4]]
@@ -456,9 +501,9 @@ NEW_POSTS = sorted(
 
 
 def test_every_config_post_is_listed() -> None:
-    # templates 8, destinations 5, keys 3, publishable key 2 (rotate, revoke the earlier
-    # one), settings
-    assert len(NEW_POSTS) == 19
+    # templates 10 (with save and discard), destinations 5, keys 3, publishable key 2
+    # (rotate, revoke the earlier one), settings
+    assert len(NEW_POSTS) == 21
 
 
 @pytest.mark.parametrize("path", NEW_POSTS)
@@ -588,7 +633,7 @@ def test_a_viewer_reads_the_configuration_without_forms(
         viewer.sign_in("v@acme.example")
         page = viewer.get(f"/dashboard/templates/{template.id}")
         assert page.status_code == 200 and "Export Table Schema JSON" in page.text
-        assert "Save settings" not in page.text and "Delete template" not in page.text
+        assert "Apply the settings" not in page.text and "Delete template" not in page.text
         page = viewer.get(f"/dashboard/destinations/{view.row.id}")
         assert page.status_code == 200 and "Test connection" not in page.text
         assert secret not in page.text and "<dd>set</dd>" in page.text
