@@ -64,6 +64,17 @@ def _new_template(owner: Dashboard) -> str:
     return found.group(1)
 
 
+def _people_settings(title: str = "People") -> dict[str, str]:
+    """The template-wide settings form of the editor test's template."""
+    return {
+        "name": "people",
+        "title": title,
+        "retention_days": "7",
+        "invalid_row_policy": "valid-only",
+        "primary_key": "email",
+    }
+
+
 def test_editor_edits_gather_in_a_draft_and_one_save_makes_one_version(
     owner: Dashboard, runtime: Runtime, acme: OrgWithOwner
 ) -> None:
@@ -97,13 +108,7 @@ def test_editor_edits_gather_in_a_draft_and_one_save_makes_one_version(
     owner.get(f"/dashboard/templates/{template_id}")
     settings = owner.post(
         f"/dashboard/templates/{template_id}",
-        {
-            "name": "people",
-            "title": "People",
-            "retention_days": "7",
-            "invalid_row_policy": "valid-only",
-            "primary_key": "email",
-        },
+        _people_settings(),
     )
     assert settings.status_code == 303, settings.text
     row = templates.get_template(runtime, acme.org.id, template_id)
@@ -139,23 +144,11 @@ def test_editor_edits_gather_in_a_draft_and_one_save_makes_one_version(
     # Nor does a draft edited back to what is saved.
     owner.post(
         f"/dashboard/templates/{template_id}",
-        {
-            "name": "people",
-            "title": "Changed",
-            "retention_days": "7",
-            "invalid_row_policy": "valid-only",
-            "primary_key": "email",
-        },
+        _people_settings(title="Changed"),
     )
     owner.post(
         f"/dashboard/templates/{template_id}",
-        {
-            "name": "people",
-            "title": "People",
-            "retention_days": "7",
-            "invalid_row_policy": "valid-only",
-            "primary_key": "email",
-        },
+        _people_settings(),
     )
     owner.post(f"/dashboard/templates/{template_id}/save")
     assert templates.get_template(runtime, acme.org.id, template_id).version == 2
