@@ -158,19 +158,30 @@ def stored(
     runtime: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
 ) -> tuple[Runtime, str, pa.Table]:
     """An import of six rows stored as three batches of two; the rows as stored."""
-    setup = demo_org(runtime, schema=SCHEMA)
+    import_id = _store_ledger(runtime, demo_org, batch_factory, SCHEMA)
+    with runtime.sessions() as session:
+        imp = session.get(db.Import, import_id)
+        assert imp is not None
+        rows = pa.concat_tables(load_batch(runtime, session, imp, seq) for seq in range(3))
+    return runtime, import_id, rows
+
+
+def _store_ledger(
+    runtime: Runtime,
+    demo_org: DemoOrgFactory,
+    batch_factory: BatchFactory,
+    schema: dict[str, object],
+) -> str:
+    """LEDGER under `schema`, stored as three batches of two; the import's id."""
+    setup = demo_org(runtime, schema=schema)
     created = imports.create_import(runtime, setup.org, setup.template.id, "ledger.csv")
     for seq in range(3):
-        body = batch_factory(LEDGER, SCHEMA, offset=2 * seq, length=2)
+        body = batch_factory(LEDGER, schema, offset=2 * seq, length=2)
         uploads.receive_batch(
             runtime, created.import_id, created.upload_token, seq, 2 + 2 * seq, body
         )
     imports.submit(runtime, created.import_id, created.upload_token, 3, 6)
-    with runtime.sessions() as session:
-        imp = session.get(db.Import, created.import_id)
-        assert imp is not None
-        rows = pa.concat_tables(load_batch(runtime, session, imp, seq) for seq in range(3))
-    return runtime, created.import_id, rows
+    return created.import_id
 
 
 def _export(rt: Runtime, import_id: str, fmt: str) -> bytes:
@@ -370,15 +381,7 @@ def _personal_ledger(
     """The ledger, `count` classified as personal data, stored as three batches of two."""
     schema = json.loads(json.dumps(SCHEMA))
     schema["fields"][1]["x-loadbay"] = {"classification": "personal"}
-    setup = demo_org(runtime, schema=schema)
-    created = imports.create_import(runtime, setup.org, setup.template.id, "ledger.csv")
-    for seq in range(3):
-        body = batch_factory(LEDGER, schema, offset=2 * seq, length=2)
-        uploads.receive_batch(
-            runtime, created.import_id, created.upload_token, seq, 2 + 2 * seq, body
-        )
-    imports.submit(runtime, created.import_id, created.upload_token, 3, 6)
-    return created.import_id
+    return _store_ledger(runtime, demo_org, batch_factory, schema)
 
 
 def test_a_masked_export_writes_personal_fields_as_the_mask_in_every_batch(
