@@ -73,6 +73,12 @@ class Organisation(Base):
     invalid_row_policy: Mapped[str] = mapped_column(String(20), default="reject")
     # An AWS KMS key (ARN): set, the organisation's new data keys come from KMS (server.kms).
     kms_key_arn: Mapped[str | None] = mapped_column(String(2048), default=None)
+    # The publishable key before the last rotation, still opening the importer until
+    # `previous_key_expires_at` (a grace period: server.orgs.rotate_publishable_key).
+    previous_publishable_key: Mapped[str | None] = mapped_column(
+        String(64), unique=True, default=None
+    )
+    previous_key_expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class OrganisationTombstone(Base):
@@ -130,6 +136,8 @@ class Template(Base):
     version: Mapped[int] = mapped_column(default=1)  # the newest of its TemplateVersions
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # The dashboard editor's unsaved changes: one "Save" makes them one new version.
+    draft: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
 
 class TemplateVersion(Base):

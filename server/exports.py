@@ -4,6 +4,10 @@ A cell starting with = + - @ tab CR LF or NUL is prefixed with ' (OWASP, ASVS 5.
 1.2.10) so a spreadsheet never runs it. Machine formats (NDJSON, Parquet) keep values
 exactly as they were.
 
+A member whose role may not reveal personal data (server.permissions, data.reveal) gets
+the template's personal-data fields as a mask in every format (`mask_columns`); the plan
+names them and the audit entry of the download says so.
+
 `export_import` streams a retained import batch by batch (memory bounded by one batch,
 never the whole import): CSV, XLSX (XlsxWriter in constant-memory mode), Parquet (one
 row group per batch) or NDJSON, the template's fields in template order. An import whose
@@ -28,12 +32,14 @@ from sqlalchemy.orm import Session
 
 from destinations.rows import escape_formulas
 from pipeline.formulas import escape_text
+from pipeline.template import personal_fields
 from server import audit, db, imports, passthrough
 from server.batches import load_batch
 from server.errors import Gone, Invalid, NotFound
 from server.runtime import Runtime
 
 DOWNLOADED = "import.downloaded"
+MASK = "••••••"
 FORMATS = (".csv", ".ndjson", ".parquet")
 EXCEL_ROWS = 1_048_576  # Excel's limit per sheet, the header row included
 MEDIA_TYPES = {
@@ -73,16 +79,32 @@ class ExportPlan:
     columns: tuple[str, ...]
     rows: int
     batches: int
+    masked: frozenset[str] = frozenset()  # personal-data fields written as a mask
 
 
-def plan_export(rt: Runtime, import_id: str, fmt: str, *, org_id: str | None = None) -> ExportPlan:
+def plan_export(
+    rt: Runtime, import_id: str, fmt: str, *, org_id: str | None = None, clear: bool = True
+) -> ExportPlan:
     """Check that `import_id` can be exported as `fmt` now: NotFound (no such import, or
     another organisation's with `org_id`), Gone (its data was deleted or expired: the
     message names the date and the reason), Invalid (unknown format, too many rows for
-    Excel)."""
+    Excel). Without `clear`, the plan masks the template's personal-data fields."""
     with rt.sessions() as session:
         imp = _retained(session, import_id, org_id)
-        return _plan(session, imp, fmt)
+        return _plan(session, imp, fmt, clear)
+
+
+def mask_columns(table: pa.Table, fields: frozenset[str]) -> pa.Table:
+    """`table` with each of `fields` it holds replaced by a text column of MASK (a
+    missing value stays missing: it shows there was none, not what it was)."""
+    for name in sorted(fields & set(table.column_names)):
+        at = table.column_names.index(name)
+        column = table.column(at)
+        masked = pa.array(
+            [None if v is None else MASK for v in column.to_pylist()], type=pa.string()
+        )
+        table = table.set_column(at, pa.field(name, pa.string()), masked)
+    return table
 
 
 def record_download(
@@ -97,18 +119,25 @@ def record_download(
         org_id=org_id,
         target=plan.import_id,
         address=address,
-        detail={"format": plan.fmt, "rows": plan.rows},
+        detail={"format": plan.fmt, "rows": plan.rows, "masked": sorted(plan.masked)},
     )
 
 
 def export_import(
-    rt: Runtime, import_id: str, fmt: str, out: BinaryIO, *, org_id: str | None = None
+    rt: Runtime,
+    import_id: str,
+    fmt: str,
+    out: BinaryIO,
+    *,
+    org_id: str | None = None,
+    clear: bool = True,
 ) -> int:
     """Write an import's rows to `out` as `fmt` (csv, xlsx, parquet, ndjson), one stored
-    batch at a time; returns the rows written. Errors as `plan_export`, before writing."""
+    batch at a time, personal-data fields masked without `clear`; returns the rows
+    written. Errors as `plan_export`, before writing."""
     with rt.sessions() as session:
         imp = _retained(session, import_id, org_id)
-        plan = _plan(session, imp, fmt)
+        plan = _plan(session, imp, fmt, clear)
         seqs = list(
             session.scalars(
                 select(db.Batch.seq).where(db.Batch.import_id == imp.id).order_by(db.Batch.seq)
@@ -118,6 +147,7 @@ def export_import(
         def tables() -> Iterator[pa.Table]:
             for seq in seqs:
                 table = load_batch(rt, session, imp, seq).select(list(plan.columns))
+                table = mask_columns(table, plan.masked)
                 session.commit()  # no transaction held while a slow client reads
                 yield table
 
@@ -140,7 +170,7 @@ def _retained(session: Session, import_id: str, org_id: str | None) -> db.Import
     return imp
 
 
-def _plan(session: Session, imp: db.Import, fmt: str) -> ExportPlan:
+def _plan(session: Session, imp: db.Import, fmt: str, clear: bool) -> ExportPlan:
     fmt = fmt.lower().lstrip(".")
     if fmt not in WRITERS:
         raise Invalid(f"Choose an export format among {', '.join(WRITERS)}, not {fmt!r}.")
@@ -150,7 +180,8 @@ def _plan(session: Session, imp: db.Import, fmt: str) -> ExportPlan:
             f"{EXCEL_ROWS - 1:,} below its header. Choose CSV, Parquet or NDJSON."
         )
     template = session.get(db.Template, imp.template_id)
-    fields = (template.schema if template is not None else {}).get("fields", [])
+    schema = template.schema if template is not None else {}
+    fields = schema.get("fields", [])
     columns = tuple(str(f["name"]) for f in fields if isinstance(f, dict) and "name" in f)
     stem = Path(imp.file_name).stem or imp.id
     return ExportPlan(
@@ -161,6 +192,7 @@ def _plan(session: Session, imp: db.Import, fmt: str) -> ExportPlan:
         columns=columns,
         rows=imp.row_count,
         batches=imp.batch_count,
+        masked=frozenset() if clear else personal_fields(schema),
     )
 
 

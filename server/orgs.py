@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from server import audit, db, kms, templates
 from server import destinations as server_destinations
@@ -18,6 +19,14 @@ from server.runtime import Runtime
 INVALID_ROW_POLICIES = ("reject", "valid-only", "with-errors")
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 365
 MAX_ORIGINS = 100
+# How long a rotated publishable key keeps opening the importer, as the form offers it.
+KEY_GRACE = {
+    "now": dt.timedelta(0),
+    "1h": dt.timedelta(hours=1),
+    "24h": dt.timedelta(hours=24),
+    "7d": dt.timedelta(days=7),
+}
+DEFAULT_KEY_GRACE = "24h"
 _HOST = re.compile(r"[a-z0-9.\-]+|[0-9a-f:.]+")
 
 
@@ -56,11 +65,28 @@ def create_destination(
     return server_destinations.create_destination(rt, org, template.id, kind, name, config).row
 
 
-def organisation_by_key(rt: Runtime, publishable_key: str) -> db.Organisation:
+def organisation_by_key(
+    rt: Runtime, publishable_key: str, now: dt.datetime | None = None
+) -> db.Organisation:
+    """The organisation a publishable key opens: its current key, or the one before the
+    last rotation until its grace period ends."""
+    now = now or db.utcnow()
     with rt.sessions() as session:
         org = session.scalar(
-            select(db.Organisation).where(db.Organisation.publishable_key == publishable_key)
+            select(db.Organisation).where(
+                or_(
+                    db.Organisation.publishable_key == publishable_key,
+                    db.Organisation.previous_publishable_key == publishable_key,
+                )
+            )
         )
+    if org is not None and org.publishable_key != publishable_key:
+        expires = org.previous_key_expires_at
+        if expires is None or expires <= now:
+            raise NotFound(
+                "This publishable key was rotated and its grace period is over: give your "
+                "embed code the organisation's current key."
+            )
     if org is None:
         raise NotFound("Unknown publishable key. Check the key in your embed code.")
     return org
@@ -116,24 +142,32 @@ def update_settings(
         org = session.get(db.Organisation, org_id)
         if org is None:
             raise NotFound(f"Organisation {org_id} does not exist.")
-        if origins is not None:
-            org.allowed_origins = origins
-        if default_retention_days is not None:
-            org.retention_days = default_retention_days
-        if invalid_row_policy is not None:
-            org.invalid_row_policy = invalid_row_policy
-        if kms_key_arn is not None:
-            org.kms_key_arn = kms_key_arn
+        current = {
+            "allowed_origins": list(org.allowed_origins or []),
+            "default_retention_days": templates.default_retention_days(rt, org),
+            "invalid_row_policy": org.invalid_row_policy,
+            "kms_key_arn": org.kms_key_arn,
+        }
+        sent = {
+            "allowed_origins": origins,
+            "default_retention_days": default_retention_days,
+            "invalid_row_policy": invalid_row_policy,
+            "kms_key_arn": kms_key_arn,
+        }
+        # What differs from what is stored: a form saved unchanged changes (and logs) nothing.
         changed = {
             name: value
-            for name, value in (
-                ("allowed_origins", origins),
-                ("default_retention_days", default_retention_days),
-                ("invalid_row_policy", invalid_row_policy),
-                ("kms_key_arn", kms_key_arn),
-            )
-            if value is not None
+            for name, value in sent.items()
+            if value is not None and value != current[name]
         }
+        if origins is not None and "allowed_origins" in changed:
+            org.allowed_origins = origins
+        if "default_retention_days" in changed:
+            org.retention_days = default_retention_days
+        if invalid_row_policy is not None and "invalid_row_policy" in changed:
+            org.invalid_row_policy = invalid_row_policy
+        if "kms_key_arn" in changed:
+            org.kms_key_arn = kms_key_arn
         if changed:
             audit.record(
                 session,
@@ -147,18 +181,57 @@ def update_settings(
 
 
 def rotate_publishable_key(
-    rt: Runtime, org_id: str, *, actor: str = "cli", address: str | None = None
+    rt: Runtime,
+    org_id: str,
+    *,
+    grace: str = DEFAULT_KEY_GRACE,
+    actor: str = "cli",
+    address: str | None = None,
 ) -> OrganisationSettings:
-    """A new publishable key; the old one stops opening the importer at once (embed code
-    must be given the new one)."""
+    """A new publishable key. The old one keeps opening the importer for `grace` (a key
+    of KEY_GRACE; "now" ends it at once) so embed code can be updated meanwhile. Only the
+    key before the last rotation is kept: rotating again ends an earlier grace period."""
+    if grace not in KEY_GRACE:
+        raise Invalid(f"The grace period is one of {', '.join(KEY_GRACE)}, not {grace!r}.")
+    now = db.utcnow()
     with rt.sessions.begin() as session:
         org = session.get(db.Organisation, org_id)
         if org is None:
             raise NotFound(f"Organisation {org_id} does not exist.")
+        period = KEY_GRACE[grace]
+        expires = now + period if period else None
+        org.previous_publishable_key = org.publishable_key if expires else None
+        org.previous_key_expires_at = expires
         org.publishable_key = "pk_" + secrets.token_urlsafe(24)
+        detail = {"grace": grace, "previous_expires_at": expires.isoformat() if expires else None}
         audit.record(
             session,
             action="publishable-key.rotated",
+            actor=actor,
+            org_id=org_id,
+            address=address,
+            detail=detail,
+        )
+    return settings_of(rt, org_id)
+
+
+def revoke_previous_publishable_key(
+    rt: Runtime, org_id: str, *, actor: str = "cli", address: str | None = None
+) -> OrganisationSettings:
+    """End the grace period of the key before the last rotation now (NotFound when none
+    is in its grace period)."""
+    with rt.sessions.begin() as session:
+        org = session.get(db.Organisation, org_id)
+        if org is None:
+            raise NotFound(f"Organisation {org_id} does not exist.")
+        expires = org.previous_key_expires_at
+        if org.previous_publishable_key is None or expires is None or expires <= db.utcnow():
+            raise NotFound("No earlier publishable key is in its grace period.")
+        org.previous_publishable_key = None
+        org.previous_key_expires_at = None
+        audit.record(
+            session,
+            action="publishable-key.previous-revoked",
             actor=actor,
             org_id=org_id,
             address=address,

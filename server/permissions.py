@@ -32,7 +32,7 @@ class Permission(enum.StrEnum):
     DATA_DOWNLOAD = "data.download"  # an import's rows
     DATA_DELETE = "data.delete"  # shredding an import now
     KEYS_MANAGE = "keys.manage"  # secret and publishable keys: a secret key is the organisation
-    DATA_REVEAL = "data.reveal"  # unmasking personal-data fields in a dashboard preview
+    DATA_REVEAL = "data.reveal"  # personal-data fields in clear: a reveal, a download
 
 
 P = Permission
@@ -65,6 +65,7 @@ KEY_GRANTS = frozenset(
         P.DATA_IMPORT,
         P.DATA_DOWNLOAD,
         P.DATA_DELETE,
+        P.DATA_REVEAL,
     }
 )
 
@@ -103,6 +104,8 @@ DASHBOARD: dict[tuple[str, str], str] = {
     ("POST", "/dashboard/templates/import"): P.CONFIG_MANAGE,
     ("GET", "/dashboard/templates/{id}"): P.CONFIG_VIEW,
     ("POST", "/dashboard/templates/{id}"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/templates/{id}/save"): P.CONFIG_MANAGE,
+    ("POST", "/dashboard/templates/{id}/discard"): P.CONFIG_MANAGE,
     ("GET", "/dashboard/templates/{id}/field"): P.CONFIG_VIEW,
     ("POST", "/dashboard/templates/{id}/field"): P.CONFIG_MANAGE,
     ("POST", "/dashboard/templates/{id}/field/remove"): P.CONFIG_MANAGE,
@@ -123,6 +126,7 @@ DASHBOARD: dict[tuple[str, str], str] = {
     ("POST", "/dashboard/keys/{id}/rotate"): P.KEYS_MANAGE,
     ("POST", "/dashboard/keys/{id}/revoke"): P.KEYS_MANAGE,
     ("POST", "/dashboard/publishable-key/rotate"): P.KEYS_MANAGE,
+    ("POST", "/dashboard/publishable-key/previous/revoke"): P.KEYS_MANAGE,
     ("GET", "/dashboard/settings"): P.CONFIG_VIEW,
     ("POST", "/dashboard/settings"): P.SETTINGS_MANAGE,
     ("GET", "/dashboard/imports"): P.DATA_VIEW,
@@ -154,6 +158,8 @@ API: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/imports"): P.DATA_VIEW,
     ("GET", "/api/v1/imports/{id}"): P.DATA_VIEW,
     ("GET", "/api/v1/imports/{id}/rows"): P.DATA_DOWNLOAD,
+    ("GET", "/api/v1/imports/{id}/preview"): P.DATA_DOWNLOAD,
+    ("POST", "/api/v1/imports/{id}/reveal"): P.DATA_REVEAL,
     ("DELETE", "/api/v1/imports/{id}"): P.DATA_DELETE,
     ("GET", "/api/v1/imports/{id}/deliveries"): P.DATA_VIEW,
     ("POST", "/api/v1/deliveries/{id}/retry"): P.DATA_IMPORT,
@@ -190,3 +196,9 @@ def needed(method: str, path: str) -> str | None:
     route the matrix does not know (the edge refuses it); `importer` for the importer's."""
     key = (method, path)
     return DASHBOARD.get(key) or API.get(key) or IMPORTER_ROUTES.get(key)
+
+
+def sees_personal_data(role: str | None) -> bool:
+    """Personal-data fields in clear in a download: a secret key (None: the client's own
+    backend) or a role holding data.reveal; any other member gets them masked."""
+    return role is None or granted(role, Permission.DATA_REVEAL)

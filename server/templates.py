@@ -188,14 +188,62 @@ def replace_template(
     the version they started with."""
     name = template_name(schema)
     with rt.sessions.begin() as session:
-        row = _owned(session, org_id, template_id)
-        if row.deleted_at is not None:
-            raise Conflict(f"Template {template_id} is deleted; restore it first.")
-        row.version += 1
-        row.schema, row.name, row.updated_at = schema, name, db.utcnow()
-        session.add(db.TemplateVersion(template_id=row.id, version=row.version, schema=schema))
-        _audit(session, "template.updated", row, actor, address)
+        row = _live(session, org_id, template_id)
+        _new_version(session, row, schema, name, actor, address)
         return row
+
+
+def _live(session: Session, org_id: str, template_id: str) -> db.Template:
+    row = _owned(session, org_id, template_id)
+    if row.deleted_at is not None:
+        raise Conflict(f"Template {template_id} is deleted; restore it first.")
+    return row
+
+
+def _new_version(
+    session: Session,
+    row: db.Template,
+    schema: dict[str, Any],
+    name: str,
+    actor: str,
+    address: str | None,
+) -> None:
+    row.version += 1
+    row.schema, row.name, row.updated_at = schema, name, db.utcnow()
+    session.add(db.TemplateVersion(template_id=row.id, version=row.version, schema=schema))
+    _audit(session, "template.updated", row, actor, address)
+
+
+# --- the editor's draft ---------------------------------------------------------------------
+
+
+def save_draft(rt: Runtime, org_id: str, template_id: str, schema: dict[str, Any]) -> db.Template:
+    """Keep `schema` as the template's draft, checked as a version would be; nothing
+    serves it until `publish_draft`. A draft equal to the current schema is no draft."""
+    template_name(schema)
+    with rt.sessions.begin() as session:
+        row = _live(session, org_id, template_id)
+        row.draft = None if schema == row.schema else schema
+        return row
+
+
+def publish_draft(
+    rt: Runtime, org_id: str, template_id: str, *, actor: str = "cli", address: str | None = None
+) -> db.Template | None:
+    """The draft as one new version (audited), or None, with no version and no audit
+    entry, when there is no draft or it holds no change."""
+    with rt.sessions.begin() as session:
+        row = _live(session, org_id, template_id)
+        draft, row.draft = row.draft, None
+        if draft is None or draft == row.schema:
+            return None
+        _new_version(session, row, draft, template_name(draft), actor, address)
+        return row
+
+
+def discard_draft(rt: Runtime, org_id: str, template_id: str) -> None:
+    with rt.sessions.begin() as session:
+        _owned(session, org_id, template_id).draft = None
 
 
 def versions(rt: Runtime, org_id: str, template_id: str) -> list[db.TemplateVersion]:

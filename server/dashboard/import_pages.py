@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from pipeline.template import personal_fields
 from server import (
     attempts,
     deliveries,
@@ -155,7 +156,10 @@ def _bars(detail: import_views.ImportDetail) -> list[Bar]:
 
 
 async def import_page(
-    call: Page, reveal: str | None = None, error: str | None = None, status: int = 200
+    call: Page,
+    reveal: str | None = None,
+    error: str | None = None,
+    status: int = 200,
 ) -> Response:
     org_id, import_id, role = call.user.org_id, call.param("id"), call.user.role
     detail = await run_in_threadpool(import_views.import_detail, call.rt, org_id, import_id)
@@ -178,7 +182,7 @@ async def import_page(
                     import_id,
                     actor=_actor(call),
                     address=call.address,
-                    reveal=reveal,
+                    reveal=(reveal,) if reveal is not None else (),
                 )
             )
         except Gone:
@@ -200,6 +204,7 @@ async def import_page(
         formats=list(exports.WRITERS),
         may_download=may_download,
         may_reveal=permissions.granted(role, Permission.DATA_REVEAL),
+        personal=personal_fields(template.schema),
         may_delete=permissions.granted(role, Permission.DATA_DELETE),
         may_retry=permissions.granted(role, Permission.DATA_IMPORT),
     )
@@ -218,7 +223,10 @@ async def download(call: Page) -> Response:
     if fmt not in exports.WRITERS:
         raise Invalid(f"Choose a format among {', '.join(exports.WRITERS)}.")
     org_id, import_id = call.user.org_id, call.param("id")
-    plan = await run_in_threadpool(exports.plan_export, call.rt, import_id, fmt, org_id=org_id)
+    clear = permissions.sees_personal_data(call.user.role)
+    plan = await run_in_threadpool(
+        lambda: exports.plan_export(call.rt, import_id, fmt, org_id=org_id, clear=clear)
+    )
     await run_in_threadpool(
         lambda: exports.record_download(
             call.rt, plan, org_id=org_id, actor=_actor(call), address=call.address

@@ -14,9 +14,17 @@ from server.dashboard.templates_pages import who
 from server.errors import Invalid
 from server.permissions import Permission
 
+# The grace periods the rotation form offers, in orgs.KEY_GRACE's order.
+GRACES = {
+    "now": "None: the old key stops now",
+    "1h": "1 hour",
+    "24h": "24 hours",
+    "7d": "7 days",
+}
 NOTICES = {
     "revoked": "Key revoked: it opens nothing from now on.",
     "publishable": "Publishable key rotated: give your embed code the new one.",
+    "previous-revoked": "The earlier publishable key opens nothing from now on.",
     "saved": "Settings saved.",
 }
 
@@ -32,12 +40,19 @@ async def keys_page(
         return keys.list_keys(call.rt, org_id), orgs.settings_of(call.rt, org_id)
 
     found, settings = await run_in_threadpool(load)
+    org = settings.organisation
+    expires = org.previous_key_expires_at
+    in_grace = org.previous_publishable_key is not None and expires and expires > db.utcnow()
     return call.render(
         "keys.html",
         status=status,
         keys=found,
         created=created,
-        publishable=settings.organisation.publishable_key,
+        publishable=org.publishable_key,
+        previous=org.previous_publishable_key if in_grace else None,
+        previous_expires=expires,
+        graces=GRACES,
+        default_grace=orgs.DEFAULT_KEY_GRACE,
         notice=NOTICES.get(call.request.query_params.get("done", "")),
         error=error,
     )
@@ -75,10 +90,21 @@ async def key_revoke(call: Page) -> Response:
 
 
 async def publishable_rotate(call: Page) -> Response:
-    await run_in_threadpool(
-        lambda: orgs.rotate_publishable_key(call.rt, call.user.org_id, **who(call))
-    )
+    grace = call.field("grace", 10) or orgs.DEFAULT_KEY_GRACE
+    try:
+        await run_in_threadpool(
+            lambda: orgs.rotate_publishable_key(call.rt, call.user.org_id, grace=grace, **who(call))
+        )
+    except Invalid as exc:
+        return await keys_page(call, error=exc.message, status=422)
     return call.redirect("/dashboard/keys?done=publishable")
+
+
+async def previous_revoke(call: Page) -> Response:
+    await run_in_threadpool(
+        lambda: orgs.revoke_previous_publishable_key(call.rt, call.user.org_id, **who(call))
+    )
+    return call.redirect("/dashboard/keys?done=previous-revoked")
 
 
 async def settings_page(call: Page, error: str | None = None, status: int = 200) -> Response:
@@ -123,6 +149,7 @@ routes = [
     route("/dashboard/keys/{id}/rotate", key_rotate, "POST"),
     route("/dashboard/keys/{id}/revoke", key_revoke, "POST"),
     route("/dashboard/publishable-key/rotate", publishable_rotate, "POST"),
+    route("/dashboard/publishable-key/previous/revoke", previous_revoke, "POST"),
     route("/dashboard/settings", settings_page, "GET"),
     route("/dashboard/settings", settings_save, "POST"),
 ]

@@ -1,7 +1,8 @@
 """Dashboard pages for templates: the list, the editor (template-wide settings, one form a
 field, the whole document as Table Schema JSON), export and import of that JSON, version
 history, soft delete and restore. Each page calls server.templates, as the management API
-does; every change is a new version and an audit entry naming the signed-in user."""
+does. Edits in the editor gather in the template's draft; one "Save" makes them one new
+version and one audit entry naming the signed-in user (a save with no change makes none)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,12 @@ from server.permissions import Permission
 NOTICES = {
     "created": "Template created.",
     "saved": "Saved: a new version.",
-    "field": "Field saved: a new version.",
-    "removed": "Field removed: a new version.",
+    "unchanged": "Nothing to save: the draft holds no change, so no new version.",
+    "discarded": "Draft discarded: the template is as its last version.",
+    "settings": "Settings changed in the draft: Save makes the changes a new version.",
+    "field": "Field changed in the draft: Save makes the changes a new version.",
+    "removed": "Field removed in the draft: Save makes the changes a new version.",
+    "json": "JSON taken into the draft: Save makes the changes a new version.",
     "imported": "Imported: a new version.",
     "deleted": "Template deleted: restore it within 30 days.",
     "restored": "Template restored.",
@@ -101,18 +106,21 @@ async def editor(call: Page, error: str | None = None, status: int = 200) -> Res
     org_id, template_id = call.user.org_id, call.param("id")
     row = await run_in_threadpool(templates.get_template, call.rt, org_id, template_id)
     history = await run_in_threadpool(templates.versions, call.rt, org_id, template_id)
-    ext = row.schema.get("x-loadbay") or {}
+    schema = _editing(row)
+    ext = schema.get("x-loadbay") or {}
     return call.render(
         "template.html",
         status=status,
         tpl=row,
-        fields=[forms.FieldValues.of(f) for f in row.schema.get("fields", [])],
-        primary_key=_as_list(row.schema.get("primaryKey")),
+        schema=schema,
+        draft=row.draft is not None,
+        fields=[forms.FieldValues.of(f) for f in schema.get("fields", [])],
+        primary_key=_as_list(schema.get("primaryKey")),
         retention=ext.get("retentionDays"),
         policy=ext.get("invalidRowPolicy") or "",
         policies=forms.POLICIES,
         versions=history,
-        document=json.dumps(row.schema, indent=2, ensure_ascii=False),
+        document=json.dumps(schema, indent=2, ensure_ascii=False),
         labels=forms.CLASSIFICATION_LABELS,
         may_manage=may_manage(call),
         notice=_notice(call),
@@ -126,25 +134,45 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-async def _replace(call: Page, change: Any) -> db.Template:
-    """A new version from `change(current schema)`."""
+def _editing(row: db.Template) -> dict[str, Any]:
+    """What the editor shows and changes: the draft, else the current version."""
+    return row.draft if row.draft is not None else row.schema
+
+
+async def _edit(call: Page, change: Any) -> db.Template:
+    """`change(what the editor shows)` kept as the draft (no version yet)."""
     org_id, template_id = call.user.org_id, call.param("id")
 
     def run() -> db.Template:
         row = templates.get_template(call.rt, org_id, template_id)
-        schema = change(row.schema)
-        return templates.replace_template(call.rt, org_id, template_id, schema, **who(call))
+        return templates.save_draft(call.rt, org_id, template_id, change(_editing(row)))
 
     return await run_in_threadpool(run)
 
 
-async def template_save(call: Page) -> Response:
+async def template_settings(call: Page) -> Response:
     keys = [k[:200] for k in call.form.get("primary_key", [])]
     try:
-        await _replace(call, lambda schema: forms.settings_from_form(schema, call.field, keys))
+        await _edit(call, lambda schema: forms.settings_from_form(schema, call.field, keys))
     except Invalid as exc:
         return await editor(call, exc.message, 422)
-    return call.redirect(f"/dashboard/templates/{call.param('id')}?done=saved")
+    return call.redirect(f"/dashboard/templates/{call.param('id')}?done=settings")
+
+
+async def template_save(call: Page) -> Response:
+    """The draft as one new version; a save with no change makes none."""
+    org_id, template_id = call.user.org_id, call.param("id")
+    saved = await run_in_threadpool(
+        lambda: templates.publish_draft(call.rt, org_id, template_id, **who(call))
+    )
+    done = "saved" if saved is not None else "unchanged"
+    return call.redirect(f"/dashboard/templates/{template_id}?done={done}")
+
+
+async def template_discard(call: Page) -> Response:
+    org_id, template_id = call.user.org_id, call.param("id")
+    await run_in_threadpool(templates.discard_draft, call.rt, org_id, template_id)
+    return call.redirect(f"/dashboard/templates/{template_id}?done=discarded")
 
 
 def _index(raw: str, count: int) -> int | None:
@@ -160,7 +188,7 @@ async def field_form(call: Page) -> Response:
     row = await run_in_threadpool(
         templates.get_template, call.rt, call.user.org_id, call.param("id")
     )
-    raw_fields = row.schema.get("fields", [])
+    raw_fields = _editing(row).get("fields", [])
     index = _index(call.request.query_params.get("n", ""), len(raw_fields))
     values = forms.FieldValues.of(raw_fields[index]) if index is not None else forms.FieldValues()
     return _field_page(call, row, index, values)
@@ -192,7 +220,7 @@ async def field_save(call: Page) -> Response:
     row = await run_in_threadpool(
         templates.get_template, call.rt, call.user.org_id, call.param("id")
     )
-    fields = list(row.schema.get("fields", []))
+    fields = list(_editing(row).get("fields", []))
     index = _index(call.field("n", 10), len(fields))
     base = fields[index] if index is not None else {}
     try:
@@ -209,7 +237,7 @@ async def field_save(call: Page) -> Response:
         return {**schema, "fields": updated}
 
     try:
-        await _replace(call, change)
+        await _edit(call, change)
     except Invalid as exc:
         values = forms.FieldValues.of(candidate)
         return _field_page(call, row, index, values, exc.message, 422)
@@ -232,7 +260,7 @@ async def field_remove(call: Page) -> Response:
         return out
 
     try:
-        await _replace(call, change)
+        await _edit(call, change)
     except Invalid as exc:
         return await editor(call, exc.message, 422)
     return call.redirect(f"/dashboard/templates/{call.param('id')}?done=removed")
@@ -241,10 +269,10 @@ async def field_remove(call: Page) -> Response:
 async def template_json(call: Page) -> Response:
     try:
         schema = _json(call.field("schema", MAX_JSON))
-        await _replace(call, lambda _: schema)
+        await _edit(call, lambda _: schema)
     except Invalid as exc:
         return await editor(call, exc.message, 422)
-    return call.redirect(f"/dashboard/templates/{call.param('id')}?done=imported")
+    return call.redirect(f"/dashboard/templates/{call.param('id')}?done=json")
 
 
 async def template_export(call: Page) -> Response:
@@ -289,7 +317,9 @@ routes = [
     route(T, template_create, "POST"),
     route(T + "/import", template_import, "POST"),
     route(T + "/{id}", editor, "GET"),
-    route(T + "/{id}", template_save, "POST"),
+    route(T + "/{id}", template_settings, "POST"),
+    route(T + "/{id}/save", template_save, "POST"),
+    route(T + "/{id}/discard", template_discard, "POST"),
     route(T + "/{id}/field", field_form, "GET"),
     route(T + "/{id}/field", field_save, "POST"),
     route(T + "/{id}/field/remove", field_remove, "POST"),

@@ -87,18 +87,21 @@ def route_path(request: Request) -> str:
     return str(getattr(route, "path", request.url.path))
 
 
-async def management_org(request: Request, limiter: Limiter) -> tuple[db.Organisation, str]:
+async def management_org(
+    request: Request, limiter: Limiter
+) -> tuple[db.Organisation, str, str | None]:
     """The management API's caller and who it is, as events and the audit log name it: a
     secret key (the organisation itself; `api-key:<key id>`), or a dashboard session whose
     role holds the permission server.permissions names for this endpoint (`user:<user id>`;
     a state-changing call then also carries the session's `X-CSRF-Token` and comes from our
-    origin). Either way the organisation's IP allowlist applies."""
+    origin). Either way the organisation's IP allowlist applies. The third value is the
+    session's role, None for a secret key."""
     rt = runtime_of(request)
     if not uses_session(request):
         secret = secret_key(request)
         limiter.hit("secret-key", keys.digest(secret), limiter.per_key)
         org, key = await run_in_threadpool(keys.identify, rt, secret)
-        actor = f"api-key:{key.id}"
+        actor, role = f"api-key:{key.id}", None
     else:
         me = await run_in_threadpool(dashboard_session, request, db.utcnow())
         if me is None or me.stage != sessions.FULL:
@@ -112,9 +115,9 @@ async def management_org(request: Request, limiter: Limiter) -> tuple[db.Organis
             ):
                 raise Forbidden("Send the session's X-CSRF-Token from the dashboard's origin.")
         org = await run_in_threadpool(_organisation, rt, me.org_id)
-        actor = f"user:{me.user_id}"
+        actor, role = f"user:{me.user_id}", me.role
     await run_in_threadpool(security.check_address, rt, org.id, client_address(request))
-    return org, actor
+    return org, actor, role
 
 
 def _organisation(rt: Runtime, org_id: str) -> db.Organisation:

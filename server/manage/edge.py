@@ -55,6 +55,7 @@ class Call:
     org: db.Organisation
     actor: str  # who: api-key:<key id>, or user:<user id> for a dashboard session
     raw: bytes
+    role: str | None = None  # a dashboard session's role; None for a secret key
 
     def parse(self, model: type[M]) -> M:
         try:
@@ -150,11 +151,11 @@ async def _run(request: Request, handler: Handler, status: int) -> Response:
     rt = runtime_of(request)
     limiter: Limiter = request.app.state.limiter
     limiter.address(request)
-    org, actor = await management_org(request, limiter)
+    org, actor, role = await management_org(request, limiter)
     raw = b""
     if request.method in ("POST", "PUT", "PATCH"):
         raw = await limiter.body(request, JSON_BYTES)
-    call = Call(request, rt, org, actor, raw)
+    call = Call(request, rt, org, actor, raw, role)
     idempotency_key = request.headers.get("idempotency-key")
     if request.method != "POST" or idempotency_key is None:
         return answer(await handler(call), status)

@@ -87,7 +87,7 @@ async def post_file(request: Request) -> Response:
         rt = runtime_of(request)
         limiter: Limiter = request.app.state.limiter
         limiter.address(request)
-        org, _ = await management_org(request, limiter)
+        org, _, _ = await management_org(request, limiter)
         cap = rt.settings.max_file_bytes + FORM_OVERHEAD
         form = await _form(request, limiter, cap)
         try:

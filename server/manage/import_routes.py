@@ -19,8 +19,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from server import attempts, db, deliveries, exports, import_views, imports, retention
-from server.errors import NotFound
+from server import (
+    attempts,
+    db,
+    deliveries,
+    exports,
+    import_views,
+    imports,
+    permissions,
+    previews,
+    retention,
+)
+from server.errors import Invalid, NotFound
 from server.http.auth import client_address, is_secret_key, uses_session
 from server.importer import routes as importer
 from server.manage import schemas
@@ -97,7 +107,10 @@ async def import_rows(call: Call) -> Response:
     fmt = call.request.query_params.get("format", "csv")
     if fmt not in exports.WRITERS:
         raise bad_query("format", f"is one of {', '.join(exports.WRITERS)}")
-    plan = await run_in_threadpool(exports.plan_export, call.rt, call.id, fmt, org_id=call.org.id)
+    clear = permissions.sees_personal_data(call.role)
+    plan = await run_in_threadpool(
+        lambda: exports.plan_export(call.rt, call.id, fmt, org_id=call.org.id, clear=clear)
+    )
     headers = {"content-disposition": attachment(plan.file_name), "cache-control": "no-store"}
     if call.request.method == "HEAD":  # what a GET would answer, without exporting anything
         return Response(media_type=plan.media_type, headers=headers)
@@ -113,6 +126,50 @@ async def import_rows(call: Call) -> Response:
     return StreamingResponse(
         _stream(call.rt, plan, call.org.id), media_type=plan.media_type, headers=headers
     )
+
+
+async def preview_import(call: Call) -> schemas.PreviewOut:
+    query = call.request.query_params
+    first, limit = query.get("first_row", "1"), query.get("limit", str(previews.PREVIEW_ROWS))
+    if not (first.isascii() and first.isdigit() and len(first) <= 10 and int(first) >= 1):
+        raise bad_query("first_row", "is a row number from 1")
+    fits = limit.isascii() and limit.isdigit() and len(limit) <= 3
+    if not (fits and 1 <= int(limit) <= previews.MAX_ROWS):
+        raise bad_query("limit", f"is a whole number from 1 to {previews.MAX_ROWS}")
+    found = await run_in_threadpool(
+        lambda: previews.preview(
+            call.rt,
+            call.org.id,
+            call.id,
+            **call.who,
+            first_row=int(first),
+            limit=int(limit),
+        )
+    )
+    return schemas.PreviewOut.of(found)
+
+
+async def reveal_import(call: Call) -> schemas.PreviewOut:
+    body = call.parse(schemas.RevealIn)
+    count = body.last_row - body.first_row + 1
+    if not 1 <= count <= previews.MAX_ROWS:
+        raise Invalid(
+            f"Reveal 1 to {previews.MAX_ROWS} rows at a time: rows {body.first_row} to "
+            f"{body.last_row} are {count}.",
+            details=[{"loc": ["body", "last_row"], "msg": "out of range"}],
+        )
+    found = await run_in_threadpool(
+        lambda: previews.preview(
+            call.rt,
+            call.org.id,
+            call.id,
+            **call.who,
+            reveal=body.fields,
+            first_row=body.first_row,
+            limit=count,
+        )
+    )
+    return schemas.PreviewOut.of(found)
 
 
 def attachment(file_name: str) -> str:
@@ -226,7 +283,12 @@ async def _stream(rt: Runtime, plan: exports.ExportPlan, org_id: str) -> AsyncIt
     def produce() -> None:
         try:
             rows = exports.export_import(
-                rt, plan.import_id, plan.fmt, cast(BinaryIO, pipe), org_id=org_id
+                rt,
+                plan.import_id,
+                plan.fmt,
+                cast(BinaryIO, pipe),
+                org_id=org_id,
+                clear=not plan.masked,
             )
             pipe.finish()
             log.info("import %s: %d rows downloaded as %s", plan.import_id, rows, plan.fmt)
@@ -274,6 +336,19 @@ ROWS_QUERY = (
         "The file's format.",
     ),
 )
+PREVIEW_QUERY = (
+    Query("first_row", {"type": "integer", "minimum": 1, "default": 1}, "1-based first row."),
+    Query(
+        "limit",
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": previews.MAX_ROWS,
+            "default": previews.PREVIEW_ROWS,
+        },
+        "Rows on the page.",
+    ),
+)
 ATTEMPTS_QUERY = (
     Query(
         "limit",
@@ -302,6 +377,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         query=ROWS_QUERY,
         errors=(401, 404, 410, 422, 429),
         media=tuple(exports.MEDIA_TYPES.values()),
+    ),
+    Endpoint(
+        "GET",
+        IMPORTS + "/{id}/preview",
+        preview_import,
+        "A page of an import's rows, personal-data fields masked (audited as a preview)",
+        schemas.PreviewOut,
+        query=PREVIEW_QUERY,
+        errors=(401, 404, 410, 422, 429),
+    ),
+    Endpoint(
+        "POST",
+        IMPORTS + "/{id}/reveal",
+        reveal_import,
+        "Named personal-data fields in clear for a range of rows (audited as a reveal)",
+        schemas.PreviewOut,
+        body=schemas.RevealIn,
+        errors=(401, 404, 410, 422, 429),
     ),
     Endpoint(
         "DELETE",

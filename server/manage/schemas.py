@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from destinations import DestinationSpec
-from server import db, events, import_views
+from server import db, events, import_views, previews
 from server.attempts import Attempt
 from server.destinations import MAX_CONCURRENCY, DestinationView
 from server.orgs import OrganisationSettings
@@ -387,3 +387,45 @@ class RetryOut(Answer):
     delivery_id: int
     status: Literal["pending"]
     enqueued: bool = Field(description="False when the queue is down: the sweeper sends it.")
+
+
+# --- previews ------------------------------------------------------------------------------
+
+
+class PreviewOut(Answer):
+    """Rows of an import as text; personal-data fields show as a mask unless revealed."""
+
+    import_id: str
+    columns: list[str]
+    personal: list[str] = Field(description="The fields classified as personal data.")
+    masked: list[str] = Field(description=f"Fields shown as {previews.MASK!r} here.")
+    revealed: list[str] = Field(description="Personal-data fields shown in clear (a reveal).")
+    first_row: int = Field(description="1-based; 0 when the range holds no row.")
+    last_row: int
+    total_rows: int
+    rows: list[list[str]]
+    next_first_row: int | None = Field(description="first_row of the next page, if any.")
+
+    @classmethod
+    def of(cls, found: previews.Preview) -> PreviewOut:
+        more = found.rows and found.last_row < found.total_rows
+        return cls(
+            import_id=found.import_id,
+            columns=list(found.columns),
+            personal=sorted(found.personal),
+            masked=sorted(found.masked),
+            revealed=sorted(found.revealed),
+            first_row=found.first_row,
+            last_row=found.last_row,
+            total_rows=found.total_rows,
+            rows=[list(r) for r in found.rows],
+            next_first_row=found.last_row + 1 if more else None,
+        )
+
+
+class RevealIn(Request):
+    fields: list[str] = Field(
+        min_length=1, max_length=200, description="Personal-data fields to show in clear."
+    )
+    first_row: int = Field(ge=1, le=2**31, description="1-based, as a spreadsheet numbers rows.")
+    last_row: int = Field(ge=1, le=2**31, description=f"At most {previews.MAX_ROWS} rows on.")

@@ -14,18 +14,47 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Frame, Page, Playwright, sync_playwright
 
 from bench.chromium import CHROMIUM, CHROMIUM_FLAGS
 from server.app import create_app
 from server.runtime import Runtime
 from server.tls import ensure_certificate
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
+
+AXE = REPO / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_PATH = "/__tests__/axe.min.js"  # where the test serves it, on the screen's own origin
+
+
+def axe_violations(target: Page | Frame, origin: str) -> list[dict[str, Any]]:
+    """Every axe-core violation on `target`'s screen, as {id, impact, nodes}. axe-core comes
+    from npm (node_modules), served by the test at `origin` + AXE_PATH through a route, so
+    a page whose CSP allows its own scripts (the importer's) runs it as it is; the
+    dashboard allows no script at all, so its tests open their context with bypass_csp."""
+    page = target if isinstance(target, Page) else target.page
+    url = origin + AXE_PATH
+    page.context.route(url, lambda route: route.fulfill(path=AXE, content_type="text/javascript"))
+    target.add_script_tag(url=url)
+    found: list[dict[str, Any]] = target.evaluate(
+        "async () => (await axe.run(document)).violations"
+        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
+    )
+    return found
+
+
+def serious(violations: list[dict[str, Any]]) -> list[tuple[str, str, list[str]]]:
+    """The violations issue #18 forbids on any screen: serious or critical."""
+    return [
+        (v["id"], v["impact"], v["nodes"][:3])
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 @dataclass(frozen=True)

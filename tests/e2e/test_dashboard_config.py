@@ -1,6 +1,7 @@
 """The configuration screens in a real Chromium over HTTPS (uvicorn, TLS): an owner creates
 a template in the editor (with the keyboard alone), classifies a field, exports its Table
-Schema JSON and imports it as a second template, edits it (a new version in the history),
+Schema JSON and imports it as a second template, edits it (the edits gather in a draft;
+one Save makes one new version in the history),
 deletes and restores it; creates a webhook destination to a loopback receiver and a
 PostgreSQL one to the local server, tests each and reads the result; creates, rotates and
 revokes secret keys; and finds each step's audit entry on the audit page. axe-core runs on
@@ -14,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -22,15 +23,14 @@ from playwright.sync_api import Browser, Page, expect
 from destinations.webhook import new_secret
 from server import audit, keys, templates
 from server.runtime import Runtime
-from tests.conftest import PG_ADMIN_URL, REPO, Receiver
-from tests.e2e.conftest import serving
+from tests.conftest import PG_ADMIN_URL, Receiver
+from tests.e2e.conftest import axe_violations, serious, serving
 from tests.server.users_support import PASSWORD, OrgWithOwner, free_port, org_with_owner
 
 if TYPE_CHECKING:
     from tests.conftest import RuntimeFactory
 
 pytestmark = pytest.mark.e2e
-AXE = REPO / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(__file__).parent / "artifacts"  # screenshots of the screens (gitignored)
 
 
@@ -57,20 +57,15 @@ def served(runtime_factory: RuntimeFactory) -> Iterator[Served]:
 
 
 class Axe:
-    """axe-core from npm, injected into each screen (the test's context bypasses the
-    dashboard's CSP for this script only: the pages themselves are served with it)."""
+    """axe-core on each screen (tests.e2e.conftest.axe_violations: the test's context
+    bypasses the dashboard's CSP for this script only), screenshotted after."""
 
-    def __init__(self) -> None:
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
         self.checked: list[str] = []
 
     def check(self, page: Page) -> None:
-        page.add_script_tag(path=str(AXE))
-        result: dict[str, Any] = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-        bad = [
-            (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        bad = serious(axe_violations(page, self.origin))
         assert bad == [], f"{page.url}: {bad}"
         self.checked.append(page.url)
         ARTIFACTS.mkdir(exist_ok=True)
@@ -116,16 +111,24 @@ def _templates(page: Page, axe: Axe, served: Served, tmp_path: Path) -> str:
     page.get_by_label("Synonyms (column headings").fill("E-mail\nMail")
     page.get_by_label("Trim spaces").check()
     page.get_by_label("Classification", exact=True).select_option(label="personal data")
-    page.get_by_role("button", name="Save field").click()
-    expect(page.get_by_role("status")).to_have_text("Field saved: a new version.")
+    page.get_by_role("button", name="Apply the field").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "Field changed in the draft: Save makes the changes a new version."
+    )
     page.get_by_role("link", name="Add a field").click()
     page.get_by_label("Field name").fill("age")
     page.get_by_label("Type").select_option("integer")
     page.get_by_label("Minimum").fill("0")
-    page.get_by_role("button", name="Save field").click()
+    page.get_by_role("button", name="Apply the field").click()
     fields = page.locator("#fields tbody tr")
     expect(fields).to_have_count(2)
     expect(fields.first).to_contain_text("personal data")
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Template people (version 1, with unsaved changes)"
+    )
+    page.get_by_role("button", name="Save", exact=True).click()  # two edits: one version
+    expect(page.get_by_role("status")).to_have_text("Saved: a new version.")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Template people (version 2)")
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Export Table Schema JSON").click()
@@ -149,11 +152,16 @@ def _templates(page: Page, axe: Axe, served: Served, tmp_path: Path) -> str:
     page.goto(editor_url)
     page.get_by_label("Keep imported rows for (days)").fill("14")
     page.get_by_label("Invalid rows").select_option("valid-only")
-    page.get_by_role("button", name="Save settings").click()
+    page.get_by_role("button", name="Apply the settings").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("Saved: a new version.")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Template people (version 4)")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Template people (version 3)")
+    page.get_by_role("button", name="Save", exact=True).click()  # nothing changed since
+    expect(page.get_by_role("status")).to_have_text(
+        "Nothing to save: the draft holds no change, so no new version."
+    )
     history = page.locator("#versions tbody tr")
-    expect(history).to_have_count(4)
+    expect(history).to_have_count(3)
     expect(history.first).to_contain_text("email, age")
     expect(history.last).to_contain_text("email")
 
@@ -237,7 +245,7 @@ def test_templates_destinations_and_keys_with_their_audit_entries(
 ) -> None:
     context = browser.new_context(ignore_https_errors=True, bypass_csp=True, accept_downloads=True)
     page = context.new_page()
-    axe = Axe()
+    axe = Axe(served.origin)
     _sign_in(page, served.origin, served.acme.email)
     template_id = _templates(page, axe, served, tmp_path)
     _destinations(page, axe, template_id, receiver)

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Frame, FrameLocator, Page, expect
 
-from tests.e2e.conftest import Demo
+from tests.e2e.conftest import Demo, axe_violations
 
 pytestmark = pytest.mark.e2e
 
-AXE = Path(__file__).resolve().parents[2] / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 EN = Path(__file__).resolve().parents[2] / "browser" / "src" / "i18n" / "en.js"
 CLEAN = (
     "Full Name,E-mail,Telephone,Country,Signup Date,Amount,Notes\n"
@@ -38,20 +37,6 @@ def _csv(tmp_path: Path, text: str = CLEAN, name: str = "contacts.csv") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def _axe(page: Page, demo: Demo, importer: Frame) -> list[dict[str, object]]:
-    """Every axe-core violation of any impact on the importer's current screen. axe-core is
-    served from the importer's own origin (its CSP allows no other script), by the test."""
-    url = f"{demo.importer_origin}/__tests__/axe.min.js"
-    page.context.route(url, lambda route: route.fulfill(path=AXE, content_type="text/javascript"))
-    importer.add_script_tag(url=url)
-    result = importer.evaluate(
-        "async () => (await axe.run(document)).violations"
-        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
-    )
-    assert isinstance(result, list)
-    return result
 
 
 def _english_strings() -> set[str]:
@@ -176,7 +161,7 @@ def test_every_step_in_every_language_passes_axe_with_no_english_left(
     found: dict[str, list[str]] = {}
 
     def check(step: str) -> None:
-        violations = _axe(page, demo, importer)
+        violations = axe_violations(importer, demo.importer_origin)
         assert violations == [], f"{locale} {step}: {violations}"
         text = importer.evaluate("() => document.body.innerText")
         if lang != "en":

@@ -6,6 +6,7 @@ an audit entry naming the signed-in user, or the API key, never a value."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -16,9 +17,10 @@ from starlette.testclient import TestClient
 
 from destinations import DestinationContext
 from destinations.webhook import new_secret
-from server import audit, keys, permissions, provisioning, templates
+from server import audit, db, keys, orgs, permissions, provisioning, templates
 from server import destinations as dests
 from server.app import create_app
+from server.errors import NotFound
 from server.runtime import Runtime
 from tests.conftest import CONTACTS_SCHEMA, Receiver
 from tests.server.users_support import BASE, Dashboard, OrgWithOwner, org_with_owner
@@ -62,7 +64,18 @@ def _new_template(owner: Dashboard) -> str:
     return found.group(1)
 
 
-def test_the_editor_makes_versions_with_every_setting(
+def _people_settings(title: str = "People") -> dict[str, str]:
+    """The template-wide settings form of the editor test's template."""
+    return {
+        "name": "people",
+        "title": title,
+        "retention_days": "7",
+        "invalid_row_policy": "valid-only",
+        "primary_key": "email",
+    }
+
+
+def test_editor_edits_gather_in_a_draft_and_one_save_makes_one_version(
     owner: Dashboard, runtime: Runtime, acme: OrgWithOwner
 ) -> None:
     template_id = _new_template(owner)
@@ -95,17 +108,18 @@ def test_the_editor_makes_versions_with_every_setting(
     owner.get(f"/dashboard/templates/{template_id}")
     settings = owner.post(
         f"/dashboard/templates/{template_id}",
-        {
-            "name": "people",
-            "title": "People",
-            "retention_days": "7",
-            "invalid_row_policy": "valid-only",
-            "primary_key": "email",
-        },
+        _people_settings(),
     )
     assert settings.status_code == 303, settings.text
     row = templates.get_template(runtime, acme.org.id, template_id)
-    assert row.version == 4
+    assert row.version == 1 and row.draft is not None  # three edits, no version yet
+    assert [f["name"] for f in row.schema["fields"]] == ["email"]
+    page = owner.get(f"/dashboard/templates/{template_id}")
+    assert "(version 1, with unsaved changes)" in page.text and "age" in page.text
+    saved = owner.post(f"/dashboard/templates/{template_id}/save")
+    assert saved.headers["location"] == f"/dashboard/templates/{template_id}?done=saved"
+    row = templates.get_template(runtime, acme.org.id, template_id)
+    assert row.version == 2 and row.draft is None
     assert row.schema["fields"] == [
         {
             "name": "email",
@@ -122,25 +136,49 @@ def test_the_editor_makes_versions_with_every_setting(
     ]
     assert row.schema["x-loadbay"] == {"retentionDays": 7, "invalidRowPolicy": "valid-only"}
     assert row.schema["primaryKey"] == ["email"]
+    # A save with nothing changed makes no version and no audit entry.
+    before = audit.entries(runtime, acme.org.id)
+    owner.get(f"/dashboard/templates/{template_id}")
+    unchanged = owner.post(f"/dashboard/templates/{template_id}/save")
+    assert unchanged.headers["location"].endswith("?done=unchanged")
+    # Nor does a draft edited back to what is saved.
+    owner.post(
+        f"/dashboard/templates/{template_id}",
+        _people_settings(title="Changed"),
+    )
+    owner.post(
+        f"/dashboard/templates/{template_id}",
+        _people_settings(),
+    )
+    owner.post(f"/dashboard/templates/{template_id}/save")
+    assert templates.get_template(runtime, acme.org.id, template_id).version == 2
+    assert audit.entries(runtime, acme.org.id) == before
+    # A discarded draft leaves the version as it was.
+    owner.post(
+        f"/dashboard/templates/{template_id}",
+        {"name": "people", "no_store": "on", "primary_key": "email"},
+    )
+    assert owner.post(f"/dashboard/templates/{template_id}/discard").status_code == 303
+    row = templates.get_template(runtime, acme.org.id, template_id)
+    assert row.draft is None and row.schema["x-loadbay"]["retentionDays"] == 7
     owner.get(f"/dashboard/templates/{template_id}")
     owner.post(
         f"/dashboard/templates/{template_id}",
         {"name": "people", "no_store": "on", "primary_key": "email"},
     )
+    owner.post(f"/dashboard/templates/{template_id}/save")
     row = templates.get_template(runtime, acme.org.id, template_id)
     assert row.schema["x-loadbay"] == {"retentionDays": 0}
     page = owner.get(f"/dashboard/templates/{template_id}")
     assert "personal data" in page.text
-    assert page.text.count("Export version") == 5
+    assert page.text.count("Export version") == 3
     user = f"user:{acme.owner_id}"
-    assert _actions(runtime, acme.org.id)[:5] == [
-        ("template.updated", user, template_id),
-        ("template.updated", user, template_id),
+    assert _actions(runtime, acme.org.id)[:3] == [
         ("template.updated", user, template_id),
         ("template.updated", user, template_id),
         ("template.created", user, template_id),
     ]
-    assert audit.entries(runtime, acme.org.id)[0].detail == {"version": 5}
+    assert audit.entries(runtime, acme.org.id)[0].detail == {"version": 3}
 
 
 def test_a_refused_field_says_why_and_keeps_the_version(
@@ -184,6 +222,8 @@ def test_export_import_delete_and_restore(
         ).status_code
         == 303
     )
+    assert owner.post(f"/dashboard/templates/{template_id}/save").status_code == 303
+    assert templates.get_template(runtime, acme.org.id, template_id).version == 2
     first = owner.get(f"/dashboard/templates/{template_id}/schema.json?version=1")
     assert json.loads(first.text) == CONTACTS_SCHEMA
     assert (
@@ -194,7 +234,7 @@ def test_export_import_delete_and_restore(
     assert template_id not in owner.get("/dashboard/templates").text
     assert template_id in owner.get("/dashboard/templates?deleted=1").text
     page = owner.get(f"/dashboard/templates/{template_id}")
-    assert "Restore template" in page.text and "Save settings" not in page.text
+    assert "Restore template" in page.text and "Apply the settings" not in page.text
     assert owner.post(f"/dashboard/templates/{template_id}/restore").status_code == 303
     assert templates.get_template(runtime, acme.org.id, template_id).deleted_at is None
     actions = [a for a, _, _ in _actions(runtime, acme.org.id)[:4]]
@@ -312,7 +352,7 @@ def test_keys_shown_once_rotated_and_revoked(
     assert owner.post(f"/dashboard/keys/{new_id}/revoke").status_code == 303
     before = acme.org.publishable_key
     owner.get("/dashboard/keys")
-    owner.post("/dashboard/publishable-key/rotate")
+    owner.post("/dashboard/publishable-key/rotate", {"grace": "now"})
     page = owner.get("/dashboard/keys")
     assert before not in page.text and "pk_" in page.text
     user = f"user:{acme.owner_id}"
@@ -350,6 +390,95 @@ def test_settings_page_saves_through_orgs(
     assert last.detail["default_retention_days"] == 14
 
 
+def test_saving_settings_unchanged_writes_no_audit_entry(
+    owner: Dashboard, runtime: Runtime, acme: OrgWithOwner
+) -> None:
+    form = {
+        "allowed_origins": "https://app.acme.example",
+        "default_retention_days": str(runtime.settings.retention_days),
+        "invalid_row_policy": "reject",
+    }
+    before = audit.entries(runtime, acme.org.id)
+    owner.get("/dashboard/settings")
+    assert owner.post("/dashboard/settings", form).status_code == 303
+    assert audit.entries(runtime, acme.org.id) == before  # the form as shown: no change
+    with runtime.sessions() as session:
+        org = session.get(db.Organisation, acme.org.id)
+        assert org is not None and org.retention_days is None  # still the operator's default
+    form["invalid_row_policy"] = "valid-only"
+    assert owner.post("/dashboard/settings", form).status_code == 303
+    assert owner.post("/dashboard/settings", form).status_code == 303  # the same again
+    entries = audit.entries(runtime, acme.org.id)
+    assert len(entries) == len(before) + 1
+    assert (entries[0].action, entries[0].detail) == (
+        "settings.updated",
+        {"invalid_row_policy": "valid-only"},
+    )
+    # The security settings form likewise records only a change.
+    owner.get("/dashboard/security")
+    page = owner.get("/dashboard/security")
+    assert page.status_code == 200
+    owner.post("/dashboard/security", {"email_domains": "", "ip_allowlist": ""})
+    assert [e.action for e in audit.entries(runtime, acme.org.id)] == [e.action for e in entries]
+
+
+def _open_importer(client: TestClient, key: str, template_id: str) -> int:
+    body = {"publishableKey": key, "templateId": template_id, "fileName": "a.csv"}
+    return client.post("/api/v1/imports", json=body, headers={"origin": BASE}).status_code
+
+
+def test_a_rotated_publishable_key_works_through_its_grace_period(
+    owner: Dashboard, runtime: Runtime, acme: OrgWithOwner
+) -> None:
+    template = templates.create_template(runtime, acme.org.id, CONTACTS_SCHEMA)
+    first = acme.org.publishable_key
+    page = owner.get("/dashboard/keys")
+    assert '<option value="24h" selected>' in page.text  # the default grace period
+    assert owner.post("/dashboard/publishable-key/rotate", {"grace": "1h"}).status_code == 303
+    second = orgs.settings_of(runtime, acme.org.id).organisation.publishable_key
+    page = owner.get("/dashboard/keys")
+    shown = re.search(
+        r'id="previous-key">.*?<code>(pk_[\w-]+)</code>.*? until ([\d: -]+) UTC', page.text
+    )
+    assert shown and shown.group(1) == first
+    expires = orgs.settings_of(runtime, acme.org.id).organisation.previous_key_expires_at
+    assert expires is not None and shown.group(2) == expires.strftime("%Y-%m-%d %H:%M")
+    assert dt.timedelta(minutes=59) < expires - db.utcnow() <= dt.timedelta(hours=1)
+    # Both keys open the importer now; the old one no longer once its hour is over.
+    assert _open_importer(owner.client, first, template.id) == 201
+    assert _open_importer(owner.client, second, template.id) == 201
+    assert orgs.organisation_by_key(runtime, first).id == acme.org.id
+    with pytest.raises(NotFound, match="grace period is over"):
+        orgs.organisation_by_key(runtime, first, expires + dt.timedelta(seconds=1))
+    # Revoked early, it opens nothing from then on.
+    assert owner.post("/dashboard/publishable-key/previous/revoke").status_code == 303
+    assert _open_importer(owner.client, first, template.id) == 404
+    assert _open_importer(owner.client, second, template.id) == 201
+    assert 'id="previous-key"' not in owner.get("/dashboard/keys").text
+    again = owner.post("/dashboard/publishable-key/previous/revoke")
+    assert again.status_code == 404
+    # "now": the key before stops at once.
+    assert owner.post("/dashboard/publishable-key/rotate", {"grace": "now"}).status_code == 303
+    assert _open_importer(owner.client, second, template.id) == 404
+    refused = owner.post("/dashboard/publishable-key/rotate", {"grace": "forever"})
+    assert refused.status_code == 422 and "one of now, 1h, 24h, 7d" in refused.text
+    found = [
+        (e.action, e.actor, e.detail)
+        for e in audit.entries(runtime, acme.org.id)
+        if e.action.startswith("publishable-key.")
+    ]
+    user = f"user:{acme.owner_id}"
+    assert found == [
+        ("publishable-key.rotated", user, {"grace": "now", "previous_expires_at": None}),
+        ("publishable-key.previous-revoked", user, {}),
+        (
+            "publishable-key.rotated",
+            user,
+            {"grace": "1h", "previous_expires_at": expires.isoformat()},
+        ),
+    ]
+
+
 CONFIG_PAGES = (
     "/dashboard/templates",
     "/dashboard/destinations",
@@ -365,7 +494,9 @@ NEW_POSTS = sorted(
 
 
 def test_every_config_post_is_listed() -> None:
-    assert len(NEW_POSTS) == 18  # templates 8, destinations 5, keys 3, publishable, settings
+    # templates 10 (with save and discard), destinations 5, keys 3, publishable key 2
+    # (rotate, revoke the earlier one), settings
+    assert len(NEW_POSTS) == 21
 
 
 @pytest.mark.parametrize("path", NEW_POSTS)
@@ -495,7 +626,7 @@ def test_a_viewer_reads_the_configuration_without_forms(
         viewer.sign_in("v@acme.example")
         page = viewer.get(f"/dashboard/templates/{template.id}")
         assert page.status_code == 200 and "Export Table Schema JSON" in page.text
-        assert "Save settings" not in page.text and "Delete template" not in page.text
+        assert "Apply the settings" not in page.text and "Delete template" not in page.text
         page = viewer.get(f"/dashboard/destinations/{view.row.id}")
         assert page.status_code == 200 and "Test connection" not in page.text
         assert secret not in page.text and "<dd>set</dd>" in page.text

@@ -21,7 +21,18 @@ from python_calamine import CalamineWorkbook
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from server import attempts, audit, db, import_views, imports, keys, retention, uploads, users
+from server import (
+    attempts,
+    audit,
+    db,
+    import_views,
+    imports,
+    keys,
+    previews,
+    retention,
+    uploads,
+    users,
+)
 from server.app import create_app
 from server.permissions import Role
 from server.runtime import Runtime
@@ -154,7 +165,7 @@ def test_the_preview_masks_personal_data_and_a_reveal_is_audited(world: World) -
     assert "ada@example.com" in page.text and "grace@example.com" in page.text
     revealed = _of(world.actions(), "import.revealed")
     assert [(e.target, e.detail, e.actor) for e in revealed] == [
-        (import_id, {"rows": "1-2", "field": "email"}, previewed[0].actor)
+        (import_id, {"rows": "1-2", "fields": ["email"]}, previewed[0].actor)
     ]
     page = owner.post(f"/dashboard/imports/{import_id}/reveal", {"field": "full_name"})
     assert page.status_code == 422 and "not a personal-data field" in page.text
@@ -338,3 +349,140 @@ def test_the_error_summary_is_charted_by_code_and_field(world: World) -> None:
         ("type-error", "amount", "1", "100"),
     ]
     assert "1 batch(es) refused" in chart
+
+
+def _cells(response_content: bytes, fmt: str) -> list[list[object]]:
+    """The rows of a download as lists, header first, whatever its format."""
+    if fmt == "csv":
+        return [line.split(",") for line in response_content.decode().splitlines()]
+    if fmt == "ndjson":
+        rows = [json.loads(line) for line in response_content.decode().splitlines()]
+        return [list(rows[0])] + [list(r.values()) for r in rows]
+    if fmt == "parquet":
+        table = pq.read_table(io.BytesIO(response_content))
+        return [table.column_names] + [list(r.values()) for r in table.to_pylist()]
+    sheet = CalamineWorkbook.from_filelike(io.BytesIO(response_content)).get_sheet_by_index(0)
+    return [list(r) for r in sheet.to_python()]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "parquet", "ndjson"])
+def test_a_member_who_may_not_reveal_downloads_personal_data_masked(world: World, fmt: str) -> None:
+    import_id = world.stored()
+    developer = world.member(Role.DEVELOPER)
+    page = developer.get(f"/dashboard/imports/{import_id}")
+    assert "downloads show the personal-data fields (email) masked" in page.text
+    masked = developer.get(f"/dashboard/imports/{import_id}/download", params={"format": fmt})
+    assert masked.status_code == 200
+    rows = _cells(masked.content, fmt)
+    at = rows[0].index("email")
+    assert [r[at] for r in rows[1:]] == [previews.MASK, previews.MASK]
+    assert "Ada Lovelace" in [str(r[0]) for r in rows[1:]]  # other fields in clear
+    assert "ada@example.com" not in masked.content.decode("latin-1")
+    # The management API, called from the same session, masks the same way.
+    via_api = world.client.get(f"/api/v1/imports/{import_id}/rows", params={"format": fmt})
+    assert via_api.status_code == 200
+    assert _cells(via_api.content, fmt) == _cells(masked.content, fmt)
+    owner = world.member(Role.OWNER)
+    page = owner.get(f"/dashboard/imports/{import_id}")
+    assert "Downloads hold the personal-data fields (email) in clear" in page.text
+    clear = owner.get(f"/dashboard/imports/{import_id}/download", params={"format": fmt})
+    rows = _cells(clear.content, fmt)
+    assert [r[at] for r in rows[1:]] == ["ada@example.com", "grace@example.com"]
+    downloads = list(reversed(_of(world.actions(), "import.downloaded")))
+    assert [(e.detail["format"], e.detail["masked"]) for e in downloads] == [
+        (fmt, ["email"]),
+        (fmt, ["email"]),
+        (fmt, []),
+    ]
+
+
+def test_a_secret_key_downloads_in_clear_and_is_audited(world: World) -> None:
+    import_id = world.stored()
+    key = keys.create_key(world.rt, world.setup.org.id, "backend")
+    api = world.client.get(
+        f"/api/v1/imports/{import_id}/rows",
+        params={"format": "ndjson"},
+        headers={"authorization": f"Bearer {key.secret}"},
+    )
+    assert [json.loads(line)["email"] for line in api.text.splitlines()] == [
+        "ada@example.com",
+        "grace@example.com",
+    ]
+    (entry,) = _of(world.actions(), "import.downloaded")
+    assert (entry.actor, entry.detail) == (
+        f"api-key:{key.key.id}",
+        {"format": "ndjson", "rows": 2, "masked": []},
+    )
+
+
+def test_the_api_preview_pages_rows_with_personal_data_masked(world: World) -> None:
+    import_id = world.stored()
+    key = keys.create_key(world.rt, world.setup.org.id, "previewer")
+    auth = {"authorization": f"Bearer {key.secret}"}
+    first = world.client.get(f"/api/v1/imports/{import_id}/preview?limit=1", headers=auth)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["columns"][:2] == ["full_name", "email"]
+    assert (body["personal"], body["masked"], body["revealed"]) == (["email"], ["email"], [])
+    assert [r[:2] for r in body["rows"]] == [["Ada Lovelace", previews.MASK]]
+    assert (body["first_row"], body["last_row"], body["total_rows"]) == (1, 1, 2)
+    assert body["next_first_row"] == 2
+    second = world.client.get(
+        f"/api/v1/imports/{import_id}/preview", params={"first_row": 2}, headers=auth
+    ).json()
+    assert [r[:2] for r in second["rows"]] == [["=Grace Hopper", previews.MASK]]
+    assert second["next_first_row"] is None
+    beyond = world.client.get(
+        f"/api/v1/imports/{import_id}/preview", params={"first_row": 9}, headers=auth
+    ).json()
+    assert (beyond["rows"], beyond["first_row"]) == ([], 0)
+    bad = world.client.get(f"/api/v1/imports/{import_id}/preview?limit=0", headers=auth)
+    assert bad.status_code == 422 and "limit" in bad.json()["detail"]
+    previewed = list(reversed(_of(world.actions(), "import.previewed")))
+    assert [e.detail for e in previewed] == [
+        {"rows": "1-1", "masked": ["email"]},
+        {"rows": "2-2", "masked": ["email"]},
+        {"rows": "none", "masked": ["email"]},
+    ]
+    assert {e.actor for e in previewed} == {f"api-key:{key.key.id}"}
+
+
+def test_the_api_reveal_names_fields_and_a_row_range_and_is_audited(world: World) -> None:
+    import_id = world.stored()
+    key = keys.create_key(world.rt, world.setup.org.id, "revealer")
+    auth = {"authorization": f"Bearer {key.secret}"}
+    url = f"/api/v1/imports/{import_id}/reveal"
+    shown = world.client.post(
+        url, json={"fields": ["email"], "first_row": 2, "last_row": 2}, headers=auth
+    )
+    assert shown.status_code == 200, shown.text
+    assert [r[:2] for r in shown.json()["rows"]] == [["=Grace Hopper", "grace@example.com"]]
+    assert (shown.json()["revealed"], shown.json()["masked"]) == (["email"], [])
+    not_personal = world.client.post(
+        url, json={"fields": ["country"], "first_row": 1, "last_row": 2}, headers=auth
+    )
+    assert not_personal.status_code == 422
+    assert "country: not a personal-data field" in not_personal.json()["detail"]
+    too_many = world.client.post(
+        url, json={"fields": ["email"], "first_row": 1, "last_row": 500}, headers=auth
+    )
+    assert too_many.status_code == 422 and "1 to 100 rows" in too_many.json()["detail"]
+    (revealed,) = _of(world.actions(), "import.revealed")
+    assert (revealed.target, revealed.actor, revealed.detail) == (
+        import_id,
+        f"api-key:{key.key.id}",
+        {"rows": "2-2", "fields": ["email"]},
+    )
+    # A developer's session may preview (masked) but not reveal.
+    developer = world.member(Role.DEVELOPER)
+    page = world.client.get(f"/api/v1/imports/{import_id}/preview")
+    assert page.status_code == 200 and page.json()["rows"][0][1] == previews.MASK
+    developer.get("/dashboard/")
+    refused = world.client.post(
+        url,
+        json={"fields": ["email"], "first_row": 1, "last_row": 1},
+        headers={"origin": BASE, "x-csrf-token": developer.csrf},
+    )
+    assert refused.status_code == 403
+    dumped = json.dumps([e.as_json() for e in world.actions()])
+    assert "grace@example.com" not in dumped

@@ -158,19 +158,30 @@ def stored(
     runtime: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
 ) -> tuple[Runtime, str, pa.Table]:
     """An import of six rows stored as three batches of two; the rows as stored."""
-    setup = demo_org(runtime, schema=SCHEMA)
+    import_id = _store_ledger(runtime, demo_org, batch_factory, SCHEMA)
+    with runtime.sessions() as session:
+        imp = session.get(db.Import, import_id)
+        assert imp is not None
+        rows = pa.concat_tables(load_batch(runtime, session, imp, seq) for seq in range(3))
+    return runtime, import_id, rows
+
+
+def _store_ledger(
+    runtime: Runtime,
+    demo_org: DemoOrgFactory,
+    batch_factory: BatchFactory,
+    schema: dict[str, object],
+) -> str:
+    """LEDGER under `schema`, stored as three batches of two; the import's id."""
+    setup = demo_org(runtime, schema=schema)
     created = imports.create_import(runtime, setup.org, setup.template.id, "ledger.csv")
     for seq in range(3):
-        body = batch_factory(LEDGER, SCHEMA, offset=2 * seq, length=2)
+        body = batch_factory(LEDGER, schema, offset=2 * seq, length=2)
         uploads.receive_batch(
             runtime, created.import_id, created.upload_token, seq, 2 + 2 * seq, body
         )
     imports.submit(runtime, created.import_id, created.upload_token, 3, 6)
-    with runtime.sessions() as session:
-        imp = session.get(db.Import, created.import_id)
-        assert imp is not None
-        rows = pa.concat_tables(load_batch(runtime, session, imp, seq) for seq in range(3))
-    return runtime, created.import_id, rows
+    return created.import_id
 
 
 def _export(rt: Runtime, import_id: str, fmt: str) -> bytes:
@@ -362,3 +373,64 @@ def test_xlsx_writes_times_numbers_and_gaps_as_excel_types() -> None:
         [dt.datetime(2024, 5, 1, 12, 30), "nan", "'\tcell"],
         ["", 2.5, ""],
     ]
+
+
+def _personal_ledger(
+    runtime: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
+) -> str:
+    """The ledger, `count` classified as personal data, stored as three batches of two."""
+    schema = json.loads(json.dumps(SCHEMA))
+    schema["fields"][1]["x-loadbay"] = {"classification": "personal"}
+    return _store_ledger(runtime, demo_org, batch_factory, schema)
+
+
+def test_a_masked_export_writes_personal_fields_as_the_mask_in_every_batch(
+    runtime: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
+) -> None:
+    import_id = _personal_ledger(runtime, demo_org, batch_factory)
+    assert plan_export(runtime, import_id, "parquet", clear=False).masked == {"count"}
+    assert plan_export(runtime, import_id, "parquet").masked == frozenset()
+    out = io.BytesIO()
+    assert export_import(runtime, import_id, "parquet", out, clear=False) == 6
+    table = pq.read_table(io.BytesIO(out.getvalue()))
+    assert table.schema.field("count").type == pa.string()  # one type across the batches
+    assert table.column("count").to_pylist() == [exports.MASK] * 6
+    assert table.column("label").to_pylist() == LABELS
+    clear = io.BytesIO()
+    export_import(runtime, import_id, "parquet", clear)
+    assert pq.read_table(io.BytesIO(clear.getvalue())).column("count").to_pylist() == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
+
+
+def test_a_preview_pages_across_batches_and_reveals_only_what_it_names(
+    runtime: Runtime, demo_org: DemoOrgFactory, batch_factory: BatchFactory
+) -> None:
+    from server import previews
+
+    import_id = _personal_ledger(runtime, demo_org, batch_factory)
+    with runtime.sessions() as session:
+        imp = session.get(db.Import, import_id)
+        assert imp is not None
+        org_id = imp.org_id
+    found = previews.preview(runtime, org_id, import_id, actor="t", first_row=2, limit=3)
+    assert (found.first_row, found.last_row, found.total_rows) == (2, 4, 6)
+    assert [r[:2] for r in found.rows] == [
+        ("plain", previews.MASK),
+        ("@SUM(A1)", previews.MASK),
+        ("-dash", previews.MASK),
+    ]
+    shown = previews.preview(
+        runtime, org_id, import_id, actor="t", reveal=["count"], first_row=5, limit=9
+    )
+    assert [r[:2] for r in shown.rows] == [("mid=eq", "5"), ("+plus", "6")]
+    assert shown.masked == frozenset()
+    with pytest.raises(Invalid, match="label: not a personal-data field"):
+        previews.preview(runtime, org_id, import_id, actor="t", reveal=["label"])
+    with pytest.raises(Invalid, match="1 to 100 rows"):
+        previews.preview(runtime, org_id, import_id, actor="t", limit=101)

@@ -495,10 +495,16 @@ def test_openapi_documents_every_management_route(api: TestClient) -> None:
         if m != "HEAD"
     }
     assert served == documented
-    assert len(served) == 26  # with POST /api/v1/files and GET /api/v1/files/{id}
+    # with POST /api/v1/files, GET /api/v1/files/{id}, an import's preview and reveal
+    assert len(served) == 28
     assert api.get("/api/openapi.json", headers={"authorization": ""}).json() == doc
     schemas = doc["components"]["schemas"]
     assert {"TemplateOut", "DestinationOut", "Problem", "OrganisationPatch"} <= set(schemas)
+    assert {"PreviewOut", "RevealIn"} <= set(schemas)
+    reveal = doc["paths"]["/api/v1/imports/{id}/reveal"]["post"]
+    assert reveal["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/RevealIn"
+    }
     op = doc["paths"]["/api/v1/destinations/{id}"]["patch"]
     assert op["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/DestinationPatch"

@@ -592,7 +592,7 @@ def test_every_route_refuses_every_wrong_credential(world: World, demo_org: Demo
     other = demo_org(world.rt)
     other_secret = keys.create_key(world.rt, other.org.id, "other").secret
     endpoints = [e for e in manage_routes.ENDPOINTS if not e.public]
-    assert len(endpoints) == 24  # with the headless import's two
+    assert len(endpoints) == 26  # with the headless import's two, preview and reveal
     client = TestClient(create_app(world.rt), base_url=BASE)
     for e in endpoints:
         path = _filled(e.path, ids)
@@ -605,7 +605,9 @@ def test_every_route_refuses_every_wrong_credential(world: World, demo_org: Demo
                 assert response.json()["error"]["code"] == "unauthorized"
             else:
                 _problem(response, 401, "unauthorized")
-        body = {"schema": CONTACTS_SCHEMA} if e.body is schemas.TemplateIn else {}
+        body: dict[str, Any] = {"schema": CONTACTS_SCHEMA} if e.body is schemas.TemplateIn else {}
+        if e.body is schemas.RevealIn:
+            body = {"fields": ["email"], "first_row": 1, "last_row": 1}
         response = client.request(
             e.method, path, headers={"authorization": f"Bearer {other_secret}"}, json=body
         )
