@@ -138,6 +138,8 @@ class Template(Base):
     deleted_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     # The dashboard editor's unsaved changes: one "Save" makes them one new version.
     draft: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # The version the draft was begun on: a version made since (a PUT) refuses the Save.
+    draft_base: Mapped[int | None] = mapped_column(default=None)
 
 
 class TemplateVersion(Base):

@@ -81,8 +81,7 @@ def organisation_by_key(
             )
         )
     if org is not None and org.publishable_key != publishable_key:
-        expires = org.previous_key_expires_at
-        if expires is None or expires <= now:
+        if previous_key(org, now) is None:
             raise NotFound(
                 "This publishable key was rotated and its grace period is over: give your "
                 "embed code the organisation's current key."
@@ -98,10 +97,25 @@ def template_for(rt: Runtime, org: db.Organisation, template_id: str) -> db.Temp
         return templates.live_template(session, org.id, template_id)
 
 
+def previous_key(
+    org: db.Organisation, now: dt.datetime | None = None
+) -> tuple[str, dt.datetime] | None:
+    """The publishable key before the last rotation and its expiry, while it still opens
+    the importer (its grace period: `rotate_publishable_key`)."""
+    key, expires = org.previous_publishable_key, org.previous_key_expires_at
+    if key is None or expires is None or expires <= (now or db.utcnow()):
+        return None
+    return key, expires
+
+
 @dataclass(frozen=True)
 class OrganisationSettings:
     organisation: db.Organisation
     default_retention_days: int  # the organisation's, else the operator's default
+
+    @property
+    def previous_key(self) -> tuple[str, dt.datetime] | None:
+        return previous_key(self.organisation)
 
 
 def settings_of(rt: Runtime, org_id: str) -> OrganisationSettings:
@@ -224,8 +238,7 @@ def revoke_previous_publishable_key(
         org = session.get(db.Organisation, org_id)
         if org is None:
             raise NotFound(f"Organisation {org_id} does not exist.")
-        expires = org.previous_key_expires_at
-        if org.previous_publishable_key is None or expires is None or expires <= db.utcnow():
+        if previous_key(org) is None:
             raise NotFound("No earlier publishable key is in its grace period.")
         org.previous_publishable_key = None
         org.previous_key_expires_at = None

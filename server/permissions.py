@@ -66,6 +66,7 @@ KEY_GRANTS = frozenset(
         P.DATA_DOWNLOAD,
         P.DATA_DELETE,
         P.DATA_REVEAL,
+        P.KEYS_MANAGE,  # the API rotates the publishable key only; secret keys are the CLI's
     }
 )
 
@@ -155,6 +156,8 @@ API: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/destination-kinds"): P.CONFIG_VIEW,
     ("GET", "/api/v1/organisation"): P.CONFIG_VIEW,
     ("PATCH", "/api/v1/organisation"): P.SETTINGS_MANAGE,
+    ("POST", "/api/v1/organisation/publishable-key/rotate"): P.KEYS_MANAGE,
+    ("DELETE", "/api/v1/organisation/publishable-key/previous"): P.KEYS_MANAGE,
     ("GET", "/api/v1/imports"): P.DATA_VIEW,
     ("GET", "/api/v1/imports/{id}"): P.DATA_VIEW,
     ("GET", "/api/v1/imports/{id}/rows"): P.DATA_DOWNLOAD,

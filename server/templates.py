@@ -219,11 +219,17 @@ def _new_version(
 
 def save_draft(rt: Runtime, org_id: str, template_id: str, schema: dict[str, Any]) -> db.Template:
     """Keep `schema` as the template's draft, checked as a version would be; nothing
-    serves it until `publish_draft`. A draft equal to the current schema is no draft."""
+    serves it until `publish_draft`. A draft equal to the current schema is no draft. The
+    draft remembers the version it was begun on."""
     template_name(schema)
     with rt.sessions.begin() as session:
         row = _live(session, org_id, template_id)
-        row.draft = None if schema == row.schema else schema
+        if schema == row.schema:
+            row.draft, row.draft_base = None, None
+        else:
+            if row.draft is None:
+                row.draft_base = row.version
+            row.draft = schema
         return row
 
 
@@ -231,10 +237,19 @@ def publish_draft(
     rt: Runtime, org_id: str, template_id: str, *, actor: str = "cli", address: str | None = None
 ) -> db.Template | None:
     """The draft as one new version (audited), or None, with no version and no audit
-    entry, when there is no draft or it holds no change."""
+    entry, when there is no draft or it holds no change. A version made since the draft
+    was begun (through the API, `loadbay apply` or another editor) refuses the Save: the
+    draft would silently undo it."""
     with rt.sessions.begin() as session:
         row = _live(session, org_id, template_id)
-        draft, row.draft = row.draft, None
+        draft, base = row.draft, row.draft_base
+        if draft is not None and base is not None and base != row.version:
+            raise Conflict(
+                f"The template changed since these changes were begun (version {base}, now "
+                f"version {row.version}), so saving them would undo that change. Discard "
+                "them and make them again on the current version."
+            )
+        row.draft, row.draft_base = None, None
         if draft is None or draft == row.schema:
             return None
         _new_version(session, row, draft, template_name(draft), actor, address)
@@ -243,7 +258,8 @@ def publish_draft(
 
 def discard_draft(rt: Runtime, org_id: str, template_id: str) -> None:
     with rt.sessions.begin() as session:
-        _owned(session, org_id, template_id).draft = None
+        row = _owned(session, org_id, template_id)
+        row.draft, row.draft_base = None, None
 
 
 def versions(rt: Runtime, org_id: str, template_id: str) -> list[db.TemplateVersion]:

@@ -40,17 +40,15 @@ async def keys_page(
         return keys.list_keys(call.rt, org_id), orgs.settings_of(call.rt, org_id)
 
     found, settings = await run_in_threadpool(load)
-    org = settings.organisation
-    expires = org.previous_key_expires_at
-    in_grace = org.previous_publishable_key is not None and expires and expires > db.utcnow()
+    org, previous = settings.organisation, settings.previous_key
     return call.render(
         "keys.html",
         status=status,
         keys=found,
         created=created,
         publishable=org.publishable_key,
-        previous=org.previous_publishable_key if in_grace else None,
-        previous_expires=expires,
+        previous=previous[0] if previous else None,
+        previous_expires=previous[1] if previous else None,
         graces=GRACES,
         default_grace=orgs.DEFAULT_KEY_GRACE,
         notice=NOTICES.get(call.request.query_params.get("done", "")),

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from server import db, permissions, templates
 from server.dashboard import template_form as forms
 from server.dashboard.edge import HEADERS, Page, route
-from server.errors import Invalid
+from server.errors import Conflict, Invalid
 from server.permissions import Permission
 
 NOTICES = {
@@ -162,9 +162,12 @@ async def template_settings(call: Page) -> Response:
 async def template_save(call: Page) -> Response:
     """The draft as one new version; a save with no change makes none."""
     org_id, template_id = call.user.org_id, call.param("id")
-    saved = await run_in_threadpool(
-        lambda: templates.publish_draft(call.rt, org_id, template_id, **who(call))
-    )
+    try:
+        saved = await run_in_threadpool(
+            lambda: templates.publish_draft(call.rt, org_id, template_id, **who(call))
+        )
+    except Conflict as exc:
+        return await editor(call, exc.message, 409)
     done = "saved" if saved is not None else "unchanged"
     return call.redirect(f"/dashboard/templates/{template_id}?done={done}")
 

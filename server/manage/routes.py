@@ -173,6 +173,21 @@ async def patch_organisation(call: Call) -> schemas.OrganisationOut:
     return schemas.OrganisationOut.of(found)
 
 
+async def rotate_publishable_key(call: Call) -> schemas.OrganisationOut:
+    body = call.parse(schemas.PublishableKeyRotate)
+    found = await run_in_threadpool(
+        lambda: orgs.rotate_publishable_key(call.rt, call.org.id, grace=body.grace, **call.who)
+    )
+    return schemas.OrganisationOut.of(found)
+
+
+async def revoke_previous_publishable_key(call: Call) -> schemas.OrganisationOut:
+    found = await run_in_threadpool(
+        lambda: orgs.revoke_previous_publishable_key(call.rt, call.org.id, **call.who)
+    )
+    return schemas.OrganisationOut.of(found)
+
+
 # --- the document --------------------------------------------------------------------------
 
 
@@ -181,6 +196,7 @@ async def openapi_json(request: Request) -> Response:
 
 
 T, D = "/api/v1/templates", "/api/v1/destinations"
+PK = "/api/v1/organisation/publishable-key"
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", T, list_templates, "List templates", schemas.TemplateList, query=PAGE),
     Endpoint(
@@ -283,6 +299,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         schemas.OrganisationOut,
         body=schemas.OrganisationPatch,
         errors=(401, 422, 429),
+    ),
+    Endpoint(
+        "POST",
+        PK + "/rotate",
+        rotate_publishable_key,
+        "A new publishable key; the one it replaces keeps working for a grace period",
+        schemas.OrganisationOut,
+        body=schemas.PublishableKeyRotate,
+        errors=(401, 422, 429),
+    ),
+    Endpoint(
+        "DELETE",
+        PK + "/previous",
+        revoke_previous_publishable_key,
+        "End the grace period of the publishable key before the last rotation now",
+        schemas.OrganisationOut,
+        errors=(401, 404, 429),
     ),
     *import_routes.ENDPOINTS,
     Endpoint("GET", "/api/openapi.json", openapi_json, "This document", None, public=True),

@@ -179,14 +179,24 @@ class OrganisationOut(Answer):
     kms_key_arn: str | None = Field(
         default=None, description="The AWS KMS key new imports' data keys come from."
     )
+    previous_publishable_key: str | None = Field(
+        default=None,
+        description="The key before the last rotation, while it still opens the importer.",
+    )
+    previous_key_expires_at: dt.datetime | None = Field(
+        default=None, description="When the previous publishable key stops opening the importer."
+    )
 
     @classmethod
     def of(cls, found: OrganisationSettings) -> OrganisationOut:
         org = found.organisation
+        previous = found.previous_key
         return cls(
             id=org.id,
             name=org.name,
             publishable_key=org.publishable_key,
+            previous_publishable_key=previous[0] if previous else None,
+            previous_key_expires_at=previous[1] if previous else None,
             allowed_origins=list(org.allowed_origins),
             default_retention_days=found.default_retention_days,
             invalid_row_policy=org.invalid_row_policy,  # type: ignore[arg-type]
@@ -207,6 +217,14 @@ class OrganisationPatch(Request):
         max_length=2048,
         description="An AWS KMS key ARN: new imports' data keys are generated and unwrapped "
         "by it. Saved only once loadbay could generate and unwrap a data key with it.",
+    )
+
+
+class PublishableKeyRotate(Request):
+    grace: Literal["now", "1h", "24h", "7d"] = Field(
+        default="24h",
+        description="How long the key being replaced keeps opening the importer, so embed "
+        "code can be updated meanwhile; rotating again ends an earlier grace period.",
     )
 
 

@@ -181,6 +181,38 @@ def test_editor_edits_gather_in_a_draft_and_one_save_makes_one_version(
     assert audit.entries(runtime, acme.org.id)[0].detail == {"version": 3}
 
 
+def test_a_draft_begun_before_an_api_change_cannot_undo_it(
+    owner: Dashboard, runtime: Runtime, acme: OrgWithOwner
+) -> None:
+    template_id = _new_template(owner)
+    owner.get(f"/dashboard/templates/{template_id}")
+    owner.post(f"/dashboard/templates/{template_id}", _people_settings(title="From the editor"))
+    assert templates.get_template(runtime, acme.org.id, template_id).draft_base == 1
+    # Meanwhile the API (or `loadbay apply`) makes version 2.
+    api_schema = {
+        "name": "people",
+        "fields": [{"name": "email"}, {"name": "phone"}],
+    }
+    templates.replace_template(runtime, acme.org.id, template_id, api_schema)
+    owner.get(f"/dashboard/templates/{template_id}")
+    refused = owner.post(f"/dashboard/templates/{template_id}/save")
+    assert refused.status_code == 409
+    assert "changed since these changes were begun (version 1, now version 2)" in refused.text
+    row = templates.get_template(runtime, acme.org.id, template_id)
+    assert row.version == 2 and row.schema == api_schema and row.draft is not None
+    # Discarded, the editor starts again from version 2 and saves version 3.
+    page = owner.get(f"/dashboard/templates/{template_id}")
+    assert page.status_code == 200
+    owner.post(f"/dashboard/templates/{template_id}/discard")
+    owner.get(f"/dashboard/templates/{template_id}")
+    owner.post(f"/dashboard/templates/{template_id}", _people_settings(title="Again"))
+    assert templates.get_template(runtime, acme.org.id, template_id).draft_base == 2
+    assert owner.post(f"/dashboard/templates/{template_id}/save").status_code == 303
+    row = templates.get_template(runtime, acme.org.id, template_id)
+    assert row.version == 3 and row.schema["title"] == "Again"
+    assert [f["name"] for f in row.schema["fields"]] == ["email", "phone"]
+
+
 def test_a_refused_field_says_why_and_keeps_the_version(
     owner: Dashboard, runtime: Runtime, acme: OrgWithOwner
 ) -> None:

@@ -16,8 +16,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from destinations.webhook import new_secret
-from server import db, keys
+from server import audit, db, keys, orgs
 from server.app import create_app
+from server.errors import NotFound
 from server.importer import routes as importer_routes
 from server.manage import routes as manage_routes
 from server.runtime import Runtime
@@ -398,6 +399,43 @@ def test_destination_kinds_carry_their_json_schema(api: TestClient) -> None:
 # --- organisation settings -----------------------------------------------------------------
 
 
+def test_the_publishable_key_rotates_with_a_grace_period_through_the_api(
+    api: TestClient, setup: OrgSetup, runtime: Runtime
+) -> None:
+    first = setup.org.publishable_key
+    rotated = api.post("/api/v1/organisation/publishable-key/rotate", json={"grace": "1h"})
+    assert rotated.status_code == 200, rotated.text
+    body = rotated.json()
+    second = body["publishable_key"]
+    assert second != first and second.startswith("pk_")
+    assert body["previous_publishable_key"] == first
+    expires = dt.datetime.fromisoformat(body["previous_key_expires_at"])
+    assert dt.timedelta(minutes=59) < expires - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=1)
+    # Both keys open the importer until the grace period ends; then only the new one.
+    assert orgs.organisation_by_key(runtime, first).id == setup.org.id
+    assert orgs.organisation_by_key(runtime, second).id == setup.org.id
+    with pytest.raises(NotFound, match="grace period is over"):
+        orgs.organisation_by_key(runtime, first, expires + dt.timedelta(seconds=1))
+    ended = api.delete("/api/v1/organisation/publishable-key/previous")
+    assert ended.status_code == 200 and ended.json()["previous_publishable_key"] is None
+    with pytest.raises(NotFound):
+        orgs.organisation_by_key(runtime, first)
+    _problem(api.delete("/api/v1/organisation/publishable-key/previous"), 404, "not-found")
+    _problem(
+        api.post("/api/v1/organisation/publishable-key/rotate", json={"grace": "1y"}),
+        422,
+        "invalid",
+    )
+    now = api.post("/api/v1/organisation/publishable-key/rotate", json={"grace": "now"}).json()
+    assert now["previous_publishable_key"] is None and now["publishable_key"] != second
+    actions = [e.action for e in audit.entries(runtime, setup.org.id)[:3]]
+    assert actions == [
+        "publishable-key.rotated",
+        "publishable-key.previous-revoked",
+        "publishable-key.rotated",
+    ]
+
+
 def test_organisation_settings_are_validated(api: TestClient, setup: OrgSetup) -> None:
     got = api.get("/api/v1/organisation").json()
     assert got == {
@@ -408,6 +446,8 @@ def test_organisation_settings_are_validated(api: TestClient, setup: OrgSetup) -
         "default_retention_days": 30,
         "invalid_row_policy": "reject",
         "kms_key_arn": None,
+        "previous_publishable_key": None,
+        "previous_key_expires_at": None,
     }
     changed = api.patch(
         "/api/v1/organisation",
@@ -495,12 +535,13 @@ def test_openapi_documents_every_management_route(api: TestClient) -> None:
         if m != "HEAD"
     }
     assert served == documented
-    # with POST /api/v1/files, GET /api/v1/files/{id}, an import's preview and reveal
-    assert len(served) == 28
+    # with POST /api/v1/files, GET /api/v1/files/{id}, an import's preview and reveal, the
+    # publishable key's rotation and the end of its grace period
+    assert len(served) == 30
     assert api.get("/api/openapi.json", headers={"authorization": ""}).json() == doc
     schemas = doc["components"]["schemas"]
     assert {"TemplateOut", "DestinationOut", "Problem", "OrganisationPatch"} <= set(schemas)
-    assert {"PreviewOut", "RevealIn"} <= set(schemas)
+    assert {"PreviewOut", "RevealIn", "PublishableKeyRotate"} <= set(schemas)
     reveal = doc["paths"]["/api/v1/imports/{id}/reveal"]["post"]
     assert reveal["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/RevealIn"

@@ -592,7 +592,8 @@ def test_every_route_refuses_every_wrong_credential(world: World, demo_org: Demo
     other = demo_org(world.rt)
     other_secret = keys.create_key(world.rt, other.org.id, "other").secret
     endpoints = [e for e in manage_routes.ENDPOINTS if not e.public]
-    assert len(endpoints) == 26  # with the headless import's two, preview and reveal
+    assert len(endpoints) == 28  # with the headless import's two, preview and reveal, and the
+    # publishable key's rotation and grace period end
     client = TestClient(create_app(world.rt), base_url=BASE)
     for e in endpoints:
         path = _filled(e.path, ids)

@@ -1,5 +1,6 @@
 """publishable key rotation with a grace period: the key before the last rotation and
 when it stops opening the importer; a template's draft (the editor's unsaved changes)
+and the version it was begun on
 
 Revision ID: 0019
 Revises: 0018
@@ -19,6 +20,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("templates") as batch:
         batch.add_column(sa.Column("draft", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("draft_base", sa.Integer(), nullable=True))
     with op.batch_alter_table("organisations") as batch:
         batch.add_column(sa.Column("previous_publishable_key", sa.String(64), nullable=True))
         batch.add_column(
@@ -35,4 +37,5 @@ def downgrade() -> None:
         batch.drop_column("previous_key_expires_at")
         batch.drop_column("previous_publishable_key")
     with op.batch_alter_table("templates") as batch:
+        batch.drop_column("draft_base")
         batch.drop_column("draft")
