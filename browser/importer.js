@@ -20,15 +20,16 @@ notice.id = "engine-notice";
 notice.setAttribute("role", "alert");
 notice.hidden = true;
 document.getElementById("app")?.before(notice);
+const host = connectHost({ parentOrigin: config.parentOrigin, parent: window.parent, self: window });
 const engine = new RestartingEngine(
   () => new Worker(config.worker, { type: "module" }),
   (message) => {
     notice.textContent = message;
     notice.hidden = false;
   },
+  host.relay, // resume records, where the browser refuses this frame its IndexedDB
 );
 const absolute = (/** @type {string} */ path) => new URL(path, window.location.href).href;
-const host = connectHost({ parentOrigin: config.parentOrigin, parent: window.parent, self: window });
 // How long the screens wait for the page's theme and wording before they draw anyway.
 const INIT_WAIT_MS = 1000;
 
@@ -60,7 +61,6 @@ booted.then(
 
 initialised.then(() => {
   customise();
-  host.send("step", { step: "start" });
   showStart({
     config,
     engine,

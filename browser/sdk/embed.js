@@ -16,7 +16,7 @@ import { accept, cleanText, cleanTheme, message } from "../src/protocol.js";
  * @property {import("../src/protocol.js").Theme} [theme]
  * @property {Record<string, string>} [text] message key -> text
  * @property {HTMLElement} [container] inline in this element; without it, a modal
- * @property {(step: string) => void} [onStep]
+ * @property {(step: import("../src/protocol.js").Step) => void} [onStep] "ready", "engine-ready", "start", "mapping", "review", "submitting", "done", "over-host-page-cap"
  * @property {(data: {importId: string, rows: Record<string, unknown>[], total: number}) => (void | Promise<void>)} [onData]
  * @property {(result: {importId: string, rows: number, status: string}) => void} [onComplete]
  * @property {() => void} [onCancel]
@@ -166,6 +166,8 @@ function start(options, hidden) {
       finish("cancel");
     } else if (data.type === "error") {
       call(current.onError, { message: data.message });
+    } else if (data.type === "resume") {
+      reply(message("resumed", { request: data.request, record: keepResume(server, data) }));
     }
   }
   function sendInit() {
@@ -205,6 +207,33 @@ function start(options, hidden) {
   };
 }
 
+
+/**
+ * The importer's resume record, kept here when the browser refuses the importer's frame its
+ * own IndexedDB (src/resume.js, `keeper`): in this page's localStorage, under a key of the
+ * loadbay origin that framed it, so no other origin's importer reads it. The record holds
+ * the import's id and token, the mapping, the edits and a fingerprint of the file, never its
+ * cells. Answers the record for "load", else null.
+ * @param {string} server
+ * @param {Record<string, unknown>} request
+ * @returns {Record<string, unknown> | null}
+ */
+function keepResume(server, request) {
+  var name = "loadbay:resume:" + server + ":" + String(request.key);
+  try {
+    if (request.action === "save") localStorage.setItem(name, JSON.stringify(request.record));
+    else if (request.action === "delete") localStorage.removeItem(name);
+    else {
+      var kept = localStorage.getItem(name);
+      var record = kept ? JSON.parse(kept) : null;
+      return record && typeof record === "object" && !Array.isArray(record) ? record : null;
+    }
+    // eslint-disable-next-line no-unused-vars -- ES2017 has no catch without a binding
+  } catch (error) {
+    // No storage here either (a private window, a full quota): nothing is kept.
+  }
+  return null;
+}
 
 /**
  * A client's callback; what it throws is reported, not let through into the protocol.

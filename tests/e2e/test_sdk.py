@@ -201,6 +201,41 @@ def test_the_plain_example_is_handed_the_rows_and_its_ack_delivers_the_import(
     assert any(r.endswith(f"/api/v1/imports/{import_id}/handoff/ack") for r in requests)
 
 
+def test_on_step_reports_every_step_of_a_whole_import(
+    plain: Any, demo: Demo, tmp_path: Path
+) -> None:
+    template_id = _host_page_template(demo, max_rows=50)
+    page, _ = plain(template_id)
+    page.locator("#import").click()
+    frame = _importer(page)
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(CSV, encoding="utf-8")
+    frame.locator("#file-input").set_input_files(csv_path)
+    expect(frame.locator("#map-continue")).to_be_visible()
+    # A screen drawn again (here: the header row confirmed) is not a new step.
+    frame.locator("#header-row-confirm").click()
+    expect(frame.locator("#header-row-status")).to_be_visible()
+    frame.locator("#map-continue").click()
+    expect(frame.locator("#summary")).to_have_text("All 3 rows are valid.", timeout=30_000)
+    frame.locator("#submit").click()
+    expect(frame.locator("#done")).to_have_text("Delivered 3 rows.", timeout=60_000)
+    expect(page.locator("#status")).to_contain_text(": delivered (3 rows)")
+    frame.locator("#import-another").click()
+    expect(frame.locator("#file-input")).to_be_visible()
+    expect(page.locator("#log li").last).to_have_text("step: start")
+    steps = [s for s in page.locator("#log li").all_text_contents() if s.startswith("step: ")]
+    assert steps.count("step: engine-ready") == 1
+    assert [s for s in steps if s != "step: engine-ready"] == [
+        "step: ready",
+        "step: start",
+        "step: mapping",
+        "step: review",
+        "step: submitting",
+        "step: done",
+        "step: start",
+    ]
+
+
 def test_above_the_cap_the_importer_says_so_before_anything_is_sent(
     plain: Any, demo: Demo, tmp_path: Path
 ) -> None:

@@ -2,7 +2,7 @@
 import { fieldsFor, unmappedRequired } from "../fields.js";
 import { formatNumber, plural, t } from "../i18n/index.js";
 import { showReview } from "./review.js";
-import { busy, el, render, showError, showProgress } from "./shell.js";
+import { busy, el, render, showError, showProgress, step } from "./shell.js";
 import { openFile, showStart } from "./start.js";
 
 /** @typedef {import("./shell.js").Context} Context */
@@ -157,12 +157,14 @@ export function showMapping(ctx, file, described) {
     try {
       // The engine keeps the edits of every field still mapped to the same column.
       const summary = await ctx.engine.call("set_mapping", [JSON.stringify(mapping)], showProgress);
+      step(ctx, "review");
       showReview(ctx, file, { ...described, reviewed: true, confirmed: confirmedMapping(described, mapping) }, summary);
     } catch (error) {
       const back = { id: "restart", text: t("review.back"), onclick: () => showMapping(ctx, file, described) };
       showError(ctx, /** @type {Error} */ (error).message, [back]);
     }
   };
+  step(ctx, "mapping");
   render(
     ctx,
     el("h2", { id: "screen-heading", tabindex: "-1", text: t("mapping.heading") }),
