@@ -320,11 +320,22 @@ function previewTable(ctx, file, described) {
         : formatNumber(row),
     );
   const headRow = described.header_row > 0 ? rowHead(described.header_row) : el("th", { scope: "col", text: t("mapping.rowNumber") });
+  const width = described.headers.length;
+  /** @param {unknown[]} row */
+  const cells = (row) => Array.from({ length: Math.max(width, row.length) }, (_, j) => el("td", { text: row[j] == null ? "" : String(row[j]) }));
+  // The rows above the header row (a title, a blank line), as the engine read them: the
+  // user may click one of them as the header row as well as any row below.
+  const above = choosable ? (described.above ?? []) : [];
   return el(
     "table",
     { class: "preview", id: "file-preview" },
     el("caption", { class: "muted", text: choosable ? t("mapping.previewCaption") : t("mapping.yourFile") }),
-    el("thead", {}, el("tr", { class: "header-row" }, headRow, ...described.headers.map((h) => el("th", { scope: "col", text: h })))),
+    el(
+      "thead",
+      {},
+      ...above.map((row, i) => el("tr", { class: "above-header muted", "data-row": String(i + 1) }, rowHead(i + 1), ...cells(row))),
+      el("tr", { class: "header-row" }, headRow, ...described.headers.map((h) => el("th", { scope: "col", text: h }))),
+    ),
     el(
       "tbody",
       {},
