@@ -3,6 +3,7 @@
 import { applyTheme, connectHost } from "./src/host.js";
 import { chooseLanguage, currentLanguage, overrideMessages, useLanguage } from "./src/i18n/index.js";
 import { cleanText, cleanTheme } from "./src/protocol.js";
+import { answering, keeper } from "./src/resume.js";
 import { showStart } from "./src/ui/start.js";
 import { RestartingEngine } from "./src/worker.js";
 
@@ -27,7 +28,7 @@ const engine = new RestartingEngine(
     notice.textContent = message;
     notice.hidden = false;
   },
-  host.relay, // resume records, where the browser refuses this frame its IndexedDB
+  answering(keeper(host.relay)), // the worker's resume records: this frame's IndexedDB, else the host page's
 );
 const absolute = (/** @type {string} */ path) => new URL(path, window.location.href).href;
 // How long the screens wait for the page's theme and wording before they draw anyway.
@@ -61,12 +62,20 @@ booted.then(
 
 initialised.then(() => {
   customise();
-  showStart({
+  /** @type {import("./src/ui/shell.js").Context} */
+  const ctx = {
     config,
     engine,
     root: /** @type {HTMLElement} */ (document.getElementById("app")),
     booted,
     host,
     notify: ({ type, ...fields }) => host.send(String(type).replace(/^loadbay:/, ""), fields),
+  };
+  showStart(ctx);
+  // Closed, the page keeps this importer hidden for its next open (browser/sdk/embed.js):
+  // back to the file picker, the file's screens gone; the engine stays booted.
+  host.onClose(() => {
+    ctx.step = undefined;
+    showStart(ctx);
   });
 });

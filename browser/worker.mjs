@@ -6,7 +6,7 @@ import { api } from "./src/api.js";
 import { UserError } from "./src/errors.js";
 import { openOptions } from "./src/fields.js";
 import { t } from "./src/i18n/index.js";
-import { fingerprint, keeper, sameFile, uploadKey } from "./src/resume.js";
+import { fingerprint, relayed, sameFile, uploadKey } from "./src/resume.js";
 import { upload } from "./src/upload.js";
 
 /** @typedef {import("pyodide").PyodideAPI} PyodideAPI */
@@ -16,16 +16,16 @@ import { upload } from "./src/upload.js";
 const scope = /** @type {any} */ (self);
 
 /** @type {Map<number, (record: any) => void>} */
-const relayed = new Map();
+const asking = new Map();
 let nextRelay = 0;
-// Resume records: this origin's IndexedDB, else (refused to a cross-origin frame) the host
-// page's storage, asked through the importer page and embed.js (src/resume.js, `keeper`).
-const kept = keeper(
+// Resume records are the importer page's to keep (its IndexedDB, else the host page's
+// storage: src/resume.js, `keeper`); the worker asks it for them.
+const kept = relayed(
   (action, key, record) =>
     new Promise((resolve, reject) => {
       const request = ++nextRelay;
-      relayed.set(request, (answer) => {
-        relayed.delete(request);
+      asking.set(request, (answer) => {
+        asking.delete(request);
         if (answer.ok) resolve(answer.record ?? undefined);
         else reject(new Error(answer.error));
       });
@@ -266,7 +266,7 @@ function encodeBatch(offset, length) {
 
 scope.onmessage = async (event) => {
   if (event.data.kept) {
-    relayed.get(event.data.kept)?.(event.data);
+    asking.get(event.data.kept)?.(event.data);
     return;
   }
   const { id, type, payload } = event.data;

@@ -33,6 +33,14 @@ var script = /** @type {HTMLScriptElement | null} */ (document.currentScript);
 var preloaded = false; // once per page: preload() ran, or an importer was opened
 /** @type {Started | null} an importer booted ahead by preload(options), not yet shown */
 var warm = null;
+/**
+ * Importers closed on this page, kept hidden with their booted engine: the next open() with
+ * the same server, key, template, locale and container shows one at once, ready.
+ * @type {Started[]}
+ */
+var kept = [];
+// At most this many kept importers (each holds a Pyodide engine in memory).
+var KEPT_MAX = 2;
 var scriptOrigin = script && script.src ? new URL(script.src).origin : "";
 
 /** @param {OpenOptions} options */
@@ -57,6 +65,13 @@ export function open(options) {
     adopted.adopt(options);
     return adopted.importer;
   }
+  for (var i = 0; i < kept.length; i++) {
+    if (kept[i].key === keyOf(options) && kept[i].container === (options.container || null) && kept[i].usable()) {
+      var again = kept.splice(i, 1)[0];
+      again.adopt(options);
+      return again.importer;
+    }
+  }
   return start(options, false).importer;
 }
 
@@ -73,7 +88,12 @@ function keyOf(options) {
 }
 
 /**
- * @typedef {{key: string, importer: Importer, adopt: (options: OpenOptions) => void}} Started
+ * @typedef {object} Started
+ * @property {string} key
+ * @property {HTMLElement | null} container
+ * @property {Importer} importer
+ * @property {(options: OpenOptions) => void} adopt show it (again) for these options
+ * @property {() => boolean} usable still in the page, its engine booted
  */
 
 /**
@@ -112,16 +132,31 @@ function start(options, hidden) {
   }
 
   var finished = false;
+  var lastStep = "";
   /** @param {"cancel" | "complete"} how */
   function finish(how) {
     if (finished) return;
     finished = true;
     window.removeEventListener("message", onMessage);
     if (how === "cancel") {
-      if (overlay) overlay.remove();
-      else iframe.remove();
-      call(options.onCancel);
+      var onCancel = current.onCancel;
+      if (!keep()) {
+        if (overlay) overlay.remove();
+        else iframe.remove();
+      }
+      call(onCancel);
     }
+  }
+  // Closed, the importer is kept hidden with its booted engine (its page goes back to the
+  // file picker and drops the file) unless it was sending rows: closing it then stops the
+  // upload, which a later open resumes.
+  function keep() {
+    if (!booted || lastStep === "submitting" || !iframe.isConnected || kept.length >= KEPT_MAX) return false;
+    if (iframe.contentWindow) iframe.contentWindow.postMessage(message("close"), server);
+    if (overlay) overlay.style.display = "none";
+    else iframe.style.display = "none";
+    kept.push(started);
+    return true;
   }
 
   var from = { origin: server, source: /** @type {unknown} */ (null) };
@@ -138,6 +173,7 @@ function start(options, hidden) {
       call(current.onStep, "ready");
     } else if (data.type === "step") {
       if (data.step === "engine-ready") booted = true;
+      else lastStep = /** @type {string} */ (data.step);
       call(current.onStep, data.step);
     } else if (data.type === "data") {
       var importId = /** @type {string} */ (data.importId);
@@ -183,28 +219,47 @@ function start(options, hidden) {
     iframe: iframe,
     close: function () {
       if (finished) {
+        var at = kept.indexOf(started);
+        if (at >= 0) kept.splice(at, 1);
         if (overlay) overlay.remove();
         else iframe.remove();
         return;
       }
-      if (iframe.contentWindow) iframe.contentWindow.postMessage(message("close"), server);
       finish("cancel");
     },
   };
-  return {
+  /** @type {Started} */
+  var started = {
     key: keyOf(options),
+    container: options.container || null,
     importer: importer,
     adopt: function (options) {
       current = options;
+      var reopened = finished;
+      if (reopened) {
+        finished = false;
+        window.addEventListener("message", onMessage);
+        iframe.style.display = "block";
+      }
       sendInit(); // the page's own theme, wording and identity, if they changed
       if (overlay) {
         overlay.style.display = "flex";
         var close = overlay.querySelector('[data-loadbay="close"]');
         if (close) /** @type {HTMLElement} */ (close).focus();
       }
-      if (booted) call(current.onStep, "engine-ready");
+      if (reopened) {
+        // What a new importer would have told: loaded, booted, at the file picker.
+        call(current.onStep, "ready");
+        call(current.onStep, "engine-ready");
+        call(current.onStep, "start");
+        lastStep = "start";
+      } else if (booted) call(current.onStep, "engine-ready");
+    },
+    usable: function () {
+      return booted && iframe.isConnected;
     },
   };
+  return started;
 }
 
 

@@ -139,3 +139,31 @@ export function keeper(relay, factory) {
     },
   };
 }
+
+/**
+ * A Keeper that asks `relay` for everything: the worker's, whose records the importer page
+ * keeps (the page alone decides between its IndexedDB and the host page's storage).
+ * @param {Relay} relay
+ * @returns {Keeper}
+ */
+export function relayed(relay) {
+  return {
+    find: (key) => relay("load", key),
+    save: async (saved) => void (await relay("save", saved.key, saved)),
+    forget: async (key) => void (await relay("delete", key)),
+  };
+}
+
+/**
+ * The other way round: a Keeper answering a Relay's requests (the page answering its worker).
+ * @param {Keeper} kept
+ * @returns {Relay}
+ */
+export function answering(kept) {
+  return async (action, key, record) => {
+    if (action === "load") return kept.find(key);
+    if (action === "save" && record) await kept.save(record);
+    else if (action === "delete") await kept.forget(key);
+    return undefined;
+  };
+}

@@ -12,7 +12,7 @@ export class Engine {
   /**
    * @param {Worker} worker
    * @param {(detail: string) => void} [onCrash] told once when the worker's engine dies
-   * @param {import("./resume.js").Relay} [relay] where the worker keeps resume records its IndexedDB refuses
+   * @param {import("./resume.js").Relay} [relay] the page's answer to the worker's requests for resume records
    */
   constructor(worker, onCrash, relay) {
     this.worker = worker;
@@ -55,7 +55,7 @@ export class Engine {
    * @param {{request: number, action: "load" | "save" | "delete", key: string, record?: import("./resume.js").SavedUpload}} keep
    */
   keep({ request, action, key, record }) {
-    const asked = this.relay ? this.relay(action, key, record) : Promise.reject(new Error("no host page"));
+    const asked = this.relay ? this.relay(action, key, record) : Promise.reject(new Error("nowhere to keep resume records"));
     asked.then(
       (kept) => this.worker.postMessage({ kept: request, ok: true, record: kept ?? null }),
       (/** @type {Error} */ e) => this.worker.postMessage({ kept: request, ok: false, error: e.message }),

@@ -274,13 +274,28 @@ def test_closing_the_modal_cancels_at_any_step(plain: Any, demo: Demo, tmp_path:
     frame.locator("#file-input").set_input_files(csv_path)
     expect(frame.locator("#map-continue")).to_be_visible()
     page.locator('[data-loadbay="close"]').click()
-    expect(page.locator('[data-loadbay="modal"]')).to_have_count(0)
+    modal = page.locator('[data-loadbay="modal"]')
+    expect(modal).to_be_hidden()
     expect(page.locator("#status")).to_have_text("Import cancelled.")
-    # Escape cancels too, from a new importer.
+    # Warm start: the closed importer was kept, hidden, with its booted engine; opening
+    # again shows that one at the file picker (the file dropped), ready, not a new frame.
+    logged = page.locator("#log li").count()
     page.locator("#import").click()
-    _importer(page)
+    expect(modal).to_be_visible()
+    expect(page.locator('iframe[title="Data importer"]')).to_have_count(1)
+    expect(frame.locator("#engine-status")).to_have_text("Ready.")
+    expect(frame.locator("#file-input")).to_be_visible()
+    expect(frame.locator("#map-continue")).to_have_count(0)
+    steps = page.locator("#log li").all_text_contents()[logged:]
+    assert steps == ["step: ready", "step: engine-ready", "step: start"]
+    expect(page.locator('[data-loadbay="close"]')).to_be_focused()
+    # Escape cancels too; and the reopened importer imports as a new one does.
     page.locator('[data-loadbay="close"]').press("Escape")
-    expect(page.locator('[data-loadbay="modal"]')).to_have_count(0)
+    expect(modal).to_be_hidden()
+    page.locator("#import").click()
+    _pick_and_submit(frame, csv_path)
+    expect(frame.locator("#done")).to_have_text("Delivered 3 rows.", timeout=60_000)
+    assert page.evaluate("() => window.received") == ROWS
 
 
 def test_messages_from_anywhere_but_the_importer_are_ignored(plain: Any, demo: Demo) -> None:
