@@ -208,9 +208,9 @@ def run() -> dict[str, Any]:
         "preboot_then_opened": _summary(preboot),
         "preboot_click_to_visible_ready": _summary(visible),
         "load_average": list(os.getloadavg()),
-        "same_page_vs_cold": round(statistics.median(same_page) / statistics.median(cold), 3),
+        "same_page_vs_cold": round(statistics.median(same_page) / statistics.median(cold), 5),
         "reopen_vs_cold": round(statistics.median(reopen) / statistics.median(cold), 3),
-        "preboot_vs_cold": round(statistics.median(preboot) / statistics.median(cold), 3),
+        "preboot_vs_cold": round(statistics.median(preboot) / statistics.median(cold), 5),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "warm-start-latest.json").write_text(

@@ -158,6 +158,20 @@ def _pick_and_submit(frame: FrameLocator, path: Path) -> None:
     frame.locator("#submit").click()
 
 
+def _picked(
+    plain: Any, demo: Demo, tmp_path: Path, max_rows: int = 50
+) -> tuple[Page, list[str], FrameLocator, Path]:
+    """The plain example for a host-page template, opened, ready, with people.csv picked."""
+    template_id = _host_page_template(demo, max_rows=max_rows)
+    page, requests = plain(template_id)
+    page.locator("#import").click()
+    frame = _importer(page)
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(CSV, encoding="utf-8")
+    frame.locator("#file-input").set_input_files(csv_path)
+    return page, requests, frame, csv_path
+
+
 def test_the_plain_example_is_handed_the_rows_and_its_ack_delivers_the_import(
     plain: Any, demo: Demo, tmp_path: Path
 ) -> None:
@@ -204,13 +218,7 @@ def test_the_plain_example_is_handed_the_rows_and_its_ack_delivers_the_import(
 def test_on_step_reports_every_step_of_a_whole_import(
     plain: Any, demo: Demo, tmp_path: Path
 ) -> None:
-    template_id = _host_page_template(demo, max_rows=50)
-    page, _ = plain(template_id)
-    page.locator("#import").click()
-    frame = _importer(page)
-    csv_path = tmp_path / "people.csv"
-    csv_path.write_text(CSV, encoding="utf-8")
-    frame.locator("#file-input").set_input_files(csv_path)
+    page, _, frame, csv_path = _picked(plain, demo, tmp_path)
     expect(frame.locator("#map-continue")).to_be_visible()
     # A screen drawn again (here: the header row confirmed) is not a new step.
     frame.locator("#header-row-confirm").click()
@@ -239,13 +247,7 @@ def test_on_step_reports_every_step_of_a_whole_import(
 def test_above_the_cap_the_importer_says_so_before_anything_is_sent(
     plain: Any, demo: Demo, tmp_path: Path
 ) -> None:
-    template_id = _host_page_template(demo, max_rows=2)
-    page, requests = plain(template_id)
-    page.locator("#import").click()
-    frame = _importer(page)
-    csv_path = tmp_path / "people.csv"
-    csv_path.write_text(CSV, encoding="utf-8")
-    frame.locator("#file-input").set_input_files(csv_path)
+    page, requests, frame, _ = _picked(plain, demo, tmp_path, max_rows=2)
     frame.locator("#map-continue").click()
     # The review screen says so before the user submits, and Submit is off.
     expect(frame.locator("#summary")).to_have_text("All 3 rows are valid.")
@@ -265,13 +267,7 @@ def test_above_the_cap_the_importer_says_so_before_anything_is_sent(
 
 
 def test_closing_the_modal_cancels_at_any_step(plain: Any, demo: Demo, tmp_path: Path) -> None:
-    template_id = _host_page_template(demo, max_rows=50)
-    page, _ = plain(template_id)
-    page.locator("#import").click()
-    frame = _importer(page)
-    csv_path = tmp_path / "people.csv"
-    csv_path.write_text(CSV, encoding="utf-8")
-    frame.locator("#file-input").set_input_files(csv_path)
+    page, _, frame, csv_path = _picked(plain, demo, tmp_path)
     expect(frame.locator("#map-continue")).to_be_visible()
     page.locator('[data-loadbay="close"]').click()
     modal = page.locator('[data-loadbay="modal"]')
