@@ -3,6 +3,7 @@
 import { applyTheme, connectHost } from "./src/host.js";
 import { chooseLanguage, currentLanguage, overrideMessages, useLanguage } from "./src/i18n/index.js";
 import { cleanText, cleanTheme } from "./src/protocol.js";
+import { answering, keeper } from "./src/resume.js";
 import { showStart } from "./src/ui/start.js";
 import { RestartingEngine } from "./src/worker.js";
 
@@ -20,15 +21,16 @@ notice.id = "engine-notice";
 notice.setAttribute("role", "alert");
 notice.hidden = true;
 document.getElementById("app")?.before(notice);
+const host = connectHost({ parentOrigin: config.parentOrigin, parent: window.parent, self: window });
 const engine = new RestartingEngine(
   () => new Worker(config.worker, { type: "module" }),
   (message) => {
     notice.textContent = message;
     notice.hidden = false;
   },
+  answering(keeper(host.relay)), // the worker's resume records: this frame's IndexedDB, else the host page's
 );
 const absolute = (/** @type {string} */ path) => new URL(path, window.location.href).href;
-const host = connectHost({ parentOrigin: config.parentOrigin, parent: window.parent, self: window });
 // How long the screens wait for the page's theme and wording before they draw anyway.
 const INIT_WAIT_MS = 1000;
 
@@ -60,13 +62,20 @@ booted.then(
 
 initialised.then(() => {
   customise();
-  host.send("step", { step: "start" });
-  showStart({
+  /** @type {import("./src/ui/shell.js").Context} */
+  const ctx = {
     config,
     engine,
     root: /** @type {HTMLElement} */ (document.getElementById("app")),
     booted,
     host,
     notify: ({ type, ...fields }) => host.send(String(type).replace(/^loadbay:/, ""), fields),
+  };
+  showStart(ctx);
+  // Closed, the page keeps this importer hidden for its next open (browser/sdk/embed.js):
+  // back to the file picker, the file's screens gone; the engine stays booted.
+  host.onClose(() => {
+    ctx.step = undefined;
+    showStart(ctx);
   });
 });

@@ -6,7 +6,7 @@ import { api } from "./src/api.js";
 import { UserError } from "./src/errors.js";
 import { openOptions } from "./src/fields.js";
 import { t } from "./src/i18n/index.js";
-import { findUpload, fingerprint, forgetUpload, sameFile, saveUpload, uploadKey } from "./src/resume.js";
+import { fingerprint, relayed, sameFile, uploadKey } from "./src/resume.js";
 import { upload } from "./src/upload.js";
 
 /** @typedef {import("pyodide").PyodideAPI} PyodideAPI */
@@ -14,6 +14,24 @@ import { upload } from "./src/upload.js";
 
 /** @type {{postMessage(message: unknown): void, onmessage: ((event: MessageEvent) => void) | null}} */
 const scope = /** @type {any} */ (self);
+
+/** @type {Map<number, (record: any) => void>} */
+const asking = new Map();
+let nextRelay = 0;
+// Resume records are the importer page's to keep (its IndexedDB, else the host page's
+// storage: src/resume.js, `keeper`); the worker asks it for them.
+const kept = relayed(
+  (action, key, record) =>
+    new Promise((resolve, reject) => {
+      const request = ++nextRelay;
+      asking.set(request, (answer) => {
+        asking.delete(request);
+        if (answer.ok) resolve(answer.record ?? undefined);
+        else reject(new Error(answer.error));
+      });
+      scope.postMessage({ keep: { request, action, key, record } });
+    }),
+);
 
 /** @type {PyodideAPI} */
 let pyodide;
@@ -158,7 +176,7 @@ async function openFile(file, template, options, progress) {
  * @param {Progress} progress
  */
 async function resume({ file, template, context, maxBytes }, progress) {
-  const saved = await findUpload(uploadKey(context.publishableKey, context.templateId));
+  const saved = await kept.find(uploadKey(context.publishableKey, context.templateId));
   if (!saved || !sameFile(saved.fingerprint, await fingerprint(file))) return null;
   opened = null;
   openedFile = null;
@@ -188,7 +206,7 @@ async function send(request, progress) {
   /** @type {import("./src/upload.js").UploadRequest} */
   const what = { ...request, resume: undefined };
   if (request.resumable && print) {
-    const saved = await findUpload(key).catch(() => undefined);
+    const saved = await kept.find(key).catch(() => undefined);
     if (saved && sameFile(saved.fingerprint, print)) what.resume = { importId: saved.importId, token: saved.token };
   }
   /** @param {string} importId @param {string} token */
@@ -197,10 +215,10 @@ async function send(request, progress) {
     const review = call("saved_review");
     const { options, headerConfirmed, mapping: confirmed } = request;
     const saved = { key, importId, token, fileName: file.name, fingerprint: print, options, headerConfirmed, confirmed, review, savedAt: Date.now() };
-    await saveUpload(saved).catch((/** @type {Error} */ e) => console.warn("loadbay worker: upload not kept for resuming:", e.message));
+    await kept.save(saved).catch((/** @type {Error} */ e) => console.warn("loadbay worker: upload not kept for resuming:", e.message));
   };
   const uploaded = await upload(what, { plan: () => call("batch_plan"), encode: encodeBatch, progress, created });
-  await forgetUpload(key).catch(() => {});
+  await kept.forget(key).catch(() => {});
   return uploaded;
 }
 
@@ -247,6 +265,10 @@ function encodeBatch(offset, length) {
 }
 
 scope.onmessage = async (event) => {
+  if (event.data.kept) {
+    asking.get(event.data.kept)?.(event.data);
+    return;
+  }
   const { id, type, payload } = event.data;
   /** @param {object} message */
   const reply = (message) => scope.postMessage({ id, ...message });

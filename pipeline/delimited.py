@@ -178,6 +178,7 @@ def _read(
         headers=headers,
         table=table,
         header_row=header_row,
+        above=tuple(tuple(r) for r in records[: max(header_index, 0)]),
         delimiter=delimiter,
         kind=FileKind.CSV,
         encoding=encoding.display,

@@ -247,6 +247,7 @@ def _read_rows(
         headers=headers,
         table=table,
         header_row=header_row,
+        above=tuple(tuple(r) for r in head[: max(index, 0)]),
         delimiter="",
         kind=kind,
         encoding=None,

@@ -131,6 +131,8 @@ class Describe:
     # The first row looks like data, not column names: offer "my file has no header row"
     # (header_row 0 when the user picked it; the columns are then Column A, B, ...).
     looks_headerless: bool = False
+    # The rows above the header row (row 1 first): the preview shows them to pick from.
+    above: tuple[tuple[str | None, ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,6 +155,7 @@ class Describe:
             "fields": [f.to_dict() for f in self.fields],
             "max_bytes": self.max_bytes,
             "looks_headerless": self.looks_headerless,
+            "above": [list(row) for row in self.above],
         }
 
 

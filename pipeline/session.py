@@ -194,4 +194,5 @@ class ImportSession:
             fields=tuple(field_infos(self.template)),
             max_bytes=self.max_bytes,
             looks_headerless=sheet.looks_headerless,
+            above=sheet.above,
         )

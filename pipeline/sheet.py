@@ -115,6 +115,9 @@ class Sheet:
     every one of them, counted by the review and the CLI like cell errors."""
     looks_headerless: bool = False
     """The first row looks like data, not column names: the page offers "no header row"."""
+    above: tuple[tuple[str | None, ...], ...] = ()
+    """The rows above the header row as read (row 1 first, at most the header scan's): the
+    page shows them with the preview, so the user can click one of them as the header row."""
 
     @property
     def first_data_row(self) -> int:

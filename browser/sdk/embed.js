@@ -16,7 +16,7 @@ import { accept, cleanText, cleanTheme, message } from "../src/protocol.js";
  * @property {import("../src/protocol.js").Theme} [theme]
  * @property {Record<string, string>} [text] message key -> text
  * @property {HTMLElement} [container] inline in this element; without it, a modal
- * @property {(step: string) => void} [onStep]
+ * @property {(step: import("../src/protocol.js").Step) => void} [onStep] "ready", "engine-ready", "start", "mapping", "review", "submitting", "done", "over-host-page-cap"
  * @property {(data: {importId: string, rows: Record<string, unknown>[], total: number}) => (void | Promise<void>)} [onData]
  * @property {(result: {importId: string, rows: number, status: string}) => void} [onComplete]
  * @property {() => void} [onCancel]
@@ -33,6 +33,14 @@ var script = /** @type {HTMLScriptElement | null} */ (document.currentScript);
 var preloaded = false; // once per page: preload() ran, or an importer was opened
 /** @type {Started | null} an importer booted ahead by preload(options), not yet shown */
 var warm = null;
+/**
+ * Importers closed on this page, kept hidden with their booted engine: the next open() with
+ * the same server, key, template, locale and container shows one at once, ready.
+ * @type {Started[]}
+ */
+var kept = [];
+// At most this many kept importers (each holds a Pyodide engine in memory).
+var KEPT_MAX = 2;
 var scriptOrigin = script && script.src ? new URL(script.src).origin : "";
 
 /** @param {OpenOptions} options */
@@ -57,6 +65,13 @@ export function open(options) {
     adopted.adopt(options);
     return adopted.importer;
   }
+  for (var i = 0; i < kept.length; i++) {
+    if (kept[i].key === keyOf(options) && kept[i].container === (options.container || null) && kept[i].usable()) {
+      var again = kept.splice(i, 1)[0];
+      again.adopt(options);
+      return again.importer;
+    }
+  }
   return start(options, false).importer;
 }
 
@@ -73,7 +88,12 @@ function keyOf(options) {
 }
 
 /**
- * @typedef {{key: string, importer: Importer, adopt: (options: OpenOptions) => void}} Started
+ * @typedef {object} Started
+ * @property {string} key
+ * @property {HTMLElement | null} container
+ * @property {Importer} importer
+ * @property {(options: OpenOptions) => void} adopt show it (again) for these options
+ * @property {() => boolean} usable still in the page, its engine booted
  */
 
 /**
@@ -112,16 +132,31 @@ function start(options, hidden) {
   }
 
   var finished = false;
+  var lastStep = "";
   /** @param {"cancel" | "complete"} how */
   function finish(how) {
     if (finished) return;
     finished = true;
     window.removeEventListener("message", onMessage);
     if (how === "cancel") {
-      if (overlay) overlay.remove();
-      else iframe.remove();
-      call(options.onCancel);
+      var onCancel = current.onCancel;
+      if (!keep()) {
+        if (overlay) overlay.remove();
+        else iframe.remove();
+      }
+      call(onCancel);
     }
+  }
+  // Closed, the importer is kept hidden with its booted engine (its page goes back to the
+  // file picker and drops the file) unless it was sending rows: closing it then stops the
+  // upload, which a later open resumes.
+  function keep() {
+    if (!booted || lastStep === "submitting" || !iframe.isConnected || kept.length >= KEPT_MAX) return false;
+    if (iframe.contentWindow) iframe.contentWindow.postMessage(message("close"), server);
+    if (overlay) overlay.style.display = "none";
+    else iframe.style.display = "none";
+    kept.push(started);
+    return true;
   }
 
   var from = { origin: server, source: /** @type {unknown} */ (null) };
@@ -138,6 +173,7 @@ function start(options, hidden) {
       call(current.onStep, "ready");
     } else if (data.type === "step") {
       if (data.step === "engine-ready") booted = true;
+      else lastStep = /** @type {string} */ (data.step);
       call(current.onStep, data.step);
     } else if (data.type === "data") {
       var importId = /** @type {string} */ (data.importId);
@@ -166,6 +202,8 @@ function start(options, hidden) {
       finish("cancel");
     } else if (data.type === "error") {
       call(current.onError, { message: data.message });
+    } else if (data.type === "resume") {
+      reply(message("resumed", { request: data.request, record: keepResume(server, data) }));
     }
   }
   function sendInit() {
@@ -181,30 +219,76 @@ function start(options, hidden) {
     iframe: iframe,
     close: function () {
       if (finished) {
+        var at = kept.indexOf(started);
+        if (at >= 0) kept.splice(at, 1);
         if (overlay) overlay.remove();
         else iframe.remove();
         return;
       }
-      if (iframe.contentWindow) iframe.contentWindow.postMessage(message("close"), server);
       finish("cancel");
     },
   };
-  return {
+  /** @type {Started} */
+  var started = {
     key: keyOf(options),
+    container: options.container || null,
     importer: importer,
     adopt: function (options) {
       current = options;
+      var reopened = finished;
+      if (reopened) {
+        finished = false;
+        window.addEventListener("message", onMessage);
+        iframe.style.display = "block";
+      }
       sendInit(); // the page's own theme, wording and identity, if they changed
       if (overlay) {
         overlay.style.display = "flex";
         var close = overlay.querySelector('[data-loadbay="close"]');
         if (close) /** @type {HTMLElement} */ (close).focus();
       }
-      if (booted) call(current.onStep, "engine-ready");
+      if (reopened) {
+        // What a new importer would have told: loaded, booted, at the file picker.
+        call(current.onStep, "ready");
+        call(current.onStep, "engine-ready");
+        call(current.onStep, "start");
+        lastStep = "start";
+      } else if (booted) call(current.onStep, "engine-ready");
+    },
+    usable: function () {
+      return booted && iframe.isConnected;
     },
   };
+  return started;
 }
 
+
+/**
+ * The importer's resume record, kept here when the browser refuses the importer's frame its
+ * own IndexedDB (src/resume.js, `keeper`): in this page's localStorage, under a key of the
+ * loadbay origin that framed it, so no other origin's importer reads it. The record holds
+ * the import's id and token, the mapping, the edits and a fingerprint of the file, never its
+ * cells. Answers the record for "load", else null.
+ * @param {string} server
+ * @param {Record<string, unknown>} request
+ * @returns {Record<string, unknown> | null}
+ */
+function keepResume(server, request) {
+  var name = "loadbay:resume:" + server + ":" + String(request.key);
+  try {
+    if (request.action === "save") localStorage.setItem(name, JSON.stringify(request.record));
+    else if (request.action === "delete") localStorage.removeItem(name);
+    else {
+      var kept = localStorage.getItem(name);
+      var record = kept ? JSON.parse(kept) : null;
+      return record && typeof record === "object" && !Array.isArray(record) ? record : null;
+    }
+    // eslint-disable-next-line no-unused-vars -- ES2017 has no catch without a binding
+  } catch (error) {
+    // No storage here either (a private window, a full quota): nothing is kept.
+  }
+  return null;
+}
 
 /**
  * A client's callback; what it throws is reported, not let through into the protocol.

@@ -17,7 +17,11 @@ import { accept, cleanText, cleanTheme, message } from "./protocol.js";
  * @property {(importId: string) => Promise<void>} acknowledged resolves when the page acknowledges the rows of `importId`
  * @property {(listener: (options: HostOptions) => void) => void} onInit
  * @property {(listener: () => void) => void} onClose
+ * @property {import("./resume.js").Relay} relay the host page keeps the resume record (src/resume.js, `keeper`)
  */
+
+// How long a "resume" request waits for the page (an embed.js too old to answer it).
+const RELAY_WAIT_MS = 5000;
 
 /**
  * @param {{parentOrigin: string, parent: Window | null, self: Window}} where
@@ -34,6 +38,9 @@ export function connectHost({ parentOrigin, parent, self }) {
   const inits = [];
   /** @type {(() => void)[]} */
   const closes = [];
+  /** @type {Map<number, (record: Record<string, unknown> | null) => void>} */
+  const relayed = new Map();
+  let nextRequest = 0;
   const embedded = parent !== null && parent !== self;
 
   self.addEventListener("message", (event) => {
@@ -48,6 +55,8 @@ export function connectHost({ parentOrigin, parent, self }) {
       waiting.get(importId)?.();
     } else if (data.type === "close") {
       for (const listener of closes) listener();
+    } else if (data.type === "resumed") {
+      relayed.get(Number(data.request))?.(/** @type {Record<string, unknown> | null} */ (data.record));
     }
   });
 
@@ -62,6 +71,22 @@ export function connectHost({ parentOrigin, parent, self }) {
     },
     onInit: (listener) => void inits.push(listener),
     onClose: (listener) => void closes.push(listener),
+    relay(action, key, record) {
+      if (!embedded || !parent) return Promise.reject(new Error("no host page keeps the resume record"));
+      const request = ++nextRequest;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          relayed.delete(request);
+          reject(new Error("the host page did not answer"));
+        }, RELAY_WAIT_MS);
+        relayed.set(request, (kept) => {
+          clearTimeout(timer);
+          relayed.delete(request);
+          resolve(/** @type {import("./resume.js").SavedUpload | undefined} */ (kept ?? undefined));
+        });
+        parent.postMessage(message("resume", { request, action, key, record }), parentOrigin);
+      });
+    },
   };
 }
 

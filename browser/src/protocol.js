@@ -12,20 +12,37 @@ export const VERSION = 1;
 /**
  * What the importer tells the page.
  * @typedef {{type: "ready"}} ReadyMessage
- * @typedef {{type: "step", step: string}} StepMessage
+ * @typedef {{type: "step", step: Step}} StepMessage
  * @typedef {{type: "data", importId: string, rows: Record<string, unknown>[], total: number}} DataMessage
  * @typedef {{type: "complete", importId: string, rows: number, status: string}} CompleteMessage
  * @typedef {{type: "cancel"}} CancelMessage
  * @typedef {{type: "error", message: string}} ErrorMessage
- * @typedef {ReadyMessage | StepMessage | DataMessage | CompleteMessage | CancelMessage | ErrorMessage} ToHost
+ * @typedef {{type: "resume", request: number, action: "load" | "save" | "delete", key: string, record?: Record<string, unknown>}} ResumeMessage
+ *   where the browser refuses the importer frame its IndexedDB: keep, give back or delete
+ *   the resume record of `key` (src/resume.js: ids, token, mapping, edits, a fingerprint;
+ *   never the file's cells) in the page's own storage
+ * @typedef {ReadyMessage | StepMessage | DataMessage | CompleteMessage | CancelMessage | ErrorMessage | ResumeMessage} ToHost
  *
  * What the page tells the importer: its options once the importer is ready, the
  * acknowledgement of rows it was handed (host-page destination), and "close".
  * @typedef {{type: "init", theme: Theme, text: Record<string, string>, identity: string}} InitMessage
  * @typedef {{type: "ack", importId: string}} AckMessage
  * @typedef {{type: "close"}} CloseMessage
- * @typedef {InitMessage | AckMessage | CloseMessage} ToImporter
+ * @typedef {{type: "resumed", request: number, record: Record<string, unknown> | null}} ResumedMessage
+ *   the answer to a "resume" request: the record kept for its key (load), else null
+ * @typedef {InitMessage | AckMessage | CloseMessage | ResumedMessage} ToImporter
  */
+
+/**
+ * The steps the importer reports to the page's `onStep`, in the order a user passes them
+ * (README, "Embedding loadbay"): the page is loaded (`ready`), the engine booted
+ * (`engine-ready`), the file picker shown (`start`), the columns mapped (`mapping`), the rows
+ * reviewed (`review`), the rows sent (`submitting`), the import over (`done`); and
+ * `over-host-page-cap` when the rows are more than a host-page destination takes.
+ * Cancelling and errors have their own callbacks (onCancel, onError).
+ * @typedef {"ready" | "engine-ready" | "start" | "mapping" | "review" | "submitting" | "done" | "over-host-page-cap"} Step
+ */
+export const STEPS = ["ready", "engine-ready", "start", "mapping", "review", "submitting", "done", "over-host-page-cap"];
 
 /**
  * Theme keys, the same the dashboard's theme settings use (README, "Theming"). Each becomes
@@ -107,7 +124,7 @@ var TO_HOST_SHAPES = {
     return true;
   },
   step: function (m) {
-    return typeof m.step === "string";
+    return STEPS.indexOf(/** @type {string} */ (m.step)) >= 0;
   },
   data: function (m) {
     return typeof m.importId === "string" && Array.isArray(m.rows) && typeof m.total === "number";
@@ -121,7 +138,18 @@ var TO_HOST_SHAPES = {
   error: function (m) {
     return typeof m.message === "string";
   },
+  resume: function (m) {
+    return (
+      typeof m.request === "number" &&
+      RESUME_ACTIONS.indexOf(/** @type {string} */ (m.action)) >= 0 &&
+      typeof m.key === "string" &&
+      m.key.length <= 300 &&
+      (m.action !== "save" || isObject(m.record))
+    );
+  },
 };
+
+var RESUME_ACTIONS = ["load", "save", "delete"];
 
 /** @type {Record<string, (m: Record<string, unknown>) => boolean>} */
 var TO_IMPORTER_SHAPES = {
@@ -133,6 +161,9 @@ var TO_IMPORTER_SHAPES = {
   },
   close: function () {
     return true;
+  },
+  resumed: function (m) {
+    return typeof m.request === "number" && (m.record === null || isObject(m.record));
   },
 };
 

@@ -1,4 +1,5 @@
-// Resuming an interrupted upload. IndexedDB keeps, per importer (publishable key and
+// Resuming an interrupted upload. IndexedDB (or, where the browser refuses it to the
+// embedded importer, the host page: `keeper`) keeps, per importer (publishable key and
 // template), the import's id and upload token, the reading choices, the mapping and the
 // user's edits (the engine's SavedReview), and a fingerprint of the file: never its cells.
 // Picking the same file again after a reload, a closed tab or a dropped connection sends
@@ -93,3 +94,76 @@ export const saveUpload = (saved, factory) => onStore("readwrite", (s) => s.put(
 
 /** @param {string} key @param {IDBFactory} [factory] */
 export const forgetUpload = (key, factory) => onStore("readwrite", (s) => s.delete(key), factory);
+
+/**
+ * Where the kept uploads live: what find, save and forget do.
+ * @typedef {object} Keeper
+ * @property {(key: string) => Promise<SavedUpload | undefined>} find
+ * @property {(saved: SavedUpload) => Promise<void>} save
+ * @property {(key: string) => Promise<void>} forget
+ */
+
+/**
+ * @typedef {(action: "load" | "save" | "delete", key: string, record?: SavedUpload) => Promise<SavedUpload | undefined>} Relay
+ * asks the host page (through embed.js) to keep, give back or delete the record of `key`
+ */
+
+/**
+ * The importer's own IndexedDB, and where the browser refuses it (a cross-origin frame whose
+ * browser blocks third-party storage) `relay`: the host page keeps the record in its own
+ * storage under a loadbay key (browser/sdk/embed.js). A record is only ever in one of them.
+ * @param {Relay} relay
+ * @param {IDBFactory} [factory]
+ * @returns {Keeper}
+ */
+export function keeper(relay, factory) {
+  /** @type {Promise<boolean> | null} */
+  let usable = null;
+  // Whether IndexedDB answers at all, asked once: a refused open is not a missing record.
+  const local = () => {
+    usable ??= onStore("readonly", (s) => s.count(), factory ?? globalThis.indexedDB).then(
+      () => true,
+      () => false,
+    );
+    return usable;
+  };
+  return {
+    find: async (key) => ((await local()) ? findUpload(key, factory) : relay("load", key)),
+    save: async (saved) => {
+      if (await local()) await saveUpload(saved, factory);
+      else await relay("save", saved.key, saved);
+    },
+    forget: async (key) => {
+      if (await local()) await forgetUpload(key, factory);
+      else await relay("delete", key);
+    },
+  };
+}
+
+/**
+ * A Keeper that asks `relay` for everything: the worker's, whose records the importer page
+ * keeps (the page alone decides between its IndexedDB and the host page's storage).
+ * @param {Relay} relay
+ * @returns {Keeper}
+ */
+export function relayed(relay) {
+  return {
+    find: (key) => relay("load", key),
+    save: async (saved) => void (await relay("save", saved.key, saved)),
+    forget: async (key) => void (await relay("delete", key)),
+  };
+}
+
+/**
+ * The other way round: a Keeper answering a Relay's requests (the page answering its worker).
+ * @param {Keeper} kept
+ * @returns {Relay}
+ */
+export function answering(kept) {
+  return async (action, key, record) => {
+    if (action === "load") return kept.find(key);
+    if (action === "save" && record) await kept.save(record);
+    else if (action === "delete") await kept.forget(key);
+    return undefined;
+  };
+}

@@ -69,6 +69,7 @@
  * @property {FieldInfo[]} [fields]
  * @property {number} [max_bytes]
  * @property {boolean} [looks_headerless] the first row looks like data: offer "no header row" (header_row 0)
+ * @property {(string | null)[][]} [above] the rows above the header row (row 1 first), to pick from
  */
 
 /**

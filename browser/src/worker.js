@@ -12,9 +12,11 @@ export class Engine {
   /**
    * @param {Worker} worker
    * @param {(detail: string) => void} [onCrash] told once when the worker's engine dies
+   * @param {import("./resume.js").Relay} [relay] the page's answer to the worker's requests for resume records
    */
-  constructor(worker, onCrash) {
+  constructor(worker, onCrash, relay) {
     this.worker = worker;
+    this.relay = relay;
     this.nextId = 0;
     this.dead = false;
     this.onCrash = onCrash;
@@ -28,8 +30,12 @@ export class Engine {
     };
   }
 
-  /** @param {{id: number, progress?: Progress, ok?: boolean, value?: unknown, error?: string, fatal?: boolean}} message */
-  receive({ id, progress, ok, value, error, fatal }) {
+  /** @param {{id: number, progress?: Progress, ok?: boolean, value?: unknown, error?: string, fatal?: boolean, keep?: any}} message */
+  receive({ id, progress, ok, value, error, fatal, keep }) {
+    if (keep) {
+      this.keep(keep);
+      return;
+    }
     const entry = this.pending.get(id);
     if (!entry) return;
     if (progress) {
@@ -42,6 +48,18 @@ export class Engine {
       entry.reject(new EngineCrash(error));
       this.crashed(error || "");
     } else entry.reject(new Error(error));
+  }
+
+  /**
+   * The worker asks the page to keep, give back or delete a resume record (src/resume.js).
+   * @param {{request: number, action: "load" | "save" | "delete", key: string, record?: import("./resume.js").SavedUpload}} keep
+   */
+  keep({ request, action, key, record }) {
+    const asked = this.relay ? this.relay(action, key, record) : Promise.reject(new Error("nowhere to keep resume records"));
+    asked.then(
+      (kept) => this.worker.postMessage({ kept: request, ok: true, record: kept ?? null }),
+      (/** @type {Error} */ e) => this.worker.postMessage({ kept: request, ok: false, error: e.message }),
+    );
   }
 
   /** @param {string} detail */
@@ -93,9 +111,11 @@ export class RestartingEngine {
   /**
    * @param {() => Worker} spawn
    * @param {(message: string) => void} onRestart told each time a dead engine was replaced
+   * @param {import("./resume.js").Relay} [relay] as Engine's
    */
-  constructor(spawn, onRestart) {
+  constructor(spawn, onRestart, relay) {
     this.spawn = spawn;
+    this.relay = relay;
     this.onRestart = onRestart;
     /** @type {unknown} */
     this.bootPayload = null;
@@ -105,10 +125,14 @@ export class RestartingEngine {
   }
 
   start() {
-    const engine = new Engine(this.spawn(), () => {
-      this.engine = this.start();
-      this.onRestart(t("error.engineRestarted"));
-    });
+    const engine = new Engine(
+      this.spawn(),
+      () => {
+        this.engine = this.start();
+        this.onRestart(t("error.engineRestarted"));
+      },
+      this.relay,
+    );
     if (this.bootPayload) this.booted = engine.ask("boot", this.bootPayload);
     return engine;
   }

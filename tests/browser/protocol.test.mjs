@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { accept, cleanText, cleanTheme, message, PROTOCOL, VERSION } from "../../browser/src/protocol.js";
+import { accept, cleanText, cleanTheme, message, PROTOCOL, STEPS, VERSION } from "../../browser/src/protocol.js";
 
 const importer = { name: "importer window" };
 const from = { origin: "https://import.example", source: importer };
@@ -56,4 +56,30 @@ test("text overrides keep strings under message-key names only", () => {
   assert.deepEqual(cleanText({ "page.title": "Import {name}", "bad key!": "x", "upload.start": 3, long: "x".repeat(501) }), {
     "page.title": "Import {name}",
   });
+});
+
+test("a step is one of the documented names, in the order a user passes them", () => {
+  assert.deepEqual(STEPS, ["ready", "engine-ready", "start", "mapping", "review", "submitting", "done", "over-host-page-cap"]);
+  for (const step of STEPS) assert.ok(accept(event(message("step", { step })), from, "host"));
+  assert.equal(accept(event(message("step", { step: "elsewhere" })), from, "host"), null);
+});
+
+test("the resume relay: the importer asks, the page answers, each in its shape", () => {
+  const save = message("resume", { request: 1, action: "save", key: "pk_1/tpl_1", record: { importId: "imp_1" } });
+  assert.deepEqual(accept(event(save), from, "host"), save);
+  const load = message("resume", { request: 2, action: "load", key: "pk_1/tpl_1" });
+  assert.deepEqual(accept(event(load), from, "host"), load);
+  for (const bad of [
+    { request: "1", action: "load", key: "k" },
+    { request: 1, action: "drop", key: "k" },
+    { request: 1, action: "save", key: "k" }, // save without a record
+    { request: 1, action: "load", key: "k".repeat(301) },
+  ]) {
+    assert.equal(accept(event(message("resume", bad)), from, "host"), null);
+  }
+  assert.equal(accept(event(save), from, "importer"), null); // never to the importer
+  const answer = message("resumed", { request: 2, record: null });
+  assert.deepEqual(accept(event(answer), from, "importer"), answer);
+  assert.equal(accept(event(message("resumed", { request: 2, record: [1] })), from, "importer"), null);
+  assert.equal(accept(event(answer), from, "host"), null);
 });

@@ -7,7 +7,7 @@ import { test } from "node:test";
 // tests/ sits outside browser/, so the package is imported by its path
 import { IDBFactory } from "../../browser/node_modules/fake-indexeddb/build/esm/index.js";
 
-import { findUpload, fingerprint, forgetUpload, sameFile, saveUpload, uploadKey } from "../../browser/src/resume.js";
+import { findUpload, fingerprint, forgetUpload, keeper, sameFile, saveUpload, uploadKey } from "../../browser/src/resume.js";
 
 const MIB = 1024 * 1024;
 
@@ -63,4 +63,72 @@ test("one interrupted upload is kept per importer, and forgotten", async () => {
   await forgetUpload(key, factory);
   assert.equal(await findUpload(key, factory), undefined);
   assert.equal((await findUpload(uploadKey("pk_1", "tpl_2"), factory)).importId, "imp_2");
+});
+
+/** A relay standing for the host page: a Map, and the requests it was asked. */
+function hostPage() {
+  const records = new Map();
+  const asked = [];
+  const relay = async (action, key, record) => {
+    asked.push([action, key]);
+    if (action === "save") records.set(key, structuredClone(record));
+    else if (action === "delete") records.delete(key);
+    return action === "load" ? records.get(key) : undefined;
+  };
+  return { records, asked, relay };
+}
+
+const SAVED = {
+  key: uploadKey("pk_1", "tpl_1"),
+  importId: "imp_1",
+  token: "tok",
+  fileName: "big.csv",
+  fingerprint: { size: 1, lastModified: 2, sample: "ab" },
+  options: {},
+  review: { mapping: { email: 0 }, edits: {}, deleted: [] },
+  savedAt: 5,
+};
+
+test("with IndexedDB the record stays in it and the host page is never asked", async () => {
+  const host = hostPage();
+  const factory = new IDBFactory();
+  const kept = keeper(host.relay, factory);
+  await kept.save(SAVED);
+  assert.deepEqual(await kept.find(SAVED.key), SAVED);
+  assert.deepEqual(await findUpload(SAVED.key, factory), SAVED);
+  await kept.forget(SAVED.key);
+  assert.equal(await kept.find(SAVED.key), undefined);
+  assert.deepEqual(host.asked, []);
+});
+
+test("where IndexedDB is refused the host page keeps, gives back and deletes the record", async () => {
+  const host = hostPage();
+  // A browser that blocks third-party storage: every open fails.
+  const refusing = {
+    open() {
+      const request = {};
+      queueMicrotask(() => {
+        request.error = new DOMException("The user denied permission to access the database.", "UnknownError");
+        request.onerror?.();
+      });
+      return request;
+    },
+  };
+  const kept = keeper(host.relay, /** @type {any} */ (refusing));
+  assert.equal(await kept.find(SAVED.key), undefined);
+  await kept.save(SAVED);
+  assert.deepEqual(host.records.get(SAVED.key), SAVED);
+  assert.deepEqual(await kept.find(SAVED.key), SAVED);
+  await kept.forget(SAVED.key);
+  assert.equal(host.records.size, 0);
+  assert.deepEqual(host.asked, [
+    ["load", SAVED.key],
+    ["save", SAVED.key],
+    ["load", SAVED.key],
+    ["delete", SAVED.key],
+  ]);
+  // An open that throws (no IndexedDB at all) is refused the same way.
+  const throwing = keeper(host.relay, /** @type {any} */ ({ open: () => { throw new DOMException("denied", "SecurityError"); } }));
+  await throwing.save(SAVED);
+  assert.deepEqual(host.records.get(SAVED.key), SAVED);
 });

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Playwright, Response, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Response, expect
 from standardwebhooks.webhooks import Webhook
 
 from bench.chromium import CHROMIUM, CHROMIUM_FLAGS
@@ -43,6 +43,76 @@ def test_a_page_closed_mid_upload_resumes_and_every_row_arrives_once(
         args=CHROMIUM_FLAGS,
         ignore_https_errors=True,
     )
+    second = _close_mid_upload_and_resume(context, demo, csv_path, expected)
+
+    # Done: nothing is left to resume.
+    second.reload()
+    frame = second.frame_locator("iframe")
+    expect(frame.locator("#engine-status")).to_have_text("Ready.", timeout=60_000)
+    expect(frame.locator("#resume-note")).to_be_hidden()
+    importer = next(f for f in second.frames if f.url.startswith(demo.importer_origin))
+    stored = importer.evaluate(
+        """() => new Promise((resolve) => {
+          const open = indexedDB.open("loadbay", 1);
+          open.onsuccess = () => {
+            const all = open.result.transaction("uploads").objectStore("uploads").getAll();
+            all.onsuccess = () => resolve(JSON.stringify(all.result));
+          };
+        })"""
+    )
+    assert json.loads(stored) == []
+    assert _kept_by_host(second) == {}  # the frame had its IndexedDB: the page kept nothing
+    context.close()
+
+
+def _kept_by_host(page: Page) -> dict[str, object]:
+    """The resume records the host page keeps for the importer (browser/sdk/embed.js)."""
+    return page.evaluate(
+        """() => Object.fromEntries(Object.keys(localStorage)
+             .filter((k) => k.startsWith("loadbay:resume:"))
+             .map((k) => [k, JSON.parse(localStorage.getItem(k))]))"""
+    )
+
+
+def test_where_the_frame_is_refused_indexeddb_the_host_page_keeps_the_record(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    """A browser that blocks third-party storage (Playwright's own contexts do): the init
+    script makes every IndexedDB open of the importer page fail; the record goes to the host
+    page through embed.js, and the upload still resumes."""
+    expected = _contacts(ROWS, seed=19)
+    csv_path = tmp_path / "contacts-200k.csv"
+    _write_csv(csv_path, expected)
+    context = browser.new_context(ignore_https_errors=True)
+    context.add_init_script(
+        f"""if (location.origin === {json.dumps(demo.importer_origin)}) {{
+          IDBFactory.prototype.open = function () {{
+            throw new DOMException("The user denied permission.", "SecurityError");
+          }};
+        }}"""
+    )
+    kept: list[dict[str, object]] = []
+    second = _close_mid_upload_and_resume(context, demo, csv_path, expected, kept)
+    # While the upload was interrupted the host page held the record: ids, token, mapping,
+    # fingerprint; never a cell of the file.
+    [(name, record)] = kept[0].items()
+    assert name.startswith(f"loadbay:resume:{demo.importer_origin}:")
+    assert record["fileName"] == "contacts-200k.csv"  # type: ignore[index]
+    text = json.dumps(record)
+    assert not [row for row in expected[:50] if row["email"] in text]
+    assert _kept_by_host(second) == {}  # delivered: deleted
+    context.close()
+
+
+def _close_mid_upload_and_resume(
+    context: BrowserContext,
+    demo: Demo,
+    csv_path: Path,
+    expected: list[dict[str, object]],
+    kept: list[dict[str, object]] | None = None,
+) -> Page:
+    """Close the page once batch 0 has arrived, open it again, pick the same file: every row
+    arrives once. `kept`: gets the host page's resume records while interrupted."""
     sent: list[tuple[int, str, int, int]] = []  # (page, import id, batch, status)
     pages = [0]
 
@@ -74,6 +144,8 @@ def test_a_page_closed_mid_upload_resumes_and_every_row_arrives_once(
     pages[0] = 1
     second = context.new_page()
     second.goto(demo.host_page)
+    if kept is not None:
+        kept.append(_kept_by_host(second))
     frame = second.frame_locator("iframe")
     expect(frame.locator("#engine-status")).to_have_text("Ready.", timeout=60_000)
     expect(frame.locator("#resume-note")).to_have_text(
@@ -105,21 +177,4 @@ def test_a_page_closed_mid_upload_resumes_and_every_row_arrives_once(
         received.extend(data["rows"])
     assert len(received) == ROWS
     assert received == expected  # every row once, in order, with its values
-
-    # Done: nothing is left to resume.
-    second.reload()
-    frame = second.frame_locator("iframe")
-    expect(frame.locator("#engine-status")).to_have_text("Ready.", timeout=60_000)
-    expect(frame.locator("#resume-note")).to_be_hidden()
-    importer = next(f for f in second.frames if f.url.startswith(demo.importer_origin))
-    stored = importer.evaluate(
-        """() => new Promise((resolve) => {
-          const open = indexedDB.open("loadbay", 1);
-          open.onsuccess = () => {
-            const all = open.result.transaction("uploads").objectStore("uploads").getAll();
-            all.onsuccess = () => resolve(JSON.stringify(all.result));
-          };
-        })"""
-    )
-    assert json.loads(stored) == []
-    context.close()
+    return second

@@ -158,6 +158,20 @@ def _pick_and_submit(frame: FrameLocator, path: Path) -> None:
     frame.locator("#submit").click()
 
 
+def _picked(
+    plain: Any, demo: Demo, tmp_path: Path, max_rows: int = 50
+) -> tuple[Page, list[str], FrameLocator, Path]:
+    """The plain example for a host-page template, opened, ready, with people.csv picked."""
+    template_id = _host_page_template(demo, max_rows=max_rows)
+    page, requests = plain(template_id)
+    page.locator("#import").click()
+    frame = _importer(page)
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(CSV, encoding="utf-8")
+    frame.locator("#file-input").set_input_files(csv_path)
+    return page, requests, frame, csv_path
+
+
 def test_the_plain_example_is_handed_the_rows_and_its_ack_delivers_the_import(
     plain: Any, demo: Demo, tmp_path: Path
 ) -> None:
@@ -201,16 +215,39 @@ def test_the_plain_example_is_handed_the_rows_and_its_ack_delivers_the_import(
     assert any(r.endswith(f"/api/v1/imports/{import_id}/handoff/ack") for r in requests)
 
 
+def test_on_step_reports_every_step_of_a_whole_import(
+    plain: Any, demo: Demo, tmp_path: Path
+) -> None:
+    page, _, frame, csv_path = _picked(plain, demo, tmp_path)
+    expect(frame.locator("#map-continue")).to_be_visible()
+    # A screen drawn again (here: the header row confirmed) is not a new step.
+    frame.locator("#header-row-confirm").click()
+    expect(frame.locator("#header-row-status")).to_be_visible()
+    frame.locator("#map-continue").click()
+    expect(frame.locator("#summary")).to_have_text("All 3 rows are valid.", timeout=30_000)
+    frame.locator("#submit").click()
+    expect(frame.locator("#done")).to_have_text("Delivered 3 rows.", timeout=60_000)
+    expect(page.locator("#status")).to_contain_text(": delivered (3 rows)")
+    frame.locator("#import-another").click()
+    expect(frame.locator("#file-input")).to_be_visible()
+    expect(page.locator("#log li").last).to_have_text("step: start")
+    steps = [s for s in page.locator("#log li").all_text_contents() if s.startswith("step: ")]
+    assert steps.count("step: engine-ready") == 1
+    assert [s for s in steps if s != "step: engine-ready"] == [
+        "step: ready",
+        "step: start",
+        "step: mapping",
+        "step: review",
+        "step: submitting",
+        "step: done",
+        "step: start",
+    ]
+
+
 def test_above_the_cap_the_importer_says_so_before_anything_is_sent(
     plain: Any, demo: Demo, tmp_path: Path
 ) -> None:
-    template_id = _host_page_template(demo, max_rows=2)
-    page, requests = plain(template_id)
-    page.locator("#import").click()
-    frame = _importer(page)
-    csv_path = tmp_path / "people.csv"
-    csv_path.write_text(CSV, encoding="utf-8")
-    frame.locator("#file-input").set_input_files(csv_path)
+    page, requests, frame, _ = _picked(plain, demo, tmp_path, max_rows=2)
     frame.locator("#map-continue").click()
     # The review screen says so before the user submits, and Submit is off.
     expect(frame.locator("#summary")).to_have_text("All 3 rows are valid.")
@@ -230,22 +267,31 @@ def test_above_the_cap_the_importer_says_so_before_anything_is_sent(
 
 
 def test_closing_the_modal_cancels_at_any_step(plain: Any, demo: Demo, tmp_path: Path) -> None:
-    template_id = _host_page_template(demo, max_rows=50)
-    page, _ = plain(template_id)
-    page.locator("#import").click()
-    frame = _importer(page)
-    csv_path = tmp_path / "people.csv"
-    csv_path.write_text(CSV, encoding="utf-8")
-    frame.locator("#file-input").set_input_files(csv_path)
+    page, _, frame, csv_path = _picked(plain, demo, tmp_path)
     expect(frame.locator("#map-continue")).to_be_visible()
     page.locator('[data-loadbay="close"]').click()
-    expect(page.locator('[data-loadbay="modal"]')).to_have_count(0)
+    modal = page.locator('[data-loadbay="modal"]')
+    expect(modal).to_be_hidden()
     expect(page.locator("#status")).to_have_text("Import cancelled.")
-    # Escape cancels too, from a new importer.
+    # Warm start: the closed importer was kept, hidden, with its booted engine; opening
+    # again shows that one at the file picker (the file dropped), ready, not a new frame.
+    logged = page.locator("#log li").count()
     page.locator("#import").click()
-    _importer(page)
+    expect(modal).to_be_visible()
+    expect(page.locator('iframe[title="Data importer"]')).to_have_count(1)
+    expect(frame.locator("#engine-status")).to_have_text("Ready.")
+    expect(frame.locator("#file-input")).to_be_visible()
+    expect(frame.locator("#map-continue")).to_have_count(0)
+    steps = page.locator("#log li").all_text_contents()[logged:]
+    assert steps == ["step: ready", "step: engine-ready", "step: start"]
+    expect(page.locator('[data-loadbay="close"]')).to_be_focused()
+    # Escape cancels too; and the reopened importer imports as a new one does.
     page.locator('[data-loadbay="close"]').press("Escape")
-    expect(page.locator('[data-loadbay="modal"]')).to_have_count(0)
+    expect(modal).to_be_hidden()
+    page.locator("#import").click()
+    _pick_and_submit(frame, csv_path)
+    expect(frame.locator("#done")).to_have_text("Delivered 3 rows.", timeout=60_000)
+    assert page.evaluate("() => window.received") == ROWS
 
 
 def test_messages_from_anywhere_but_the_importer_are_ignored(plain: Any, demo: Demo) -> None:

@@ -94,6 +94,7 @@ def test_open_file_answers_with_the_description(tmp_path: Path) -> None:
             ],
             "max_bytes": 1073741824,
             "looks_headerless": False,
+            "above": [],
         },
     }
 

@@ -98,6 +98,7 @@ def test_describe(tmp_path: Path) -> None:
         ],
         "max_bytes": 1073741824,
         "looks_headerless": False,
+        "above": [],
     }
     assert json.loads(json.dumps(session.describe().to_dict())) == session.describe().to_dict()
 

@@ -4,7 +4,16 @@
 import { useEffect, useRef } from "react";
 import type { CSSProperties } from "react";
 
-export type Step = "ready" | "engine-ready" | "start" | "over-host-page-cap" | (string & {});
+/** The steps onStep reports, in the order a user passes them (README, "Embedding loadbay"). */
+export type Step =
+  | "ready"
+  | "engine-ready"
+  | "start"
+  | "mapping"
+  | "review"
+  | "submitting"
+  | "done"
+  | "over-host-page-cap";
 
 /** The theme keys (README, "Theming"); the dashboard's theme settings use the same. */
 export interface Theme {

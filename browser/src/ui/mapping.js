@@ -2,7 +2,7 @@
 import { fieldsFor, unmappedRequired } from "../fields.js";
 import { formatNumber, plural, t } from "../i18n/index.js";
 import { showReview } from "./review.js";
-import { busy, el, render, showError, showProgress } from "./shell.js";
+import { busy, el, render, showError, showProgress, step } from "./shell.js";
 import { openFile, showStart } from "./start.js";
 
 /** @typedef {import("./shell.js").Context} Context */
@@ -157,12 +157,14 @@ export function showMapping(ctx, file, described) {
     try {
       // The engine keeps the edits of every field still mapped to the same column.
       const summary = await ctx.engine.call("set_mapping", [JSON.stringify(mapping)], showProgress);
+      step(ctx, "review");
       showReview(ctx, file, { ...described, reviewed: true, confirmed: confirmedMapping(described, mapping) }, summary);
     } catch (error) {
       const back = { id: "restart", text: t("review.back"), onclick: () => showMapping(ctx, file, described) };
       showError(ctx, /** @type {Error} */ (error).message, [back]);
     }
   };
+  step(ctx, "mapping");
   render(
     ctx,
     el("h2", { id: "screen-heading", tabindex: "-1", text: t("mapping.heading") }),
@@ -318,11 +320,22 @@ function previewTable(ctx, file, described) {
         : formatNumber(row),
     );
   const headRow = described.header_row > 0 ? rowHead(described.header_row) : el("th", { scope: "col", text: t("mapping.rowNumber") });
+  const width = described.headers.length;
+  /** @param {unknown[]} row */
+  const cells = (row) => Array.from({ length: Math.max(width, row.length) }, (_, j) => el("td", { text: row[j] == null ? "" : String(row[j]) }));
+  // The rows above the header row (a title, a blank line), as the engine read them: the
+  // user may click one of them as the header row as well as any row below.
+  const above = choosable ? (described.above ?? []) : [];
   return el(
     "table",
     { class: "preview", id: "file-preview" },
     el("caption", { class: "muted", text: choosable ? t("mapping.previewCaption") : t("mapping.yourFile") }),
-    el("thead", {}, el("tr", { class: "header-row" }, headRow, ...described.headers.map((h) => el("th", { scope: "col", text: h })))),
+    el(
+      "thead",
+      {},
+      ...above.map((row, i) => el("tr", { class: "above-header muted", "data-row": String(i + 1) }, rowHead(i + 1), ...cells(row))),
+      el("tr", { class: "header-row" }, headRow, ...described.headers.map((h) => el("th", { scope: "col", text: h }))),
+    ),
     el(
       "tbody",
       {},

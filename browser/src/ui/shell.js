@@ -10,6 +10,7 @@ import { formatNumber, t } from "../i18n/index.js";
  * @property {Promise<void>} booted
  * @property {(message: Record<string, unknown>) => void} notify tells the host page (embed.js)
  * @property {import("../host.js").Host} [host] the page that embeds the importer (src/host.js)
+ * @property {import("../protocol.js").Step} [step] the last step told to the page
  */
 
 /**
@@ -49,6 +50,18 @@ export function render(ctx, ...nodes) {
   ctx.root.replaceChildren(title, ...nodes.filter((n) => n != null));
   const heading = /** @type {HTMLElement | null} */ (ctx.root.querySelector("h2[tabindex='-1']"));
   (heading || title).focus();
+}
+
+/**
+ * Tell the page (its `onStep`) the user reached `step`; a screen drawn again (a new header
+ * row, a new encoding) is not a new step.
+ * @param {Context} ctx
+ * @param {import("../protocol.js").Step} name
+ */
+export function step(ctx, name) {
+  if (ctx.step === name) return;
+  ctx.step = name;
+  ctx.host?.send("step", { step: name });
 }
 
 /**

@@ -1,9 +1,9 @@
 // The first screen: the expected columns and the file input; opening the picked file.
 import { fieldsFor } from "../fields.js";
 import { formatSize, plural, t } from "../i18n/index.js";
-import { findUpload, uploadKey } from "../resume.js";
+import { keeper, uploadKey } from "../resume.js";
 import { showMapping } from "./mapping.js";
-import { busy, el, render, showError, showProgress } from "./shell.js";
+import { busy, el, render, showError, showProgress, step } from "./shell.js";
 import { submit } from "./submit.js";
 
 /** @typedef {import("./shell.js").Context} Context */
@@ -13,6 +13,7 @@ const ACCEPT = ".csv,.tsv,.txt,.xlsx,.xlsm,.xlsb,.xls,.ods,.json,.ndjson,.jsonl"
 
 /** @param {Context} ctx */
 export function showStart(ctx) {
+  step(ctx, "start");
   const status = el("p", { id: "engine-status", class: "muted", text: t("start.preparing") });
   ctx.booted.then(
     () => (status.textContent = t("start.ready")),
@@ -23,15 +24,16 @@ export function showStart(ctx) {
   // An upload interrupted here before (reload, closed tab, lost connection) is carried on
   // when the user picks the same file again; only the batches the server lacks are sent.
   const note = el("p", { id: "resume-note", class: "muted", hidden: "" });
+  const kept = keeper(ctx.host ? ctx.host.relay : () => Promise.resolve(undefined));
   /** @type {Promise<boolean>} */
-  const interrupted = findUpload(uploadKey(ctx.config.publishableKey, ctx.config.templateId)).then(
+  const interrupted = kept.find(uploadKey(ctx.config.publishableKey, ctx.config.templateId)).then(
     (saved) => {
       if (!saved) return false;
       note.textContent = t("resume.note", { file: saved.fileName });
       note.hidden = false;
       return true;
     },
-    () => false, // no IndexedDB (a private window may refuse it): nothing to resume
+    () => false, // no storage at all (nor the host page's): nothing to resume
   );
   input.addEventListener("change", async () => {
     const file = input.files && input.files[0];

@@ -4,7 +4,7 @@ import { formatNumber, plural, t } from "../i18n/index.js";
 import { watchImport } from "../status.js";
 import { showReview } from "./review.js";
 import { anotherFile } from "./start.js";
-import { el, render, showError } from "./shell.js";
+import { el, render, showError, step } from "./shell.js";
 
 /** @typedef {import("./shell.js").Context} Context */
 /** @typedef {import("../types.js").ImportState} ImportState */
@@ -60,6 +60,7 @@ async function rejectedDownload(ctx, file, count) {
 export async function submit(ctx, file, described, summary, { resumable = false } = {}) {
   const { config } = ctx;
   if (overHostPageCap(ctx, file, described, summary)) return;
+  step(ctx, "submitting");
   const bar = el("progress", { id: "upload-progress", max: "1", value: "0" });
   const status = el("p", { id: "upload-status", text: t(resumable ? "upload.resuming" : "upload.start") });
   render(ctx, status, bar);
@@ -95,7 +96,7 @@ export async function submit(ctx, file, described, summary, { resumable = false 
         text: t("upload.retry"),
         onclick: () => submit(ctx, file, described, summary, { resumable: true }),
       },
-      { id: "back", text: t("upload.backToReview"), onclick: () => showReview(ctx, file, described, summary) },
+      { id: "back", text: t("upload.backToReview"), onclick: () => backToReview(ctx, file, described, summary) },
     ]);
     return;
   }
@@ -113,6 +114,7 @@ export async function submit(ctx, file, described, summary, { resumable = false 
       },
     });
   } catch (error) {
+    step(ctx, "done");
     render(ctx, el("p", { id: "done", class: "error", "data-status": "unavailable", text: /** @type {Error} */ (error).message }));
     return;
   }
@@ -121,9 +123,22 @@ export async function submit(ctx, file, described, summary, { resumable = false 
   const download = await rejectedDownload(ctx, file, (summary.left_out ?? 0) + deleted).catch(() => null);
   const done = el("p", { id: "done", tabindex: "-1", "data-status": state.status, text: doneText(state, summary.sent, deleted) });
   const again = anotherFile(ctx);
+  step(ctx, "done");
   render(ctx, done, download, el("button", { id: again.id, class: "secondary", text: again.text, onclick: again.onclick }));
   done.focus();
   ctx.notify({ type: "loadbay:complete", importId, rows: summary.sent, status: state.status });
+}
+
+/**
+ * Back from sending (an error, or the host page's cap) to the review screen.
+ * @param {Context} ctx
+ * @param {File} file
+ * @param {import("../types.js").OpenedFile} described
+ * @param {import("../types.js").Summary} summary
+ */
+function backToReview(ctx, file, described, summary) {
+  step(ctx, "review");
+  showReview(ctx, file, described, summary);
 }
 
 // --- the host-page destination (destinations/host_page.py): its cap, and the hand-off ----
@@ -154,9 +169,9 @@ function overHostPageCap(ctx, file, described, summary) {
   const over = hostPageCapMessage(ctx.config, summary.sent);
   if (over === null) return false;
   showError(ctx, over, [
-    { id: "back", text: t("upload.backToReview"), onclick: () => showReview(ctx, file, described, summary) },
+    { id: "back", text: t("upload.backToReview"), onclick: () => backToReview(ctx, file, described, summary) },
   ]);
-  ctx.host?.send("step", { step: "over-host-page-cap" });
+  step(ctx, "over-host-page-cap");
   return true;
 }
 
