@@ -73,9 +73,11 @@ initialised.then(() => {
   };
   showStart(ctx);
   // Closed, the page keeps this importer hidden for its next open (browser/sdk/embed.js):
-  // back to the file picker, the file's screens gone; the engine stays booted.
+  // back to the file picker, the file's screens gone and the file dropped from the engine
+  // (a hidden importer holds no user's data); the engine stays booted.
   host.onClose(() => {
     ctx.step = undefined;
     showStart(ctx);
+    engine.call("close_file").catch(() => {});
   });
 });

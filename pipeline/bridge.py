@@ -108,6 +108,18 @@ def open_file(
     return _answer(work)
 
 
+def close_file() -> str:
+    """Drop the open file and its review (the importer was closed): nothing of it stays."""
+
+    def work() -> Any:
+        global _session
+        _session = None
+        gc.collect()
+        return None
+
+    return _answer(work)
+
+
 def use_remembered(remembered_json: str) -> str:
     """Re-propose the mapping with what the server remembered for these headers."""
 

@@ -175,6 +175,15 @@ def test_calls_before_open_say_no_file_is_open(call: Any) -> None:
     assert answer(call()) == {"ok": False, "error": NO_FILE}
 
 
+def test_close_file_drops_the_file_and_its_review(tmp_path: Path) -> None:
+    """A closed importer kept hidden by embed.js holds nothing of the user's file."""
+    open_ok(tmp_path, "Age,E-mail\n36,ada@x\n")
+    assert answer(bridge.set_mapping('{"email": 1}'))["ok"] is True
+    assert answer(bridge.close_file()) == {"ok": True, "value": None}
+    assert bridge._session is None
+    assert answer(bridge.window(0, 1)) == {"ok": False, "error": NO_FILE}
+
+
 def test_encode_batch_before_open_raises() -> None:
     with pytest.raises(PipelineError, match=NO_FILE):
         bridge.encode_batch(0, 1)
