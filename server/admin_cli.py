@@ -1,5 +1,5 @@
 """The operator's `loadbay` commands for keys and organisations: `keys rotate-master`,
-`org export` and `org delete` (registered on the main command in server/cli.py)."""
+`org list`, `org export` and `org delete` (registered on the main command in server/cli.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import typer
 if TYPE_CHECKING:
     from server.runtime import Runtime
 
-org_app = typer.Typer(help="Organisations: offboarding (export, delete).", no_args_is_help=True)
+org_app = typer.Typer(
+    help="Organisations: list, and offboarding (export, delete).", no_args_is_help=True
+)
 
 
 def rotate_master(
@@ -43,6 +45,17 @@ def rotate_master(
         "old file), restart every loadbay process, and destroy the old master key.",
         err=True,
     )
+
+
+@org_app.command("list")
+def org_list() -> None:
+    """Every organisation: id, name, publishable key and allowed origins, tab-separated (the
+    id is what `keys create --org` takes, the key what the embed code takes)."""
+    from server import orgs
+
+    for org in orgs.list_organisations(_runtime()):
+        origins = " ".join(org.allowed_origins) or "-"
+        typer.echo(f"{org.id}\t{org.name}\t{org.publishable_key}\t{origins}")
 
 
 @org_app.command("export")

@@ -65,6 +65,12 @@ def create_destination(
     return server_destinations.create_destination(rt, org, template.id, kind, name, config).row
 
 
+def list_organisations(rt: Runtime) -> list[db.Organisation]:
+    """Every organisation, oldest first (deleted ones leave only a tombstone)."""
+    with rt.sessions() as session:
+        return list(session.scalars(select(db.Organisation).order_by(db.Organisation.created_at)))
+
+
 def organisation_by_key(
     rt: Runtime, publishable_key: str, now: dt.datetime | None = None
 ) -> db.Organisation:

@@ -99,3 +99,8 @@ def test_the_self_host_quick_start_runs_as_written(tmp_path: Path) -> None:
     assert "would change 3 of 3" in out
     assert "changed 0 of 3" in lines
     assert '"ready":true' in out.replace(" ", "")
+    # org list names Acme with its publishable key; the secret key made from its id opens
+    # the management API, which lists the template applied from the file.
+    assert any(re.fullmatch(r"org_\w+\tAcme\tpk_\S+\thttps://app.acme.example", ln) for ln in lines)
+    assert re.search(r"key_\w+\tdeploy\t\.\.\.\S{4}\tnever used\tlive", out)
+    assert '"name":"contacts"' in out.replace(" ", "")

@@ -130,3 +130,8 @@ def test_cli_creates_lists_and_revokes_keys(
     missing = runner.invoke(app, ["keys", "create", "--org", "org_nope", "--name", "x"])
     assert missing.exit_code == 2
     assert "does not exist" in missing.output
+    # The id `keys create --org` takes, and the key the embed code takes, from the CLI.
+    listed_orgs = runner.invoke(app, ["org", "list"])
+    assert listed_orgs.exit_code == 0, listed_orgs.output
+    line = f"{org.id}\t{org.name}\t{org.publishable_key}\t{' '.join(org.allowed_origins)}"
+    assert listed_orgs.stdout.splitlines() == [line]
