@@ -185,3 +185,29 @@ def positions(length: int) -> ac.Array:
         shifted = acc.add(out, ac.Scalar(len(out), ac.DataType.int64()))
         out = ac.ChunkedArray([out, shifted]).combine_chunks()
     return out.slice(0, length)
+
+
+_EMPTY_CELL = re.compile(r'^""$', re.MULTILINE)  # how arrow-rs writes an empty or null cell
+
+
+def empty_cells(column: ac.Array) -> list[int]:
+    """Indices of the cells that are empty ("") or null, in order: one C pass per slice
+    over the column written as lines, instead of a Python string per cell. Each line found
+    is checked on its cell's own value."""
+    rows: list[int] = []
+    for start in range(0, len(column), SLICE_ROWS):
+        part = column.slice(start, min(SLICE_ROWS, len(column) - start))
+        text = _lines(part)
+        if text.count("\n") != len(part):  # a cell holds a line break: look at each cell
+            found = [i for i, v in enumerate(part.to_pylist()) if not v]
+        else:
+            found, line, at = [], 0, 0
+            for match in _EMPTY_CELL.finditer(text):
+                line += text.count("\n", at, match.start())
+                at = match.start()
+                found.append(line)
+            if found:
+                values = acc.take(part, ac.Array(found, ac.DataType.int64())).to_pylist()
+                found = [i for i, v in zip(found, values, strict=True) if not v]
+        rows += [start + i for i in found]
+    return rows

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import arro3.compute as acc
 import arro3.core as ac
 
-from pipeline.scan import positions, replaced
+from pipeline.scan import empty_cells, null_at, positions, replaced
 from pipeline.schema import Field, Template, Transform
 from pipeline.types import Distinct, parse_one, strptime
 
@@ -47,6 +47,8 @@ def prepare_column(field: Field, column: ac.Array, template: Template) -> ac.Arr
         not missing or (missing == {""} and acc.min(column).as_py() != "")
     ):
         return column  # "" sorts first: if it is not the minimum, no cell is empty
+    if not field.transforms and missing == {""}:  # the usual case: empty cells are missing
+        return null_at(column, empty_cells(column))
     distinct = Distinct.of(column)
     prepared = [_prepared(field, v, missing) for v in distinct.values]
     return distinct.spread(prepared, ac.DataType.string())
