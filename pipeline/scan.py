@@ -19,7 +19,6 @@ from __future__ import annotations
 import array
 import functools
 import io
-import itertools
 import re
 from collections import Counter
 
@@ -186,25 +185,3 @@ def positions(length: int) -> ac.Array:
         shifted = acc.add(out, ac.Scalar(len(out), ac.DataType.int64()))
         out = ac.ChunkedArray([out, shifted]).combine_chunks()
     return out.slice(0, length)
-
-
-_EMPTY_LINE = '""'  # how arrow-rs writes an empty or a null cell
-
-
-def empty_cells(column: ac.Array) -> list[int]:
-    """Indices of the cells that are empty ("") or null, in order: the column written as
-    lines and compared line by line in C (`map`, `compress`), with no Python call per cell.
-    Each line found is checked on its cell's own value."""
-    rows: list[int] = []
-    for start in range(0, len(column), SLICE_ROWS):
-        part = column.slice(start, min(SLICE_ROWS, len(column) - start))
-        lines = _lines(part).split("\n")
-        if len(lines) != len(part) + 1:  # a cell holds a line break: look at each cell
-            found = [i for i, v in enumerate(part.to_pylist()) if not v]
-        else:
-            found = list(itertools.compress(range(len(part)), map(_EMPTY_LINE.__eq__, lines)))
-            if found:
-                values = acc.take(part, ac.Array(found, ac.DataType.int64())).to_pylist()
-                found = [i for i, v in zip(found, values, strict=True) if not v]
-        rows += [start + i for i in found]
-    return rows

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import arro3.compute as acc
 import arro3.core as ac
 
-from pipeline.scan import empty_cells, null_at, positions, replaced
+from pipeline.scan import positions, replaced
 from pipeline.schema import Field, Template, Transform
 from pipeline.types import Distinct, parse_one, strptime
 
@@ -47,9 +47,11 @@ def prepare_column(field: Field, column: ac.Array, template: Template) -> ac.Arr
         not missing or (missing == {""} and acc.min(column).as_py() != "")
     ):
         return column  # "" sorts first: if it is not the minimum, no cell is empty
-    if not field.transforms and missing == {""}:  # the usual case: empty cells are missing
-        return null_at(column, empty_cells(column))
     distinct = Distinct.of(column)
+    if not field.transforms and missing == {""}:  # the usual case: only "" changes (to null)
+        values = list(distinct.values)
+        values[values.index("")] = None  # there: it is the column's minimum
+        return distinct.spread(values, ac.DataType.string())
     prepared = [_prepared(field, v, missing) for v in distinct.values]
     return distinct.spread(prepared, ac.DataType.string())
 

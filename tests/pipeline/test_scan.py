@@ -153,17 +153,3 @@ def test_a_common_shape_only_ever_passes_what_its_pattern_passes() -> None:
     assert scan.mismatched(_column(values), _EMAIL, shape) == _expected(values, _EMAIL)
     assert scan.mismatched(_column(values), _EMAIL) == _expected(values, _EMAIL)
     assert sum(bool(shape.fullmatch(v or "")) for v in values) > 5000  # it does the usual ones
-
-
-@pytest.mark.parametrize("line_breaks", [False, True])
-def test_empty_cells_are_exactly_the_empty_and_null_cells(line_breaks: bool) -> None:
-    """Cells that a CSV writer quotes (a quote, two quotes, the separator) are not empty;
-    a cell holding a line break makes every cell be looked at on its own."""
-    rng = random.Random(7)
-    pool = ["", None, "a", '"', '""', '""""', " ", "\x1f", "b,c", "2024-01-01"]
-    if line_breaks:
-        pool.append("x\ny")
-    values = [rng.choice(pool) for _ in range(scan.SLICE_ROWS + 1000)]
-    column = ac.Array(values, ac.DataType.string())
-    assert scan.empty_cells(column) == [i for i, v in enumerate(values) if not v]
-    assert scan.empty_cells(ac.Array(["a", "b"], ac.DataType.string())) == []
