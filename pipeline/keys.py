@@ -149,6 +149,8 @@ def find_repeats(
         firsts = ac.Array(at, ac.DataType.int64())
     assert earlier is not None  # noqa: S101 - returned above otherwise
     found = earlier.first_rows(target, canonical(firsts), list(map(row_of, at)))
+    if not repeats and found.count(None) == len(found):
+        return []  # the usual case: no value met before, none repeated here
     before = {i: row for i, row in zip(at, found, strict=True) if row is not None}
     out = [(index, before.get(seen, row_of(seen))) for index, seen in repeats]
     out += list(before.items())

@@ -92,10 +92,14 @@ class SeenInSets:
 
     def first_rows(self, target: str, values: Sequence[str], rows: list[int]) -> list[int | None]:
         high, low = self._digests(target, values)
-        found = np.full(len(high), -1, dtype=np.int64)
+        order = np.argsort(high)  # searched in order, a binary search stays in cache
+        ordered = np.full(len(high), -1, dtype=np.int64)
+        sorted_high, sorted_low = high[order], low[order]
         for earlier in self._load().values():
-            hits = earlier.find(high, low)
-            found = np.where(found < 0, hits, found)
+            hits = earlier.find(sorted_high, sorted_low)
+            ordered = np.where(ordered < 0, hits, ordered)
+        found = np.empty_like(ordered)
+        found[order] = ordered
         new = found < 0
         self._high.append(high[new])
         self._low.append(low[new])
