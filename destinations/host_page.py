@@ -3,9 +3,9 @@
 For clients without a backend. No worker sends anything: after the upload, the importer
 page reads the import's rows (server/handoff.py), posts them to the page that embedded it
 (its validated origin only), and reports the page's acknowledgement; only that settles the
-deliveries. A worker that meets one of these deliveries (the sweeper enqueues every due
-pending delivery) finds it unacknowledged, and the retry schedule runs out on it: an
-import the page never acknowledged is never counted delivered.
+deliveries. They get no queue job (server/deliveries.py `enqueue_all`, server/sweeper.py);
+a worker that meets one anyway (a retry asked through the API) finds it unacknowledged:
+an import the page never acknowledged is never counted delivered.
 """
 
 from __future__ import annotations

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring as _json_string  # what json.dumps writes
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import arro3.compute as acc
 import arro3.core as ac
 
 from pipeline.cell_errors import CellError, cut
+from pipeline.scan import positions
 from pipeline.schema import Template
 from pipeline.types import Distinct
 
@@ -23,12 +24,53 @@ from pipeline.types import Distinct
 class EarlierBatches(Protocol):
     """Values an import's earlier batches held, for `unique` and `primaryKey` across batches."""
 
-    def first_rows(self, target: str, values: list[str], rows: list[int]) -> list[int | None]:
+    def first_rows(self, target: str, values: Sequence[str], rows: list[int]) -> list[int | None]:
         """For each value (first met in this batch at `rows`), the row it had earlier, or None.
 
-        `target` is "unique:<field>" or "primaryKey"; values are canonical JSON text.
+        `target` is "unique:<field>" or "primaryKey"; values are canonical JSON text (for a
+        unique field, a `CanonicalValues`: the typed values too, texts made on first use).
         """
         ...
+
+
+class CanonicalValues(Sequence[str]):
+    """One field's distinct typed values as canonical JSON texts (`canonical_texts`), written
+    only when asked for: a server that can key the typed values themselves (whole numbers,
+    dates, times: `whole`) never makes a Python string per value."""
+
+    def __init__(self, typed: ac.Array) -> None:
+        self.typed = typed
+        self._texts: list[str] | None = None
+
+    @property
+    def whole(self) -> bool:
+        """Whether each value is one 64-bit integer in Arrow (a number, a date, a time)."""
+        t, dtype = self.typed.type, ac.DataType
+        return (
+            dtype.is_signed_integer(t)
+            or dtype.is_date32(t)
+            or dtype.is_timestamp(t)
+            or dtype.is_time64(t)
+        )
+
+    @property
+    def texts(self) -> list[str]:
+        if self._texts is None:
+            self._texts = canonical_texts(self.typed.to_pylist())
+        return self._texts
+
+    def __len__(self) -> int:
+        return len(self.typed)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self.texts[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.texts)
 
 
 def primary_key_errors(
@@ -81,26 +123,35 @@ def find_repeats(
     row_of: Callable[[int], int],
     earlier: EarlierBatches | None,
     target: str,
-    canonical: Callable[[ac.Array], list[str]],
+    canonical: Callable[[ac.Array], Sequence[str]],
 ) -> list[tuple[int, int]]:
     """(index, row of the first occurrence) of every cell whose key was met before.
 
     `keys` numbers each row's value (null: no value); `count` is how many distinct.
     """
-    if earlier is None and count == len(keys) - keys.null_count:
-        return []  # as many distinct values as values: no repeats
-    first: dict[int, int] = {}
+    distinct = count == len(keys) - keys.null_count  # as many distinct values as values
+    if earlier is None and distinct:
+        return []
     repeats: list[tuple[int, int]] = []
-    for index, key in enumerate(keys.to_pylist()):
-        if key is not None:
-            seen = first.setdefault(key, index)
-            if seen != index:
-                repeats.append((index, seen))
-    if earlier is None:
-        return [(index, row_of(seen)) for index, seen in repeats]
-    firsts = ac.Array(list(first.values()), ac.DataType.int64())
-    found = earlier.first_rows(target, canonical(firsts), [row_of(i) for i in first.values()])
-    before = {i: row for i, row in zip(first.values(), found, strict=True) if row is not None}
+    if distinct:  # the usual case: each value's first row is its only row
+        firsts = acc.filter(positions(len(keys)), acc.is_not_null(keys))
+        at: list[int] = list(firsts.to_pylist())
+    else:
+        first: dict[int, int] = {}
+        for index, key in enumerate(keys.to_pylist()):
+            if key is not None:
+                seen = first.setdefault(key, index)
+                if seen != index:
+                    repeats.append((index, seen))
+        if earlier is None:
+            return [(index, row_of(seen)) for index, seen in repeats]
+        at = list(first.values())
+        firsts = ac.Array(at, ac.DataType.int64())
+    assert earlier is not None  # noqa: S101 - returned above otherwise
+    found = earlier.first_rows(target, canonical(firsts), list(map(row_of, at)))
+    if not repeats and found.count(None) == len(found):
+        return []  # the usual case: no value met before, none repeated here
+    before = {i: row for i, row in zip(at, found, strict=True) if row is not None}
     out = [(index, before.get(seen, row_of(seen))) for index, seen in repeats]
     out += list(before.items())
     return sorted(out)

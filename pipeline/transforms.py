@@ -48,6 +48,10 @@ def prepare_column(field: Field, column: ac.Array, template: Template) -> ac.Arr
     ):
         return column  # "" sorts first: if it is not the minimum, no cell is empty
     distinct = Distinct.of(column)
+    if not field.transforms and missing == {""}:  # the usual case: only "" changes (to null)
+        values = list(distinct.values)
+        values[values.index("")] = None  # there: it is the column's minimum
+        return distinct.spread(values, ac.DataType.string())
     prepared = [_prepared(field, v, missing) for v in distinct.values]
     return distinct.spread(prepared, ac.DataType.string())
 

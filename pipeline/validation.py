@@ -25,8 +25,8 @@ import arro3.core as ac
 from pipeline.cell_errors import NO_PARAMS, CellError, cut, new_error
 from pipeline.errors import MappingError
 from pipeline.keys import (
+    CanonicalValues,
     EarlierBatches,
-    canonical_texts,
     comparable,
     find_repeats,
     primary_key_errors,
@@ -404,7 +404,7 @@ def _unique(cells: _Cells, earlier: EarlierBatches | None) -> Iterable[CellError
         cells.row_of,
         earlier,
         f"unique:{field.name}",
-        lambda indices: canonical_texts(acc.take(cells.typed, indices).to_pylist()),
+        lambda indices: CanonicalValues(acc.take(cells.typed, indices)),
     )
     shown = dict(_values(cells.text, ac.Array([i for i, _ in repeats], ac.DataType.int64())))
     each = [

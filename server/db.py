@@ -219,6 +219,18 @@ class UniqueValue(Base):
     first_row: Mapped[int]
 
 
+class UniqueSet(Base):
+    """The values of unique fields (and primary keys) one batch of an import added: keyed
+    digests (16 bytes each, sorted) and, in the same order, the row each first appeared in
+    (uint32, little-endian); never the values. Gone with the import's data."""
+
+    __tablename__ = "unique_sets"
+    import_id: Mapped[str] = mapped_column(ForeignKey("imports.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    digests: Mapped[bytes] = mapped_column(LargeBinary())
+    first_rows: Mapped[bytes] = mapped_column(LargeBinary())
+
+
 class Delivery(Base):
     """One (batch, destination) pair and where its delivery stands.
 

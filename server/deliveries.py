@@ -42,6 +42,7 @@ from pipeline.template import parse_template
 from server import attempts, db, logs, passthrough, settle
 from server.batches import load_batch
 from server.errors import Conflict, Gone, NotFound, Unavailable
+from server.handoff import relayed_kinds
 from server.queue import REDIS_ERRORS, SMALL_IMPORT_ROWS
 from server.runtime import Runtime
 
@@ -88,7 +89,11 @@ def rows_changed(session: Session, statement: Executable) -> int:
 def enqueue_all(rt: Runtime, delivery_ids: list[int]) -> int:
     """Enqueue the next attempt of each pending delivery (the submit route calls this, and
     may call it again on a replay: nothing is enqueued twice). Returns how many jobs were
-    new. Raises QueueUnavailable when Redis cannot be reached."""
+    new. Raises QueueUnavailable when Redis cannot be reached.
+
+    A relayed kind's deliveries (the host page) get no job: the importer page hands the
+    rows over and the page's acknowledgement settles them (server/handoff.py); a worker
+    could only find them unacknowledged and retry them."""
     if not delivery_ids:
         return 0
     with rt.sessions() as session:
@@ -100,7 +105,12 @@ def enqueue_all(rt: Runtime, delivery_ids: list[int]) -> int:
                 db.Import.row_count,
             )
             .join(db.Import, db.Import.id == db.Delivery.import_id)
-            .where(db.Delivery.id.in_(delivery_ids), db.Delivery.status == DeliveryStatus.PENDING)
+            .join(db.Destination, db.Destination.id == db.Delivery.destination_id)
+            .where(
+                db.Delivery.id.in_(delivery_ids),
+                db.Delivery.status == DeliveryStatus.PENDING,
+                db.Destination.kind.not_in(relayed_kinds()),
+            )
         ).all()
     now = db.utcnow()
     try:

@@ -59,6 +59,7 @@ SHREDDED = (
     "deliveries",
     "batches",
     "unique_values",
+    "unique_sets",
     "events",
     "imports",
     "mapping_memories",
@@ -405,6 +406,7 @@ def _shredding(org_id: str, sole: list[str]) -> list[Any]:
         "deliveries": delete(db.Delivery).where(db.Delivery.import_id.in_(imports)),
         "batches": delete(db.Batch).where(db.Batch.import_id.in_(imports)),
         "unique_values": delete(db.UniqueValue).where(db.UniqueValue.import_id.in_(imports)),
+        "unique_sets": delete(db.UniqueSet).where(db.UniqueSet.import_id.in_(imports)),
         "events": delete(db.Event).where(db.Event.org_id == org_id),
         "imports": delete(db.Import).where(db.Import.org_id == org_id),
         "mapping_memories": delete(db.MappingMemory).where(

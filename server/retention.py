@@ -45,6 +45,7 @@ def delete_import_data(
         rt.blobs.delete_prefix(batches.blob_prefix(imp.org_id, imp.id))
         session.execute(delete(db.Batch).where(db.Batch.import_id == imp.id))
         session.execute(delete(db.UniqueValue).where(db.UniqueValue.import_id == imp.id))
+        session.execute(delete(db.UniqueSet).where(db.UniqueSet.import_id == imp.id))
         session.execute(
             update(db.Delivery)
             .where(db.Delivery.import_id == imp.id, db.Delivery.status == DeliveryStatus.PENDING)

@@ -4,7 +4,8 @@ a due delivery with no queued, scheduled or started job is enqueued (deliveries 
 while Redis was down, retries whose job was lost), and so is one whose job Redis calls
 started long ago although nobody claimed the delivery (its work horse died first); a
 retry no scheduler picked up is moved onto the retry queue; deliveries waiting for a
-destination's place whose holder died are woken."""
+destination's place whose holder died are woken. A relayed kind's deliveries (the host
+page) are never enqueued: the page's acknowledgement settles them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from server import attempts, db, deliveries
 from server.deliveries import RETRY_SCHEDULE, DeliveryStatus, Outcome
+from server.handoff import relayed_kinds
 from server.queue import LIVE
 from server.runtime import Runtime
 
@@ -71,8 +73,10 @@ def sweep(rt: Runtime, now: dt.datetime | None = None) -> SweepReport:
     with rt.sessions() as session:
         due = session.execute(
             select(db.Delivery.id, db.Delivery.attempts, db.Delivery.next_attempt_at)
+            .join(db.Destination, db.Destination.id == db.Delivery.destination_id)
             .where(
                 db.Delivery.status == DeliveryStatus.PENDING,
+                db.Destination.kind.not_in(relayed_kinds()),  # the page's ack settles those
                 or_(db.Delivery.next_attempt_at.is_(None), db.Delivery.next_attempt_at <= moment),
             )
             .order_by(db.Delivery.next_attempt_at, db.Delivery.id)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _json_string  # what json.dumps writes
 from typing import Any
@@ -34,6 +35,7 @@ from server.errors import Conflict, Invalid, TooLarge
 from server.import_views import ErrorCount
 from server.imports import ImportStatus, authorise, data_state
 from server.runtime import Runtime
+from server.unique_sets import SeenInSets
 
 MAX_INT = 2**31 - 1  # PostgreSQL's integer: batch numbers and row numbers are stored as one
 ERRORS_ANSWERED = 100
@@ -108,17 +110,15 @@ def receive_batch(
         policy = template.row_policy(org.invalid_row_policy)
         _check_row_cap(rt, session, import_id, 0)
     blob_key: str | None = None
-    earlier: SeenValues | None = None
+    earlier: SeenValues | SeenInSets | None = None
     try:
         with rt.sessions.begin() as session:
-            earlier = (
-                SeenInRedis(rt, imp, key)
-                if passthrough.is_passthrough(imp)
-                else SeenValues(session, import_id, key)
-            )
+            earlier = _earlier_batches(rt, session, imp, key)
             typed, dropped = checked_typed_batch(body, template, first_row, earlier, policy)
             _check_row_cap(rt, session, import_id, typed.num_rows)
             blob_key = batches.store(rt, imp, seq, key, typed, digest)
+            if isinstance(earlier, SeenInSets):
+                earlier.settle(session, seq)
             session.add(
                 db.Batch(
                     import_id=import_id,
@@ -131,7 +131,8 @@ def receive_batch(
                 )
             )
             session.flush()
-            earlier.record()
+            if isinstance(earlier, SeenValues):
+                earlier.record()
         return int(typed.num_rows)
     except RowsRejected as exc:  # the import's error summary counts it (codes and fields)
         import_views.record_rejection(rt, import_id, seq, exc.found)
@@ -152,6 +153,22 @@ def receive_batch(
         if isinstance(earlier, SeenInRedis):
             earlier.undo()
         raise
+
+
+def _earlier_batches(
+    rt: Runtime, session: Session, imp: db.Import, key: bytes
+) -> SeenValues | SeenInSets:
+    """Where the import's earlier batches' unique values are: Redis for a passthrough
+    import, one array a batch for a stored one (a row a value, `SeenValues`, for an import
+    whose upload began before those arrays)."""
+    if passthrough.is_passthrough(imp):
+        return SeenInRedis(rt, imp, key)
+    began_before = session.scalar(
+        select(db.UniqueValue.first_row).where(db.UniqueValue.import_id == imp.id).limit(1)
+    )
+    if began_before is not None:
+        return SeenValues(session, imp.id, key)
+    return SeenInSets(session, imp.id, key)
 
 
 @dataclass(frozen=True)
@@ -239,7 +256,7 @@ class SeenValues:
         self._key = hmac.new(data_key, b"loadbay/unique-values", hashlib.sha256).digest()
         self._pending: dict[bytes, int] = {}
 
-    def first_rows(self, target: str, values: list[str], rows: list[int]) -> list[int | None]:
+    def first_rows(self, target: str, values: Sequence[str], rows: list[int]) -> list[int | None]:
         digests = self._digests(target, values)
         stored: dict[bytes, int] = {}
         for start in range(0, len(digests), _LOOKUP_CHUNK):
@@ -284,7 +301,7 @@ class SeenValues:
         an upload's)."""
         return "?" if self._connection.dialect.paramstyle == "qmark" else "%s"
 
-    def _digests(self, target: str, values: list[str]) -> list[bytes]:
+    def _digests(self, target: str, values: Sequence[str]) -> list[bytes]:
         """HMAC-SHA256 of `json.dumps([target, value], ensure_ascii=False)`, truncated: the
         same bytes as ever, with the key and the shared prefix hashed once, not per value."""
         prefix = hmac.new(self._key, f"[{_json_string(target)}, ".encode(), hashlib.sha256)

@@ -23,6 +23,7 @@ TABLES = {
     "deliveries",
     "mapping_memories",
     "unique_values",
+    "unique_sets",
     "delivery_attempts",
     "events",
     "secret_keys",

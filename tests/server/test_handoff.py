@@ -19,7 +19,7 @@ from server.http.digest import content_digest_header
 from server.runtime import Runtime
 
 if TYPE_CHECKING:
-    from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup
+    from tests.conftest import BatchFactory, DemoOrgFactory, OrgSetup, Receiver
 
 BASE = "https://127.0.0.1:8443"
 HOST = "https://host.example"
@@ -201,3 +201,39 @@ def test_the_handoff_needs_the_upload_token_and_the_cap(
     )
     ack = client.post(f"/api/v1/imports/{import_id}/handoff/ack", json={}, headers=_auth("nope"))
     assert ack.status_code == 401
+
+
+def test_no_queue_job_is_made_for_a_host_page_delivery(
+    client: TestClient,
+    runtime: Runtime,
+    demo_org: DemoOrgFactory,
+    batch_factory: BatchFactory,
+    receiver: Receiver,
+) -> None:
+    """Relayed deliveries wait for the page's ack: neither the submit route nor the sweeper
+    puts them on the queue, while the webhook delivery of the same import is enqueued."""
+    from server import sweeper
+
+    setup = demo_org(runtime, origins=[HOST], webhook_urls=[receiver.url])
+    _host_page(client, runtime, setup, 50)
+    import_id, token = _submitted(client, setup, batch_factory)
+    with runtime.sessions() as session:
+        rows = session.execute(
+            select(db.Delivery.id, db.Delivery.attempts, db.Destination.kind)
+            .join(db.Destination, db.Destination.id == db.Delivery.destination_id)
+            .where(db.Delivery.import_id == import_id)
+        ).all()
+    kinds = {row.kind: row for row in rows}
+    assert sorted(kinds) == ["host-page", "webhook"]
+    page, hook = kinds["host-page"], kinds["webhook"]
+    assert runtime.queue.statuses([deliveries.job_id(page.id, 1)]) == [None]
+    assert runtime.queue.statuses([deliveries.job_id(hook.id, 1)]) != [None]
+    assert deliveries.job_id(page.id, 1) not in runtime.queue.queued_ids()
+    assert deliveries.enqueue_all(runtime, [page.id]) == 0  # a replayed submit: none either
+    sweeper.sweep(runtime, db.utcnow())
+    assert runtime.queue.statuses([deliveries.job_id(page.id, 1)]) == [None]
+    with runtime.sessions() as session:
+        delivery = session.get(db.Delivery, page.id)
+        assert delivery is not None and delivery.status == "pending" and delivery.attempts == 0
+    acked = client.post(f"/api/v1/imports/{import_id}/handoff/ack", json={}, headers=_auth(token))
+    assert acked.json()["settled"] == 1

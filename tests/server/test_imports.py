@@ -642,16 +642,22 @@ def test_unique_values_are_stored_as_keyed_digests_and_deleted_with_the_import(
         runtime, unique_import, 0, 2, customer=["Zyxwab"], ordered_on=["2024-01-01"], ref=["4242"]
     )
     with runtime.sessions() as session:
-        stored = list(session.scalars(select(db.UniqueValue)))
-    assert len(stored) == 2  # the ref, and the primary key
-    assert {(v.import_id, v.first_row, len(v.digest)) for v in stored} == {
-        (unique_import.import_id, 2, 16)
-    }
-    for value in stored:
-        assert b"Zyxwab" not in value.digest and b"4242" not in value.digest
+        stored = list(session.scalars(select(db.UniqueSet)))
+        assert list(session.scalars(select(db.UniqueValue))) == []  # no row a value
+    # One row for the batch: the ref's digest and the primary key's, sorted, each first
+    # met in row 2.
+    assert [(s.import_id, s.seq, len(s.digests)) for s in stored] == [
+        (unique_import.import_id, 0, 32)
+    ]
+    (batch,) = stored
+    digests = [batch.digests[:16], batch.digests[16:]]
+    assert digests == sorted(digests) and digests[0] != digests[1]
+    assert batch.first_rows == (2).to_bytes(4, "little") * 2
+    for text in (b"Zyxwab", b"4242", (4242).to_bytes(8, "big"), (4242).to_bytes(8, "little")):
+        assert text not in batch.digests
     assert retention.delete_import_data(runtime, unique_import.import_id)
     with runtime.sessions() as session:
-        assert list(session.scalars(select(db.UniqueValue))) == []
+        assert list(session.scalars(select(db.UniqueSet))) == []
 
 
 def test_the_same_values_in_another_import_are_not_repeats(
@@ -662,8 +668,59 @@ def test_the_same_values_in_another_import_are_not_repeats(
         created = imports.create_import(runtime, setup.org, setup.template.id, name)
         assert _send(runtime, created, 0, 2, customer=["Ann"], ordered_on=["2024-01-01"], ref=["1"])
     with runtime.sessions() as session:
-        digests = list(session.scalars(select(db.UniqueValue.digest)))
+        sets = list(session.scalars(select(db.UniqueSet.digests)))
+    digests = [d[i : i + 16] for d in sets for i in (0, 16)]
     assert len(digests) == 4 and len(set(digests)) == 4  # keyed per import: nothing links them
+
+
+def test_many_batches_find_a_repeat_in_any_earlier_one(
+    runtime: Runtime, unique_import: imports.CreatedImport
+) -> None:
+    """A whole-number unique field (one AES block a value) and a text key (BLAKE2b), over
+    several batches: a repeat of batch 1's values in batch 3 names batch 1's rows."""
+    for seq in range(3):
+        refs = [str(seq * 100 + i) for i in range(50)]
+        names = [f"n{seq}-{i}" for i in range(50)]
+        first = 2 + seq * 50
+        assert _send(runtime, unique_import, seq, first, customer=names,
+                     ordered_on=["2024-01-01"] * 50, ref=refs) == 50  # fmt: skip
+    with pytest.raises(Invalid) as caught:
+        _send(runtime, unique_import, 3, 152, customer=["n1-7", "new"],
+              ordered_on=["2024-01-01", "2024-01-01"], ref=["999", "105"])  # fmt: skip
+    found = [(d["row"], d["field"], d["code"]) for d in caught.value.details]
+    assert found == [(152, None, "primary-key"), (153, "ref", "unique-error")]
+    messages = [d["message"] for d in caught.value.details]
+    assert "row 59" in messages[0] and "row 57" in messages[1]  # 52 + 7 and 52 + 5
+    assert _send(runtime, unique_import, 3, 152, customer=["n1-7x"],
+                 ordered_on=["2024-01-01"], ref=["999"]) == 1  # fmt: skip
+
+
+def test_an_import_begun_with_a_row_a_value_keeps_them(
+    runtime: Runtime, unique_import: imports.CreatedImport
+) -> None:
+    """An upload that began before the per-batch arrays (values in unique_values) is
+    checked against those rows to its end, and adds to them."""
+    from pipeline.template import parse_template
+    from server import batches
+
+    with runtime.sessions.begin() as session:
+        imp = session.get(db.Import, unique_import.import_id)
+        assert imp is not None
+        org = session.get(db.Organisation, imp.org_id)
+        template = session.get(db.Template, imp.template_id)
+        assert org is not None and template is not None
+        earlier = uploads.SeenValues(session, imp.id, batches.data_key(runtime, org, imp))
+        body = _ipc(_strings(customer=["Ann"], ordered_on=["2024-01-01"], ref=["7"]))
+        uploads.checked_typed_batch(body, parse_template(template.schema), 2, earlier)
+        earlier.record()
+    with pytest.raises(Invalid) as caught:
+        _send(runtime, unique_import, 1, 3, customer=["Bo"], ordered_on=["2024-01-01"], ref=["7"])
+    assert [(d["row"], d["code"]) for d in caught.value.details] == [(3, "unique-error")]
+    assert _send(runtime, unique_import, 1, 3, customer=["Bo"], ordered_on=["2024-01-01"],
+                 ref=["8"]) == 1  # fmt: skip
+    with runtime.sessions() as session:
+        assert list(session.scalars(select(db.UniqueSet))) == []
+        assert len(list(session.scalars(select(db.UniqueValue)))) == 4
 
 
 def test_row_numbers_sent_with_the_batch_are_used_in_errors(

@@ -202,6 +202,7 @@ def _rows_of(runtime: Runtime, org_id: str, template_id: str) -> dict[str, int]:
         "deliveries": f"SELECT count(*) FROM deliveries WHERE import_id IN ({imports})",
         "batches": f"SELECT count(*) FROM batches WHERE import_id IN ({imports})",
         "unique_values": f"SELECT count(*) FROM unique_values WHERE import_id IN ({imports})",
+        "unique_sets": f"SELECT count(*) FROM unique_sets WHERE import_id IN ({imports})",
         "mapping_memories": "SELECT count(*) FROM mapping_memories WHERE template_id = :template",
         "template_versions": "SELECT count(*) FROM template_versions WHERE template_id = :template",
     }
@@ -241,9 +242,11 @@ def test_delete_shreds_everything_and_keeps_a_tombstone(
     other = _rows_of(runtime, b.setup.org.id, b.setup.template.id)
     assert set(before) == set(offboarding.SHREDDED)
     assert (before["users"], before["memberships"], before["sign_in_failures"]) == (1, 2, 1)
-    # Everything is there to be shredded (unique_values only for templates with a unique rule;
-    # no invitation, session, security rule or recovery code was made here).
-    empty = {"unique_values", "invitations", "org_security", "user_sessions", "recovery_codes"}
+    # Everything is there to be shredded (unique_sets only for templates with a unique rule,
+    # unique_values only for imports begun before them; no invitation, session, security
+    # rule or recovery code was made here).
+    empty = {"unique_values", "unique_sets", "invitations", "org_security", "user_sessions"}
+    empty.add("recovery_codes")
     assert {t for t, n in before.items() if n == 0} == empty
     blobs = runtime.settings.blob_dir
     assert list((blobs / org_id).rglob("*.sealed"))
