@@ -462,6 +462,11 @@ def retry(rt: Runtime, delivery_id: int, *, org_id: str | None = None) -> bool:
             raise Conflict(
                 f"Delivery {delivery_id} cannot be retried: its destination is disabled."
             )
+        if destination.kind in relayed_kinds():
+            raise Conflict(
+                f"Delivery {delivery_id} cannot be retried from here: the end user's page "
+                "receives host-page rows from the importer; the user imports the file again."
+            )
         delivery.status = DeliveryStatus.PENDING
         delivery.attempts = 0  # the schedule starts again; delivery_attempts keeps the past
         delivery.next_attempt_at = None

@@ -237,3 +237,25 @@ def test_no_queue_job_is_made_for_a_host_page_delivery(
         assert delivery is not None and delivery.status == "pending" and delivery.attempts == 0
     acked = client.post(f"/api/v1/imports/{import_id}/handoff/ack", json={}, headers=_auth(token))
     assert acked.json()["settled"] == 1
+
+
+def test_a_failed_host_page_delivery_is_not_retried_from_the_server(
+    client: TestClient, runtime: Runtime, setup: OrgSetup, batch_factory: BatchFactory
+) -> None:
+    """Only the end user's page can deliver host-page rows: a retry would queue a job no
+    worker can complete, so it is refused with what to do instead."""
+    from server.errors import Conflict
+
+    _host_page(client, runtime, setup, 50)
+    import_id, _ = _submitted(client, setup, batch_factory)
+    with runtime.sessions.begin() as session:
+        delivery = session.scalars(
+            select(db.Delivery).where(db.Delivery.import_id == import_id)
+        ).one()
+        delivery.status = "failed"
+        delivery_id = delivery.id
+    with pytest.raises(Conflict, match="the user imports the file again"):
+        deliveries.retry(runtime, delivery_id)
+    assert runtime.queue.statuses([deliveries.job_id(delivery_id, 0)]) == [None]
+    with runtime.sessions() as session:
+        assert session.get(db.Delivery, delivery_id).status == "failed"  # type: ignore[union-attr]

@@ -2,7 +2,7 @@
 (they were one row a value in unique_values, which stays for imports begun before)
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0018"  # 0019 ("dash") on merge
+down_revision = "0019"  # 0019 ("dash") on merge
 branch_labels = None
 depends_on = None
 
