@@ -33,8 +33,10 @@ from pipeline.delimited import Head, Part, read_delimited, read_head, read_part,
 from pipeline.errors import ReadError
 from pipeline.protocol import FileKind
 from pipeline.readers import file_kind, read_file
+from pipeline.review import Review
 from pipeline.review.recheck import cross_row
 from pipeline.schema import Template
+from pipeline.session import ImportSession
 from pipeline.sheet import KIB, MIB, ReadOptions, Sheet, string_schema
 from pipeline.validation import validate
 
@@ -226,3 +228,12 @@ def validate_in_parts(
         if b > a:
             cells.extend(part_errors(table.slice(a, b - a), template, first_row + a))
     return merged_errors(template, cells, cross_row_errors(table, template, first_row))
+
+
+def start_review_in_parts(session: ImportSession, starts: Sequence[int]) -> Review:
+    """The session's review, its cells' errors computed part by part (`validate_in_parts`)."""
+    sheet = session.sheet
+    found = validate_in_parts(
+        session.mapped_table(), session.template, sheet.first_data_row, starts
+    )
+    return session.start_review(found=found)
