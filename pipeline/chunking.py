@@ -21,12 +21,17 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
+import pickle
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any
 
 import arro3.core as ac
+import arro3.io as aio
 
 from pipeline.cell_errors import CellError
 from pipeline.delimited import Head, Part, read_delimited, read_head, read_part, sheet_of
@@ -237,3 +242,44 @@ def start_review_in_parts(session: ImportSession, starts: Sequence[int]) -> Revi
         session.mapped_table(), session.template, sheet.first_data_row, starts
     )
     return session.start_review(found=found)
+
+
+# --- between engines ----------------------------------------------------------------------------
+#
+# The engines are workers of one page running this same code: a part's cells travel as an
+# Arrow IPC stream (uncompressed: the bytes are handed over, not sent anywhere), its blank
+# rows and errors pickled (errors sharing one message's params stay shared).
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: object) -> Any:
+        if isinstance(obj, MappingProxyType):  # CellError's empty params
+            return dict, (dict(obj),)
+        return NotImplemented
+
+
+def to_wire(value: object) -> bytes:
+    sink = io.BytesIO()
+    _Pickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return sink.getvalue()
+
+
+def from_wire(data: bytes) -> Any:
+    return pickle.loads(data)  # noqa: S301 - bytes from another engine of the same page
+
+
+def part_cells(table: ac.Table) -> bytes:
+    sink = io.BytesIO()
+    aio.write_ipc_stream(table, sink, compression=None)
+    return sink.getvalue()
+
+
+def part_from_wire(cells: bytes, meta: bytes) -> Part:
+    """A part another engine read: its cells (`part_cells`) and `to_wire(part_meta(part))`."""
+    table = aio.read_ipc_stream(cells).read_all()
+    blank_rows, row_errors, verified, slow = from_wire(meta)
+    return Part(table, tuple(blank_rows), tuple(row_errors), verified, slow)
+
+
+def part_meta(part: Part) -> tuple[object, ...]:
+    return (part.blank_rows, part.row_errors, part.verified, part.slow)

@@ -29,7 +29,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import arro3.compute as acc
 import arro3.core as ac
@@ -123,6 +123,44 @@ class Head:
     problems: Problems
     headerless: bool
     max_field_bytes: int
+
+    def to_dict(self) -> dict[str, object]:
+        """For the engines that read the parts (pipeline.bridge), as JSON."""
+        return {
+            "name": self.name,
+            "codec": self.encoding.codec,
+            "bom": self.encoding.bom,
+            "delimiter": self.delimiter,
+            "headers": list(self.headers),
+            "header_index": self.header_index,
+            "header_row": self.header_row,
+            "start": self.start,
+            "problems": [p.to_dict() for p in self.problems.kept],
+            "problem_count": self.problems.count,
+            "headerless": self.headerless,
+            "max_field_bytes": self.max_field_bytes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Head:
+        problems = Problems()
+        problems.kept = [
+            Problem(p["code"], p["message"], p.get("row"), p.get("column"))
+            for p in data["problems"]
+        ]
+        problems.count = int(data["problem_count"])
+        return cls(
+            name=str(data["name"]),
+            encoding=Encoding(str(data["codec"]), int(data["bom"])),
+            delimiter=str(data["delimiter"]),
+            headers=tuple(str(h) for h in data["headers"]),
+            header_index=int(data["header_index"]),
+            header_row=int(data["header_row"]),
+            start=int(data["start"]),
+            problems=problems,
+            headerless=bool(data["headerless"]),
+            max_field_bytes=int(data["max_field_bytes"]),
+        )
 
 
 def read_head(path: str, name: str, options: ReadOptions, size: int) -> Head | None:
