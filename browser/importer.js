@@ -3,6 +3,7 @@
 import { applyTheme, connectHost } from "./src/host.js";
 import { chooseLanguage, currentLanguage, overrideMessages, useLanguage } from "./src/i18n/index.js";
 import { cleanText, cleanTheme } from "./src/protocol.js";
+import { engineCount, ParallelEngine } from "./src/parallel.js";
 import { showStart } from "./src/ui/start.js";
 import { RestartingEngine } from "./src/worker.js";
 
@@ -20,13 +21,14 @@ notice.id = "engine-notice";
 notice.setAttribute("role", "alert");
 notice.hidden = true;
 document.getElementById("app")?.before(notice);
-const engine = new RestartingEngine(
-  () => new Worker(config.worker, { type: "module" }),
-  (message) => {
-    notice.textContent = message;
-    notice.hidden = false;
-  },
-);
+const spawn = () => new Worker(config.worker, { type: "module" });
+const primary = new RestartingEngine(spawn, (message) => {
+  notice.textContent = message;
+  notice.hidden = false;
+});
+// A large CSV is read and validated by one engine per core (up to src/parallel.js's cap);
+// the second engine boots with the first, while the user picks a file.
+const engine = new ParallelEngine(primary, spawn, engineCount());
 const absolute = (/** @type {string} */ path) => new URL(path, window.location.href).href;
 const host = connectHost({ parentOrigin: config.parentOrigin, parent: window.parent, self: window });
 // How long the screens wait for the page's theme and wording before they draw anyway.

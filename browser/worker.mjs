@@ -12,7 +12,7 @@ import { upload } from "./src/upload.js";
 /** @typedef {import("pyodide").PyodideAPI} PyodideAPI */
 /** @typedef {import("./src/types.js").Described} Described */
 
-/** @type {{postMessage(message: unknown): void, onmessage: ((event: MessageEvent) => void) | null}} */
+/** @type {{postMessage(message: unknown, transfer?: Transferable[]): void, onmessage: ((event: MessageEvent) => void) | null}} */
 const scope = /** @type {any} */ (self);
 
 /** @type {PyodideAPI} */
@@ -121,6 +121,17 @@ async function propose(context) {
  * @returns {Promise<Described>}
  */
 async function openFile(file, template, options, progress) {
+  const path = await mount(file, template);
+  return call("open_file", path, file.name, JSON.stringify(template), JSON.stringify(options), progress);
+}
+
+/**
+ * Mount the File (every engine of the page mounts the same File: nothing is copied) and load
+ * the packages reading it with this template needs; its path in this engine.
+ * @param {File} file
+ * @param {Record<string, unknown>} template
+ */
+async function mount(file, template) {
   try {
     pyodide.FS.unmount("/uploads");
   } catch {
@@ -140,7 +151,61 @@ async function openFile(file, template, options, progress) {
       throw new UserError(t("error.packages", { packages: needed.join(", ") }));
     }
   }
-  return call("open_file", path, file.name, JSON.stringify(template), JSON.stringify(options), progress);
+  return path;
+}
+
+// -- parallel engines (browser/src/parallel.js routes, pipeline.chunking reads) -----------
+
+/**
+ * The primary engine: mount the file, and say how to cut it for `parts` engines (null: one).
+ * @param {OpenRequest & {parts: number}} request
+ */
+async function plan({ file, template, options, maxBytes, parts }) {
+  opened = null;
+  openedFile = null;
+  await mount(file, template);
+  return call("plan_parts", `/uploads/${file.name}`, file.name, JSON.stringify(openOptions(options || {}, maxBytes)), parts);
+}
+
+/**
+ * Read one byte range of the file; a helper engine (`file` given) mounts it first and sends
+ * the part's cells back (their buffers handed over, not copied).
+ * @param {{file?: File, template: Record<string, unknown>, name: string, head: string, start: number, end: number, last: boolean}} request
+ * @returns {Promise<{rows: number, verified: boolean, slow: boolean, cells?: Uint8Array, meta?: Uint8Array}>}
+ */
+async function readPart({ file, template, name, head, start, end, last }) {
+  const path = file ? await mount(file, template) : `/uploads/${name}`;
+  const read = call("read_part_at", path, head, start, end, last);
+  if (!file) return read;
+  return { ...read, cells: bytes(bridge.part_cells()), meta: bytes(bridge.part_meta()) };
+}
+
+/**
+ * The primary engine: its part and the helpers' joined into the open file.
+ * @param {OpenRequest & {plan: string, parts: {cells: Uint8Array, meta: Uint8Array}[]}} request
+ */
+async function join({ file, template, options, maxBytes, context, headerConfirmed, plan, parts }) {
+  for (const part of parts) bridge.add_part(part.cells, part.meta);
+  const path = `/uploads/${file.name}`;
+  const opts = JSON.stringify(openOptions(options || {}, maxBytes));
+  /** @type {{described: Described, starts: number[], rows: number}} */
+  const joined = call("open_parts", path, file.name, JSON.stringify(template), opts, plan);
+  opened = joined.described;
+  openedFile = file;
+  return { ...joined, described: headerConfirmed ? await propose(context) : opened };
+}
+
+/**
+ * A Python bytes proxy into JavaScript bytes (the proxy is destroyed).
+ * @param {any} proxy
+ * @returns {Uint8Array}
+ */
+function bytes(proxy) {
+  try {
+    return /** @type {Uint8Array} */ (proxy.toJs());
+  } finally {
+    proxy.destroy();
+  }
 }
 
 /**
@@ -238,18 +303,13 @@ function fatal(error) {
 
 /** @param {number} offset @param {number} length */
 function encodeBatch(offset, length) {
-  const proxy = bridge.encode_batch(offset, length);
-  try {
-    return /** @type {Uint8Array} */ (proxy.toJs());
-  } finally {
-    proxy.destroy();
-  }
+  return bytes(bridge.encode_batch(offset, length));
 }
 
 scope.onmessage = async (event) => {
   const { id, type, payload } = event.data;
-  /** @param {object} message */
-  const reply = (message) => scope.postMessage({ id, ...message });
+  /** @param {object} message @param {Transferable[]} [transfer] */
+  const reply = (message, transfer = []) => scope.postMessage({ id, ...message }, transfer);
   // Python calls this between batches and fields; the page draws it while we work.
   /** @type {Progress} */
   const progress = (phase, done, total) => scope.postMessage({ id, progress: { phase, done, total } });
@@ -267,9 +327,19 @@ scope.onmessage = async (event) => {
       else if (type === "call" && CALLS.has(payload.name)) value = call(payload.name, ...payload.args);
       else if (type === "resume") value = await resume(payload, progress);
       else if (type === "upload") value = await send(payload, progress);
+      else if (type === "plan") value = await plan(payload);
+      else if (type === "part") value = await readPart(payload);
+      else if (type === "join") value = await join(payload);
+      else if (type === "call" && payload.name === "validate_own") value = call("validate_own", ...payload.args);
+      else if (type === "validate_part") {
+        const { template, mapping, firstRow, rows } = payload;
+        value = bytes(bridge.validate_part_at(JSON.stringify(template), mapping, firstRow, rows));
+      } else if (type === "finish") value = call("finish_parts", payload.errors);
       else throw new Error(`unknown message ${type}`);
     }
-    reply({ ok: true, value });
+    // A part's cells and errors go to the page with their buffers handed over.
+    const buffers = [value?.cells, value?.meta, value instanceof Uint8Array ? value : null];
+    reply({ ok: true, value }, buffers.filter((b) => b instanceof Uint8Array).map((b) => b.buffer));
   } catch (error) {
     if (error instanceof UserError) {
       reply({ ok: false, error: error.message });
