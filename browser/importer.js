@@ -21,14 +21,15 @@ notice.id = "engine-notice";
 notice.setAttribute("role", "alert");
 notice.hidden = true;
 document.getElementById("app")?.before(notice);
-const spawn = () => new Worker(config.worker, { type: "module" });
-const primary = new RestartingEngine(spawn, (message) => {
+// Named, so that a test or a profiler can tell the engines apart.
+const spawn = (/** @type {string} */ name) => () => new Worker(config.worker, { type: "module", name });
+const primary = new RestartingEngine(spawn("loadbay-engine"), (message) => {
   notice.textContent = message;
   notice.hidden = false;
 });
 // A large CSV is read and validated by one engine per core (up to src/parallel.js's cap);
 // the second engine boots with the first, while the user picks a file.
-const engine = new ParallelEngine(primary, spawn, engineCount());
+const engine = new ParallelEngine(primary, spawn("loadbay-helper"), engineCount());
 const absolute = (/** @type {string} */ path) => new URL(path, window.location.href).href;
 const host = connectHost({ parentOrigin: config.parentOrigin, parent: window.parent, self: window });
 // How long the screens wait for the page's theme and wording before they draw anyway.
