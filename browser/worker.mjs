@@ -195,6 +195,12 @@ async function join({ file, template, options, maxBytes, context, headerConfirme
   return { ...joined, described: headerConfirmed ? await propose(context) : opened };
 }
 
+/** The engine's wasm memory in bytes (it only grows), for the bench. */
+function wasmBytes() {
+  const mod = /** @type {any} */ (pyodide)._module;
+  return mod?.HEAPU8 ? mod.HEAPU8.buffer.byteLength : null;
+}
+
 /**
  * A Python bytes proxy into JavaScript bytes (the proxy is destroyed).
  * @param {any} proxy
@@ -288,6 +294,7 @@ const CALLS = new Set([
   "error_at",
   "rejected_csv",
   "set_language",
+  "error_counts",
 ]);
 
 /**
@@ -335,6 +342,7 @@ scope.onmessage = async (event) => {
         const { template, mapping, firstRow, rows } = payload;
         value = bytes(bridge.validate_part_at(JSON.stringify(template), mapping, firstRow, rows));
       } else if (type === "finish") value = call("finish_parts", payload.errors);
+      else if (type === "memory") value = { wasm_bytes: wasmBytes() };
       else throw new Error(`unknown message ${type}`);
     }
     // A part's cells and errors go to the page with their buffers handed over.

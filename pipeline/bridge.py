@@ -377,3 +377,18 @@ def finish_parts(errors: Any) -> str:
         return session.start_review(found=found).summary().to_dict()
 
     return _answer(work)
+
+
+def error_counts() -> str:
+    """How many errors the review holds, in how many cells, by code (the bench's check)."""
+
+    def work() -> Any:
+        errors = _current().review.error_list()
+        by_code: dict[str, int] = {}
+        for e in errors:
+            code = f"{e.code}:{e.constraint}" if e.constraint else e.code
+            by_code[code] = by_code.get(code, 0) + 1
+        cells = len({(e.row, e.field) for e in errors})
+        return {"errors": len(errors), "invalid_cells": cells, "errors_by_code": by_code}
+
+    return _answer(work)
