@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from bench.chromium import CHROMIUM, CHROMIUM_FLAGS
 from bench.generate import BenchData, ensure_data
@@ -374,13 +374,18 @@ def measure_floor(browser: Browser, base: str, file: Path, most: int = 2) -> dic
     per core, browser/src/parallel.js), and the peak while one engine only reads the file
     through WORKERFS (the readers' own read path, nothing parsed or kept)."""
     out: dict[str, Any] = {}
+
+    def bench_page(context: BrowserContext) -> Page:
+        page = context.new_page()
+        page.goto(f"{base}/bench/bench.html")
+        page.wait_for_function("window.benchReady === true", timeout=30_000)
+        return page
+
     for engines in range(most + 1):
         before = {p.pid for p in _renderers()}
         context = browser.new_context()
         try:
-            page = context.new_page()
-            page.goto(f"{base}/bench/bench.html")
-            page.wait_for_function("window.benchReady === true", timeout=30_000)
+            page = bench_page(context)
             if engines:
                 page.evaluate("(n) => window.bench.bootEngines(n)", engines)
             out[f"idle_{engines}_engines_bytes"] = _settled_rss(before)
@@ -389,9 +394,7 @@ def measure_floor(browser: Browser, base: str, file: Path, most: int = 2) -> dic
     before = {p.pid for p in _renderers()}
     context = browser.new_context()
     try:
-        page = context.new_page()
-        page.goto(f"{base}/bench/bench.html")
-        page.wait_for_function("window.benchReady === true", timeout=30_000)
+        page = bench_page(context)
         page.evaluate("() => window.bench.bootReader()")
         page.set_input_files("#file", str(file))
         sampler = RssSampler(known=before)

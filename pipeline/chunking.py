@@ -149,28 +149,32 @@ def splittable(path: str, name: str, options: ReadOptions, min_bytes: int) -> He
     return head
 
 
+def read_ranges(path: str, head: Head, bounds: Sequence[int]) -> Joined:
+    """The ranges of `bounds` read one after the other, as the engines read them, and joined;
+    ReadWhole if one cannot be read apart."""
+    ranges = list(itertools.pairwise(bounds))
+
+    def read(start: int, end: int, last: bool) -> Part:
+        return read_part(path, head, start, end, last)
+
+    found: list[Part | None] = []
+    for k, (start, end) in enumerate(ranges):
+        try:
+            found.append(read(start, end, k == len(ranges) - 1))
+        except ReadError:
+            found.append(None)
+    return join(head, bounds, found, read)
+
+
 def read_in_parts(
     path: str, name: str, options: ReadOptions, parts: int, min_bytes: int = SPLIT_BYTES
 ) -> Joined:
-    """The file read as `parts` engines read it, here one part after the other (the CLI's
-    and the tests' way; the browser reads the parts in parallel workers)."""
+    """The file read as `parts` engines read it, here in one process (the reference the
+    tests compare with one engine's reading; the browser reads the parts in workers)."""
     head = splittable(path, name, options, min_bytes) if parts > 1 else None
     if head is not None:
-        size = os.path.getsize(path)
-        bounds = cuts(path, head.start, size, parts)
-        ranges = list(itertools.pairwise(bounds))
-
-        def read(start: int, end: int, last: bool) -> Part:
-            return read_part(path, head, start, end, last)
-
-        found: list[Part | None] = []
-        for k, (start, end) in enumerate(ranges):
-            try:
-                found.append(read(start, end, k == len(ranges) - 1))
-            except ReadError:
-                found.append(None)
         try:
-            return join(head, bounds, found, read)
+            return read_ranges(path, head, cuts(path, head.start, os.path.getsize(path), parts))
         except ReadWhole:
             pass
     sheet = (

@@ -12,14 +12,14 @@ from pipeline.cell_errors import CellError
 from pipeline.chunking import (
     ReadWhole,
     cuts,
-    join,
     merged_errors,
     part_errors,
     read_in_parts,
+    read_ranges,
     renumbered,
     validate_in_parts,
 )
-from pipeline.delimited import Head, Part, read_head, read_part
+from pipeline.delimited import Head, read_head, read_part
 from pipeline.errors import ReadError
 from pipeline.readers import read_file
 from pipeline.sheet import ReadOptions, Sheet
@@ -68,19 +68,7 @@ def head_of(path: str) -> Head:
 
 def joined_at(path: str, bounds: list[int]) -> Sheet:
     """The parts of `bounds` read one by one (as the workers do) and joined."""
-    head = head_of(path)
-
-    def read(start: int, end: int, last: bool) -> Part:
-        return read_part(path, head, start, end, last)
-
-    ranges = list(itertools.pairwise(bounds))
-    parts: list[Part | None] = []
-    for k, (a, b) in enumerate(ranges):
-        try:
-            parts.append(read(a, b, k == len(ranges) - 1))
-        except ReadError:
-            parts.append(None)
-    return join(head, bounds, parts, read).sheet
+    return read_ranges(path, head_of(path), bounds).sheet
 
 
 def line_feeds(data: bytes, start: int) -> list[int]:
