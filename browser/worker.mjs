@@ -175,9 +175,12 @@ async function plan({ file, template, options, maxBytes, parts }) {
  */
 async function readPart({ file, template, name, head, start, end, last }) {
   const path = file ? await mount(file, template) : `/uploads/${name}`;
+  const t0 = performance.now();
   const read = call("read_part_at", path, head, start, end, last);
-  if (!file) return read;
-  return { ...read, cells: bytes(bridge.part_cells()), meta: bytes(bridge.part_meta()) };
+  const t1 = performance.now();
+  if (!file) return { ...read, read_ms: t1 - t0 };
+  const sent = { cells: bytes(bridge.part_cells()), meta: bytes(bridge.part_meta()) };
+  return { ...read, ...sent, read_ms: t1 - t0, encode_ms: performance.now() - t1 };
 }
 
 /**
@@ -185,14 +188,17 @@ async function readPart({ file, template, name, head, start, end, last }) {
  * @param {OpenRequest & {plan: string, parts: {cells: Uint8Array, meta: Uint8Array}[]}} request
  */
 async function join({ file, template, options, maxBytes, context, headerConfirmed, plan, parts }) {
+  const t0 = performance.now();
   for (const part of parts) bridge.add_part(part.cells, part.meta);
+  const t1 = performance.now();
   const path = `/uploads/${file.name}`;
   const opts = JSON.stringify(openOptions(options || {}, maxBytes));
   /** @type {{described: Described, starts: number[], rows: number}} */
   const joined = call("open_parts", path, file.name, JSON.stringify(template), opts, plan);
+  const steps = { decode_ms: t1 - t0, join_ms: performance.now() - t1 };
   opened = joined.described;
   openedFile = file;
-  return { ...joined, described: headerConfirmed ? await propose(context) : opened };
+  return { ...joined, steps, described: headerConfirmed ? await propose(context) : opened };
 }
 
 /** The engine's wasm memory in bytes (it only grows), for the bench. */

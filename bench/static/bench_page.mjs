@@ -103,6 +103,7 @@ window.bench = {
       mapped: Object.keys(mapping).length,
       ...counts,
       wasm_bytes: memory.wasm_bytes,
+      steps: engine.lastOpen === "parts" ? engine.timings : null,
     };
     if (last) {
       const [row] = await engine.call("window", [summary.view_rows - 1, 1]);

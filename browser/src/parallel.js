@@ -24,6 +24,17 @@ export const MAX_ENGINES = 2;
  * @property {Engine} primary the primary's engine then (a restarted one holds nothing)
  */
 
+/** Milliseconds since the last call (the first: since it was made). */
+function stopwatch() {
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    const took = now - last;
+    last = now;
+    return took;
+  };
+}
+
 /** How many engines this machine gets: min(hardwareConcurrency, MAX_ENGINES). */
 export function engineCount(cores = globalThis.navigator?.hardwareConcurrency || 1, most = MAX_ENGINES) {
   return Math.max(1, Math.min(cores, most));
@@ -50,6 +61,9 @@ export class ParallelEngine {
     this.held = null;
     /** What the last open did, for the bench and the tests: "parts" or "one". */
     this.lastOpen = "";
+    /** How long each step of the last open and validation in parts took (ms), for the bench. */
+    /** @type {Record<string, number>} */
+    this.timings = {};
   }
 
   get engine() {
@@ -147,9 +161,11 @@ export class ParallelEngine {
    * @param {OnProgress} [onProgress]
    */
   async openInParts(payload, helpers, onProgress) {
+    const clock = stopwatch();
     /** @type {{head: unknown, bounds: number[]} | null} */
     const plan = await this.primary.ask("plan", { ...payload, parts: helpers.length + 1 });
     if (!plan) return null;
+    this.timings = { plan_ms: clock() };
     const { file, template } = payload;
     const head = JSON.stringify(plan.head);
     const bounds = plan.bounds;
@@ -161,10 +177,16 @@ export class ParallelEngine {
       this.primary.ask("part", range(0)),
       ...used.map((engine, k) => engine.ask("part", { ...range(k + 1), file })),
     ]);
+    this.timings.parts_ms = clock();
+    this.timings.part_read_ms = Math.max(0, ...parts.map((p) => p.read_ms || 0));
+    this.timings.part_encode_ms = Math.max(0, ...parts.map((p) => p.encode_ms || 0));
     const cells = parts.map((p) => ({ cells: p.cells, meta: p.meta }));
     const transfer = cells.flatMap((p) => [p.cells.buffer, p.meta.buffer]);
     const request = { ...payload, plan: JSON.stringify(plan), parts: cells };
     const joined = await this.primary.ask("join", request, onProgress, transfer);
+    this.timings.join_ms = clock();
+    const steps = joined.steps || {};
+    Object.assign(this.timings, { join_decode_ms: steps.decode_ms, join_read_ms: steps.join_ms });
     if (joined.starts.length === bounds.length - 1) {
       this.held = {
         helpers: used,
@@ -191,6 +213,7 @@ export class ParallelEngine {
   async validate(held, mapping, onProgress) {
     if (held.primary !== this.primary.engine) return this.primary.call("set_mapping", [mapping], onProgress);
     const { starts, rows, firstDataRow, template } = held;
+    const clock = stopwatch();
     try {
       const [, ...errors] = await Promise.all([
         this.primary.call("validate_own", [mapping]),
@@ -203,8 +226,11 @@ export class ParallelEngine {
           }),
         ),
       ]);
+      this.timings.validate_parts_ms = clock();
       const buffers = errors.map((/** @type {Uint8Array} */ e) => e.buffer);
-      return await this.primary.ask("finish", { errors }, undefined, buffers);
+      const summary = await this.primary.ask("finish", { errors }, undefined, buffers);
+      this.timings.finish_ms = clock();
+      return summary;
     } catch (error) {
       if (held.primary !== this.primary.engine) throw error; // the primary died: as one engine
       return this.primary.call("set_mapping", [mapping], onProgress);
