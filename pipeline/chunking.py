@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import operator
 import os
 import pickle
 from collections.abc import Callable, Iterable, Sequence
@@ -218,11 +219,21 @@ def merged_errors(
     template: Template, cells: Iterable[CellError], cross: Iterable[CellError]
 ) -> list[CellError]:
     """Every error in the order `validate` gives them over the whole table: by row; in a
-    row, a repeated key first, then by field (template order), a field's unique last."""
+    row, a repeated key first, then by field (template order), a field's unique last.
+
+    `cells` are the parts' errors, each part's in order: only the rows with an error across
+    rows are sorted field by field; the rest is merged by row number (in C)."""
+    spanning = list(cross)
+    out = list(cells)
+    if not spanning:
+        return out
     order: dict[str | None, int] = {None: -1}
     order.update({name: i for i, name in enumerate(template.field_names)})
-    out = [*cells, *cross]
-    out.sort(key=lambda e: (e.row, order[e.field], cross_row(e)))
+    touched = {e.row for e in spanning}
+    mixed = [e for e in out if e.row in touched] + spanning
+    mixed.sort(key=lambda e: (e.row, order[e.field], cross_row(e)))
+    out = [e for e in out if e.row not in touched] + mixed
+    out.sort(key=operator.itemgetter(0))  # stable: each row's errors keep their order
     return out
 
 

@@ -211,6 +211,8 @@ def test_validation_in_parts_equals_validation_of_the_whole(tmp_path: Path) -> N
         (None, "d@example.com", "CD", "3"),
         ("2", None, "CD", "2"),  # id and key repeat, across the cut
         ("7", "g@example.com", None, None),
+        ("4", "not an email", "zz", "-5"),  # a repeated id in a row with cell errors too
+        ("1", "a@example.com", "AB", "1"),  # every rule across rows, and the e-mail again
     ]
     lines = ["id,email,code,n"] + [",".join(c or "" for c in r) for r in rows]
     path = write(tmp_path, "v", ("\n".join(lines) + "\n").encode())
@@ -221,7 +223,7 @@ def test_validation_in_parts_equals_validation_of_the_whole(tmp_path: Path) -> N
     whole = validate(table, template, 2)
     assert {e.code for e in whole} >= {"primary-key", "type-error", "constraint-error"}
     assert any(e.constraint == "unique" for e in whole)
-    for starts in ([0], [0, 3], [0, 1, 4], [0, 2, 5, 6], [0, 1, 2, 3, 4, 5, 6]):
+    for starts in ([0], [0, 3], [0, 1, 4], [0, 2, 5, 6], [0, 1, 2, 3, 4, 5, 6, 7, 8]):
         assert validate_in_parts(table, template, 2, starts) == whole, starts
     # a part alone checks no rule across rows
     assert not [e for e in part_errors(table, template, 2) if e.code == "primary-key"]
