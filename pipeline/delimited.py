@@ -28,6 +28,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -66,6 +67,7 @@ SAMPLE_BYTES = 64 * KIB
 MAX_SAMPLE_BYTES = 8 * 1024 * KIB  # a header row longer than this is refused
 BATCH_CELLS = 4 * 1024 * 1024  # cells a batch of arrow-rs holds: fewer rows for wide files
 DELIMITERS = ",;\t|"
+CSV_FIELD_LIMIT = 128 * KIB  # Python's csv default, for the first rows whatever else set it
 
 
 def batch_rows(width: int) -> int:
@@ -207,11 +209,12 @@ def _head(name: str, options: ReadOptions, sample: bytes, whole: bool, encoding:
         raise ReadError(field_too_large(name, 1, None, options.max_field_bytes))
     limit = options.max_field_bytes
     records = []
-    for number, (a, b) in enumerate(spans, start=1):
-        try:
-            records.append(_parse_record(text[a:b], delimiter))
-        except csv.Error as exc:  # a cell over Python's own limit (128 KiB)
-            raise ReadError(field_too_large(name, number, None, limit)) from exc
+    with _field_limit(CSV_FIELD_LIMIT):  # then a cell over `limit` is named with its column
+        for number, (a, b) in enumerate(spans, start=1):
+            try:
+                records.append(_parse_record(text[a:b], delimiter))
+            except csv.Error as exc:  # a cell over Python's own default limit (128 KiB)
+                raise ReadError(field_too_large(name, number, None, limit)) from exc
     problems = Problems()
     if options.header_row == NO_HEADER_ROW:  # the data starts at row 1: columns are named
         header_index, header_row = -1, NO_HEADER_ROW
@@ -578,9 +581,7 @@ def _read_python(
     builder = ColumnBuilder(width)
     blank_rows: list[int] = []
     row_errors: list[CellError] = []
-    old_limit = csv.field_size_limit()
-    csv.field_size_limit(limit)
-    try:
+    with _field_limit(limit):
         text = io.TextIOWrapper(raw, encoding=encoding.codec, newline="")
         lines = _LastRecord(text)
         reader = csv.reader(lines, delimiter=delimiter)
@@ -623,9 +624,18 @@ def _read_python(
             ) from exc
         if builder.rows and _ends_in_quote(lines.last, delimiter):
             raise ReadError(unclosed_quote(name, header_row + builder.rows))
-    finally:
-        csv.field_size_limit(old_limit)
     return builder.table(), tuple(blank_rows), tuple(row_errors)
+
+
+@contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """Python's csv module with the file's field-size limit: it is process-wide (another
+    library, frictionless for one, may have raised it), so set it for each read."""
+    old = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
 
 
 class _LastRecord:
