@@ -46,6 +46,17 @@ def big_csv(path: Path) -> int:
     return middle - 3 + 1
 
 
+def workers_started(page: Page) -> list[Worker]:
+    """The workers the page starts from now on, as they start."""
+    seen: list[Worker] = []
+
+    def started(worker: Worker) -> None:
+        seen.append(worker)
+
+    page.on("worker", started)
+    return seen
+
+
 def open_review(page: Page, demo: Demo, template_id: str, file: Path) -> dict[str, str]:
     page.goto(f"{demo.host_page}?template={template_id}")
     frame = page.frame_locator("iframe")
@@ -85,8 +96,7 @@ def test_two_engines_show_what_one_shows(browser: Browser, demo: Demo, tmp_path:
             f"Object.defineProperty(navigator, 'hardwareConcurrency', {{get: () => {cores}}})"
         )
         page = context.new_page()
-        started: list[Worker] = []
-        page.on("worker", started.append)
+        started = workers_started(page)
         shown.append(open_review(page, demo, template_id, file))
         # 2 cores: the helper engine read a part, was ended and replaced by a fresh one
         assert len(started) == (1 if cores == 1 else 3), started
