@@ -3,6 +3,7 @@
 import { applyTheme, connectHost } from "./src/host.js";
 import { chooseLanguage, currentLanguage, overrideMessages, useLanguage } from "./src/i18n/index.js";
 import { cleanText, cleanTheme } from "./src/protocol.js";
+import { engineCount, ParallelEngine } from "./src/parallel.js";
 import { answering, keeper } from "./src/resume.js";
 import { showStart } from "./src/ui/start.js";
 import { RestartingEngine } from "./src/worker.js";
@@ -22,14 +23,19 @@ notice.setAttribute("role", "alert");
 notice.hidden = true;
 document.getElementById("app")?.before(notice);
 const host = connectHost({ parentOrigin: config.parentOrigin, parent: window.parent, self: window });
-const engine = new RestartingEngine(
-  () => new Worker(config.worker, { type: "module" }),
+// Named, so that a test or a profiler can tell the engines apart.
+const spawn = (/** @type {string} */ name) => () => new Worker(config.worker, { type: "module", name });
+const primary = new RestartingEngine(
+  spawn("loadbay-engine"),
   (message) => {
     notice.textContent = message;
     notice.hidden = false;
   },
   answering(keeper(host.relay)), // the worker's resume records: this frame's IndexedDB, else the host page's
 );
+// A large CSV is read and validated by one engine per core (up to src/parallel.js's cap);
+// the second engine boots with the first, while the user picks a file.
+const engine = new ParallelEngine(primary, spawn("loadbay-helper"), engineCount());
 const absolute = (/** @type {string} */ path) => new URL(path, window.location.href).href;
 // How long the screens wait for the page's theme and wording before they draw anyway.
 const INIT_WAIT_MS = 1000;

@@ -12,7 +12,7 @@ import { upload } from "./src/upload.js";
 /** @typedef {import("pyodide").PyodideAPI} PyodideAPI */
 /** @typedef {import("./src/types.js").Described} Described */
 
-/** @type {{postMessage(message: unknown): void, onmessage: ((event: MessageEvent) => void) | null}} */
+/** @type {{postMessage(message: unknown, transfer?: Transferable[]): void, onmessage: ((event: MessageEvent) => void) | null}} */
 const scope = /** @type {any} */ (self);
 
 /** @type {Map<number, (record: any) => void>} */
@@ -139,6 +139,17 @@ async function propose(context) {
  * @returns {Promise<Described>}
  */
 async function openFile(file, template, options, progress) {
+  const path = await mount(file, template);
+  return call("open_file", path, file.name, JSON.stringify(template), JSON.stringify(options), progress);
+}
+
+/**
+ * Mount the File (every engine of the page mounts the same File: nothing is copied) and load
+ * the packages reading it with this template needs; its path in this engine.
+ * @param {File} file
+ * @param {Record<string, unknown>} template
+ */
+async function mount(file, template) {
   try {
     pyodide.FS.unmount("/uploads");
   } catch {
@@ -158,7 +169,73 @@ async function openFile(file, template, options, progress) {
       throw new UserError(t("error.packages", { packages: needed.join(", ") }));
     }
   }
-  return call("open_file", path, file.name, JSON.stringify(template), JSON.stringify(options), progress);
+  return path;
+}
+
+// -- parallel engines (browser/src/parallel.js routes, pipeline.chunking reads) -----------
+
+/**
+ * The primary engine: mount the file, and say how to cut it for `parts` engines (null: one).
+ * @param {OpenRequest & {parts: number}} request
+ */
+async function plan({ file, template, options, maxBytes, parts }) {
+  opened = null;
+  openedFile = null;
+  await mount(file, template);
+  return call("plan_parts", `/uploads/${file.name}`, file.name, JSON.stringify(openOptions(options || {}, maxBytes)), parts);
+}
+
+/**
+ * Read one byte range of the file; a helper engine (`file` given) mounts it first and sends
+ * the part's cells back (their buffers handed over, not copied).
+ * @param {{file?: File, template: Record<string, unknown>, name: string, head: string, start: number, end: number, last: boolean}} request
+ * @returns {Promise<{rows: number, verified: boolean, slow: boolean, cells?: Uint8Array, meta?: Uint8Array}>}
+ */
+async function readPart({ file, template, name, head, start, end, last }) {
+  const path = file ? await mount(file, template) : `/uploads/${name}`;
+  const t0 = performance.now();
+  const read = call("read_part_at", path, head, start, end, last);
+  const t1 = performance.now();
+  if (!file) return { ...read, read_ms: t1 - t0 };
+  const sent = { cells: bytes(bridge.part_cells()), meta: bytes(bridge.part_meta()) };
+  return { ...read, ...sent, read_ms: t1 - t0, encode_ms: performance.now() - t1 };
+}
+
+/**
+ * The primary engine: its part and the helpers' joined into the open file.
+ * @param {OpenRequest & {plan: string, parts: {cells: Uint8Array, meta: Uint8Array}[]}} request
+ */
+async function join({ file, template, options, maxBytes, context, headerConfirmed, plan, parts }) {
+  const t0 = performance.now();
+  for (const part of parts) bridge.add_part(part.cells, part.meta);
+  const t1 = performance.now();
+  const path = `/uploads/${file.name}`;
+  const opts = JSON.stringify(openOptions(options || {}, maxBytes));
+  /** @type {{described: Described, starts: number[], rows: number}} */
+  const joined = call("open_parts", path, file.name, JSON.stringify(template), opts, plan);
+  const steps = { decode_ms: t1 - t0, join_ms: performance.now() - t1 };
+  opened = joined.described;
+  openedFile = file;
+  return { ...joined, steps, described: headerConfirmed ? await propose(context) : opened };
+}
+
+/** The engine's wasm memory in bytes (it only grows), for the bench. */
+function wasmBytes() {
+  const mod = /** @type {any} */ (pyodide)._module;
+  return mod?.HEAPU8 ? mod.HEAPU8.buffer.byteLength : null;
+}
+
+/**
+ * A Python bytes proxy into JavaScript bytes (the proxy is destroyed).
+ * @param {any} proxy
+ * @returns {Uint8Array}
+ */
+function bytes(proxy) {
+  try {
+    return /** @type {Uint8Array} */ (proxy.toJs());
+  } finally {
+    proxy.destroy();
+  }
 }
 
 /**
@@ -241,6 +318,7 @@ const CALLS = new Set([
   "error_at",
   "rejected_csv",
   "set_language",
+  "error_counts",
 ]);
 
 /**
@@ -256,12 +334,7 @@ function fatal(error) {
 
 /** @param {number} offset @param {number} length */
 function encodeBatch(offset, length) {
-  const proxy = bridge.encode_batch(offset, length);
-  try {
-    return /** @type {Uint8Array} */ (proxy.toJs());
-  } finally {
-    proxy.destroy();
-  }
+  return bytes(bridge.encode_batch(offset, length));
 }
 
 scope.onmessage = async (event) => {
@@ -270,8 +343,8 @@ scope.onmessage = async (event) => {
     return;
   }
   const { id, type, payload } = event.data;
-  /** @param {object} message */
-  const reply = (message) => scope.postMessage({ id, ...message });
+  /** @param {object} message @param {Transferable[]} [transfer] */
+  const reply = (message, transfer = []) => scope.postMessage({ id, ...message }, transfer);
   // Python calls this between batches and fields; the page draws it while we work.
   /** @type {Progress} */
   const progress = (phase, done, total) => scope.postMessage({ id, progress: { phase, done, total } });
@@ -289,9 +362,20 @@ scope.onmessage = async (event) => {
       else if (type === "call" && CALLS.has(payload.name)) value = call(payload.name, ...payload.args);
       else if (type === "resume") value = await resume(payload, progress);
       else if (type === "upload") value = await send(payload, progress);
+      else if (type === "plan") value = await plan(payload);
+      else if (type === "part") value = await readPart(payload);
+      else if (type === "join") value = await join(payload);
+      else if (type === "call" && payload.name === "validate_own") value = call("validate_own", ...payload.args);
+      else if (type === "validate_part") {
+        const { template, mapping, firstRow, rows } = payload;
+        value = bytes(bridge.validate_part_at(JSON.stringify(template), mapping, firstRow, rows));
+      } else if (type === "finish") value = call("finish_parts", payload.errors);
+      else if (type === "memory") value = { wasm_bytes: wasmBytes() };
       else throw new Error(`unknown message ${type}`);
     }
-    reply({ ok: true, value });
+    // A part's cells and errors go to the page with their buffers handed over.
+    const buffers = [value?.cells, value?.meta, value instanceof Uint8Array ? value : null];
+    reply({ ok: true, value }, buffers.filter((b) => b instanceof Uint8Array).map((b) => b.buffer));
   } catch (error) {
     if (error instanceof UserError) {
       reply({ ok: false, error: error.message });

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
-from pipeline import messages
+from pipeline import chunking, messages
 from pipeline.batches import BATCH_ROWS
-from pipeline.errors import PipelineError
+from pipeline.delimited import Head, Part, read_part
+from pipeline.errors import MappingError, PipelineError
 from pipeline.protocol import Phase, SavedReview
-from pipeline.readers import ReadOptions, file_kind
+from pipeline.readers import ReadOptions, file_kind, read_file
 from pipeline.review import View
+from pipeline.review.recheck import cross_row
 from pipeline.session import ImportSession
 from pipeline.template import parse_template
+from pipeline.validation import CellError
 
 ON_DEMAND = ("python-calamine", "phonenumbers")
 """Browser packages loaded only for a file or template that needs them, not at boot: a
@@ -78,6 +82,20 @@ def packages_for(path: str, file_name: str, template_json: str) -> str:
     return _answer(work)
 
 
+def _read_options(options_json: str, progress: Progress | None = None) -> ReadOptions:
+    choices = json.loads(options_json)
+    return ReadOptions(
+        encoding=choices.get("encoding") or None,
+        sheet=choices.get("sheet") or None,
+        # 0 is "no header row" (pipeline.columns); absent or "" is "detect it".
+        header_row=(
+            None if choices.get("header_row") in (None, "") else int(choices["header_row"])
+        ),
+        max_bytes=int(choices.get("max_bytes") or ReadOptions.max_bytes),
+        on_rows=(lambda rows: progress(Phase.PARSE.value, rows, 0)) if progress else None,
+    )
+
+
 def open_file(
     path: str,
     file_name: str,
@@ -90,17 +108,7 @@ def open_file(
     def work() -> Any:
         global _session
         _session = None  # a failed open must not leave the previous file in place
-        choices = json.loads(options_json)
-        options = ReadOptions(
-            encoding=choices.get("encoding") or None,
-            sheet=choices.get("sheet") or None,
-            # 0 is "no header row" (pipeline.columns); absent or "" is "detect it".
-            header_row=(
-                None if choices.get("header_row") in (None, "") else int(choices["header_row"])
-            ),
-            max_bytes=int(choices.get("max_bytes") or ReadOptions.max_bytes),
-            on_rows=(lambda rows: progress(Phase.PARSE.value, rows, 0)) if progress else None,
-        )
+        options = _read_options(options_json, progress)
         template = parse_template(json.loads(template_json))
         _session = ImportSession.open(path, file_name, template, options)
         return _session.describe().to_dict()
@@ -237,3 +245,162 @@ def rejected_csv(header_json: str, deleted_reason: str) -> str:
 def set_language(language: str) -> str:
     """The page's language, for the cell errors' messages (pipeline.messages)."""
     return _answer(lambda: messages.use_language(language))
+
+
+# -- parallel engines (pipeline.chunking): the page routes, this engine reads its part -------
+
+_part: Part | None = None  # the part of the file this engine read
+_received: list[Part] = []  # the other engines' parts (primary engine)
+_starts: tuple[int, ...] = ()  # where each part's rows start in the open file's table
+_own_errors: list[CellError] | None = None  # this engine's part's errors and the cross-row ones
+
+
+def plan_parts(path: str, file_name: str, options_json: str, parts: int) -> str:
+    """The head and byte ranges to read a large delimited file in `parts` engines; None:
+    read it in one (small, not UTF-8, a spreadsheet or JSON, or unreadable: open_file says)."""
+
+    def work() -> Any:
+        global _part, _received, _session, _own_errors
+        _session, _part, _received, _own_errors = None, None, [], None
+        options = _read_options(options_json)
+        try:
+            head = chunking.splittable(path, file_name, options, chunking.SPLIT_BYTES)
+        except PipelineError:
+            return None
+        if head is None or parts < 2:
+            return None
+        bounds = chunking.cuts(path, head.start, os.path.getsize(path), parts)
+        return {"head": head.to_dict(), "bounds": bounds} if len(bounds) > 2 else None
+
+    return _answer(work)
+
+
+def read_part_at(path: str, head_json: str, start: int, end: int, last: bool) -> str:
+    """Read bytes [start, end) of the data as part of the file; kept here until sent."""
+
+    def work() -> Any:
+        global _part
+        _part = None
+        _part = read_part(path, Head.from_dict(json.loads(head_json)), start, end, bool(last))
+        return {"rows": _part.table.num_rows, "verified": _part.verified, "slow": _part.slow}
+
+    return _answer(work)
+
+
+def part_cells() -> bytes:
+    """The cells of the part read here, as an Arrow IPC stream (for the primary engine)."""
+    assert _part is not None  # noqa: S101 - read_part_at came first
+    return chunking.part_cells(_part.table)
+
+
+def part_meta() -> bytes:
+    assert _part is not None  # noqa: S101 - read_part_at came first
+    return chunking.to_wire(chunking.part_meta(_part))
+
+
+def add_part(cells: Any, meta: Any) -> None:
+    """Another engine's part (`part_cells`, `part_meta`), in the order of the file."""
+    _received.append(chunking.part_from_wire(_bytes(cells), _bytes(meta)))
+
+
+def _bytes(data: Any) -> bytes:
+    return bytes(data.to_bytes() if hasattr(data, "to_bytes") else data)
+
+
+def open_parts(
+    path: str, file_name: str, template_json: str, options_json: str, plan_json: str
+) -> str:
+    """The file from this engine's part and the parts added (`add_part`), joined as one
+    engine reads it; a part cut inside quotes is read again here. As open_file answers,
+    plus where each part's rows start ("starts": null when the parts were not used)."""
+
+    def work() -> Any:
+        global _session, _part, _received, _starts
+        plan = json.loads(plan_json)
+        head = Head.from_dict(plan["head"])
+        options = _read_options(options_json)
+        template = parse_template(json.loads(template_json))
+        parts: list[Part | None] = [_part, *_received]
+        _part, _received, _starts = None, [], ()
+        try:
+            joined = chunking.join(
+                head, plan["bounds"], parts, lambda a, b, last: read_part(path, head, a, b, last)
+            )
+            sheet = joined.sheet
+            # merged ranges: the other engines' parts no longer match; this one validates
+            _starts = joined.starts if joined.bounds == tuple(plan["bounds"]) else ()
+        except chunking.ReadWhole:
+            sheet = read_file(path, file_name, options)
+        del parts
+        _session = ImportSession(template, sheet, options.max_bytes)
+        described = _session.describe().to_dict()
+        return {"described": described, "starts": list(_starts), "rows": sheet.num_rows}
+
+    return _answer(work)
+
+
+def validate_part_at(template_json: str, mapping_json: str, first_row: int, rows: int) -> bytes:
+    """The errors of the part read here by the rules of one cell, for the mapping; the part
+    is let go (its engine's memory returns when the page ends the worker)."""
+    global _part
+    part, _part = _part, None
+    if part is None:
+        raise MappingError("No part of a file is held here.")
+    template = parse_template(json.loads(template_json))
+    mapping = {k: int(v) for k, v in json.loads(mapping_json).items()}
+    names = [f.name for f in template.fields if f.name in mapping]
+    table = part.table.slice(0, rows).select([str(mapping[n]) for n in names])
+    return chunking.to_wire(chunking.part_errors(table.rename_columns(names), template, first_row))
+
+
+def validate_own(mapping_json: str) -> str:
+    """Apply the mapping; check this engine's part by one-cell rules, and the whole file's
+    unique values and keys, while the other engines check theirs (then finish_parts)."""
+
+    def work() -> Any:
+        global _own_errors
+        session = _current()
+        if len(_starts) < 2:
+            raise MappingError("This file was not read in parts.")
+        session.set_mapping({k: int(v) for k, v in json.loads(mapping_json).items()})
+        table, first = session.mapped_table(), session.sheet.first_data_row
+        own = chunking.part_errors(table.slice(0, _starts[1]), session.template, first)
+        _own_errors = own + chunking.cross_row_errors(table, session.template, first)
+        return None
+
+    return _answer(work)
+
+
+def finish_parts(errors: Any) -> str:
+    """The review from this engine's errors and the other parts' (`validate_part_at`, in
+    order of the file), exactly as validating the whole file here: the review summary."""
+
+    def work() -> Any:
+        global _own_errors
+        session = _current()
+        if _own_errors is None:
+            raise MappingError("validate_own comes first.")
+        spanning = [e for e in _own_errors if cross_row(e)]
+        cells = [e for e in _own_errors if not cross_row(e)]
+        for data in errors:
+            cells.extend(chunking.from_wire(_bytes(data)))
+        _own_errors = None
+        found = chunking.merged_errors(session.template, cells, spanning)
+        return session.start_review(found=found).summary().to_dict()
+
+    return _answer(work)
+
+
+def error_counts() -> str:
+    """How many errors the review holds, in how many cells, by code (the bench's check)."""
+
+    def work() -> Any:
+        errors = _current().review.error_list()
+        by_code: dict[str, int] = {}
+        for e in errors:
+            code = f"{e.code}:{e.constraint}" if e.constraint else e.code
+            by_code[code] = by_code.get(code, 0) + 1
+        cells = len({(e.row, e.field) for e in errors})
+        return {"errors": len(errors), "invalid_cells": cells, "errors_by_code": by_code}
+
+    return _answer(work)

@@ -28,7 +28,9 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from typing import IO, cast
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any, cast
 
 import arro3.compute as acc
 import arro3.core as ac
@@ -65,6 +67,7 @@ SAMPLE_BYTES = 64 * KIB
 MAX_SAMPLE_BYTES = 8 * 1024 * KIB  # a header row longer than this is refused
 BATCH_CELLS = 4 * 1024 * 1024  # cells a batch of arrow-rs holds: fewer rows for wide files
 DELIMITERS = ",;\t|"
+CSV_FIELD_LIMIT = 128 * KIB  # Python's csv default, for the first rows whatever else set it
 
 
 def batch_rows(width: int) -> int:
@@ -104,9 +107,100 @@ class _NotUtf8(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class Head:
+    """What a file's first rows say about all of it: every part of the data is read with it.
+
+    `start` is the byte offset of the first data row in the file (a UTF-8 file's bytes are
+    the text's: parts of it can be read from their offsets, pipeline.chunking).
+    """
+
+    name: str
+    encoding: Encoding
+    delimiter: str
+    headers: tuple[str, ...]
+    header_index: int
+    header_row: int
+    start: int
+    problems: Problems
+    headerless: bool
+    max_field_bytes: int
+    above: tuple[tuple[str | None, ...], ...] = ()  # the rows above the header row (Sheet.above)
+
+    def to_dict(self) -> dict[str, object]:
+        """For the engines that read the parts (pipeline.bridge), as JSON."""
+        return {
+            "name": self.name,
+            "codec": self.encoding.codec,
+            "bom": self.encoding.bom,
+            "delimiter": self.delimiter,
+            "headers": list(self.headers),
+            "header_index": self.header_index,
+            "header_row": self.header_row,
+            "start": self.start,
+            "problems": [p.to_dict() for p in self.problems.kept],
+            "problem_count": self.problems.count,
+            "headerless": self.headerless,
+            "max_field_bytes": self.max_field_bytes,
+            "above": [list(row) for row in self.above],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Head:
+        problems = Problems()
+        problems.kept = [
+            Problem(p["code"], p["message"], p.get("row"), p.get("column"))
+            for p in data["problems"]
+        ]
+        problems.count = int(data["problem_count"])
+        return cls(
+            name=str(data["name"]),
+            encoding=Encoding(str(data["codec"]), int(data["bom"])),
+            delimiter=str(data["delimiter"]),
+            headers=tuple(str(h) for h in data["headers"]),
+            header_index=int(data["header_index"]),
+            header_row=int(data["header_row"]),
+            start=int(data["start"]),
+            problems=problems,
+            headerless=bool(data["headerless"]),
+            max_field_bytes=int(data["max_field_bytes"]),
+            above=tuple(tuple(row) for row in data.get("above", ())),
+        )
+
+
+def read_head(path: str, name: str, options: ReadOptions, size: int) -> Head | None:
+    """The head of a UTF-8 file, for reading its data in parts; None if it is not UTF-8
+    (its parts' offsets would not be the text's), when it is read whole instead."""
+    sample = _sample(path, size)
+    encoding = detect_encoding(sample, name, options.encoding)
+    if not encoding.is_utf8:
+        return None
+    try:
+        return _head(name, options, sample, len(sample) >= size, encoding)
+    except _NotUtf8:
+        return None
+
+
 def _read(
     path: str, name: str, options: ReadOptions, sample: bytes, whole: bool, encoding: Encoding
 ) -> Sheet:
+    head = _head(name, options, sample, whole, encoding)
+    data = _FileData(path, name, encoding, head.start - encoding.bom)
+    blank_rows: tuple[int, ...] = ()
+    row_errors: tuple[CellError, ...] = ()
+    try:
+        table = _read_arrow(data, name, head.headers, head.delimiter, head.header_row, options)
+        blank_rows = _all_empty(table)
+    except _NotForArrow:
+        with open(path, "rb") as raw:
+            raw.seek(encoding.bom)
+            table, blank_rows, row_errors = _read_python(
+                raw, head, head.header_index + 1, head.header_row
+            )
+    return sheet_of(head, table, blank_rows, row_errors)
+
+
+def _head(name: str, options: ReadOptions, sample: bytes, whole: bool, encoding: Encoding) -> Head:
     text = decode_sample(sample[encoding.bom :], name, encoding, whole)
     if not text.strip():
         raise ReadError(
@@ -118,11 +212,12 @@ def _read(
         raise ReadError(field_too_large(name, 1, None, options.max_field_bytes))
     limit = options.max_field_bytes
     records = []
-    for number, (a, b) in enumerate(spans, start=1):
-        try:
-            records.append(_parse_record(text[a:b], delimiter))
-        except csv.Error as exc:  # a cell over Python's own limit (128 KiB)
-            raise ReadError(field_too_large(name, number, None, limit)) from exc
+    with _field_limit(CSV_FIELD_LIMIT):  # then a cell over `limit` is named with its column
+        for number, (a, b) in enumerate(spans, start=1):
+            try:
+                records.append(_parse_record(text[a:b], delimiter))
+            except csv.Error as exc:  # a cell over Python's own default limit (128 KiB)
+                raise ReadError(field_too_large(name, number, None, limit)) from exc
     problems = Problems()
     if options.header_row == NO_HEADER_ROW:  # the data starts at row 1: columns are named
         header_index, header_row = -1, NO_HEADER_ROW
@@ -149,44 +244,58 @@ def _read(
             if len(cell) > limit // 4 and len(cell.encode()) > limit:
                 column = headers[j] if number > header_row and j < len(headers) else None
                 raise ReadError(field_too_large(name, number, column, limit))
-    blank_rows: tuple[int, ...] = ()
-    row_errors: tuple[CellError, ...] = ()
-    try:
-        table = _read_arrow(path, name, encoding, skip, headers, delimiter, header_row, options)
-        kept, end = list(_all_empty(table)), table.num_rows
-        while kept and kept[-1] == end - 1:  # empty rows at the end go, as blank lines do
-            kept.pop()
-            end -= 1
-        blank_rows = tuple(kept)
-        if end < table.num_rows:
-            table = table.slice(0, end)
-    except _NotForArrow:
-        table, blank_rows, row_errors = _read_python(
-            path, name, encoding, header_index, headers, delimiter, header_row, limit
-        )
+    return Head(
+        name=name,
+        encoding=encoding,
+        delimiter=delimiter,
+        headers=headers,
+        header_index=header_index,
+        header_row=header_row,
+        start=encoding.bom + skip,
+        problems=problems,
+        headerless=headerless,
+        max_field_bytes=limit,
+        above=tuple(tuple(r) for r in records[: max(header_index, 0)]),
+    )
+
+
+def sheet_of(
+    head: Head, table: ac.Table, blank_rows: tuple[int, ...], row_errors: tuple[CellError, ...]
+) -> Sheet:
+    """The Sheet of a file's data as read (whole or joined from parts): empty rows at the
+    end go, as blank lines at the end do; row errors and blank rows are listed as problems."""
+    kept, end = list(blank_rows), table.num_rows
+    while kept and kept[-1] == end - 1:
+        kept.pop()
+        end -= 1
+    if end < table.num_rows:
+        table = table.slice(0, end)
+    blank_rows = tuple(kept)
+    problems = Problems()
+    problems.kept, problems.count = list(head.problems.kept), head.problems.count
     for error in row_errors:  # listed with the file's problems too, as the page shows them
         count = int(error.params["count"])  # type: ignore[call-overload]
-        at = len(headers) + 1 if error.code == "extra-cell" else count + 1
+        at = len(head.headers) + 1 if error.code == "extra-cell" else count + 1
         problems.add(Problem(error.code, error.message, error.row, at))
     for index in blank_rows:
-        number = header_row + 1 + index
+        number = head.header_row + 1 + index
         problems.add(Problem("blank-row", f"Row {number} is blank.", number))
     if table.num_rows == len(blank_rows):
-        raise ReadError(no_data_rows(name))
+        raise ReadError(no_data_rows(head.name))
     return Sheet(
-        file_name=name,
-        headers=headers,
+        file_name=head.name,
+        headers=head.headers,
         table=table,
-        header_row=header_row,
-        above=tuple(tuple(r) for r in records[: max(header_index, 0)]),
-        delimiter=delimiter,
+        header_row=head.header_row,
+        above=head.above,
+        delimiter=head.delimiter,
         kind=FileKind.CSV,
-        encoding=encoding.display,
+        encoding=head.encoding.display,
         problems=tuple(problems.kept),
         problem_count=problems.count,
         blank_rows=blank_rows,
         row_errors=row_errors,
-        looks_headerless=headerless,
+        looks_headerless=head.headerless,
     )
 
 
@@ -320,9 +429,69 @@ _BLANK = re.compile(rb"\n[\r\n]|\r\r")  # a line break right after another (CRLF
 _DATA = re.compile(rb"[^\r\n]")
 
 
-def _inner_blank_line(path: str, name: str, encoding: Encoding, skip: int) -> bool:
+class _FileData:
+    """The file's data rows from the first on, as UTF-8 bytes (`skip`: UTF-8 bytes of the
+    text before them, after the BOM), transcoded on the fly if the file is not UTF-8."""
+
+    def __init__(self, path: str, name: str, encoding: Encoding, skip: int) -> None:
+        self.path, self.name, self.encoding, self.skip = path, name, encoding, skip
+
+    def open(self) -> IO[bytes]:
+        raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+        if self.encoding.is_utf8:
+            raw.seek(self.encoding.bom + self.skip)
+            return raw
+        raw.seek(self.encoding.bom)
+        stream = Utf8Stream(raw, self.name, self.encoding)
+        stream.skip(self.skip)
+        return cast(IO[bytes], stream)
+
+
+class RangeData:
+    """Bytes [start, end) of a UTF-8 file, then `tail` (a part of its data, pipeline.chunking)."""
+
+    def __init__(self, path: str, start: int, end: int, tail: bytes = b"") -> None:
+        self.path, self.start, self.end, self.tail = path, start, end, tail
+
+    def open(self) -> IO[bytes]:
+        return cast(IO[bytes], _Range(self.path, self.start, self.end, self.tail))
+
+
+class _Range(io.RawIOBase):
+    def __init__(self, path: str, start: int, end: int, tail: bytes) -> None:
+        super().__init__()
+        self._raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+        self._raw.seek(start)
+        self._left = end - start
+        self._tail = tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._left > 0:
+            view = memoryview(buffer)[: min(len(buffer), self._left)]
+            count = int(self._raw.readinto(view) or 0)
+            if count:
+                self._left -= count
+                return count
+            self._left = 0
+        count = min(len(buffer), len(self._tail))
+        buffer[:count] = self._tail[:count]
+        self._tail = self._tail[count:]
+        return count
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+Data = _FileData | RangeData
+
+
+def _inner_blank_line(data: Data) -> bool:
     """Whether the data holds a blank line with data after it (inside a quoted cell too)."""
-    source, _ = _open_data(path, name, encoding, skip)
+    source, _ = _open_data(data)
     with source:
         last = b"\n"  # the header's line break
         blank = False
@@ -342,37 +511,23 @@ def _inner_blank_line(path: str, name: str, encoding: Encoding, skip: int) -> bo
     return False
 
 
-def _open_data(
-    path: str, name: str, encoding: Encoding, skip: int
-) -> tuple[io.BufferedReader, _Counted]:
-    """The file from its first data row on, as UTF-8 bytes (`skip` counts UTF-8 bytes),
-    and the count of its line feeds as they pass."""
-    raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
-    source: IO[bytes] = raw
-    if encoding.is_utf8:
-        raw.seek(encoding.bom + skip)
-    else:
-        raw.seek(encoding.bom)
-        stream = Utf8Stream(raw, name, encoding)
-        stream.skip(skip)
-        source = cast(IO[bytes], stream)
-    counted = _Counted(source)
+def _open_data(data: Data) -> tuple[io.BufferedReader, _Counted]:
+    """The data as UTF-8 bytes, and the count of its line feeds as they pass."""
+    counted = _Counted(data.open())
     # A large buffer: in the browser each read of the file system is a slice of the File.
     return io.BufferedReader(counted, READ_BUFFER), counted
 
 
 def _read_arrow(
-    path: str,
+    data: Data,
     name: str,
-    encoding: Encoding,
-    skip: int,
     headers: tuple[str, ...],
     delimiter: str,
     header_row: int,
     options: ReadOptions,
 ) -> ac.Table:
     schema = string_schema(len(headers))
-    fh, counted = _open_data(path, name, encoding, skip)
+    fh, counted = _open_data(data)
     try:
         reader = aio.read_csv(
             fh, schema, has_header=False, batch_size=batch_rows(len(headers)), delimiter=delimiter
@@ -389,7 +544,7 @@ def _read_arrow(
     records = first - header_row - 1
     if counted.quotes % 2:  # perhaps a quote never closed: arrow-rs reads on to the end
         raise _NotForArrow("an odd number of quotes")
-    if not counted.exact_for(records) and _inner_blank_line(path, name, encoding, skip):
+    if not counted.exact_for(records) and _inner_blank_line(data):
         raise _NotForArrow("a blank line inside the data")
     return ac.Table.from_batches(batches, schema=schema)
 
@@ -416,72 +571,76 @@ def _batches(reader: ac.RecordBatchReader, name: str, first_row: int) -> Iterato
 
 
 def _read_python(
-    path: str,
-    name: str,
-    encoding: Encoding,
-    header_index: int,
-    headers: tuple[str, ...],
-    delimiter: str,
-    header_row: int,
-    limit: int,
+    raw: IO[bytes], head: Head, skip_records: int, header_row: int
 ) -> tuple[ac.Table, tuple[int, ...], tuple[CellError, ...]]:
     """The table, which of its rows are blank in the file (blank lines, rows of empty
-    cells), and the errors of rows with more or fewer cells than the header."""
+    cells), and the errors of rows with more or fewer cells than the header.
+
+    `raw` is at the file's text (after its BOM) or a part's first byte; `skip_records`
+    records are passed over (the header and the rows above it); `header_row` numbers rows.
+    """
+    name, headers, delimiter = head.name, head.headers, head.delimiter
+    limit, encoding = head.max_field_bytes, head.encoding
     width = len(headers)
     quarter = limit // 4  # a cell of fewer characters cannot exceed `limit` UTF-8 bytes
     builder = ColumnBuilder(width)
     blank_rows: list[int] = []
     row_errors: list[CellError] = []
-    old_limit = csv.field_size_limit()
-    csv.field_size_limit(limit)
-    try:
-        with open(path, "rb") as raw:
-            raw.seek(encoding.bom)
-            text = io.TextIOWrapper(raw, encoding=encoding.codec, newline="")
-            lines = _LastRecord(text)
-            reader = csv.reader(lines, delimiter=delimiter)
-            try:
-                for _ in range(header_index + 1):
-                    next(reader, None)
-                blank = 0  # blank lines waiting for a row after them
-                for record in reader:
-                    lines.record_read()
-                    if not any(record):
-                        blank += 1
-                        continue
-                    for _ in range(blank):
-                        blank_rows.append(builder.rows)
-                        builder.append([None] * width)
-                    blank = 0
-                    row = header_row + 1 + builder.rows
-                    got = len(record)
-                    if got > width:
-                        extra = record[width:]
-                        if any(c.strip() for c in extra):
-                            row_errors.append(_extra(row, got, width, delimiter.join(extra)))
-                        record = record[:width]
-                    elif got < width:
-                        row_errors.append(_missing(row, got, width))
-                    if max(map(len, record), default=0) > quarter:  # in C: a long cell?
-                        for j, cell in enumerate(record):
-                            if len(cell) > quarter and len(cell.encode()) > limit:
-                                raise ReadError(field_too_large(name, row, headers[j], limit))
-                    builder.append([c or None for c in record])
-            except csv.Error as exc:
-                row = header_row + 1 + builder.rows + blank
-                if "field larger than field limit" in str(exc):
-                    raise ReadError(field_too_large(name, row, None, limit)) from exc
-                raise ReadError(f"{name}: row {row} cannot be read as CSV ({exc}).") from exc
-            except UnicodeDecodeError as exc:
-                raise ReadError(
-                    f"{name} is not valid {encoding.display} throughout ({exc.reason}). "
-                    "Pick the file's encoding, or save it as 'CSV UTF-8' and pick it again."
-                ) from exc
-            if builder.rows and _ends_in_quote(lines.last, delimiter):
-                raise ReadError(unclosed_quote(name, header_row + builder.rows))
-    finally:
-        csv.field_size_limit(old_limit)
+    with _field_limit(limit):
+        text = io.TextIOWrapper(raw, encoding=encoding.codec, newline="")
+        lines = _LastRecord(text)
+        reader = csv.reader(lines, delimiter=delimiter)
+        try:
+            for _ in range(skip_records):
+                next(reader, None)
+            blank = 0  # blank lines waiting for a row after them
+            for record in reader:
+                lines.record_read()
+                if not any(record):
+                    blank += 1
+                    continue
+                for _ in range(blank):
+                    blank_rows.append(builder.rows)
+                    builder.append([None] * width)
+                blank = 0
+                row = header_row + 1 + builder.rows
+                got = len(record)
+                if got > width:
+                    extra = record[width:]
+                    if any(c.strip() for c in extra):
+                        row_errors.append(_extra(row, got, width, delimiter.join(extra)))
+                    record = record[:width]
+                elif got < width:
+                    row_errors.append(_missing(row, got, width))
+                if max(map(len, record), default=0) > quarter:  # in C: a long cell?
+                    for j, cell in enumerate(record):
+                        if len(cell) > quarter and len(cell.encode()) > limit:
+                            raise ReadError(field_too_large(name, row, headers[j], limit))
+                builder.append([c or None for c in record])
+        except csv.Error as exc:
+            row = header_row + 1 + builder.rows + blank
+            if "field larger than field limit" in str(exc):
+                raise ReadError(field_too_large(name, row, None, limit)) from exc
+            raise ReadError(f"{name}: row {row} cannot be read as CSV ({exc}).") from exc
+        except UnicodeDecodeError as exc:
+            raise ReadError(
+                f"{name} is not valid {encoding.display} throughout ({exc.reason}). "
+                "Pick the file's encoding, or save it as 'CSV UTF-8' and pick it again."
+            ) from exc
+        if builder.rows and _ends_in_quote(lines.last, delimiter):
+            raise ReadError(unclosed_quote(name, header_row + builder.rows))
     return builder.table(), tuple(blank_rows), tuple(row_errors)
+
+
+@contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """Python's csv module with the file's field-size limit: it is process-wide (another
+    library, frictionless for one, may have raised it), so set it for each read."""
+    old = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
 
 
 class _LastRecord:
@@ -546,3 +705,56 @@ def _extra(row: int, got: int, width: int, cells: str) -> CellError:
 
 def _missing(row: int, got: int, width: int) -> CellError:
     return row_error(row, "missing-cell", {"row": row, "count": got, "width": width})
+
+
+# --- parts of the data (pipeline.chunking cuts them and joins them) ----------------------------
+
+SENTINEL = "\x1f"  # the cells of the record put after a part: it must come back as one row
+
+
+@dataclass(frozen=True)
+class Part:
+    """Rows of a byte range of the data, numbered from 1 (row errors; blank rows 0-based).
+
+    `verified`: the range ended at a record boundary (the record put after it came back
+    as its own row); a range cut inside a quoted cell is not, and is read again joined
+    with the next one. `slow`: read by the Python reader (ragged rows, blank lines).
+    """
+
+    table: ac.Table
+    blank_rows: tuple[int, ...]
+    row_errors: tuple[CellError, ...]
+    verified: bool
+    slow: bool = False
+
+
+def read_part(path: str, head: Head, start: int, end: int, last: bool) -> Part:
+    """Bytes [start, end) of a UTF-8 file's data, read as the whole file would be: by
+    arrow-rs, or by the Python reader if this part has ragged rows or blank lines."""
+    width = len(head.headers)
+    cell = f'"{SENTINEL}"'
+    tail = b"" if last else (head.delimiter.join([cell] * width) + "\n").encode()
+    data = RangeData(path, start, end, tail)
+    options = ReadOptions(max_field_bytes=head.max_field_bytes)
+    row_errors: tuple[CellError, ...] = ()
+    slow = False
+    try:
+        table = _read_arrow(data, head.name, head.headers, head.delimiter, 0, options)
+        blank_rows = _all_empty(table)
+    except _NotForArrow:
+        slow = True
+        raw = data.open()
+        try:
+            table, blank_rows, row_errors = _read_python(raw, head, 0, 0)
+        finally:
+            raw.close()
+    except _NotUtf8 as exc:
+        raise ReadError(f"{head.name} is not UTF-8 encoded throughout ({exc.detail}).") from exc
+    if last:
+        return Part(table, blank_rows, row_errors, True, slow)
+    n = table.num_rows
+    verified = n > 0 and all(table.column(i)[n - 1].as_py() == SENTINEL for i in range(width))
+    if not verified:
+        return Part(table, blank_rows, row_errors, False, slow)
+    rows = tuple(i for i in blank_rows if i < n - 1)
+    return Part(table.slice(0, n - 1), rows, row_errors, True, slow)

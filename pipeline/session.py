@@ -106,7 +106,12 @@ class ImportSession:
         """The validated rows with the user's edits; started on first use, per mapping."""
         return self.start_review()
 
-    def start_review(self, on_field: Callable[[int, int], None] | None = None) -> Review:
+    def start_review(
+        self,
+        on_field: Callable[[int, int], None] | None = None,
+        found: list[CellError] | None = None,
+    ) -> Review:
+        """`found`: the mapped cells' errors, when parallel engines computed them."""
         if self._review is None:
             table = self.mapped_table()
             self._review = Review(
@@ -116,6 +121,7 @@ class ImportSession:
                 on_field,
                 self.sheet.blank_rows,
                 self.sheet.row_errors,
+                found,
             )
             if self._carried is not None:
                 self._review.restore(self._carried)

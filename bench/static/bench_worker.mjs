@@ -1,8 +1,7 @@
-// Bench worker, loadbay side: boots Pyodide exactly as browser/worker.mjs does (same
-// loadPyodide options, from the same built assets), copies the picked File into Pyodide's
-// FS the same way, then runs bench/phases.py, which times the real `pipeline` calls.
+// Bench worker for the floor only: Pyodide booted as browser/worker.mjs boots it, reading
+// the picked File through WORKERFS without parsing it (what no reader can beat). loadbay's
+// own runs use the real worker module through the real coordinator (bench_page.mjs).
 let pyodide = null;
-let phases = null;
 let booting = null;
 
 function wasmBytes() {
@@ -22,34 +21,7 @@ async function boot(config) {
     packages: config.packages,
   });
   pyodide.FS.mkdirTree("/uploads");
-  pyodide.FS.mkdirTree("/bench");
-  const source = await (await fetch(config.phases)).text();
-  pyodide.FS.writeFile("/bench/loadbay_bench_phases.py", source);
-  pyodide.runPython("import sys; sys.path.insert(0, '/bench')");
-  phases = pyodide.pyimport("loadbay_bench_phases");
   return { boot_ms: performance.now() - started, wasm_bytes: wasmBytes() };
-}
-
-async function run(file, templateJson) {
-  const t0 = performance.now();
-  // As browser/worker.mjs openFile: the File mounted with WORKERFS, read in slices.
-  pyodide.FS.mkdirTree("/uploads");
-  pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: [file] }, "/uploads");
-  const path = `/uploads/${file.name}`;
-  let result;
-  let t1;
-  try {
-    // As browser/worker.mjs openFile: packages this file needs are loaded on demand.
-    const needed = JSON.parse(pyodide.pyimport("pipeline.bridge").packages_for(path, file.name, templateJson));
-    if (needed.value.length) await pyodide.loadPackage(needed.value);
-    t1 = performance.now();
-    result = JSON.parse(phases.run(path, file.name, templateJson));
-  } finally {
-    pyodide.FS.unmount("/uploads");
-  }
-  result.copy_ms = t1 - t0;
-  result.wasm_bytes = wasmBytes();
-  return result;
 }
 
 self.onmessage = async (event) => {
@@ -59,9 +31,6 @@ self.onmessage = async (event) => {
     if (type === "boot") {
       booting = booting || boot(payload);
       value = await booting;
-    } else if (type === "run") {
-      await booting;
-      value = await run(payload.file, payload.template);
     } else if (type === "read") {
       // The floor: the File read through WORKERFS as the readers read it, nothing parsed.
       await booting;

@@ -142,15 +142,16 @@ export class RestartingEngine {
    * @param {string} type
    * @param {unknown} payload
    * @param {OnProgress} [onProgress]
+   * @param {Transferable[]} [transfer]
    */
-  async ask(type, payload, onProgress) {
+  async ask(type, payload, onProgress, transfer) {
     if (type === "boot") {
       this.bootPayload = payload;
       this.booted = this.engine.ask("boot", payload, onProgress);
       return this.booted;
     }
     await this.booted;
-    return this.answer(this.engine.ask(type, payload, onProgress));
+    return this.answer(this.engine.ask(type, payload, onProgress, transfer));
   }
 
   /**

@@ -35,14 +35,17 @@ class Review:
         on_field: Callable[[int, int], None] | None = None,
         blank_rows: Iterable[int] = (),
         row_errors: Iterable[CellError] = (),
+        found: list[CellError] | None = None,
     ) -> None:
         """`blank_rows`: rows blank in the file, deleted from the start (and not undoable);
-        `row_errors`: errors of whole rows the reader found (extra or missing cells)."""
+        `row_errors`: errors of whole rows the reader found (extra or missing cells);
+        `found`: the cells' errors, already computed by parallel engines (pipeline.chunking),
+        else the table is validated here."""
         self.template = template
         self.first_row = first_row
         fields = [f.name for f in template.fields if f.name in table.column_names]
         self.overlay = Overlay(table, fields, blank_rows)
-        self.errors = RowErrors(self.overlay, template, first_row, on_field, row_errors)
+        self.errors = RowErrors(self.overlay, template, first_row, on_field, row_errors, found)
         self.view = View()
         self._rows: list[int] | None = None  # rows of the current view, computed on demand
         self._sent: list[int] | None = None  # rows to send, computed on demand

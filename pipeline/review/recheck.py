@@ -68,9 +68,11 @@ class RowErrors:
         first_row: int,
         on_field: Callable[[int, int], None] | None = None,
         row_errors: Iterable[CellError] = (),
+        found: list[CellError] | None = None,
     ) -> None:
         """`row_errors`: the reader's errors of whole rows (sorted by row); no edit clears
-        them, deleting the row does."""
+        them, deleting the row does. `found`: the cells' errors as `validate` gives them,
+        when the engines that read the file's parts computed them (pipeline.chunking)."""
         self.overlay = overlay
         self.template = template
         self.first_row = first_row
@@ -88,7 +90,8 @@ class RowErrors:
             fields=tuple(replace(f, unique=False) for f in template.fields),
             primary_key=(),
         )
-        found = validate(overlay.table, template, first_row, on_field=on_field)
+        if found is None:
+            found = validate(overlay.table, template, first_row, on_field=on_field)
         self._set(list(heapq.merge(row_errors, found, key=operator.itemgetter(0))))
 
     def of(self, index: int) -> list[CellError]:

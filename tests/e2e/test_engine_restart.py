@@ -29,7 +29,8 @@ def test_an_engine_that_dies_is_restarted_and_the_next_file_is_read(
     expect(frame.locator("#engine-status")).to_have_text("Ready.", timeout=60_000)
     notice = frame.locator("#engine-notice")
     expect(notice).to_be_hidden()
-    (worker,) = page.workers
+    # the primary engine (a helper engine, browser/src/parallel.js, boots beside it)
+    (worker,) = [w for w in page.workers if w.evaluate("() => self.name") == "loadbay-engine"]
     # A fatal error nothing in the worker catches (as a panic in Rust ends up).
     worker.evaluate("() => { setTimeout(() => { throw new Error('simulated engine crash'); }); }")
     expect(notice).to_be_visible(timeout=10_000)

@@ -5,7 +5,7 @@ import { formatNumber, t } from "../i18n/index.js";
 /**
  * @typedef {object} Context
  * @property {import("../types.js").PageConfig} config
- * @property {import("../worker.js").Engine | import("../worker.js").RestartingEngine} engine
+ * @property {import("../worker.js").Engine | import("../worker.js").RestartingEngine | import("../parallel.js").ParallelEngine} engine
  * @property {HTMLElement} root
  * @property {Promise<void>} booted
  * @property {(message: Record<string, unknown>) => void} notify tells the host page (embed.js)

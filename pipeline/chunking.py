@@ -1,0 +1,300 @@
+"""A delimited file read in parts (by parallel engines) and joined into what one engine reads.
+
+- Cuts: the data (after the header) of a UTF-8 file is cut into byte ranges, each cut right
+  after a line feed (`cuts`). A cut may fall inside a quoted cell holding a line break:
+  each part but the last is read with a sentinel record after it
+  (`pipeline.delimited.read_part`), which comes back as its own row only if the part ended
+  at a record boundary. A part whose sentinel was swallowed is read again joined with the
+  next range (`join`), so the rows are exactly the whole file's.
+- Each part takes arrow-rs, or the Python reader if it alone holds a ragged row or a blank
+  line: one such row no longer sends the whole file through the slow reader.
+- Rows are numbered once every part has said how many it holds: row errors, blank rows
+  and the cell errors of each part are shifted by the rows before it.
+- Validation: each engine checks the rows it read with the rules of one cell
+  (`part_errors`); the rules across rows (unique, primaryKey) need whole columns and run
+  once over the joined table (`cross_row_errors`); `merged_errors` orders them all as
+  `pipeline.validation.validate` over the whole table does, so the review built from
+  them is the one engine's, exactly.
+- A part that cannot be read (a cell too large, not UTF-8, a quote never closed) stops the
+  split: the file is read whole (`ReadWhole`), whose message names the right row.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import operator
+import os
+import pickle
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any
+
+import arro3.core as ac
+import arro3.io as aio
+
+from pipeline.cell_errors import CellError
+from pipeline.delimited import Head, Part, read_delimited, read_head, read_part, sheet_of
+from pipeline.errors import ReadError
+from pipeline.protocol import FileKind
+from pipeline.readers import file_kind, read_file
+from pipeline.review import Review
+from pipeline.review.recheck import cross_row
+from pipeline.schema import Template
+from pipeline.session import ImportSession
+from pipeline.sheet import KIB, MIB, ReadOptions, Sheet, string_schema
+from pipeline.validation import validate
+
+SPLIT_BYTES = 8 * MIB
+"""Data smaller than this is read by one engine: a part's start-up would cost more."""
+CUT_WINDOW = 64 * KIB
+
+
+class ReadWhole(Exception):
+    """A part could not be read as the whole file would be: read the file whole."""
+
+
+def cuts(path: str, start: int, end: int, parts: int) -> list[int]:
+    """Bounds [start, c1, ..., end] of about `parts` equal ranges of bytes [start, end), each
+    cut right after a line feed (fewer ranges when lines are longer than a range)."""
+    bounds = [start]
+    with open(path, "rb") as fh:
+        for k in range(1, parts):
+            at = max(start + (end - start) * k // parts, bounds[-1] + 1) - 1
+            fh.seek(at)
+            while at < end:
+                block = fh.read(CUT_WINDOW)
+                found = block.find(b"\n")
+                if found >= 0 or not block:
+                    at = at + found + 1 if found >= 0 else end
+                    break
+                at += len(block)
+            if bounds[-1] < at < end:
+                bounds.append(at)
+    bounds.append(end)
+    return bounds
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The sheet as one engine reads it, and where each part's rows start in it."""
+
+    sheet: Sheet
+    bounds: tuple[int, ...]
+    """The byte ranges read, after merging those cut inside a quoted cell."""
+    starts: tuple[int, ...]
+    """Index of each range's first row in the sheet's table."""
+
+
+PartReader = Callable[[int, int, bool], Part]
+"""(start, end, last) -> the Part of bytes [start, end); raises ReadError."""
+
+
+def join(
+    head: Head, bounds: Sequence[int], parts: Sequence[Part | None], read: PartReader
+) -> Joined:
+    """The parts read from ranges `bounds` joined in order (None: the part could not be
+    read). A part cut inside a quoted cell is read again with the next range (`read`)."""
+    ranges = list(itertools.pairwise(bounds))
+    tables: list[ac.Table] = []
+    blank_rows: list[int] = []
+    row_errors: list[CellError] = []
+    kept_bounds, starts = [bounds[0]], []
+    rows = k = 0
+    while k < len(ranges):
+        start, end = ranges[k]
+        part = parts[k]
+        try:
+            while part is not None and not part.verified:  # the cut fell inside quotes
+                k += 1
+                end = ranges[k][1]
+                part = read(start, end, k == len(ranges) - 1)
+        except ReadError as exc:
+            raise ReadWhole(str(exc)) from exc
+        if part is None:
+            raise ReadWhole(f"bytes {start}-{end} of {head.name} could not be read apart")
+        shift = head.header_row + rows
+        tables.append(part.table)
+        blank_rows.extend(rows + index for index in part.blank_rows)
+        row_errors.extend(renumbered(e, shift) for e in part.row_errors)
+        starts.append(rows)
+        kept_bounds.append(end)
+        rows += part.table.num_rows
+        k += 1
+    schema = string_schema(len(head.headers))
+    batches = [batch for table in tables for batch in table.to_batches()]
+    table = ac.Table.from_batches(batches, schema=schema)
+    sheet = sheet_of(head, table, tuple(blank_rows), tuple(row_errors))
+    return Joined(sheet, tuple(kept_bounds), tuple(starts))
+
+
+def renumbered(error: CellError, shift: int) -> CellError:
+    """An error of a part's row as the row of the file (its message's row number too)."""
+    params = error.params
+    if "row" in params:
+        params = {**params, "row": int(params["row"]) + shift}  # type: ignore[call-overload]
+    return error._replace(row=error.row + shift, params=params)
+
+
+def splittable(path: str, name: str, options: ReadOptions, min_bytes: int) -> Head | None:
+    """The head of a delimited UTF-8 file whose data is worth reading in parts, else None."""
+    if file_kind(path, name, options) is not FileKind.CSV or options.sheet is not None:
+        return None
+    size = os.path.getsize(path)
+    if size > options.max_bytes:
+        return None
+    head = read_head(path, name, options, size)
+    if head is None or size - head.start < min_bytes:
+        return None
+    return head
+
+
+def read_ranges(path: str, head: Head, bounds: Sequence[int]) -> Joined:
+    """The ranges of `bounds` read one after the other, as the engines read them, and joined;
+    ReadWhole if one cannot be read apart."""
+    ranges = list(itertools.pairwise(bounds))
+
+    def read(start: int, end: int, last: bool) -> Part:
+        return read_part(path, head, start, end, last)
+
+    found: list[Part | None] = []
+    for k, (start, end) in enumerate(ranges):
+        try:
+            found.append(read(start, end, k == len(ranges) - 1))
+        except ReadError:
+            found.append(None)
+    return join(head, bounds, found, read)
+
+
+def read_in_parts(
+    path: str, name: str, options: ReadOptions, parts: int, min_bytes: int = SPLIT_BYTES
+) -> Joined:
+    """The file read as `parts` engines read it, here in one process (the reference the
+    tests compare with one engine's reading; the browser reads the parts in workers)."""
+    head = splittable(path, name, options, min_bytes) if parts > 1 else None
+    if head is not None:
+        try:
+            return read_ranges(path, head, cuts(path, head.start, os.path.getsize(path), parts))
+        except ReadWhole:
+            pass
+    sheet = (
+        read_file(path, name, options)
+        if head is None
+        else read_delimited(path, name, options, os.path.getsize(path))
+    )
+    return Joined(sheet, (), (0,))
+
+
+# --- validation in parts ------------------------------------------------------------------------
+
+
+def cell_template(template: Template) -> Template:
+    """The template without its rules across rows: what a part's engine checks."""
+    return replace(
+        template, fields=tuple(replace(f, unique=False) for f in template.fields), primary_key=()
+    )
+
+
+def part_errors(table: ac.Table, template: Template, first_row: int) -> list[CellError]:
+    """The errors of a part's rows (mapped columns, named after fields) by the rules of one
+    cell; `first_row` is the row number of its first row in the file."""
+    return validate(table, cell_template(template), first_row)
+
+
+def cross_row_errors(table: ac.Table, template: Template, first_row: int) -> list[CellError]:
+    """The errors of the rules across rows (unique, primaryKey) over the whole mapped table."""
+    spanning = [f.name for f in template.fields if f.unique] + list(template.primary_key)
+    names = [n for n in dict.fromkeys(spanning) if n in table.column_names]
+    if not names:
+        return []
+    spanned = replace(
+        template,
+        fields=tuple(replace(f, required=False) for f in template.fields if f.name in names),
+    )
+    return [e for e in validate(table.select(names), spanned, first_row) if cross_row(e)]
+
+
+def merged_errors(
+    template: Template, cells: Iterable[CellError], cross: Iterable[CellError]
+) -> list[CellError]:
+    """Every error in the order `validate` gives them over the whole table: by row; in a
+    row, a repeated key first, then by field (template order), a field's unique last.
+
+    `cells` are the parts' errors, each part's in order: only the rows with an error across
+    rows are sorted field by field; the rest is merged by row number (in C)."""
+    spanning = list(cross)
+    out = list(cells)
+    if not spanning:
+        return out
+    order: dict[str | None, int] = {None: -1}
+    order.update({name: i for i, name in enumerate(template.field_names)})
+    touched = {e.row for e in spanning}
+    mixed = [e for e in out if e.row in touched] + spanning
+    mixed.sort(key=lambda e: (e.row, order[e.field], cross_row(e)))
+    out = [e for e in out if e.row not in touched] + mixed
+    out.sort(key=operator.itemgetter(0))  # stable: each row's errors keep their order
+    return out
+
+
+def validate_in_parts(
+    table: ac.Table, template: Template, first_row: int, starts: Sequence[int]
+) -> list[CellError]:
+    """`validate(table, template, first_row)` as the engines compute it: each part's rows
+    (from `starts`) by one-cell rules, then the rules across rows over the whole table."""
+    bounds = [*(min(s, table.num_rows) for s in starts), table.num_rows]
+    cells: list[CellError] = []
+    for a, b in itertools.pairwise(bounds):
+        if b > a:
+            cells.extend(part_errors(table.slice(a, b - a), template, first_row + a))
+    return merged_errors(template, cells, cross_row_errors(table, template, first_row))
+
+
+def start_review_in_parts(session: ImportSession, starts: Sequence[int]) -> Review:
+    """The session's review, its cells' errors computed part by part (`validate_in_parts`)."""
+    sheet = session.sheet
+    found = validate_in_parts(
+        session.mapped_table(), session.template, sheet.first_data_row, starts
+    )
+    return session.start_review(found=found)
+
+
+# --- between engines ----------------------------------------------------------------------------
+#
+# The engines are workers of one page running this same code: a part's cells travel as an
+# Arrow IPC stream (uncompressed: the bytes are handed over, not sent anywhere), its blank
+# rows and errors pickled (errors sharing one message's params stay shared).
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: object) -> Any:
+        if isinstance(obj, MappingProxyType):  # CellError's empty params
+            return dict, (dict(obj),)
+        return NotImplemented
+
+
+def to_wire(value: object) -> bytes:
+    sink = io.BytesIO()
+    _Pickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return sink.getvalue()
+
+
+def from_wire(data: bytes) -> Any:
+    return pickle.loads(data)  # noqa: S301 - bytes from another engine of the same page
+
+
+def part_cells(table: ac.Table) -> bytes:
+    sink = io.BytesIO()
+    aio.write_ipc_stream(table, sink, compression=None)
+    return sink.getvalue()
+
+
+def part_from_wire(cells: bytes, meta: bytes) -> Part:
+    """A part another engine read: its cells (`part_cells`) and `to_wire(part_meta(part))`."""
+    table = aio.read_ipc_stream(cells).read_all()
+    blank_rows, row_errors, verified, slow = from_wire(meta)
+    return Part(table, tuple(blank_rows), tuple(row_errors), verified, slow)
+
+
+def part_meta(part: Part) -> tuple[object, ...]:
+    return (part.blank_rows, part.row_errors, part.verified, part.slow)
