@@ -51,8 +51,14 @@ def test_harness_runs_both_engines_and_they_agree(tmp_path: Path) -> None:
         "csv_parse_validate_le_4s",
         "faster_2x",
         "mem_le_3x",
+        "mem_over_idle_le_2_5x",
         "xlsx_le_20s",
     }
+    # One and two engines in the same run, each against PapaParse; the loadbay section is
+    # the most engines' run, with the floor of that many idle engines (issue #20).
+    assert set(saved["ratio_speed_by_workers"]) == {"1", "2"}
+    assert saved["loadbay"]["workers"] == 2
+    assert saved["loadbay"]["idle_engines_floor_bytes"] == saved["floor"]["idle_2_engines_bytes"]
     assert all(isinstance(v, bool) for v in saved["targets"].values())
 
     # The harness is only worth its figures if both engines did the same work.
@@ -71,9 +77,10 @@ def test_harness_runs_both_engines_and_they_agree(tmp_path: Path) -> None:
     assert floor["second_engine_bytes"] > 50_000_000  # a Pyodide engine is tens of MB at least
     assert floor["read_only_peak_bytes"] >= floor["idle_1_engines_bytes"] - 10_000_000
     assert floor["read_only_ms"] > 0
-    assert floor["ratios_to_file"]["idle_1_engine"] == pytest.approx(
-        floor["idle_1_engines_bytes"] / saved["files"]["csv"]["bytes"]
-    )
+    for engines in (1, 2):
+        assert floor["ratios_to_file"][f"idle_{engines}_engines"] == pytest.approx(
+            floor[f"idle_{engines}_engines_bytes"] / saved["files"]["csv"]["bytes"]
+        )
 
     xlsx = saved["xlsx"]
     if not xlsx.get("skipped"):
