@@ -79,7 +79,13 @@ class ExportPlan:
     columns: tuple[str, ...]
     rows: int
     batches: int
-    masked: frozenset[str] = frozenset()  # personal-data fields written as a mask
+    personal: frozenset[str] = frozenset()  # the template's personal-data fields
+    clear: bool = True  # False: the personal fields are written as a mask
+
+    @property
+    def masked(self) -> frozenset[str]:
+        """The personal-data fields this download writes as a mask."""
+        return frozenset() if self.clear else self.personal
 
 
 def plan_export(
@@ -192,7 +198,8 @@ def _plan(session: Session, imp: db.Import, fmt: str, clear: bool) -> ExportPlan
         columns=columns,
         rows=imp.row_count,
         batches=imp.batch_count,
-        masked=frozenset() if clear else personal_fields(schema),
+        personal=personal_fields(schema),
+        clear=clear,
     )
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from pipeline.template import personal_fields
 from server import audit, db, exports
 from server.batches import load_batch
 from server.errors import Invalid, NotFound
@@ -69,10 +68,9 @@ def preview(
     plan = exports.plan_export(rt, import_id, "csv", org_id=org_id)
     shown = frozenset(reveal)
     rows: list[tuple[str, ...]] = []
+    personal = plan.personal
     with rt.sessions() as session:
         imp = session.get(db.Import, import_id)
-        template = session.get(db.Template, imp.template_id) if imp is not None else None
-        personal = personal_fields(template.schema if template is not None else {})
         unknown = sorted(shown - personal)
         if unknown:
             raise Invalid(
