@@ -43,9 +43,11 @@ test-js: $(STAMP_JS)
 types: $(STAMP_PY)
 	$(BIN)/mypy
 
-# pytest runs last, so its closing line is the last line CI reads.
+# pytest runs last, so its closing line is the last line CI reads. Two processes (xdist),
+# each taking the next test when it is free: a browser test waits on Chromium about half
+# its time, and the machines these run on have two cores.
 test: $(ASSETS) lint types test-js
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist worksteal
 
 # Engine vs PapaParse in Chromium on a generated 1M x 20 CSV and a 200k-row xlsx (cached in
 # bench/data); writes bench/results/<timestamp>.json, latest.json and latest.png. Then the
