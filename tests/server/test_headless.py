@@ -496,6 +496,35 @@ def test_a_csv_in_many_parts_stores_the_rows_of_one_part(
         assert detail["left_out"] == 6
 
 
+def _sealed_rows(rt: Runtime, import_id: str) -> list[dict[str, Any]]:
+    """Every stored row as sealed, `_errors` included, batch after batch."""
+    with rt.sessions() as session:
+        imp = session.get(db.Import, import_id)
+        assert imp is not None
+        rows: list[dict[str, Any]] = []
+        for seq in range(imp.batch_count):
+            rows += batches.load_batch(rt, session, imp, seq).to_pylist()
+    return rows
+
+
+def test_with_errors_in_many_parts_stores_every_row_with_the_errors_of_one_part(
+    runtime_factory: RuntimeFactory,
+    runtime: Runtime,
+    people: OrgSetup,
+    tmp_path: Path,
+) -> None:
+    _set_policy(runtime, people.org.id, "with-errors")
+    content = _people(300, MIXED_PEOPLE)
+    parts = _headless(runtime_factory(headless_part_bytes=300), people, tmp_path, content)
+    whole = _headless(runtime, people, tmp_path, content)
+    assert parts.state.rows == whole.state.rows == 299  # the blank row is not a row
+    stored = _sealed_rows(runtime, parts.state.import_id)
+    assert stored == _sealed_rows(runtime, whole.state.import_id)
+    flagged = {r["email"]: [e["code"] for e in r["_errors"]] for r in stored if r["_errors"]}
+    assert flagged["user2@example.com"] == ["unique-error"]  # the repeat, parts apart
+    assert len(flagged) == 5  # row 41's missing cell is a reader's problem: no cell fails
+
+
 def test_a_csv_in_many_parts_fails_with_the_whole_files_errors(
     runtime_factory: RuntimeFactory,
     runtime: Runtime,
