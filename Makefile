@@ -51,7 +51,8 @@ test: $(ASSETS) lint types test-js
 
 # Engine vs PapaParse in Chromium on a generated 1M x 20 CSV and a 200k-row xlsx (cached in
 # bench/data); writes bench/results/<timestamp>.json, latest.json and latest.png. Then the
-# edge under hostile requests, the server's ingest and submit-to-webhook time, 1M x 20
+# edge under hostile requests, the server's ingest and submit-to-webhook time, a headless
+# import's peak memory for 100k and 1M rows (headless-latest.json), 1M x 20
 # delivered to PostgreSQL, S3 (moto) and a webhook, a 1M-row import downloaded in each
 # format, passthrough against stored, and the importer's cold and warm start
 # (bench/results/edge-latest.json, ingest-latest.json, destinations-latest.json,
@@ -60,6 +61,7 @@ bench: $(ASSETS)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.edge
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.headless
 	$(BIN)/python -m bench.destinations
 	$(BIN)/python -m bench.downloads 1000000
 	$(BIN)/python -m bench.passthrough

@@ -17,6 +17,10 @@
   them is the one engine's, exactly.
 - A part that cannot be read (a cell too large, not UTF-8, a quote never closed) stops the
   split: the file is read whole (`ReadWhole`), whose message names the right row.
+- In turn (`in_turn`, `parts_in_turn`): the server's headless import reads a file of any
+  encoding one part after another, holding one part at a time; each part's rows and
+  messages are numbered as the file's, and a file in another encoding than UTF-8 is read
+  from a copy transcoded to UTF-8 (so that its parts can be cut by bytes).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import itertools
 import operator
 import os
 import pickle
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -35,7 +39,16 @@ import arro3.core as ac
 import arro3.io as aio
 
 from pipeline.cell_errors import CellError
-from pipeline.delimited import Head, Part, read_delimited, read_head, read_part, sheet_of
+from pipeline.delimited import (
+    Head,
+    Part,
+    read_delimited,
+    read_head,
+    read_part,
+    sheet_of,
+    text_encoding,
+)
+from pipeline.encodings import Encoding, transcode, utf8_throughout
 from pipeline.errors import ReadError
 from pipeline.protocol import FileKind
 from pipeline.readers import file_kind, read_file
@@ -184,6 +197,74 @@ def read_in_parts(
         else read_delimited(path, name, options, os.path.getsize(path))
     )
     return Joined(sheet, (), (0,))
+
+
+# --- in turn: one part after another, in one process -------------------------------------------
+
+
+@dataclass(frozen=True)
+class InTurn:
+    """A delimited file to read part by part: its head, and the UTF-8 file its data is
+    read from (the file itself, or the transcoded copy the caller named)."""
+
+    head: Head
+    path: str
+
+    def bounds(self, part_bytes: int) -> list[int]:
+        """Byte ranges of about `part_bytes` each, cut after line feeds (`cuts`)."""
+        size = os.path.getsize(self.path)
+        parts = max(1, -(-(size - self.head.start) // max(part_bytes, 1)))
+        return cuts(self.path, self.head.start, size, parts)
+
+
+def in_turn(path: str, name: str, options: ReadOptions, copy_to: str) -> InTurn | None:
+    """How to read a delimited file part by part, in any encoding; None for a spreadsheet,
+    JSON, or a text file given a sheet name (`read_file` reads or refuses those whole).
+
+    A file not in UTF-8 (detected, chosen, or ASCII at first and Windows-1252 further on,
+    as `read_delimited` retries it) is transcoded to UTF-8 at `copy_to` first."""
+    if file_kind(path, name, options) is not FileKind.CSV or options.sheet is not None:
+        return None
+    encoding = text_encoding(path, name, options, os.path.getsize(path))
+    if encoding.is_utf8 and encoding.ascii_sample and options.encoding is None:
+        if not utf8_throughout(path):
+            encoding = Encoding("cp1252")
+    if not encoding.is_utf8:
+        transcode(path, name, encoding, copy_to)
+        path, options = copy_to, replace(options, encoding="utf-8")
+    head = read_head(path, name, options, os.path.getsize(path))
+    return None if head is None else InTurn(head, path)
+
+
+def parts_in_turn(source: InTurn, bounds: Sequence[int]) -> Iterator[tuple[Part, int]]:
+    """Each range of `bounds` read in turn, with the number of data rows before it; a range
+    cut inside a quoted cell is read again joined with the next (as `join` does). A part
+    that cannot be read is read once more with the next range (the cut may have made it
+    so), and raises the ReadError, naming the file's row, if it still cannot be read."""
+    head, ranges = source.head, list(itertools.pairwise(bounds))
+    last = len(ranges) - 1
+    rows = k = 0
+    while k <= last:
+        start = ranges[k][0]
+
+        def read(upto: int, start: int = start, rows: int = rows) -> Part:
+            end = ranges[upto][1]
+            return read_part(source.path, head, start, end, upto == last, head.header_row + rows)
+
+        try:
+            part = read(k)
+        except ReadError:
+            if k == last:
+                raise
+            k += 1
+            part = read(k)
+        while not part.verified:
+            k += 1
+            part = read(k)
+        rows += part.table.num_rows
+        yield part, rows - part.table.num_rows
+        del part  # the caller's part goes before the next is read
+        k += 1
 
 
 # --- validation in parts ------------------------------------------------------------------------

@@ -91,6 +91,11 @@ def read_delimited(path: str, name: str, options: ReadOptions, size: int) -> She
         ) from exc
 
 
+def text_encoding(path: str, name: str, options: ReadOptions, size: int) -> Encoding:
+    """The encoding `read_delimited` reads the file in (before its Windows-1252 retry)."""
+    return detect_encoding(_sample(path, size), name, options.encoding)
+
+
 def _sample(path: str, size: int) -> bytes:
     """The first 64 KiB, or more until the header and a row are in it (a survey export's
     header of 20,000 columns is longer), up to MAX_SAMPLE_BYTES."""
@@ -728,9 +733,12 @@ class Part:
     slow: bool = False
 
 
-def read_part(path: str, head: Head, start: int, end: int, last: bool) -> Part:
+def read_part(path: str, head: Head, start: int, end: int, last: bool, header_row: int = 0) -> Part:
     """Bytes [start, end) of a UTF-8 file's data, read as the whole file would be: by
-    arrow-rs, or by the Python reader if this part has ragged rows or blank lines."""
+    arrow-rs, or by the Python reader if this part has ragged rows or blank lines.
+
+    `header_row`: the row number before the part's first row, for its row errors and the
+    rows a ReadError names (0: numbered from the part's start, for `chunking.join`)."""
     width = len(head.headers)
     cell = f'"{SENTINEL}"'
     tail = b"" if last else (head.delimiter.join([cell] * width) + "\n").encode()
@@ -739,13 +747,13 @@ def read_part(path: str, head: Head, start: int, end: int, last: bool) -> Part:
     row_errors: tuple[CellError, ...] = ()
     slow = False
     try:
-        table = _read_arrow(data, head.name, head.headers, head.delimiter, 0, options)
+        table = _read_arrow(data, head.name, head.headers, head.delimiter, header_row, options)
         blank_rows = _all_empty(table)
     except _NotForArrow:
         slow = True
         raw = data.open()
         try:
-            table, blank_rows, row_errors = _read_python(raw, head, 0, 0)
+            table, blank_rows, row_errors = _read_python(raw, head, 0, header_row)
         finally:
             raw.close()
     except _NotUtf8 as exc:

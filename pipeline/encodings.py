@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import codecs
 import io
+import shutil
 from typing import IO
 
 from pipeline.errors import ReadError
 from pipeline.sheet import BOMS, MIB
 
 TRANSCODE_CHUNK = 1 * MIB
+SCAN_CHUNK = 4 * MIB
 _DISPLAY = {
     "utf_8": "utf-8",
     "cp1252": "windows-1252",
@@ -244,3 +246,26 @@ class Utf8Stream(io.RawIOBase):
             if not got:
                 return
             count -= len(got)
+
+
+def utf8_throughout(path: str) -> bool:
+    """Whether every byte of the file is UTF-8: read 4 MiB at a time, an ASCII stretch
+    checked in C without being decoded."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as fh:
+        try:
+            while chunk := fh.read(SCAN_CHUNK):
+                if not chunk.isascii() or decoder.getstate()[0]:
+                    decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def transcode(path: str, name: str, encoding: Encoding, out_path: str) -> None:
+    """The file's text (after its BOM) written to `out_path` as UTF-8, 1 MiB at a time; a
+    byte that cannot be decoded is a ReadError naming it."""
+    with open(path, "rb") as raw, open(out_path, "wb") as out:
+        raw.seek(encoding.bom)
+        shutil.copyfileobj(Utf8Stream(raw, name, encoding), out, TRANSCODE_CHUNK)

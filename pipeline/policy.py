@@ -31,6 +31,12 @@ def submittable(policy: RowPolicy, rows: int, rows_with_errors: int) -> bool:
     return rows > 0
 
 
+def may_pass(policy: RowPolicy, rows_with_errors: int) -> bool:
+    """Whether a file read so far with these invalid rows can still be submitted, whatever
+    its other rows hold: under reject, one invalid row refuses it whole."""
+    return policy is not RowPolicy.REJECT or rows_with_errors == 0
+
+
 def left_out_per_batch(kept: list[int], sent: list[int], spans: list[tuple[int, int]]) -> list[int]:
     """How many kept rows each batch (offset, length over `sent`) leaves out: those after
     the previous batch's last row up to its own last row; the last batch takes the rest."""

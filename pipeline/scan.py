@@ -44,7 +44,8 @@ def mostly_unique(column: ac.Array) -> bool:
     """
     if column.type != ac.DataType.string() or len(column) < 4 * SAMPLE_ROWS:
         return False
-    counts = Counter(v for v in column.slice(0, SAMPLE_ROWS).to_pylist() if v is not None)
+    counts = Counter(column.slice(0, SAMPLE_ROWS).to_pylist())  # counted in C
+    counts.pop(None, None)
     seen = Counter(counts.values())
     once, twice = seen[1], seen[2]
     unseen = once * once / (2 * twice) if twice else once * (once - 1) / 2

@@ -4,12 +4,15 @@ The server does what the importer page does, with the same functions: the `pipel
 engine reads the file (type judged by its bytes, sheets, header row, encoding), matches
 its headers to the template (or takes the caller's mapping), validates every cell; the
 rows then travel as the browser's batches would, through `server.uploads.receive_batch`
-(re-validated, sealed, stored), and `server.imports.submit` creates the deliveries.
+(re-validated, sealed, stored), and `server.imports.submit` creates the deliveries. A
+delimited file is read, validated and uploaded part by part, in bounded memory
+(`server.headless_rows`).
 
 `accept` checks what can be checked at once (the template, the file's type) and creates
 the import; `run` does the rest in a worker thread, one file at a time per process, and
 records how it ended on the import: its status, and an `import.failed` event holding the
-problem (row, column, sheet; never a cell's value) when it did not pass.
+problem (row, column, sheet; never a cell's value) when it did not pass. A failed
+import's batches already stored are shredded with it (`retention.shred`).
 """
 
 from __future__ import annotations
@@ -18,19 +21,17 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 
 from pipeline.errors import MappingError, PipelineError
 from pipeline.readers import ReadOptions, file_kind
-from pipeline.schema import RowPolicy
-from pipeline.session import ImportSession
 from pipeline.template import parse_template, with_row_policy
-from server import db, deliveries, events, imports, uploads
-from server.errors import Invalid, NotFound, ServiceError, Unavailable
+from server import db, deliveries, events, imports, passthrough, retention
+from server.errors import NotFound, ServiceError, Unavailable
+from server.headless_rows import Failure, Rejected, import_rows
 from server.imports import CreatedImport, ImportState, ImportStatus
 from server.logs import describe
 from server.runtime import Runtime
@@ -38,7 +39,6 @@ from server.runtime import Runtime
 log = logging.getLogger("loadbay.headless")
 
 IMPORT_FAILED = "import.failed"
-ERRORS_KEPT = 20  # cell problems kept on the failure event (row, field, code; no values)
 MAX_WAITING = 4  # files accepted but not started yet, per process; more are answered 503
 
 
@@ -62,32 +62,15 @@ class FileOptions:
 
 
 @dataclass(frozen=True)
-class Failure:
-    """Why a headless import did not pass: a problem detail, as the API answers it."""
-
-    title: str
-    detail: str
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    error_count: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "detail": self.detail,
-            "error_count": self.error_count,
-            "errors": self.errors,
-        }
-
-
-@dataclass(frozen=True)
 class FileImport:
     state: ImportState
     failure: Failure | None
 
 
 class Runner:
-    """One thread per process reads, validates and uploads headless files in turn: a
-    file's whole-sheet Arrow table is the most memory this takes, never two at once."""
+    """One thread per process reads, validates and uploads headless files in turn: a part
+    of a delimited file, or a spreadsheet's or JSON file's whole sheet, is the most memory
+    this takes, never two files at once."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loadbay-headless")
@@ -171,7 +154,7 @@ def run(
     and enqueue the deliveries. Whatever stops it is recorded on the import."""
     try:
         _import(rt, created, path, file_name, options)
-    except _Rejected as exc:
+    except Rejected as exc:
         _fail(rt, created.import_id, exc.failure)
     except (PipelineError, ServiceError) as exc:
         message = exc.message if isinstance(exc, ServiceError) else str(exc)
@@ -199,84 +182,11 @@ def _import(
         # The policy its imports follow written in, as for the importer page.
         template = parse_template(with_row_policy(template_row.schema, org.invalid_row_policy))
     read = options.read_options(rt.settings.max_file_bytes)
-    opened = ImportSession.open(str(path), file_name, template, read)
-    if options.mapping is not None:
-        opened.set_mapping(_columns(opened, options.mapping))
-    summary = opened.review.summary()
-    if not summary.submittable:  # the invalid-row policy's rule, as the page's Submit asks it
-        report = opened.report()
-        errors = [_shown(e.to_dict(), opened) for e in report.errors[:ERRORS_KEPT]]
-        raise _Rejected(
-            _refusal(summary.policy, file_name, summary.rows, errors, len(report.errors))
-        )
-    plan = opened.batch_plan()
-    rows = 0
-    for seq, batch in enumerate(plan):
-        body = opened.encode_batch(batch.offset, batch.length, compression=None)
-        rows += uploads.receive_batch(
-            rt, created.import_id, created.upload_token, seq, batch.first_row, body, batch.left_out
-        )
-    ids = imports.submit(rt, created.import_id, created.upload_token, len(plan), rows)
+    ids = import_rows(rt, created, path, file_name, read, options.mapping, template)
     try:
         deliveries.enqueue_all(rt, ids)
     except deliveries.QueueUnavailable:  # recorded: the sweeper enqueues them
         log.warning("headless import %s: deliveries wait for the sweeper", created.import_id)
-
-
-def _refusal(
-    policy: str, file_name: str, rows: int, errors: list[dict[str, Any]], count: int
-) -> Failure:
-    """Why the file cannot be submitted under its invalid-row policy."""
-    if rows == 0:
-        return Failure(
-            "The file has no rows",
-            f"{file_name} has a header row but no data rows; nothing was imported.",
-        )
-    if policy == RowPolicy.VALID_ONLY:
-        detail = (
-            f"No row of {file_name} passes the template's rules (valid rows only are "
-            "imported); nothing was imported. Fix the cells and send the file again."
-        )
-    else:
-        detail = (
-            f"{count} cell(s) in {file_name} do not pass the template's "
-            "rules; nothing was imported. Fix them and send the file again."
-        )
-    return Failure("The file's cells do not pass the template's rules", detail, errors, count)
-
-
-class _Rejected(Invalid):
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.detail)
-        self.failure = failure
-
-
-def _columns(session: ImportSession, mapping: dict[str, str]) -> dict[str, int]:
-    """The caller's {field: header} as column indices; an unknown header is a MappingError."""
-    headers = session.sheet.headers
-    columns: dict[str, int] = {}
-    for name, header in mapping.items():
-        if header not in headers:
-            raise MappingError(
-                f'The mapping names the column "{header[:100]}" for "{name[:100]}", but '
-                f"{session.sheet.file_name} has no such header."
-            )
-        columns[name] = headers.index(header)
-    return columns
-
-
-def _shown(error: dict[str, Any], session: ImportSession) -> dict[str, Any]:
-    """Where a cell problem is (row, column, sheet) and what it is; its value stays out."""
-    header = session.mapping.get(str(error["field"]))
-    return {
-        "row": error["row"],
-        "field": error["field"],
-        "column": None if header is None else session.sheet.headers[header],
-        "sheet": session.sheet.sheet_name,
-        "code": error["code"],
-        "key": error["key"],
-        **({"constraint": error["constraint"]} if "constraint" in error else {}),
-    }
 
 
 def _title(exc: Exception) -> str:
@@ -288,12 +198,16 @@ def _title(exc: Exception) -> str:
 
 
 def _fail(rt: Runtime, import_id: str, failure: Failure) -> None:
+    """Record the failure; an import that was not submitted fails, and the batches it
+    stored before the failure was found are shredded with its data key."""
+    in_redis = False
     with rt.sessions.begin() as session:
         imp = session.get(db.Import, import_id)
         if imp is None:
             return
         if imp.status == ImportStatus.UPLOADING:  # a submitted import's fate is its deliveries'
             imp.status = ImportStatus.FAILED
+            in_redis = retention.shred(rt, session, imp, "the headless import failed")
         events.record(
             session,
             org_id=imp.org_id,
@@ -302,6 +216,8 @@ def _fail(rt: Runtime, import_id: str, failure: Failure) -> None:
             import_id=import_id,
             detail=failure.to_dict(),
         )
+    if in_redis:
+        passthrough.forget(rt, import_id)
 
 
 def file_import(rt: Runtime, org: db.Organisation, import_id: str) -> FileImport:

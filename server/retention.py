@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from server import batches, db, events, import_views, imports, passthrough, templates
 from server.deliveries import DeliveryStatus
@@ -41,19 +42,7 @@ def delete_import_data(
         imp = session.get(db.Import, import_id)
         if imp is None or (imp.wrapped_data_key is None and not passthrough.in_flight(imp)):
             return False
-        in_redis = passthrough.is_passthrough(imp)
-        rt.blobs.delete_prefix(batches.blob_prefix(imp.org_id, imp.id))
-        session.execute(delete(db.Batch).where(db.Batch.import_id == imp.id))
-        session.execute(delete(db.UniqueValue).where(db.UniqueValue.import_id == imp.id))
-        session.execute(delete(db.UniqueSet).where(db.UniqueSet.import_id == imp.id))
-        session.execute(
-            update(db.Delivery)
-            .where(db.Delivery.import_id == imp.id, db.Delivery.status == DeliveryStatus.PENDING)
-            .values(
-                status=DeliveryStatus.FAILED, last_error=f"import data {reason} before delivery"
-            )
-        )
-        imp.wrapped_data_key = None
+        in_redis = shred(rt, session, imp, f"import data {reason} before delivery")
         imp.status = reason
         events.record(
             session,
@@ -68,6 +57,23 @@ def delete_import_data(
         passthrough.forget(rt, import_id)
     log.info("import %s: data %s by %s", import_id, reason, actor)
     return True
+
+
+def shred(rt: Runtime, session: Session, imp: db.Import, why: str) -> bool:
+    """Delete an import's stored rows in `session`'s transaction: its blobs, batch records,
+    unique-value digests and wrapped data key; its pending deliveries fail saying `why`.
+    True when Redis holds its rows (passthrough): `passthrough.forget` them after commit."""
+    rt.blobs.delete_prefix(batches.blob_prefix(imp.org_id, imp.id))
+    session.execute(delete(db.Batch).where(db.Batch.import_id == imp.id))
+    session.execute(delete(db.UniqueValue).where(db.UniqueValue.import_id == imp.id))
+    session.execute(delete(db.UniqueSet).where(db.UniqueSet.import_id == imp.id))
+    session.execute(
+        update(db.Delivery)
+        .where(db.Delivery.import_id == imp.id, db.Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.FAILED, last_error=why)
+    )
+    imp.wrapped_data_key = None
+    return passthrough.is_passthrough(imp)
 
 
 def delete_import(

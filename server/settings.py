@@ -57,6 +57,8 @@ class Settings:
     passthrough_ttl: int = 3600  # seconds a passthrough import's sealed batches wait in Redis
     max_batch_bytes: int = 64 * 1024 * 1024
     max_file_bytes: int = 1024 * 1024 * 1024
+    # A headless CSV is read, validated and uploaded this many bytes at a time: its memory.
+    headless_part_bytes: int = 16 * 1024 * 1024
     max_import_rows: int = 10_000_000
     imports_per_minute: int = 60  # imports created per minute per publishable key
     body_timeout: float = 30.0
@@ -96,6 +98,7 @@ class Settings:
             blob_s3_bucket=env.get("LOADBAY_BLOB_S3_BUCKET") or None,
             blob_s3_prefix=env.get("LOADBAY_BLOB_S3_PREFIX", ""),
             max_file_bytes=int(env.get("LOADBAY_MAX_FILE_BYTES", str(1024**3))),
+            headless_part_bytes=int(env.get("LOADBAY_HEADLESS_PART_BYTES", str(16 * 1024**2))),
             max_import_rows=int(env.get("LOADBAY_MAX_IMPORT_ROWS", "10000000")),
             imports_per_minute=int(env.get("LOADBAY_IMPORTS_PER_MINUTE", "60")),
             body_timeout=float(env.get("LOADBAY_BODY_TIMEOUT", "30")),

@@ -14,6 +14,9 @@ database holds nothing that confirms a guessed value:
 - other values (text, numbers, composite keys) are keyed BLAKE2b-128 of
   `[target, canonical text]`, as the per-value digests were.
 
+`SeenInFile` keeps the same digests in memory for one file the server reads part by part
+(the headless import), under a random key of its own, valid rows or not.
+
 Exact under concurrent batches: `settle` runs in the transaction that records the batch,
 after locking the import's row (PostgreSQL's row lock, SQLite's write lock); it looks the
 batch's values up in the arrays committed since its first look, and a value met there is a
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _json_string  # what json.dumps writes
@@ -60,6 +64,17 @@ class _Set:
             bool(len(high) > 1 and np.any(high[1:] == high[:-1])),
         )
 
+    @classmethod
+    def sorted(cls, high: np.ndarray, low: np.ndarray, rows: np.ndarray) -> _Set:
+        order = np.lexsort((low, high))
+        high = np.ascontiguousarray(high[order])
+        return cls(
+            high,
+            np.ascontiguousarray(low[order]),
+            rows[order].astype(_ROWS),
+            bool(len(high) > 1 and np.any(high[1:] == high[:-1])),
+        )
+
     def find(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
         """For each digest, the row it first appeared in here, or -1."""
         out = np.full(len(high), -1, dtype=np.int64)
@@ -76,15 +91,50 @@ class _Set:
         return out
 
 
-class SeenInSets:
-    """`EarlierBatches` of one stored import, kept as `unique_sets` rows."""
+class _Keyed:
+    """Keyed digests of unique values and keys, under keys derived from `data_key`."""
 
-    def __init__(self, session: Session, import_id: str, data_key: bytes) -> None:
-        self._session = session
-        self._import_id = import_id
+    def __init__(self, data_key: bytes) -> None:
         base = hmac.new(data_key, b"loadbay/unique-sets", hashlib.sha256).digest()
         self._hash_key = hmac.new(base, b"blake2b", hashlib.sha256).digest()
         self._block_key = hmac.new(base, b"aes", hashlib.sha256).digest()
+
+    def _digests(self, target: str, values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each value's digest as its (high, low) 64-bit halves."""
+        if isinstance(values, CanonicalValues) and values.whole and values.typed.null_count == 0:
+            raw = bytes(self._blocks(target, values))
+        else:
+            prefix = f"[{_json_string(target)}, "
+            key, blake = self._hash_key, hashlib.blake2b
+            raw = b"".join(
+                blake(f"{prefix}{_json_string(v)}]".encode(), key=key, digest_size=16).digest()
+                for v in values
+            )
+        halves = np.frombuffer(raw, dtype=">u8").reshape(-1, 2).astype(np.uint64)
+        return np.ascontiguousarray(halves[:, 0]), np.ascontiguousarray(halves[:, 1])
+
+    def _blocks(self, target: str, values: CanonicalValues) -> bytes:
+        """One AES block per value: a tag naming the target, then the value's 64 bits."""
+        numbers = np.asarray(values.typed.to_numpy())
+        numbers = numbers.view(np.int64) if numbers.dtype.itemsize == 8 else numbers
+        tag = hashlib.blake2b(f"whole:{target}".encode(), key=self._hash_key, digest_size=8)
+        blocks = np.empty((len(numbers), 2), dtype=">u8")
+        blocks[:, 0] = int.from_bytes(tag.digest(), "big")
+        blocks[:, 1] = numbers.astype(np.int64).view(np.uint64)
+        # ECB on purpose: each block is one value, and the same value must give the same
+        # digest (a deterministic keyed permutation), never a ciphertext to be decrypted.
+        cipher = Cipher(algorithms.AES(self._block_key), modes.ECB())  # noqa: S305
+        encryptor = cipher.encryptor()
+        return encryptor.update(blocks.tobytes()) + encryptor.finalize()
+
+
+class SeenInSets(_Keyed):
+    """`EarlierBatches` of one stored import, kept as `unique_sets` rows."""
+
+    def __init__(self, session: Session, import_id: str, data_key: bytes) -> None:
+        super().__init__(data_key)
+        self._session = session
+        self._import_id = import_id
         self._earlier: dict[int, _Set] | None = None
         self._high: list[np.ndarray] = []
         self._low: list[np.ndarray] = []
@@ -127,11 +177,10 @@ class SeenInSets:
                     f"Batch {seq} met another upload of this import at the same moment; "
                     "send it again."
                 )
-        order = np.lexsort((low, high))
-        digests = np.stack([high[order], low[order]], axis=1).astype(">u8").tobytes()
-        rows = np.concatenate(self._rows)[order].astype(_ROWS).tobytes()
+        added = _Set.sorted(high, low, np.concatenate(self._rows))
+        digests = np.stack([added.high, added.low], axis=1).astype(">u8").tobytes()
         session.add(db.UniqueSet(import_id=self._import_id, seq=seq, digests=digests,
-                                 first_rows=rows))  # fmt: skip
+                                 first_rows=added.rows.tobytes()))  # fmt: skip
 
     def _load(self) -> dict[int, _Set]:
         if self._earlier is None:
@@ -149,30 +198,34 @@ class SeenInSets:
             for seq, digests, rows in session.execute(query)
         }
 
-    def _digests(self, target: str, values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Each value's digest as its (high, low) 64-bit halves."""
-        if isinstance(values, CanonicalValues) and values.whole and values.typed.null_count == 0:
-            raw = bytes(self._blocks(target, values))
-        else:
-            prefix = f"[{_json_string(target)}, "
-            key, blake = self._hash_key, hashlib.blake2b
-            raw = b"".join(
-                blake(f"{prefix}{_json_string(v)}]".encode(), key=key, digest_size=16).digest()
-                for v in values
-            )
-        halves = np.frombuffer(raw, dtype=">u8").reshape(-1, 2).astype(np.uint64)
-        return np.ascontiguousarray(halves[:, 0]), np.ascontiguousarray(halves[:, 1])
 
-    def _blocks(self, target: str, values: CanonicalValues) -> bytes:
-        """One AES block per value: a tag naming the target, then the value's 64 bits."""
-        numbers = np.asarray(values.typed.to_numpy())
-        numbers = numbers.view(np.int64) if numbers.dtype.itemsize == 8 else numbers
-        tag = hashlib.blake2b(f"whole:{target}".encode(), key=self._hash_key, digest_size=8)
-        blocks = np.empty((len(numbers), 2), dtype=">u8")
-        blocks[:, 0] = int.from_bytes(tag.digest(), "big")
-        blocks[:, 1] = numbers.astype(np.int64).view(np.uint64)
-        # ECB on purpose: each block is one value, and the same value must give the same
-        # digest (a deterministic keyed permutation), never a ciphertext to be decrypted.
-        cipher = Cipher(algorithms.AES(self._block_key), modes.ECB())  # noqa: S305
-        encryptor = cipher.encryptor()
-        return encryptor.update(blocks.tobytes()) + encryptor.finalize()
+class SeenInFile(_Keyed):
+    """`EarlierBatches` over the parts of one file read in turn (the headless import): the
+    unique values and keys of every row read so far, valid or not, as the whole file's
+    validation sees them. In memory only, under a key of its own: about 20 bytes a value."""
+
+    MERGE_AT = 8  # sorted arrays kept apart before they are merged into one
+
+    def __init__(self) -> None:
+        super().__init__(secrets.token_bytes(32))
+        self._sets: list[_Set] = []
+
+    def first_rows(self, target: str, values: Sequence[str], rows: list[int]) -> list[int | None]:
+        high, low = self._digests(target, values)
+        found = np.full(len(high), -1, dtype=np.int64)
+        for earlier in self._sets:
+            found = np.where(found < 0, earlier.find(high, low), found)
+        new = found < 0
+        self._sets.append(_Set.sorted(high[new], low[new], np.asarray(rows, np.int64)[new]))
+        if len(self._sets) > self.MERGE_AT:
+            every = self._sets
+            self._sets = [
+                _Set.sorted(
+                    np.concatenate([e.high for e in every]),
+                    np.concatenate([e.low for e in every]),
+                    np.concatenate([e.rows for e in every]),
+                )
+            ]
+        if new.all():
+            return [None] * len(high)
+        return [None if f < 0 else f for f in found.tolist()]

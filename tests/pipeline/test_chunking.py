@@ -10,10 +10,13 @@ import pytest
 
 from pipeline.cell_errors import CellError
 from pipeline.chunking import (
+    InTurn,
     ReadWhole,
     cuts,
+    in_turn,
     merged_errors,
     part_errors,
+    parts_in_turn,
     read_in_parts,
     read_ranges,
     renumbered,
@@ -228,3 +231,100 @@ def test_validation_in_parts_equals_validation_of_the_whole(tmp_path: Path) -> N
     # a part alone checks no rule across rows
     assert not [e for e in part_errors(table, template, 2) if e.code == "primary-key"]
     assert merged_errors(template, [], []) == []
+
+
+# --- in turn ------------------------------------------------------------------------------------
+
+
+def rows_in_turn(source: InTurn, bounds: list[int]) -> dict[str, Any]:
+    """The rows, blank rows and row errors of the parts read in turn, put end to end."""
+    width = len(source.head.headers)
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    blank: list[int] = []
+    errors: list[Any] = []
+    for part, before in parts_in_turn(source, bounds):
+        for i in range(width):
+            columns[i] += part.table.column(str(i)).to_pylist()
+        blank += [before + index for index in part.blank_rows]
+        errors += [e.to_dict() for e in part.row_errors]
+    return {"rows": columns, "blank_rows": blank, "row_errors": errors}
+
+
+def whole_rows(sheet: Sheet) -> dict[str, Any]:
+    return {
+        "rows": [sheet.column(i).to_pylist() for i in range(len(sheet.headers))],
+        "blank_rows": list(sheet.blank_rows),
+        "row_errors": [e.to_dict() for e in sheet.row_errors],
+    }
+
+
+def trimmed(found: dict[str, Any], rows: int) -> dict[str, Any]:
+    """Without the blank rows after the last row (the whole read drops them)."""
+    return {
+        "rows": [column[:rows] for column in found["rows"]],
+        "blank_rows": [i for i in found["blank_rows"] if i < rows],
+        "row_errors": found["row_errors"],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_parts_read_in_turn_at_any_cuts_are_the_whole_read(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, name, FILES[name])
+    sheet = read_file(path, Path(path).name)
+    source = in_turn(path, Path(path).name, ReadOptions(), str(tmp_path / "copy"))
+    assert source is not None and source.path == path  # UTF-8: read in place
+    feeds = line_feeds(FILES[name], source.head.start)
+    for count in (0, 1, 2):
+        for chosen in itertools.combinations(feeds, count):
+            bounds = [source.head.start, *chosen, len(FILES[name])]
+            found = trimmed(rows_in_turn(source, bounds), sheet.num_rows)
+            assert found == whole_rows(sheet), (name, bounds)
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        ("a;b\n1;café\n2;Zürich\n3;naïve\n".encode("cp1252"), None),
+        ("a,b\n1,Łódź\n2,żółw\n".encode("utf-16"), None),
+        ("a,b\n1,Ωμέγα\n2,ΑΒΓ\n".encode("cp1253"), "windows-1253"),
+        (b"a,b\n" + b"1,plain\n" * 20_000 + b"2,caf\xe9\n3,x\n", None),  # cp1252 late
+    ],
+    ids=["cp1252", "utf16", "chosen", "ascii_then_cp1252"],
+)
+def test_a_file_in_another_encoding_is_read_in_turn_from_a_utf8_copy(
+    tmp_path: Path, data: bytes, encoding: str | None
+) -> None:
+    path = write(tmp_path, "enc", data)
+    options = ReadOptions(encoding=encoding)
+    sheet = read_file(path, "enc.csv", options)
+    copy = tmp_path / "copy.csv"
+    source = in_turn(path, "enc.csv", options, str(copy))
+    assert source is not None and source.path == str(copy)
+    size = copy.stat().st_size
+    for parts in (1, 3):
+        bounds = cuts(source.path, source.head.start, size, parts)
+        assert len(bounds) > min(parts, 2)  # cut in two at least
+        assert trimmed(rows_in_turn(source, bounds), sheet.num_rows) == whole_rows(sheet)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'a,b\n1,2\n3,"4\n5,6\n7,8\n',  # a quote never closed
+        b"a,b\n" + b"1,2\n" * 20_000 + b"1," + b"x" * (200 * 1024) + b"\n2,3\n4,5\n",
+    ],
+    ids=["unclosed_quote", "long_cell"],
+)
+def test_a_part_that_cannot_be_read_in_turn_names_the_files_row(
+    tmp_path: Path, data: bytes
+) -> None:
+    path = write(tmp_path, "bad", data)
+    with pytest.raises(ReadError) as whole:
+        read_file(path, "bad.csv")
+    source = in_turn(path, "bad.csv", ReadOptions(), str(tmp_path / "copy"))
+    assert source is not None
+    feeds = line_feeds(data, source.head.start)
+    for cut in feeds[:: max(1, len(feeds) // 12)] + feeds[-3:]:
+        with pytest.raises(ReadError) as turn:
+            rows_in_turn(source, [source.head.start, cut, len(data)])
+        assert str(turn.value) == str(whole.value), cut

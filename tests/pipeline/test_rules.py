@@ -297,6 +297,22 @@ def test_missing_values_are_empty_before_every_check() -> None:
     assert pa.table(coerce(strings(n=["NA", "3"]), t)).column("n").to_pylist() == [None, 3]
 
 
+@pytest.mark.parametrize("at", [[0], [999], [0, 500, 999], [17, 18], list(range(0, 1000, 7))])
+def test_empty_cells_are_null_wherever_they_are_among_many_distinct_values(
+    at: list[int],
+) -> None:
+    """ "" is found among the column's distinct values (its minimum) and only it is nulled."""
+    t = template({"name": "s"})
+    cells: list[str | None] = [f"v{i:04d}" for i in range(1000)]
+    for i in at:
+        cells[i] = ""
+    cells[3 if 3 not in at else 4] = None
+    expected = [None if c == "" else c for c in cells]
+    prepared = prepare(ac.Table.from_arrays([ac.Array(cells, ac.DataType.string())], names=["s"]),
+                       t.field("s"), t)  # fmt: skip
+    assert prepared.to_pylist() == expected
+
+
 def test_an_empty_missing_values_list_keeps_empty_text() -> None:
     t = template({"name": "s", "constraints": {"required": True}}, missingValues=[])
     assert validate(strings(s=[""]), t) == []

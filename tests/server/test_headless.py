@@ -4,6 +4,7 @@ validated, sealed and delivered by the server through the importer's own functio
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,9 @@ from standardwebhooks.webhooks import Webhook
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from server import db, headless, imports, jobs, keys
+from pipeline.session import ImportSession
+from pipeline.template import parse_template
+from server import batches, db, headless, imports, jobs, keys, uploads
 from server.app import create_app
 from server.cli import app as cli_app
 from server.runtime import Runtime
@@ -391,3 +394,195 @@ def test_with_errors_delivers_every_row(
     assert [r["email"] for r in rows] == ["ada@example.com", "grace@example.com"]
     state = api.get(f"/api/v1/files/{response.json()['id']}").json()
     assert (state["status"], state["rows"]) == ("delivered", 2)
+
+
+# --- delimited files part by part ---------------------------------------------------------------
+
+PEOPLE = {
+    "fields": [
+        {"name": "id", "type": "integer", "constraints": {"required": True, "unique": True}},
+        {"name": "email", "title": "Email", "constraints": {"required": True, "unique": True}},
+        {"name": "country", "constraints": {"enum": ["DE", "FR", "GB", "NL", "US"]}},
+        {"name": "amount", "type": "number"},
+    ],
+    "missingValues": [""],
+}
+COUNTRIES = ("DE", "FR", "GB", "NL", "US")
+
+
+def _people(rows: int, bad: dict[int, str] | None = None) -> bytes:
+    """A CSV of `rows` valid people; `bad` replaces data row k (1-based) with its line."""
+    lines = ["id,Email,country,amount"]
+    for k in range(1, rows + 1):
+        line = f"{k},user{k}@example.com,{COUNTRIES[k % 5]},{k * 1.5}"
+        lines.append((bad or {}).get(k, line))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _headless(
+    rt: Runtime, setup: OrgSetup, tmp_path: Path, content: bytes, name: str = "people.csv"
+) -> headless.FileImport:
+    """Accept and run a headless import here (not in the process's thread)."""
+    path = tmp_path / f"upload-{secrets.token_hex(4)}"
+    path.write_bytes(content)
+    options = headless.FileOptions(template_id=setup.template.id)
+    created = headless.accept(rt, setup.org, path, name, options)
+    headless.run(rt, created, path, name, options)
+    return headless.file_import(rt, setup.org, created.import_id)
+
+
+@pytest.fixture
+def people(runtime: Runtime, demo_org: DemoOrgFactory, monkeypatch: pytest.MonkeyPatch) -> OrgSetup:
+    monkeypatch.setattr(jobs, "_runtime", lambda: runtime)
+    return demo_org(runtime, schema=PEOPLE)
+
+
+@pytest.fixture
+def people_api(runtime: Runtime, people: OrgSetup) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime), base_url=BASE) as client:
+        client.headers["authorization"] = (
+            f"Bearer {keys.create_key(runtime, people.org.id, 't').secret}"
+        )
+        yield client
+
+
+def _stored_rows(api: TestClient, import_id: str) -> list[dict[str, Any]]:
+    answer = api.get(f"/api/v1/imports/{import_id}/rows", params={"format": "ndjson"})
+    assert answer.status_code == 200, answer.text
+    return [json.loads(line) for line in answer.text.splitlines()]
+
+
+def _whole_errors(path: Path, schema: dict[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
+    """The errors the engine finds reading the file whole, as the page's review lists them."""
+    session = ImportSession.open(str(path), "people.csv", parse_template(schema))
+    errors = session.report().errors
+    return [(e.row, e.field, e.code, e.key) for e in errors], len(errors)
+
+
+MIXED_PEOPLE = {
+    3: "3,user3@example.com,XX,4.5",  # not in the list
+    40: "",  # a blank line
+    41: "41,user41@example.com,DE",  # a cell missing
+    77: '77,"user77@example.com",NL,"1\n2"',  # a line break inside a quoted cell
+    150: "150,user2@example.com,GB,1",  # the e-mail of (file) row 3, much later
+    151: "x,user151@example.com,GB,",  # not an integer
+    299: "5,user299@example.com,US,7",  # the id of row 6, in the last part
+}
+
+
+def test_a_csv_in_many_parts_stores_the_rows_of_one_part(
+    people_api: TestClient,
+    runtime_factory: RuntimeFactory,
+    runtime: Runtime,
+    people: OrgSetup,
+    tmp_path: Path,
+) -> None:
+    """valid-only: the rows stored and left out are the same whether the file is read in
+    many parts or in one (the whole file's), and a repeat in a later part is left out."""
+    _set_policy(runtime, people.org.id, "valid-only")
+    content = _people(300, MIXED_PEOPLE)
+    small = runtime_factory(headless_part_bytes=300)  # same database and queue
+    parts = _headless(small, people, tmp_path, content)
+    whole = _headless(runtime, people, tmp_path, content)
+    assert parts.failure is None and whole.failure is None
+    assert parts.state.batches > 20 and whole.state.batches == 1
+    assert parts.state.rows == whole.state.rows == 300 - 1 - 6  # the blank row, 6 invalid
+    stored = _stored_rows(people_api, parts.state.import_id)
+    assert stored == _stored_rows(people_api, whole.state.import_id)
+    ids = [r["id"] for r in stored]
+    assert 150 not in ids and 299 not in ids and 3 not in ids and 2 in ids
+    for state in (parts, whole):
+        detail = people_api.get(f"/api/v1/imports/{state.state.import_id}").json()
+        assert detail["left_out"] == 6
+
+
+def _sealed_rows(rt: Runtime, import_id: str) -> list[dict[str, Any]]:
+    """Every stored row as sealed, `_errors` included, batch after batch."""
+    with rt.sessions() as session:
+        imp = session.get(db.Import, import_id)
+        assert imp is not None
+        rows: list[dict[str, Any]] = []
+        for seq in range(imp.batch_count):
+            rows += batches.load_batch(rt, session, imp, seq).to_pylist()
+    return rows
+
+
+def test_with_errors_in_many_parts_stores_every_row_with_the_errors_of_one_part(
+    runtime_factory: RuntimeFactory,
+    runtime: Runtime,
+    people: OrgSetup,
+    tmp_path: Path,
+) -> None:
+    _set_policy(runtime, people.org.id, "with-errors")
+    content = _people(300, MIXED_PEOPLE)
+    parts = _headless(runtime_factory(headless_part_bytes=300), people, tmp_path, content)
+    whole = _headless(runtime, people, tmp_path, content)
+    assert parts.state.rows == whole.state.rows == 299  # the blank row is not a row
+    stored = _sealed_rows(runtime, parts.state.import_id)
+    assert stored == _sealed_rows(runtime, whole.state.import_id)
+    flagged = {r["email"]: [e["code"] for e in r["_errors"]] for r in stored if r["_errors"]}
+    assert flagged["user2@example.com"] == ["unique-error"]  # the repeat, parts apart
+    assert len(flagged) == 5  # row 41's missing cell is a reader's problem: no cell fails
+
+
+def test_a_csv_in_many_parts_fails_with_the_whole_files_errors(
+    runtime_factory: RuntimeFactory,
+    runtime: Runtime,
+    people: OrgSetup,
+    tmp_path: Path,
+) -> None:
+    content = _people(300, MIXED_PEOPLE)
+    state = _headless(runtime_factory(headless_part_bytes=300), people, tmp_path, content)
+    assert state.state.status == "failed"
+    assert state.failure is not None
+    path = tmp_path / "people.csv"
+    path.write_bytes(content)
+    expected, count = _whole_errors(path, PEOPLE)
+    assert state.failure.error_count == count == 6
+    found = [(e["row"], e["field"], e["code"], e["key"]) for e in state.failure.errors]
+    assert found == expected
+    assert (151, "email", "unique-error", "unique") in found  # row 151 repeats row 3's
+    assert (300, "id", "unique-error", "unique") in found  # and row 300 row 6's id
+    assert all(e["column"] for e in state.failure.errors if e["field"])  # where, never what
+    assert "user2@example.com" not in json.dumps(state.failure.to_dict())
+
+
+def test_a_repeat_in_the_last_part_fails_the_import_and_shreds_its_batches(
+    runtime_factory: RuntimeFactory,
+    runtime: Runtime,
+    people: OrgSetup,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[int] = []
+    receive = uploads.receive_batch
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        rows = receive(*args, **kwargs)
+        sent.append(rows)
+        return rows
+
+    monkeypatch.setattr(uploads, "receive_batch", counted)
+    content = _people(400, {400: "400,user17@example.com,DE,1"})
+    state = _headless(runtime_factory(headless_part_bytes=2000), people, tmp_path, content)
+    # stored before the repeat was met: every part but the last and the batch held back
+    assert len(sent) == 5 and sum(sent) > 250
+    assert state.state.status == "failed" and state.state.rows == 0
+    assert state.failure is not None
+    assert state.failure.error_count == 1
+    assert [(e["row"], e["field"], e["key"]) for e in state.failure.errors] == [
+        (401, "email", "unique")
+    ]
+    import_id = state.state.import_id
+    with runtime.sessions() as session:
+        imp = session.get(db.Import, import_id)
+        assert imp is not None and imp.wrapped_data_key is None  # shredded
+        for table in (db.Batch, db.UniqueSet):
+            assert (
+                session.scalar(
+                    select(func.count()).select_from(table).where(table.import_id == import_id)
+                )
+                == 0
+            )
+    stored = runtime.settings.blob_dir / batches.blob_prefix(people.org.id, import_id)
+    assert not [p for p in stored.rglob("*") if p.is_file()]
