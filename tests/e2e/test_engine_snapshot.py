@@ -1,5 +1,5 @@
 """The engine's memory snapshot in the real importer (issue #19, warm start): the first
-engine of a build keeps a snapshot in the importer origin's Cache Storage, and the next
+engine of a build keeps a snapshot in the importer origin's IndexedDB, and the next
 page load's engine restores it instead of starting Python afresh (browser/src/snapshot.js,
 browser/src/wheels.js). A snapshot of another build, or a damaged one, is never restored:
 the engine starts afresh, and the importer works either way."""
@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Frame, Page, Playwright, expect
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 from bench.chromium import regular_window
+from bench.warm_start import SNAPSHOT_STORE, build_id, importer_frame, kept_snapshot
 from tests.e2e.conftest import Demo
 
 pytestmark = pytest.mark.e2e
@@ -20,37 +21,9 @@ pytestmark = pytest.mark.e2e
 VECTORS = Path(__file__).parent.parent / "conformance" / "vectors"
 BOOT_MS = 120_000
 
-# The engine's snapshot record in the importer origin's IndexedDB (browser/src/snapshot.js).
-_STORE = """
-const store = (mode, work) => new Promise((resolve, reject) => {
-  const opening = indexedDB.open("loadbay-engine", 1);
-  opening.onupgradeneeded = () => opening.result.createObjectStore("snapshots", {keyPath: "key"});
-  opening.onsuccess = () => {
-    const tx = opening.result.transaction("snapshots", mode);
-    const request = work(tx.objectStore("snapshots"));
-    tx.oncomplete = () => { opening.result.close(); resolve(request.result); };
-    tx.onerror = () => reject(tx.error);
-  };
-  opening.onerror = () => reject(opening.error);
-});
-const sha256 = async (bytes) => Array.from(
-  new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
-  (b) => b.toString(16).padStart(2, "0"),
-).join("");
-"""
-
-# The kept snapshot's build id, length and whether its bytes match its SHA-256 (null: none).
-_KEPT = f"""async () => {{ {_STORE}
-  const kept = await store("readonly", (s) => s.get("engine"));
-  if (!kept) return null;
-  const bytes = await kept.bytes.arrayBuffer();
-  const sound = (await sha256(bytes)) === kept.sha256;
-  return {{build: kept.build, size: bytes.byteLength, sound}};
-}}"""
-
 # Replace the kept snapshot: `build` for its build id, `damage` flips bytes in its middle
 # (its SHA-256 then differs), `garbage` keeps only junk under a matching SHA-256.
-_REPLACE = f"""async ({{build, damage, garbage}}) => {{ {_STORE}
+_REPLACE = f"""async ({{build, damage, garbage}}) => {{ {SNAPSHOT_STORE}
   const kept = await store("readonly", (s) => s.get("engine"));
   let bytes = new Uint8Array(await kept.bytes.arrayBuffer());
   if (build) kept.build = build;
@@ -64,37 +37,13 @@ _REPLACE = f"""async ({{build, damage, garbage}}) => {{ {_STORE}
 }}"""
 
 
-def _importer(page: Page) -> Frame:
-    (frame,) = [f for f in page.frames if "/importer" in f.url]
-    return frame
-
-
 def _open(page: Page, url: str) -> str:
     """Load the host page; how its importer's engine started."""
     page.goto(url)
     frame = page.frame_locator("iframe")
     expect(frame.locator("#engine-status")).to_have_text("Ready.", timeout=BOOT_MS)
-    boot: str = _importer(page).evaluate("() => document.documentElement.dataset.engineBoot")
+    boot: str = importer_frame(page).evaluate("() => document.documentElement.dataset.engineBoot")
     return boot
-
-
-def _kept(page: Page, build: str) -> dict[str, object]:
-    """The sound snapshot of `build` the engine kept, waiting for it to be written."""
-    frame = _importer(page)
-    for _ in range(300):
-        kept: dict[str, object] | None = frame.evaluate(_KEPT)
-        if kept and kept["build"] == build and kept["sound"] and int(str(kept["size"])) > 4096:
-            return kept
-        page.wait_for_timeout(200)
-    raise AssertionError("the engine kept no snapshot")
-
-
-def _build(page: Page) -> str:
-    config = _importer(page).evaluate(
-        "() => JSON.parse(document.getElementById('loadbay-config').textContent)"
-    )
-    build: str = config["build"]
-    return build
 
 
 def _reads(page: Page, vector: str, data: str) -> None:
@@ -120,7 +69,7 @@ def test_a_second_page_load_restores_the_snapshot_and_reads_files(
     ods = demo.add_template(json.loads((VECTORS / "file_ods" / "template.json").read_text()))
     page = context.new_page()
     assert _open(page, f"{demo.host_page}?template={csv}") == "fresh"
-    kept = _kept(page, _build(page))
+    kept = kept_snapshot(page, build_id(page))
     assert int(str(kept["size"])) > 10_000_000  # the engine's memory, packages and all
     assert _open(page, f"{demo.host_page}?template={csv}") == "snapshot"
     _reads(page, "type_errors", "data.csv")
@@ -139,20 +88,20 @@ def test_a_snapshot_of_another_build_or_damaged_is_not_restored(
     url = f"{demo.host_page}?template={template}"
     page = context.new_page()
     assert _open(page, url) == "fresh"
-    build = _build(page)
-    _kept(page, build)
+    build = build_id(page)
+    kept_snapshot(page, build)
     # An older build's snapshot: started afresh, and this build's replaces it.
-    _importer(page).evaluate(_REPLACE, {"build": "0123456789abcdef"})
+    importer_frame(page).evaluate(_REPLACE, {"build": "0123456789abcdef"})
     assert _open(page, url) == "fresh"
-    _kept(page, build)
+    kept_snapshot(page, build)
     # Damaged bytes: their SHA-256 differs.
-    _importer(page).evaluate(_REPLACE, {"damage": True})
+    importer_frame(page).evaluate(_REPLACE, {"damage": True})
     assert _open(page, url) == "fresh"
-    _kept(page, build)
+    kept_snapshot(page, build)
     # A sound hash over something that is not a snapshot: it fails to restore, the engine
     # starts afresh in the same worker and reads the file.
-    _importer(page).evaluate(_REPLACE, {"garbage": True})
+    importer_frame(page).evaluate(_REPLACE, {"garbage": True})
     assert _open(page, url) == "fresh"
     _reads(page, "type_errors", "data.csv")
-    assert int(str(_kept(page, build)["size"])) > 10_000_000
+    assert int(str(kept_snapshot(page, build)["size"])) > 10_000_000
     context.close()
