@@ -41,7 +41,11 @@ let pyodide;
 let bridge;
 /** @type {Promise<void> | null} */
 let booting = null;
-/** How this engine started. @type {{boot: "snapshot" | "fresh", reason?: string} | undefined} */
+/**
+ * How this engine started; `ms`: reading the kept snapshot, then starting Pyodide.
+ * @typedef {{boot: "snapshot" | "fresh", reason?: string, ms: {snapshot: number, start: number}}} Booted
+ */
+/** @type {Booted | undefined} */
 let booted;
 
 /**
@@ -58,17 +62,20 @@ let booted;
  * the snapshot is made for the next page load. A snapshot that cannot be used is dropped,
  * and the engine starts from scratch (the console says why).
  * @param {BootConfig} config
- * @returns {Promise<{boot: "snapshot" | "fresh", reason?: string}>}
+ * @returns {Promise<Booted>}
  */
 async function boot(config) {
-  const wheels = fetchWheels(config.lock, config.packages);
+  const t0 = performance.now();
+  // Marks of the start's phases, for a profiler or the bench (performance.getEntriesByType).
+  const wheels = fetchWheels(config.lock, config.packages).finally(() => performance.mark("loadbay:wheels-fetched"));
   /** @type {import("./src/snapshot.js").Found} */
   const found = await findSnapshot(config.build).catch((/** @type {Error} */ e) => ({ reason: e.message, seen: null }));
+  const t1 = performance.mark("loadbay:snapshot-read").startTime;
   if (found.bytes) {
     try {
       await start(config, wheels, found.bytes);
       ready();
-      return { boot: "snapshot" };
+      return { boot: "snapshot", ms: { snapshot: t1 - t0, start: performance.now() - t1 } };
     } catch (error) {
       console.warn("loadbay worker: the engine's snapshot did not restore, starting afresh:", error);
       found.reason = `the kept snapshot did not restore: ${/** @type {Error} */ (error).message}`;
@@ -92,7 +99,7 @@ async function boot(config) {
       console.warn("loadbay worker: the engine's snapshot was not kept:", e.message),
     );
   }
-  return { boot: "fresh", reason: found.reason };
+  return { boot: "fresh", reason: found.reason, ms: { snapshot: t1 - t0, start: performance.now() - t1 } };
 }
 
 /**
@@ -115,7 +122,10 @@ async function start(config, wheels, snapshot) {
     },
     ...(snapshot ? { _loadSnapshot: snapshot } : { _makeSnapshot: true }),
   });
+  performance.mark("loadbay:pyodide-started");
   if (failed) throw failed;
+  // Pyodide keeps its options: the snapshot's bytes are not needed once in memory.
+  /** @type {any} */ (started)._api.config._loadSnapshot = undefined;
   if (!snapshot) started.runPython("import pipeline.bridge");
   pyodide = started;
 }

@@ -116,6 +116,7 @@ async function install(module, wheels, memoryBytes) {
     const flags = { loadAsync: true, nodelete: true, allowUndefined: true };
     module.preloadedWasm[path] = await module.loadWebAssemblyModule(await compiled, flags, path, {});
   }
+  performance.mark("loadbay:wheels-linked");
   if (module.HEAP8.length < memoryBytes && !module._emscripten_resize_heap(memoryBytes)) {
     throw new Error(`the engine's memory cannot grow to ${memoryBytes} bytes`);
   }
