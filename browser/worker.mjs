@@ -69,7 +69,7 @@ async function boot(config) {
   // Marks of the start's phases, for a profiler or the bench (performance.getEntriesByType).
   const wheels = fetchWheels(config.lock, config.packages).finally(() => performance.mark("loadbay:wheels-fetched"));
   /** @type {import("./src/snapshot.js").Found} */
-  const found = await findSnapshot(config.build).catch((/** @type {Error} */ e) => ({ reason: e.message, seen: null }));
+  const found = await findSnapshot(config.build).catch((/** @type {Error} */ e) => ({ reason: e.message, seen: null, denied: true }));
   const t1 = performance.mark("loadbay:snapshot-read").startTime;
   if (found.bytes) {
     try {
@@ -81,18 +81,8 @@ async function boot(config) {
       found.reason = `the kept snapshot did not restore: ${/** @type {Error} */ (error).message}`;
     }
   }
-  await start(config, wheels, null);
-  let snapshot = null;
-  const installed = { ...pyodide.loadedPackages };
-  try {
-    // The packages Pyodide found installed are JavaScript state a snapshot cannot hold.
-    for (const name in installed) delete pyodide.loadedPackages[name];
-    snapshot = /** @type {any} */ (pyodide).makeMemorySnapshot();
-  } catch (error) {
-    console.warn("loadbay worker: no snapshot of the engine was made:", error);
-  } finally {
-    Object.assign(pyodide.loadedPackages, installed);
-  }
+  await start(config, wheels, null, !found.denied);
+  const snapshot = found.denied ? null : snapshotOf(pyodide);
   ready();
   if (snapshot) {
     keepSnapshot(config.build, snapshot, found.seen).catch((/** @type {Error} */ e) =>
@@ -103,11 +93,30 @@ async function boot(config) {
 }
 
 /**
+ * The engine's memory as a snapshot (null: the console says why it was not made).
+ * @param {PyodideAPI} engine started with `_makeSnapshot`
+ */
+function snapshotOf(engine) {
+  const installed = { ...engine.loadedPackages };
+  try {
+    // The packages Pyodide found installed are JavaScript state a snapshot cannot hold.
+    for (const name in installed) delete engine.loadedPackages[name];
+    return /** @type {Uint8Array<ArrayBuffer>} */ (/** @type {any} */ (engine).makeMemorySnapshot());
+  } catch (error) {
+    console.warn("loadbay worker: no snapshot of the engine was made:", error);
+    return null;
+  } finally {
+    Object.assign(engine.loadedPackages, installed);
+  }
+}
+
+/**
  * @param {BootConfig} config
  * @param {Promise<import("./src/wheels.js").WheelFile[]>} wheels
- * @param {Uint8Array | null} snapshot
+ * @param {Uint8Array | null} snapshot to restore
+ * @param {boolean} [snapshotting] to make one once started
  */
-async function start(config, wheels, snapshot) {
+async function start(config, wheels, snapshot, snapshotting = false) {
   /** @type {unknown} */
   let failed = null;
   const memory = snapshot ? snapshot.length - new Uint32Array(snapshot.buffer, snapshot.byteOffset, 2)[1] : 0;
@@ -120,7 +129,7 @@ async function start(config, wheels, snapshot) {
       settings.preRun.push(installer(wheels, memory, (error) => (failed = error)));
       return emscripten(settings);
     },
-    ...(snapshot ? { _loadSnapshot: snapshot } : { _makeSnapshot: true }),
+    ...(snapshot ? { _loadSnapshot: snapshot } : { _makeSnapshot: snapshotting }),
   });
   performance.mark("loadbay:pyodide-started");
   if (failed) throw failed;

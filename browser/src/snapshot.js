@@ -29,6 +29,7 @@ async function sha256(bytes) {
  * @property {Uint8Array<ArrayBuffer>} [bytes] this build's snapshot, sound
  * @property {string} [reason] why there is none to restore
  * @property {string | null} seen the kept record's hash, whatever it holds (null: none)
+ * @property {boolean} [denied] the browser keeps nothing here (its storage is refused)
  */
 
 /**

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Playwright, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from bench.chromium import regular_window
 from bench.warm_start import SNAPSHOT_STORE, build_id, importer_frame, kept_snapshot
@@ -104,4 +104,20 @@ def test_a_snapshot_of_another_build_or_damaged_is_not_restored(
     assert _open(page, url) == "fresh"
     _reads(page, "type_errors", "data.csv")
     assert int(str(kept_snapshot(page, build)["size"])) > 10_000_000
+    context.close()
+
+
+def test_where_the_importer_may_keep_nothing_the_engine_starts_afresh_and_says_why(
+    browser: Browser, demo: Demo
+) -> None:
+    # Playwright's contexts block third-party storage: the embedded importer has no IndexedDB.
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    said: list[str] = []
+    page.on("console", lambda message: said.append(message.text))
+    assert _open(page, demo.host_page) == "fresh"
+    assert _open(page, demo.host_page) == "fresh"
+    started = [text for text in said if text.startswith("loadbay: the engine started afresh (")]
+    assert len(started) == 2, said
+    assert "denied" in started[1], started
     context.close()
