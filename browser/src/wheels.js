@@ -75,8 +75,9 @@ async function inflate(raw) {
 }
 
 /**
- * A preRun step of Pyodide's Emscripten module: write `files` under site-packages and link
- * each shared library, in the files' order. Before the runtime starts, a library's memory
+ * A preRun step of Pyodide's Emscripten module: write the wheels' files under site-packages
+ * and link each shared library, in the files' order (the lock's names in the page's order,
+ * then each archive's: the same for every start of a build). Before the runtime starts, a library's memory
  * is taken from the top of the initial heap, so the same wheels land at the same addresses
  * on every start: a snapshot of memory made after them is valid for a start that links them
  * again (Emscripten's preload plugin does the same for .so files, `preloadedWasm`).
