@@ -7,8 +7,12 @@ SDK's `engine-ready` step (the moment the importer shows "Ready."). Three ways i
 - cold: a fresh browser profile (empty HTTP cache) opens the demo host page;
 - same page: on the same page, an importer (a modal) is opened, closed and opened again;
   embed.js kept the closed one hidden with its booted engine, and shows it again;
-- reopen: the same profile opens it again in a new page load (everything immutable is in
-  the HTTP cache, but the engine boots again: Pyodide's start is CPU, not download);
+- reopen: the same profile opens it again in a new page load, once the first engine has
+  kept its memory snapshot (browser/src/snapshot.js): everything immutable is in the HTTP
+  cache and the engine restores the snapshot. The profile is a regular window's, which
+  lets the embedded importer have its IndexedDB (bench.chromium.regular_window);
+- reopen without snapshot: the same in a Playwright context, which blocks third-party
+  storage: the engine cannot keep a snapshot and starts afresh (the figure before it);
 - preboot: a fresh profile loads a page that calls loadbay.preload(options) (the importer
   boots hidden while the user looks at the page) and opens it with a click a moment later;
   also timed from the click until "Ready." is visible in the frame (wall clock, through
@@ -33,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Frame, Page, Playwright, expect, sync_playwright
 
-from bench.chromium import CHROMIUM, CHROMIUM_FLAGS
+from bench.chromium import CHROMIUM, CHROMIUM_FLAGS, regular_window
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -106,14 +110,94 @@ def _ready_seconds(page: Page) -> float:
     return round((times["engine-ready"] - times["opened"]) / 1000, 3)
 
 
-def _cold_and_reopen(browser: Browser, host: str) -> tuple[float, float]:
+# The engine's snapshot record in the importer origin's IndexedDB (browser/src/snapshot.js):
+# `store(mode, work)` and `sha256(bytes)` for the snippets below.
+SNAPSHOT_STORE = """
+const store = (mode, work) => new Promise((resolve, reject) => {
+  const opening = indexedDB.open("loadbay-engine", 1);
+  opening.onupgradeneeded = () => opening.result.createObjectStore("snapshots", {keyPath: "key"});
+  opening.onsuccess = () => {
+    const tx = opening.result.transaction("snapshots", mode);
+    const request = work(tx.objectStore("snapshots"));
+    tx.oncomplete = () => { opening.result.close(); resolve(request.result); };
+    tx.onerror = () => reject(tx.error);
+  };
+  opening.onerror = () => reject(opening.error);
+});
+const sha256 = async (bytes) => Array.from(
+  new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
+  (b) => b.toString(16).padStart(2, "0"),
+).join("");
+"""
+
+# The kept snapshot's build id, length and whether its bytes match its SHA-256 (null: none).
+KEPT_SNAPSHOT = f"""async () => {{ {SNAPSHOT_STORE}
+  const kept = await store("readonly", (s) => s.get("engine"));
+  if (!kept) return null;
+  const bytes = await kept.bytes.arrayBuffer();
+  const sound = (await sha256(bytes)) === kept.sha256;
+  return {{build: kept.build, size: bytes.byteLength, sound}};
+}}"""
+
+
+def importer_frame(page: Page) -> Frame:
+    (frame,) = [f for f in page.frames if "/importer" in f.url]
+    return frame
+
+
+def kept_snapshot(page: Page, build: str) -> dict[str, Any]:
+    """The sound snapshot of `build` the page's engine kept, waiting for it to be written."""
+    frame = importer_frame(page)
+    for _ in range(600):
+        kept: dict[str, Any] | None = frame.evaluate(KEPT_SNAPSHOT)
+        if kept and kept["build"] == build and kept["sound"] and kept["size"] > 4096:
+            return kept
+        page.wait_for_timeout(200)
+    raise AssertionError("the engine kept no snapshot")
+
+
+def build_id(page: Page) -> str:
+    """The asset build the page's importer runs."""
+    config = importer_frame(page).evaluate(
+        "() => JSON.parse(document.getElementById('loadbay-config').textContent)"
+    )
+    build: str = config["build"]
+    return build
+
+
+def _boot(page: Page) -> str:
+    """How the page's engine started: "snapshot" or "fresh"."""
+    how: str = importer_frame(page).evaluate("() => document.documentElement.dataset.engineBoot")
+    return how
+
+
+def _cold_and_reopen(p: Playwright, host: str) -> tuple[float, float]:
+    """A fresh regular window; the page again once its engine kept the snapshot."""
+    with tempfile.TemporaryDirectory(prefix="loadbay-profile-") as profile:
+        context = regular_window(p, Path(profile))
+        try:
+            page = context.new_page()
+            page.goto(f"{host}/demo/host")
+            cold = _ready_seconds(page)
+            kept_snapshot(page, build_id(page))
+            page.goto(f"{host}/demo/host")
+            again = _ready_seconds(page)
+            if _boot(page) != "snapshot":
+                raise RuntimeError("the reopened importer did not restore the engine's snapshot")
+            return cold, again
+        finally:
+            context.close()
+
+
+def _reopen_without_snapshot(browser: Browser, host: str) -> float:
+    """A new page load where the importer may keep nothing (third-party storage blocked)."""
     context = browser.new_context(ignore_https_errors=True)
     try:
         page = context.new_page()
         page.goto(f"{host}/demo/host")
-        cold = _ready_seconds(page)
+        _ready_seconds(page)
         page.goto(f"{host}/demo/host")
-        return cold, _ready_seconds(page)
+        return _ready_seconds(page)
     finally:
         context.close()
 
@@ -180,17 +264,19 @@ def _summary(values: list[float]) -> dict[str, Any]:
 def run() -> dict[str, Any]:
     cold: list[float] = []
     reopen: list[float] = []
+    unkept: list[float] = []
     same_page: list[float] = []
     preboot: list[float] = []
     visible: list[float] = []
     with demo() as host, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            _cold_and_reopen(browser, host)  # the server's first answers (templates, caches)
+            _cold_and_reopen(p, host)  # the server's first answers (templates, caches)
             for _ in range(RUNS):
-                first, again = _cold_and_reopen(browser, host)
+                first, again = _cold_and_reopen(p, host)
                 cold.append(first)
                 reopen.append(again)
+                unkept.append(_reopen_without_snapshot(browser, host))
                 same_page.append(_same_page(browser, host))
                 ready, seen = _preboot(browser, host)
                 preboot.append(ready)
@@ -205,11 +291,15 @@ def run() -> dict[str, Any]:
         "cold": _summary(cold),
         "second_open_same_page": _summary(same_page),
         "reopen_same_browser": _summary(reopen),
+        "reopen_without_snapshot": _summary(unkept),
         "preboot_then_opened": _summary(preboot),
         "preboot_click_to_visible_ready": _summary(visible),
         "load_average": list(os.getloadavg()),
         "same_page_vs_cold": round(statistics.median(same_page) / statistics.median(cold), 5),
         "reopen_vs_cold": round(statistics.median(reopen) / statistics.median(cold), 3),
+        "reopen_without_snapshot_vs_cold": round(
+            statistics.median(unkept) / statistics.median(cold), 3
+        ),
         "preboot_vs_cold": round(statistics.median(preboot) / statistics.median(cold), 5),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -225,7 +315,9 @@ def main() -> None:
         f"warm start: cold {result['cold']['median_s']} s, second open same page "
         f"{result['second_open_same_page']['median_s']} s ({result['same_page_vs_cold']}x), "
         f"new page same browser "
-        f"{result['reopen_same_browser']['median_s']} s ({result['reopen_vs_cold']}x), "
+        f"{result['reopen_same_browser']['median_s']} s ({result['reopen_vs_cold']}x; "
+        f"without the snapshot {result['reopen_without_snapshot']['median_s']} s, "
+        f"{result['reopen_without_snapshot_vs_cold']}x), "
         f"preboot {result['preboot_then_opened']['median_s']} s ({result['preboot_vs_cold']}x), "
         f"click to visible Ready. {result['preboot_click_to_visible_ready']['median_s']} s; "
         "bench/results/warm-start-latest.json"

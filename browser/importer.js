@@ -56,9 +56,14 @@ const initialised = new Promise((resolve) => {
 });
 host.send("ready");
 customise();
-const booted = engine.ask("boot", { pyodide: absolute(config.pyodide), lock: absolute(config.lock), packages: config.packages });
+const { packages, build } = config;
+const booted = engine.ask("boot", { pyodide: absolute(config.pyodide), lock: absolute(config.lock), packages, build });
 booted.then(
-  () => {
+  (/** @type {{boot: string, reason?: string, ms: {snapshot: number, start: number}}} */ how) => {
+    // How the engine started: from this browser's snapshot of it, or afresh (and why).
+    document.documentElement.dataset.engineBoot = how.boot;
+    const took = `reading the snapshot ${Math.round(how.ms.snapshot)} ms, starting ${Math.round(how.ms.start)} ms`;
+    console.info(`loadbay: the engine started ${how.reason ? `afresh (${how.reason})` : "from its snapshot"}; ${took}`);
     // The cell errors' messages in the page's language (pipeline.messages renders them).
     engine.call("set_language", [currentLanguage()]);
     host.send("step", { step: "engine-ready" });

@@ -7,7 +7,9 @@ import { UserError } from "./src/errors.js";
 import { openOptions } from "./src/fields.js";
 import { t } from "./src/i18n/index.js";
 import { fingerprint, relayed, sameFile, uploadKey } from "./src/resume.js";
+import { findSnapshot, keepSnapshot } from "./src/snapshot.js";
 import { upload } from "./src/upload.js";
+import { fetchWheels, installer } from "./src/wheels.js";
 
 /** @typedef {import("pyodide").PyodideAPI} PyodideAPI */
 /** @typedef {import("./src/types.js").Described} Described */
@@ -39,14 +41,105 @@ let pyodide;
 let bridge;
 /** @type {Promise<void> | null} */
 let booting = null;
+/**
+ * How this engine started; `ms`: reading the kept snapshot, then starting Pyodide.
+ * @typedef {{boot: "snapshot" | "fresh", reason?: string, ms: {snapshot: number, start: number}}} Booted
+ */
+/** @type {Booted | undefined} */
+let booted;
 
-/** @param {{pyodide: string, lock: string, packages: string[]}} config */
+/**
+ * @typedef {object} BootConfig
+ * @property {string} pyodide the runtime's folder URL
+ * @property {string} lock the pyodide-lock.json URL
+ * @property {string[]} packages the wheels installed at boot (the others load on demand)
+ * @property {string} build the asset build id: a snapshot of another build is never restored
+ */
+
+/**
+ * Start the engine: Pyodide with the boot wheels installed and pipeline.bridge imported.
+ * From this build's memory snapshot if the browser keeps one; else from scratch, and then
+ * the snapshot is made for the next page load. A snapshot that cannot be used is dropped,
+ * and the engine starts from scratch (the console says why).
+ * @param {BootConfig} config
+ * @returns {Promise<Booted>}
+ */
 async function boot(config) {
-  pyodide = await loadPyodide({
+  const t0 = performance.now();
+  // Marks of the start's phases, for a profiler or the bench (performance.getEntriesByType).
+  const wheels = fetchWheels(config.lock, config.packages).finally(() => performance.mark("loadbay:wheels-fetched"));
+  /** @type {import("./src/snapshot.js").Found} */
+  const found = await findSnapshot(config.build).catch((/** @type {Error} */ e) => ({ reason: e.message, seen: null, denied: true }));
+  const t1 = performance.mark("loadbay:snapshot-read").startTime;
+  if (found.bytes) {
+    try {
+      await start(config, wheels, found.bytes);
+      ready();
+      return { boot: "snapshot", ms: { snapshot: t1 - t0, start: performance.now() - t1 } };
+    } catch (error) {
+      console.warn("loadbay worker: the engine's snapshot did not restore, starting afresh:", error);
+      found.reason = `the kept snapshot did not restore: ${/** @type {Error} */ (error).message}`;
+    }
+  }
+  await start(config, wheels, null, !found.denied);
+  const snapshot = found.denied ? null : snapshotOf(pyodide);
+  ready();
+  if (snapshot) {
+    keepSnapshot(config.build, snapshot, found.seen).catch((/** @type {Error} */ e) =>
+      console.warn("loadbay worker: the engine's snapshot was not kept:", e.message),
+    );
+  }
+  return { boot: "fresh", reason: found.reason, ms: { snapshot: t1 - t0, start: performance.now() - t1 } };
+}
+
+/**
+ * The engine's memory as a snapshot (null: the console says why it was not made).
+ * @param {PyodideAPI} engine started with `_makeSnapshot`
+ */
+function snapshotOf(engine) {
+  const installed = { ...engine.loadedPackages };
+  try {
+    // The packages Pyodide found installed are JavaScript state a snapshot cannot hold.
+    for (const name in installed) delete engine.loadedPackages[name];
+    return /** @type {Uint8Array<ArrayBuffer>} */ (/** @type {any} */ (engine).makeMemorySnapshot());
+  } catch (error) {
+    console.warn("loadbay worker: no snapshot of the engine was made:", error);
+    return null;
+  } finally {
+    Object.assign(engine.loadedPackages, installed);
+  }
+}
+
+/**
+ * @param {BootConfig} config
+ * @param {Promise<import("./src/wheels.js").WheelFile[]>} wheels
+ * @param {Uint8Array | null} snapshot to restore
+ * @param {boolean} [snapshotting] to make one once started
+ */
+async function start(config, wheels, snapshot, snapshotting = false) {
+  /** @type {unknown} */
+  let failed = null;
+  const memory = snapshot ? snapshot.length - new Uint32Array(snapshot.buffer, snapshot.byteOffset, 2)[1] : 0;
+  const emscripten = (await import(`${config.pyodide}pyodide.asm.mjs`)).default;
+  const started = await loadPyodide({
     indexURL: config.pyodide,
     lockFileURL: config.lock,
-    packages: config.packages,
+    // The wheels are installed by our own step before Python starts (src/wheels.js).
+    createPyodideModule: (/** @type {any} */ settings) => {
+      settings.preRun.push(installer(wheels, memory, (error) => (failed = error)));
+      return emscripten(settings);
+    },
+    ...(snapshot ? { _loadSnapshot: snapshot } : { _makeSnapshot: snapshotting }),
   });
+  performance.mark("loadbay:pyodide-started");
+  if (failed) throw failed;
+  // Pyodide keeps its options: the snapshot's bytes are not needed once in memory.
+  /** @type {any} */ (started)._api.config._loadSnapshot = undefined;
+  if (!snapshot) started.runPython("import pipeline.bridge");
+  pyodide = started;
+}
+
+function ready() {
   bridge = pyodide.pyimport("pipeline.bridge");
   pyodide.FS.mkdirTree("/uploads");
 }
@@ -351,8 +444,9 @@ scope.onmessage = async (event) => {
   try {
     let value;
     if (type === "boot") {
-      booting = booting || boot(payload);
+      booting = booting || boot(payload).then((how) => void (booted = how));
       await booting;
+      value = booted;
     } else {
       await booting;
       if (type === "open") value = await open(payload, progress);

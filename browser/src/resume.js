@@ -5,6 +5,8 @@
 // Picking the same file again after a reload, a closed tab or a dropped connection sends
 // only the batches the server lacks.
 
+import { onStore } from "./idb.js";
+
 const DB_NAME = "loadbay";
 const STORE = "uploads";
 const MIB = 1024 * 1024;
@@ -53,33 +55,12 @@ export async function fingerprint(file) {
 export const sameFile = (a, b) => a.size === b.size && a.lastModified === b.lastModified && a.sample === b.sample;
 
 /**
- * One request on the store, as a promise.
  * @template T
  * @param {"readonly" | "readwrite"} mode
  * @param {(store: IDBObjectStore) => IDBRequest<T>} work
  * @param {IDBFactory} [factory]
- * @returns {Promise<T>}
  */
-function onStore(mode, work, factory = indexedDB) {
-  return new Promise((resolve, reject) => {
-    const opening = factory.open(DB_NAME, 1);
-    opening.onupgradeneeded = () => opening.result.createObjectStore(STORE, { keyPath: "key" });
-    opening.onerror = () => reject(opening.error);
-    opening.onsuccess = () => {
-      const db = opening.result;
-      const tx = db.transaction(STORE, mode);
-      const request = work(tx.objectStore(STORE));
-      tx.oncomplete = () => {
-        db.close();
-        resolve(request.result);
-      };
-      tx.onerror = () => {
-        db.close();
-        reject(tx.error);
-      };
-    };
-  });
-}
+const onUploads = (mode, work, factory) => onStore(`${DB_NAME}/${STORE}`, mode, work, factory);
 
 /**
  * The interrupted upload kept for this importer, if any.
@@ -87,13 +68,13 @@ function onStore(mode, work, factory = indexedDB) {
  * @param {IDBFactory} [factory]
  * @returns {Promise<SavedUpload | undefined>}
  */
-export const findUpload = (key, factory) => onStore("readonly", (s) => s.get(key), factory);
+export const findUpload = (key, factory) => onUploads("readonly", (s) => s.get(key), factory);
 
 /** @param {SavedUpload} saved @param {IDBFactory} [factory] */
-export const saveUpload = (saved, factory) => onStore("readwrite", (s) => s.put(saved), factory);
+export const saveUpload = (saved, factory) => onUploads("readwrite", (s) => s.put(saved), factory);
 
 /** @param {string} key @param {IDBFactory} [factory] */
-export const forgetUpload = (key, factory) => onStore("readwrite", (s) => s.delete(key), factory);
+export const forgetUpload = (key, factory) => onUploads("readwrite", (s) => s.delete(key), factory);
 
 /**
  * Where the kept uploads live: what find, save and forget do.
@@ -121,7 +102,7 @@ export function keeper(relay, factory) {
   let usable = null;
   // Whether IndexedDB answers at all, asked once: a refused open is not a missing record.
   const local = () => {
-    usable ??= onStore("readonly", (s) => s.count(), factory ?? globalThis.indexedDB).then(
+    usable ??= onUploads("readonly", (s) => s.count(), factory ?? globalThis.indexedDB).then(
       () => true,
       () => false,
     );

@@ -25,6 +25,7 @@
  * @property {string} pyodide
  * @property {string} lock
  * @property {string[]} packages
+ * @property {string} build the asset build id
  * @property {string} [accept]
  * @property {{maxRows: number} | null} [hostPage] the template's host-page destination, if any
  * @property {boolean} [identityRequired] imports need a signed end-user identity

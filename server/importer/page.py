@@ -81,6 +81,8 @@ def importer_page(manifest: AssetManifest, config: ImporterConfig) -> str:
         "lock": manifest.url("wheels/pyodide-lock.json"),
         # Loaded at boot; the worker loads pipeline.bridge.ON_DEMAND ones when a file needs them.
         "packages": [p for p in manifest.packages if p not in ON_DEMAND],
+        # The engine's memory snapshot is kept per build (browser/src/snapshot.js).
+        "build": manifest.build_id,
     }
     # Every module the entry imports is preloaded with its SRI hash: the browser takes an
     # import from the preloaded module map, so a module that fails its hash fails the page.

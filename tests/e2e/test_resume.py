@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Response, expect
 from standardwebhooks.webhooks import Webhook
 
-from bench.chromium import CHROMIUM, CHROMIUM_FLAGS
+from bench.chromium import regular_window
 from tests.e2e.conftest import Demo
 from tests.e2e.test_demo_flow import _contacts, _write_csv
 
@@ -28,21 +28,9 @@ def test_a_page_closed_mid_upload_resumes_and_every_row_arrives_once(
     expected = _contacts(ROWS, seed=16)
     csv_path = tmp_path / "contacts-200k.csv"
     _write_csv(csv_path, expected)
-    # A regular window of a browser that allows third-party storage (Chrome's default). With
-    # third-party cookies blocked (Playwright's contexts, incognito windows, this Chromium's
-    # own default) the embedded importer is denied IndexedDB, keeps nothing, and an
-    # interrupted upload starts again (README, "The upload protocol").
-    profile = tmp_path / "profile"
-    (profile / "Default").mkdir(parents=True)
-    (profile / "Default" / "Preferences").write_text(
-        json.dumps({"profile": {"cookie_controls_mode": 0, "block_third_party_cookies": False}})
-    )
-    context = playwright.chromium.launch_persistent_context(
-        profile,
-        executable_path=CHROMIUM,
-        args=CHROMIUM_FLAGS,
-        ignore_https_errors=True,
-    )
+    # The embedded importer keeps its record in its own IndexedDB, which a browser blocking
+    # third-party storage denies it (README, "The upload protocol"): a regular window.
+    context = regular_window(playwright, tmp_path / "profile")
     second = _close_mid_upload_and_resume(context, demo, csv_path, expected)
 
     # Done: nothing is left to resume.
