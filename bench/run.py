@@ -172,6 +172,7 @@ class RssSampler:
     peak: dict[int, int] = field(default_factory=dict)
     first: dict[int, int] = field(default_factory=dict)
     peak_sum: int = 0
+    trace: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -180,6 +181,7 @@ class RssSampler:
         self._thread.start()
 
     def _loop(self) -> None:
+        started = time.monotonic()
         while not self._stop.is_set():
             total = 0
             for proc in _renderers():
@@ -189,6 +191,7 @@ class RssSampler:
                     continue
                 total += rss
                 self.first.setdefault(proc.pid, rss)
+                self.trace.setdefault(proc.pid, []).append((time.monotonic() - started, rss))
                 if rss > self.peak.get(proc.pid, 0):
                     self.peak[proc.pid] = rss
             self.peak_sum = max(self.peak_sum, total)
@@ -210,6 +213,12 @@ class RssSampler:
             "rss_peak_sampled_bytes": self.peak[pid],
             "rss_vmhwm_bytes": hwm,
             "rss_peak_all_renderers_bytes": self.peak_sum,
+            # the tab's RSS over the run, every 0.25 s: [seconds since the File was handed
+            # over, MB], to see which step holds the peak
+            "rss_trace": [
+                [round(t, 2), round(rss / 1e6)]
+                for t, rss in self.trace[pid][:: int(0.25 / SAMPLE_EVERY_S)]
+            ],
         }
 
 

@@ -287,20 +287,19 @@ def read_part_at(path: str, head_json: str, start: int, end: int, last: bool) ->
     return _answer(work)
 
 
-def part_cells() -> bytes:
-    """The cells of the part read here, as an Arrow IPC stream (for the primary engine)."""
+def send_part(put: Callable[[Any], object]) -> bytes:
+    """The part read here for the primary engine: its cells as an Arrow IPC stream in
+    pieces handed to `put` (the worker copies each out: the stream is never held whole
+    here); returns its blank rows and row errors (`chunking.part_meta`)."""
     assert _part is not None  # noqa: S101 - read_part_at came first
-    return chunking.part_cells(_part.table)
+    chunking.write_cells(_part.table, put)
+    return chunking.part_meta(_part)
 
 
-def part_meta() -> bytes:
-    assert _part is not None  # noqa: S101 - read_part_at came first
-    return chunking.to_wire(chunking.part_meta(_part))
-
-
-def add_part(cells: Any, meta: Any) -> None:
-    """Another engine's part (`part_cells`, `part_meta`), in the order of the file."""
-    _received.append(chunking.part_from_wire(_bytes(cells), _bytes(meta)))
+def add_part(read: Callable[[int], Any], meta: Any) -> None:
+    """Another engine's part (`send_part`), in the order of the file: `read(n)` gives the
+    next bytes of its cells' stream, at most n (empty at the end), piece by piece."""
+    _received.append(chunking.part_from_wire(lambda n: _bytes(read(n)), _bytes(meta)))
 
 
 def _bytes(data: Any) -> bytes:
@@ -350,7 +349,9 @@ def validate_part_at(template_json: str, mapping_json: str, first_row: int, rows
     mapping = {k: int(v) for k, v in json.loads(mapping_json).items()}
     names = [f.name for f in template.fields if f.name in mapping]
     table = part.table.slice(0, rows).select([str(mapping[n]) for n in names])
-    return chunking.to_wire(chunking.part_errors(table.rename_columns(names), template, first_row))
+    return chunking.errors_to_wire(
+        chunking.part_errors(table.rename_columns(names), template, first_row)
+    )
 
 
 def validate_own(mapping_json: str) -> str:
@@ -383,7 +384,7 @@ def finish_parts(errors: Any) -> str:
         spanning = [e for e in _own_errors if cross_row(e)]
         cells = [e for e in _own_errors if not cross_row(e)]
         for data in errors:
-            cells.extend(chunking.from_wire(_bytes(data)))
+            cells.extend(chunking.errors_from_wire(_bytes(data)))
         _own_errors = None
         found = chunking.merged_errors(session.template, cells, spanning)
         return session.start_review(found=found).summary().to_dict()

@@ -34,7 +34,7 @@ from typing import Any
 import arro3.core as ac
 import arro3.io as aio
 
-from pipeline.cell_errors import CellError
+from pipeline.cell_errors import CellError, new_error
 from pipeline.delimited import Head, Part, read_delimited, read_head, read_part, sheet_of
 from pipeline.errors import ReadError
 from pipeline.protocol import FileKind
@@ -262,15 +262,48 @@ def start_review_in_parts(session: ImportSession, starts: Sequence[int]) -> Revi
 # --- between engines ----------------------------------------------------------------------------
 #
 # The engines are workers of one page running this same code: a part's cells travel as an
-# Arrow IPC stream (uncompressed: the bytes are handed over, not sent anywhere), its blank
-# rows and errors pickled (errors sharing one message's params stay shared).
+# Arrow IPC stream (uncompressed: the bytes are handed over, not sent anywhere) in pieces,
+# so that neither engine ever holds the whole stream in its memory (a wasm engine's memory
+# never shrinks): the sender's worker copies each piece out as it is written, the receiver
+# decodes piece by piece. Blank rows and errors are pickled as plain tuples (errors sharing
+# one message's params stay shared; a NamedTuple pickles several times slower).
+
+PIECE_BYTES = 1 * MIB
+"""Writes to the sending worker are gathered into pieces of at least this (a batch's cells
+are one piece)."""
 
 
-class _Pickler(pickle.Pickler):
-    def reducer_override(self, obj: object) -> Any:
-        if isinstance(obj, MappingProxyType):  # CellError's empty params
-            return dict, (dict(obj),)
-        return NotImplemented
+class _Pieces(io.RawIOBase):
+    """A stream writing each piece to `put` (the worker copies it out of the engine)."""
+
+    def __init__(self, put: Callable[[memoryview], object]) -> None:
+        self._put = put
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._put(view)
+        return view.nbytes
+
+
+class _Received(io.RawIOBase):
+    """A stream of the pieces `read(n)` gives (at most n bytes each; empty at the end)."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._read(size if size >= 0 else 1 << 30)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def to_wire(value: object) -> bytes:
@@ -283,18 +316,43 @@ def from_wire(data: bytes) -> Any:
     return pickle.loads(data)  # noqa: S301 - bytes from another engine of the same page
 
 
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: object) -> Any:
+        if isinstance(obj, MappingProxyType):  # CellError's empty params
+            return dict, (dict(obj),)
+        return NotImplemented
+
+
+def errors_to_wire(errors: Iterable[CellError]) -> bytes:
+    return to_wire([tuple(e) for e in errors])
+
+
+def errors_from_wire(data: bytes) -> list[CellError]:
+    return list(map(new_error, from_wire(data)))
+
+
+def write_cells(table: ac.Table, put: Callable[[memoryview], object]) -> None:
+    """A part's cells as an Arrow IPC stream, in pieces handed to `put` as they are written
+    (each valid only during the call: copy it)."""
+    with io.BufferedWriter(_Pieces(put), PIECE_BYTES) as sink:
+        aio.write_ipc_stream(table, sink, compression=None)
+
+
 def part_cells(table: ac.Table) -> bytes:
-    sink = io.BytesIO()
-    aio.write_ipc_stream(table, sink, compression=None)
-    return sink.getvalue()
+    """A part's cells as one Arrow IPC stream (`write_cells` joined)."""
+    pieces: list[bytes] = []
+    write_cells(table, lambda piece: pieces.append(bytes(piece)))
+    return b"".join(pieces)
 
 
-def part_from_wire(cells: bytes, meta: bytes) -> Part:
-    """A part another engine read: its cells (`part_cells`) and `to_wire(part_meta(part))`."""
-    table = aio.read_ipc_stream(cells).read_all()
+def part_from_wire(cells: bytes | Callable[[int], bytes], meta: bytes) -> Part:
+    """A part another engine read: its cells (`part_cells`, or `read(n)` giving the stream's
+    next bytes, at most n, piece by piece) and `part_meta(part)`."""
+    stream = _Received(cells) if callable(cells) else cells
+    table = aio.read_ipc_stream(stream).read_all()
     blank_rows, row_errors, verified, slow = from_wire(meta)
-    return Part(table, tuple(blank_rows), tuple(row_errors), verified, slow)
+    return Part(table, tuple(blank_rows), tuple(errors_from_wire(row_errors)), verified, slow)
 
 
-def part_meta(part: Part) -> tuple[object, ...]:
-    return (part.blank_rows, part.row_errors, part.verified, part.slow)
+def part_meta(part: Part) -> bytes:
+    return to_wire((part.blank_rows, errors_to_wire(part.row_errors), part.verified, part.slow))

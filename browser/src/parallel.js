@@ -184,13 +184,15 @@ export class ParallelEngine {
     this.timings.parts_ms = clock();
     this.timings.part_read_ms = Math.max(0, ...parts.map((p) => p.read_ms || 0));
     this.timings.part_encode_ms = Math.max(0, ...parts.map((p) => p.encode_ms || 0));
+    this.timings.helper_wasm_bytes = Math.max(0, ...parts.map((p) => p.wasm_bytes || 0));
+    /** @type {{cells: Uint8Array[], meta: Uint8Array}[]} */
     const cells = parts.map((p) => ({ cells: p.cells, meta: p.meta }));
-    const transfer = cells.flatMap((p) => [p.cells.buffer, p.meta.buffer]);
+    const transfer = cells.flatMap((p) => [...p.cells.map((c) => c.buffer), p.meta.buffer]);
     const request = { ...payload, plan: JSON.stringify(plan), parts: cells };
     const joined = await this.primary.ask("join", request, onProgress, transfer);
     this.timings.join_ms = clock();
     const steps = joined.steps || {};
-    Object.assign(this.timings, { join_decode_ms: steps.decode_ms, join_read_ms: steps.join_ms });
+    Object.assign(this.timings, { join_decode_ms: steps.decode_ms, join_read_ms: steps.join_ms, joined_wasm_bytes: steps.wasm_bytes });
     if (joined.starts.length === bounds.length - 1) {
       this.held = {
         helpers: used,

@@ -78,7 +78,18 @@ def test_two_engines_answer_as_one(
     theirs = value(helper.read_part_at(str(path), head, cut, len(raw), True))
     assert mine["verified"] and theirs["verified"]
     assert theirs["slow"] and not mine["slow"]  # only the ragged part took the Python reader
-    primary.add_part(helper.part_cells(), helper.part_meta())
+    pieces: list[bytes] = []
+    meta = helper.send_part(lambda piece: pieces.append(bytes(piece)))
+    stream = b"".join(pieces)
+    at = 0
+
+    def read(n: int) -> bytes:  # as the worker gives them: at most n bytes, each piece apart
+        nonlocal at
+        piece = stream[at : at + min(n, 7)]
+        at += len(piece)
+        return piece
+
+    primary.add_part(read, meta)
     opened = value(primary.open_parts(str(path), "people.csv", TEMPLATE, "{}", json.dumps(plan)))
     assert opened["described"] == described
     starts = opened["starts"]

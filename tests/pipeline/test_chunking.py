@@ -6,20 +6,27 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import arro3.core as ac
 import pytest
 
+from pipeline import chunking
 from pipeline.cell_errors import CellError
 from pipeline.chunking import (
     ReadWhole,
     cuts,
+    errors_from_wire,
+    errors_to_wire,
     merged_errors,
     part_errors,
+    part_from_wire,
+    part_meta,
     read_in_parts,
     read_ranges,
     renumbered,
     validate_in_parts,
+    write_cells,
 )
-from pipeline.delimited import Head, read_head, read_part
+from pipeline.delimited import Head, Part, read_head, read_part
 from pipeline.errors import ReadError
 from pipeline.readers import read_file
 from pipeline.sheet import ReadOptions, Sheet
@@ -228,3 +235,33 @@ def test_validation_in_parts_equals_validation_of_the_whole(tmp_path: Path) -> N
     # a part alone checks no rule across rows
     assert not [e for e in part_errors(table, template, 2) if e.code == "primary-key"]
     assert merged_errors(template, [], []) == []
+
+
+def test_a_part_travels_in_pieces_and_comes_back_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sender never holds the whole stream (each batch is its own piece), the receiver
+    reads it as a worker gives it (a few bytes at a time), and its errors keep their type."""
+    monkeypatch.setattr(chunking, "PIECE_BYTES", 1024)
+    column = ac.Array([f"value {i}" for i in range(30_000)], ac.DataType.string())
+    whole = ac.Table.from_arrays([column], names=["0"])
+    table = ac.Table.from_batches(
+        [b for k in range(3) for b in whole.slice(k * 10_000, 10_000).to_batches()]
+    )
+    pieces: list[bytes] = []
+    write_cells(table, lambda piece: pieces.append(bytes(piece)))
+    stream = b"".join(pieces)
+    assert len(pieces) >= 3 and max(map(len, pieces)) < len(stream) / 2
+    at = 0
+
+    def read(n: int) -> bytes:
+        nonlocal at
+        piece = stream[at : at + min(n, 4096)]
+        at += len(piece)
+        return piece
+
+    error = CellError(7, None, "extra-cell", "extra-cell", None, {"row": 7})
+    part = Part(table, (3,), (error,), True, False)
+    back = part_from_wire(read, part_meta(part))
+    assert back.table.column("0").to_pylist() == column.to_pylist()
+    assert back.blank_rows == (3,) and back.row_errors == (error,)
+    assert isinstance(back.row_errors[0], CellError)
+    assert errors_from_wire(errors_to_wire([error, error])) == [error, error]
