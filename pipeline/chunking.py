@@ -29,7 +29,7 @@ import pickle
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import IO, Any, cast
 
 import arro3.core as ac
 import arro3.io as aio
@@ -348,7 +348,7 @@ def part_cells(table: ac.Table) -> bytes:
 def part_from_wire(cells: bytes | Callable[[int], bytes], meta: bytes) -> Part:
     """A part another engine read: its cells (`part_cells`, or `read(n)` giving the stream's
     next bytes, at most n, piece by piece) and `part_meta(part)`."""
-    stream = _Received(cells) if callable(cells) else cells
+    stream = cast(IO[bytes], _Received(cells)) if callable(cells) else cells
     table = aio.read_ipc_stream(stream).read_all()
     blank_rows, row_errors, verified, slow = from_wire(meta)
     return Part(table, tuple(blank_rows), tuple(errors_from_wire(row_errors)), verified, slow)
