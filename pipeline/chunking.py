@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import IO, Any, cast
 
+import arro3.compute as acc
 import arro3.core as ac
 import arro3.io as aio
 
@@ -338,20 +339,35 @@ def write_cells(table: ac.Table, put: Callable[[memoryview], object]) -> None:
         aio.write_ipc_stream(table, sink, compression=None)
 
 
-def part_cells(table: ac.Table) -> bytes:
-    """A part's cells as one Arrow IPC stream (`write_cells` joined)."""
-    pieces: list[bytes] = []
-    write_cells(table, lambda piece: pieces.append(bytes(piece)))
-    return b"".join(pieces)
+def cells_from(read: Callable[[int], bytes]) -> ac.Table:
+    """A part's cells from `read(n)`, which gives the next bytes of its `write_cells` stream
+    (at most n; empty at the end), piece by piece."""
+    return aio.read_ipc_stream(cast(IO[bytes], _Received(read))).read_all()
 
 
-def part_from_wire(cells: bytes | Callable[[int], bytes], meta: bytes) -> Part:
-    """A part another engine read: its cells (`part_cells`, or `read(n)` giving the stream's
-    next bytes, at most n, piece by piece) and `part_meta(part)`."""
-    stream = cast(IO[bytes], _Received(cells)) if callable(cells) else cells
-    table = aio.read_ipc_stream(stream).read_all()
+def awaited_part(rows: int, meta: bytes, width: int) -> Part:
+    """A part another engine read (`part_meta(part)`) whose cells it holds yet: its rows as
+    null cells (one column for all: a few bytes a row), until the cells come (`with_part`)."""
+    zeros = ac.Array.from_buffer(memoryview(bytearray(4 * rows)).cast("i"))
+    nulls = acc.take(ac.Array([None], ac.DataType.string()), zeros)
+    table = ac.Table.from_arrays([nulls] * width, schema=string_schema(width))
     blank_rows, row_errors, verified, slow = from_wire(meta)
     return Part(table, tuple(blank_rows), tuple(errors_from_wire(row_errors)), verified, slow)
+
+
+def with_part(table: ac.Table, starts: Sequence[int], part: int, cells: ac.Table) -> ac.Table:
+    """`table` (the joined parts, `starts` their first rows) with part `part`'s rows taken
+    from `cells` (the part as read: the joined table may end before it does)."""
+    start = starts[part]
+    end = starts[part + 1] if part + 1 < len(starts) else table.num_rows
+    end = min(end, table.num_rows)
+    pieces = [
+        table.slice(0, start),
+        cells.slice(0, end - start),
+        table.slice(end, table.num_rows - end),
+    ]
+    batches = [batch for piece in pieces for batch in piece.to_batches() if batch.num_rows]
+    return ac.Table.from_batches(batches, schema=table.schema)
 
 
 def part_meta(part: Part) -> bytes:

@@ -13,17 +13,19 @@ from pipeline import chunking
 from pipeline.cell_errors import CellError
 from pipeline.chunking import (
     ReadWhole,
+    awaited_part,
+    cells_from,
     cuts,
     errors_from_wire,
     errors_to_wire,
     merged_errors,
     part_errors,
-    part_from_wire,
     part_meta,
     read_in_parts,
     read_ranges,
     renumbered,
     validate_in_parts,
+    with_part,
     write_cells,
 )
 from pipeline.delimited import Head, Part, read_head, read_part
@@ -239,7 +241,8 @@ def test_validation_in_parts_equals_validation_of_the_whole(tmp_path: Path) -> N
 
 def test_a_part_travels_in_pieces_and_comes_back_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sender never holds the whole stream (each batch is its own piece), the receiver
-    reads it as a worker gives it (a few bytes at a time), and its errors keep their type."""
+    reads it as a worker gives it (a few bytes at a time) in place of the null cells that
+    stood for it; its errors keep their type."""
     monkeypatch.setattr(chunking, "PIECE_BYTES", 1024)
     column = ac.Array([f"value {i}" for i in range(30_000)], ac.DataType.string())
     whole = ac.Table.from_arrays([column], names=["0"])
@@ -259,9 +262,12 @@ def test_a_part_travels_in_pieces_and_comes_back_whole(monkeypatch: pytest.Monke
         return piece
 
     error = CellError(7, None, "extra-cell", "extra-cell", None, {"row": 7})
-    part = Part(table, (3,), (error,), True, False)
-    back = part_from_wire(read, part_meta(part))
-    assert back.table.column("0").to_pylist() == column.to_pylist()
-    assert back.blank_rows == (3,) and back.row_errors == (error,)
-    assert isinstance(back.row_errors[0], CellError)
+    awaited = awaited_part(30_000, part_meta(Part(table, (3,), (error,), True, False)), 1)
+    assert awaited.table.num_rows == 30_000 and awaited.table.column(0).null_count == 30_000
+    assert awaited.blank_rows == (3,) and awaited.row_errors == (error,)
+    assert isinstance(awaited.row_errors[0], CellError)
+    head = ac.Table.from_arrays([ac.Array(["a", "b"], ac.DataType.string())], names=["0"])
+    joined = ac.Table.from_batches([*head.to_batches(), *awaited.table.to_batches()])
+    filled = with_part(joined, [0, 2], 1, cells_from(read))
+    assert filled.column("0").to_pylist() == ["a", "b", *column.to_pylist()]
     assert errors_from_wire(errors_to_wire([error, error])) == [error, error]
