@@ -51,6 +51,8 @@ TARGET_XLSX_MS = 20000  # the big xlsx (1M rows)
 TARGET_XLSX_SMALL_MS = 4000  # the 200k-row xlsx
 TARGET_XLSX_SPEEDUP = 1.8  # against SheetJS, same file, same rules
 TARGET_XLSX_WASM_BYTES = 2 * 1024**3
+TARGET_EDIT_MS = 50  # one-cell edit on the 1M-row file, with every engine count
+EDIT_FIELD = "age"  # an integer field of the bench template: the edits' cells
 FLOOR_SETTLE_S = 2.0
 
 
@@ -170,6 +172,7 @@ class RssSampler:
     peak: dict[int, int] = field(default_factory=dict)
     first: dict[int, int] = field(default_factory=dict)
     peak_sum: int = 0
+    trace: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -178,6 +181,7 @@ class RssSampler:
         self._thread.start()
 
     def _loop(self) -> None:
+        started = time.monotonic()
         while not self._stop.is_set():
             total = 0
             for proc in _renderers():
@@ -187,6 +191,7 @@ class RssSampler:
                     continue
                 total += rss
                 self.first.setdefault(proc.pid, rss)
+                self.trace.setdefault(proc.pid, []).append((time.monotonic() - started, rss))
                 if rss > self.peak.get(proc.pid, 0):
                     self.peak[proc.pid] = rss
             self.peak_sum = max(self.peak_sum, total)
@@ -208,6 +213,12 @@ class RssSampler:
             "rss_peak_sampled_bytes": self.peak[pid],
             "rss_vmhwm_bytes": hwm,
             "rss_peak_all_renderers_bytes": self.peak_sum,
+            # the tab's RSS over the run, every 0.25 s: [seconds since the File was handed
+            # over, MB], to see which step holds the peak
+            "rss_trace": [
+                [round(t, 2), round(rss / 1e6)]
+                for t, rss in self.trace[pid][:: int(0.25 / SAMPLE_EVERY_S)]
+            ],
         }
 
 
@@ -292,11 +303,13 @@ def _one_run(
     engine: str,
     workers: int = 1,
     last: bool = False,
+    edit: str = "",
 ) -> dict[str, Any]:
     """A fresh context (fresh renderer), the file picked through the page's input, one run.
 
     loadbay: `workers` engines (browser/src/parallel.js), booted before the file is picked
-    (as the importer boots them while the user picks one); `last`: the grid's last row too."""
+    (as the importer boots them while the user picks one); `last`: the grid's last row too;
+    `edit`: one-cell edits of this field timed after the review is built (`edit_ms`)."""
     before = {p.pid for p in _renderers()}
     context = browser.new_context()
     console: list[str] = []
@@ -315,14 +328,14 @@ def _one_run(
         sampler.start()
         call = {"loadbay": "runLoadbay", "papaparse": "runPapa", "sheetjs": "runSheetjs"}[engine]
         page.evaluate(
-            """([call, template, last]) => {
+            """([call, template, last, edit]) => {
                 window.benchJob = { done: false };
-                window.bench[call](template, last).then(
+                window.bench[call](template, last, edit).then(
                     (value) => Object.assign(window.benchJob, { done: true, value }),
                     (error) => Object.assign(window.benchJob, { done: true, error: String(error) }),
                 );
             }""",
-            [call, template_json, last],
+            [call, template_json, last, edit],
         )
         deadline = time.monotonic() + RUN_TIMEOUT_S
         job: dict[str, Any] = {}
@@ -476,6 +489,8 @@ LOADBAY_KEYS = (
     "wasm_bytes",
     "js_heap_page_peak_bytes",
     "js_heap_worker_peak_bytes",
+    "edit_ms",
+    "edit_shown_ms",
 )
 PAPA_KEYS = (
     "total_ms",
@@ -554,7 +569,9 @@ def run_bench(
             for i in range(runs):  # interleaved, so drift hits every engine alike
                 for n, name in [*((n, f"loadbay x{n}") for n in workers), (0, "papaparse")]:
                     engine = "loadbay" if n else "papaparse"
-                    result = _one_run(browser, base, data.csv, template_json, engine, n or 1)
+                    result = _one_run(
+                        browser, base, data.csv, template_json, engine, n or 1, edit=EDIT_FIELD
+                    )
                     (by_workers[n] if n else papa_runs).append(result)
                     progress(
                         f"csv run {i + 1}/{runs} {name}: {result['total_ms']:.0f} ms, "
@@ -623,6 +640,9 @@ def run_bench(
         "checks": {
             "expected_invalid_cells": expected,
             "invalid_cells_agree": agree,
+            "edits_checked": all(
+                r["edits"]["checked"] for done in by_workers.values() for r in done
+            ),
             "xlsx_invalid_cells_as_expected": (
                 xlsx.get("invalid_cells") == xlsx.get("expected_invalid_cells")
                 if not xlsx.get("skipped")
@@ -633,6 +653,10 @@ def run_bench(
             "csv_parse_validate_le_4s": loadbay["total_ms"] <= TARGET_CSV_MS,
             "faster_2x": ratio_speed is not None and ratio_speed >= TARGET_SPEEDUP,
             "mem_over_idle_le_2_5x": over_idle is not None and over_idle <= 2.5,
+            "edit_lt_50ms": all(
+                s["edit_ms"] is not None and s["edit_ms"] < TARGET_EDIT_MS
+                for s in summaries.values()
+            ),
             "mem_le_3x": ratio_mem is not None and ratio_mem <= TARGET_MEM_RATIO,
             "xlsx_le_20s": bool(not xlsx.get("skipped") and xlsx["total_ms"] <= TARGET_XLSX_MS),
         },
@@ -650,6 +674,10 @@ def run_bench(
             "(loadbay: Pyodide booted and idle)",
             "ratio_speed": "papaparse.total_ms / loadbay.total_ms (medians)",
             "ratio_mem": "loadbay.peak_mem_bytes / CSV bytes",
+            "edit_ms": "loadbay: one cell of the loaded file edited through the grid's path "
+            "(the 'edit' call answering with the re-checked summary), median of the edits "
+            "of a run (spread over the file: every engine's part), then median over runs; "
+            "edit_shown_ms: until the grid's window holding the cell is back too",
             "floor": "RSS of a fresh tab: the bench page alone (0 engines), with one or two "
             "Pyodide engines booted and idle, and the peak while one engine reads the CSV "
             "through WORKERFS without parsing it; ratios are to the CSV's bytes",
@@ -963,6 +991,9 @@ def _headline(result: dict[str, Any]) -> dict[str, Any]:
             n: rng(s, "total_ms") for n, s in result["loadbay_by_workers"].items()
         },
         "workers": lb["workers"],
+        "edit_ms_by_workers": {
+            n: rng(s, "edit_ms") for n, s in result["loadbay_by_workers"].items()
+        },
         "idle_engines_floor_mb": _mb(lb["idle_engines_floor_bytes"]),
         "ratio_mem": result["ratio_mem"],
         "ratio_mem_over_idle": lb["ratio_mem_over_idle"],

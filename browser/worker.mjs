@@ -280,36 +280,99 @@ async function plan({ file, template, options, maxBytes, parts }) {
 
 /**
  * Read one byte range of the file; a helper engine (`file` given) mounts it first and sends
- * the part's cells back (their buffers handed over, not copied).
+ * back its rows, blank rows and row errors. Its cells stay here until it has validated
+ * them (`validate_part`).
  * @param {{file?: File, template: Record<string, unknown>, name: string, head: string, start: number, end: number, last: boolean}} request
- * @returns {Promise<{rows: number, verified: boolean, slow: boolean, cells?: Uint8Array, meta?: Uint8Array}>}
+ * @returns {Promise<{rows: number, verified: boolean, slow: boolean, meta?: Uint8Array}>}
  */
 async function readPart({ file, template, name, head, start, end, last }) {
   const path = file ? await mount(file, template) : `/uploads/${name}`;
   const t0 = performance.now();
   const read = call("read_part_at", path, head, start, end, last);
-  const t1 = performance.now();
-  if (!file) return { ...read, read_ms: t1 - t0 };
-  const sent = { cells: bytes(bridge.part_cells()), meta: bytes(bridge.part_meta()) };
-  return { ...read, ...sent, read_ms: t1 - t0, encode_ms: performance.now() - t1 };
+  const read_ms = performance.now() - t0;
+  if (!file) return { ...read, read_ms };
+  return { ...read, meta: bytes(bridge.part_meta()), read_ms, wasm_bytes: wasmBytes() };
 }
 
 /**
- * The primary engine: its part and the helpers' joined into the open file.
- * @param {OpenRequest & {plan: string, parts: {cells: Uint8Array, meta: Uint8Array}[]}} request
+ * A helper engine: the errors of its part for the mapping, then its cells, as the pieces
+ * of an Arrow IPC stream, each copied out of the engine as it is written (the whole stream
+ * is never held in the engine's memory, which never shrinks); buffers handed over.
+ * @param {{template: Record<string, unknown>, mapping: string, firstRow: number, rows: number}} request
+ */
+function validatePart({ template, mapping, firstRow, rows }) {
+  const t0 = performance.now();
+  const errors = bytes(bridge.validate_part_at(JSON.stringify(template), mapping, firstRow, rows));
+  const t1 = performance.now();
+  const wasm_bytes = wasmBytes();
+  /** @type {Uint8Array[]} */
+  const cells = [];
+  bridge.send_cells((/** @type {any} */ piece) => cells.push(copied(piece)));
+  return { errors, cells, validate_ms: t1 - t0, encode_ms: performance.now() - t1, wasm_bytes };
+}
+
+/**
+ * A copy of the bytes a Python buffer holds (Pyodide ends the proxy after the call).
+ * @param {any} proxy
+ */
+function copied(proxy) {
+  const buffer = proxy.getBuffer("u8");
+  try {
+    return /** @type {Uint8Array} */ (buffer.data.slice());
+  } finally {
+    buffer.release();
+  }
+}
+
+/**
+ * `read(n)` over the pieces of a stream: at most n bytes of the piece at hand, empty at the
+ * end. A piece read to its end is let go at once (its buffer detached), not at the next
+ * garbage collection: the primary decodes a part while holding the file's other cells.
+ * @param {Uint8Array[]} pieces
+ */
+function reader(pieces) {
+  let k = 0;
+  let at = 0;
+  return (/** @type {number} */ n) => {
+    while (k < pieces.length && at >= pieces[k].length) {
+      // ArrayBuffer.prototype.transfer (ES2024) frees the bytes now
+      /** @type {any} */ (pieces[k].buffer).transfer?.(0);
+      k += 1;
+      at = 0;
+    }
+    if (k === pieces.length) return new Uint8Array(0);
+    const piece = pieces[k].subarray(at, at + n);
+    at += piece.length;
+    return piece;
+  };
+}
+
+/**
+ * The primary engine: its part and the helpers' joined into the open file (their cells
+ * come with their errors: `finish`).
+ * @param {OpenRequest & {plan: string, parts: {rows: number, meta: Uint8Array}[]}} request
  */
 async function join({ file, template, options, maxBytes, context, headerConfirmed, plan, parts }) {
   const t0 = performance.now();
-  for (const part of parts) bridge.add_part(part.cells, part.meta);
-  const t1 = performance.now();
+  for (const part of parts) bridge.add_part(part.rows, part.meta);
   const path = `/uploads/${file.name}`;
   const opts = JSON.stringify(openOptions(options || {}, maxBytes));
   /** @type {{described: Described, starts: number[], rows: number}} */
   const joined = call("open_parts", path, file.name, JSON.stringify(template), opts, plan);
-  const steps = { decode_ms: t1 - t0, join_ms: performance.now() - t1 };
+  const steps = { join_ms: performance.now() - t0, wasm_bytes: wasmBytes() };
   opened = joined.described;
   openedFile = file;
   return { ...joined, steps, described: headerConfirmed ? await propose(context) : opened };
+}
+
+/**
+ * The primary engine: the review from its errors and the helpers' errors and cells.
+ * @param {{errors: Uint8Array[], cells: Uint8Array[][]}} request
+ */
+function finish({ errors, cells }) {
+  const t0 = performance.now();
+  const summary = call("finish_parts", errors, cells.map(reader));
+  return { summary, finish_ms: performance.now() - t0, wasm_bytes: wasmBytes() };
 }
 
 /** The engine's wasm memory in bytes (it only grows), for the bench. */
@@ -460,15 +523,14 @@ scope.onmessage = async (event) => {
       else if (type === "part") value = await readPart(payload);
       else if (type === "join") value = await join(payload);
       else if (type === "call" && payload.name === "validate_own") value = call("validate_own", ...payload.args);
-      else if (type === "validate_part") {
-        const { template, mapping, firstRow, rows } = payload;
-        value = bytes(bridge.validate_part_at(JSON.stringify(template), mapping, firstRow, rows));
-      } else if (type === "finish") value = call("finish_parts", payload.errors);
+      else if (type === "validate_part") value = validatePart(payload);
+      else if (type === "finish") value = finish(payload);
       else if (type === "memory") value = { wasm_bytes: wasmBytes() };
       else throw new Error(`unknown message ${type}`);
     }
-    // A part's cells and errors go to the page with their buffers handed over.
-    const buffers = [value?.cells, value?.meta, value instanceof Uint8Array ? value : null];
+    // A part's cells, meta and errors go to the page with their buffers handed over.
+    const cells = Array.isArray(value?.cells) ? value.cells : [];
+    const buffers = [...cells, value?.meta, value?.errors];
     reply({ ok: true, value }, buffers.filter((b) => b instanceof Uint8Array).map((b) => b.buffer));
   } catch (error) {
     if (error instanceof UserError) {

@@ -6,11 +6,14 @@ is a bug and propagates (the worker shows a generic message and logs the detail)
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
 from collections.abc import Callable
 from typing import Any
+
+import arro3.core as ac
 
 from pipeline import chunking, messages
 from pipeline.batches import BATCH_ROWS
@@ -19,8 +22,7 @@ from pipeline.errors import MappingError, PipelineError
 from pipeline.protocol import Phase, SavedReview
 from pipeline.readers import ReadOptions, file_kind, read_file
 from pipeline.review import View
-from pipeline.review.recheck import cross_row
-from pipeline.session import ImportSession
+from pipeline.session import PREVIEW_ROWS, ImportSession
 from pipeline.template import parse_template
 from pipeline.validation import CellError
 
@@ -50,10 +52,19 @@ def _answer(work: Callable[[], Any]) -> str:
         return json.dumps({"ok": False, "error": OUT_OF_MEMORY})
 
 
-def _current() -> ImportSession:
+def _opened() -> ImportSession:
+    """The open file, perhaps without the cells other engines have yet to send."""
     if _session is None:
         raise PipelineError("No file is open. Pick a file first.")
     return _session
+
+
+def _current() -> ImportSession:
+    """The open file with every cell (those other engines were to send are read here)."""
+    session = _opened()
+    if _awaited:
+        _fill(session)
+    return session
 
 
 Progress = Callable[[str, int, int], None]
@@ -108,6 +119,7 @@ def open_file(
     def work() -> Any:
         global _session
         _session = None  # a failed open must not leave the previous file in place
+        _awaited.clear()
         options = _read_options(options_json, progress)
         template = parse_template(json.loads(template_json))
         _session = ImportSession.open(path, file_name, template, options)
@@ -122,6 +134,7 @@ def close_file() -> str:
     def work() -> Any:
         global _session
         _session = None
+        _awaited.clear()
         gc.collect()
         return None
 
@@ -132,7 +145,7 @@ def use_remembered(remembered_json: str) -> str:
     """Re-propose the mapping with what the server remembered for these headers."""
 
     def work() -> Any:
-        session = _current()
+        session = _opened()  # the headers and the first rows: no other part is needed
         session.use_remembered(json.loads(remembered_json))
         return session.describe().to_dict()
 
@@ -248,11 +261,20 @@ def set_language(language: str) -> str:
 
 
 # -- parallel engines (pipeline.chunking): the page routes, this engine reads its part -------
+#
+# A helper engine reads its part and sends only its row count, blank rows and row errors at
+# open; its cells stay with it until it has validated them (set_mapping), and travel then,
+# just before the helper is ended: the primary never holds the helper's cells while the
+# helper still holds them too. Until they come, the primary's table holds null cells in
+# their place (`_awaited`); anything that needs every cell before then (a helper lost, the
+# mapping validated by one engine) reads those ranges here first (`_current`).
 
 _part: Part | None = None  # the part of the file this engine read
-_received: list[Part] = []  # the other engines' parts (primary engine)
+_received: list[tuple[int, bytes]] = []  # the other engines' parts: rows, meta (primary)
 _starts: tuple[int, ...] = ()  # where each part's rows start in the open file's table
-_own_errors: list[CellError] | None = None  # this engine's part's errors and the cross-row ones
+_own_errors: list[CellError] | None = None  # this engine's part's errors (primary)
+_awaited: dict[int, tuple[int, int, bool]] = {}  # part -> its bytes, last: cells not here yet
+_source: tuple[str, Head] | None = None  # the open file's path and head, to read parts
 
 
 def plan_parts(path: str, file_name: str, options_json: str, parts: int) -> str:
@@ -262,6 +284,7 @@ def plan_parts(path: str, file_name: str, options_json: str, parts: int) -> str:
     def work() -> Any:
         global _part, _received, _session, _own_errors
         _session, _part, _received, _own_errors = None, None, [], None
+        _awaited.clear()
         options = _read_options(options_json)
         try:
             head = chunking.splittable(path, file_name, options, chunking.SPLIT_BYTES)
@@ -287,20 +310,25 @@ def read_part_at(path: str, head_json: str, start: int, end: int, last: bool) ->
     return _answer(work)
 
 
-def part_cells() -> bytes:
-    """The cells of the part read here, as an Arrow IPC stream (for the primary engine)."""
-    assert _part is not None  # noqa: S101 - read_part_at came first
-    return chunking.part_cells(_part.table)
-
-
 def part_meta() -> bytes:
+    """The blank rows and row errors of the part read here (`chunking.part_meta`)."""
     assert _part is not None  # noqa: S101 - read_part_at came first
-    return chunking.to_wire(chunking.part_meta(_part))
+    return chunking.part_meta(_part)
 
 
-def add_part(cells: Any, meta: Any) -> None:
-    """Another engine's part (`part_cells`, `part_meta`), in the order of the file."""
-    _received.append(chunking.part_from_wire(_bytes(cells), _bytes(meta)))
+def send_cells(put: Callable[[Any], object]) -> None:
+    """The cells of the part read here, for the primary engine, as an Arrow IPC stream in
+    pieces handed to `put` (the worker copies each out: the stream is never held whole
+    here); the part is let go."""
+    global _part
+    part, _part = _part, None
+    assert part is not None  # noqa: S101 - read_part_at came first
+    chunking.write_cells(part.table, put)
+
+
+def add_part(rows: int, meta: Any) -> None:
+    """Another engine's part (its rows and `part_meta`), in the order of the file."""
+    _received.append((int(rows), _bytes(meta)))
 
 
 def _bytes(data: Any) -> bytes:
@@ -315,78 +343,112 @@ def open_parts(
     plus where each part's rows start ("starts": null when the parts were not used)."""
 
     def work() -> Any:
-        global _session, _part, _received, _starts
+        global _session, _part, _received, _starts, _source
         plan = json.loads(plan_json)
         head = Head.from_dict(plan["head"])
         options = _read_options(options_json)
         template = parse_template(json.loads(template_json))
-        parts: list[Part | None] = [_part, *_received]
+        width = len(head.headers)
+        theirs = [chunking.awaited_part(rows, meta, width) for rows, meta in _received]
+        parts: list[Part | None] = [_part, *theirs]
         _part, _received, _starts = None, [], ()
+        _awaited.clear()
         try:
             joined = chunking.join(
                 head, plan["bounds"], parts, lambda a, b, last: read_part(path, head, a, b, last)
             )
             sheet = joined.sheet
-            # merged ranges: the other engines' parts no longer match; this one validates
-            _starts = joined.starts if joined.bounds == tuple(plan["bounds"]) else ()
+            if joined.bounds != tuple(plan["bounds"]):  # merged: the parts no longer match
+                raise chunking.ReadWhole("a cut fell inside quotes")
+            _starts = joined.starts
+            bounds = joined.bounds
+            last = len(bounds) - 2
+            _awaited.update({k: (bounds[k], bounds[k + 1], k == last) for k in range(1, last + 1)})
+            _source = (path, head)
         except chunking.ReadWhole:
             sheet = read_file(path, file_name, options)
         del parts
         _session = ImportSession(template, sheet, options.max_bytes)
+        if len(_starts) > 1 and _starts[1] < PREVIEW_ROWS:  # the preview needs their cells
+            _fill(_session)
         described = _session.describe().to_dict()
         return {"described": described, "starts": list(_starts), "rows": sheet.num_rows}
 
     return _answer(work)
 
 
+def _take(session: ImportSession, part: int, cells: ac.Table) -> None:
+    """The cells of an awaited part in place of its null cells."""
+    table = chunking.with_part(session.sheet.table, _starts, part, cells)
+    session.sheet = dataclasses.replace(session.sheet, table=table)
+    del _awaited[part]
+
+
+def _reading(read: Callable[[int], Any]) -> Callable[[int], bytes]:
+    return lambda n: _bytes(read(n))
+
+
+def _fill(session: ImportSession) -> None:
+    """Read here the parts whose cells another engine was to send."""
+    assert _source is not None  # noqa: S101 - set with _awaited
+    path, head = _source
+    for part, (start, end, last) in sorted(_awaited.items()):
+        _take(session, part, read_part(path, head, start, end, last).table)
+
+
 def validate_part_at(template_json: str, mapping_json: str, first_row: int, rows: int) -> bytes:
-    """The errors of the part read here by the rules of one cell, for the mapping; the part
-    is let go (its engine's memory returns when the page ends the worker)."""
-    global _part
-    part, _part = _part, None
-    if part is None:
+    """The errors of the part read here by the rules of one cell, for the mapping (its cells
+    are sent next: `send_cells`)."""
+    if _part is None:
         raise MappingError("No part of a file is held here.")
     template = parse_template(json.loads(template_json))
     mapping = {k: int(v) for k, v in json.loads(mapping_json).items()}
     names = [f.name for f in template.fields if f.name in mapping]
-    table = part.table.slice(0, rows).select([str(mapping[n]) for n in names])
-    return chunking.to_wire(chunking.part_errors(table.rename_columns(names), template, first_row))
+    table = _part.table.slice(0, rows).select([str(mapping[n]) for n in names])
+    return chunking.errors_to_wire(
+        chunking.part_errors(table.rename_columns(names), template, first_row)
+    )
 
 
 def validate_own(mapping_json: str) -> str:
-    """Apply the mapping; check this engine's part by one-cell rules, and the whole file's
-    unique values and keys, while the other engines check theirs (then finish_parts)."""
+    """Apply the mapping and check this engine's part by one-cell rules, while the other
+    engines check theirs (then finish_parts)."""
 
     def work() -> Any:
         global _own_errors
-        session = _current()
+        session = _opened()
         if len(_starts) < 2:
             raise MappingError("This file was not read in parts.")
         session.set_mapping({k: int(v) for k, v in json.loads(mapping_json).items()})
         table, first = session.mapped_table(), session.sheet.first_data_row
-        own = chunking.part_errors(table.slice(0, _starts[1]), session.template, first)
-        _own_errors = own + chunking.cross_row_errors(table, session.template, first)
+        _own_errors = chunking.part_errors(table.slice(0, _starts[1]), session.template, first)
         return None
 
     return _answer(work)
 
 
-def finish_parts(errors: Any) -> str:
+def finish_parts(errors: Any, cells: Any) -> str:
     """The review from this engine's errors and the other parts' (`validate_part_at`, in
-    order of the file), exactly as validating the whole file here: the review summary."""
+    order of the file) and their cells (`read(n)` over each one's `send_cells` stream), the
+    rules across rows checked over the whole file: exactly as validating the whole file
+    here. The review summary."""
 
     def work() -> Any:
         global _own_errors
-        session = _current()
+        session = _opened()
         if _own_errors is None:
             raise MappingError("validate_own comes first.")
-        spanning = [e for e in _own_errors if cross_row(e)]
-        cells = [e for e in _own_errors if not cross_row(e)]
-        for data in errors:
-            cells.extend(chunking.from_wire(_bytes(data)))
+        for part, read in enumerate(cells, start=1):
+            if part in _awaited:  # else read here already (for the preview)
+                _take(session, part, chunking.cells_from(_reading(read)))
+        found = list(_own_errors)
         _own_errors = None
-        found = chunking.merged_errors(session.template, cells, spanning)
-        return session.start_review(found=found).summary().to_dict()
+        for data in errors:
+            found.extend(chunking.errors_from_wire(_bytes(data)))
+        template, table = session.template, session.mapped_table()
+        spanning = chunking.cross_row_errors(table, template, session.sheet.first_data_row)
+        merged = chunking.merged_errors(template, found, spanning)
+        return session.start_review(found=merged).summary().to_dict()
 
     return _answer(work)
 

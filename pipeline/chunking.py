@@ -33,12 +33,13 @@ import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import IO, Any, cast
 
+import arro3.compute as acc
 import arro3.core as ac
 import arro3.io as aio
 
-from pipeline.cell_errors import CellError
+from pipeline.cell_errors import CellError, new_error
 from pipeline.delimited import (
     Head,
     Part,
@@ -343,15 +344,48 @@ def start_review_in_parts(session: ImportSession, starts: Sequence[int]) -> Revi
 # --- between engines ----------------------------------------------------------------------------
 #
 # The engines are workers of one page running this same code: a part's cells travel as an
-# Arrow IPC stream (uncompressed: the bytes are handed over, not sent anywhere), its blank
-# rows and errors pickled (errors sharing one message's params stay shared).
+# Arrow IPC stream (uncompressed: the bytes are handed over, not sent anywhere) in pieces,
+# so that neither engine ever holds the whole stream in its memory (a wasm engine's memory
+# never shrinks): the sender's worker copies each piece out as it is written, the receiver
+# decodes piece by piece. Blank rows and errors are pickled as plain tuples (errors sharing
+# one message's params stay shared; a NamedTuple pickles several times slower).
+
+PIECE_BYTES = 1 * MIB
+"""Writes to the sending worker are gathered into pieces of at least this (a batch's cells
+are one piece)."""
 
 
-class _Pickler(pickle.Pickler):
-    def reducer_override(self, obj: object) -> Any:
-        if isinstance(obj, MappingProxyType):  # CellError's empty params
-            return dict, (dict(obj),)
-        return NotImplemented
+class _Pieces(io.RawIOBase):
+    """A stream writing each piece to `put` (the worker copies it out of the engine)."""
+
+    def __init__(self, put: Callable[[memoryview], object]) -> None:
+        self._put = put
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._put(view)
+        return view.nbytes
+
+
+class _Received(io.RawIOBase):
+    """A stream of the pieces `read(n)` gives (at most n bytes each; empty at the end)."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._read(size if size >= 0 else 1 << 30)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def to_wire(value: object) -> bytes:
@@ -364,18 +398,58 @@ def from_wire(data: bytes) -> Any:
     return pickle.loads(data)  # noqa: S301 - bytes from another engine of the same page
 
 
-def part_cells(table: ac.Table) -> bytes:
-    sink = io.BytesIO()
-    aio.write_ipc_stream(table, sink, compression=None)
-    return sink.getvalue()
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: object) -> Any:
+        if isinstance(obj, MappingProxyType):  # CellError's empty params
+            return dict, (dict(obj),)
+        return NotImplemented
 
 
-def part_from_wire(cells: bytes, meta: bytes) -> Part:
-    """A part another engine read: its cells (`part_cells`) and `to_wire(part_meta(part))`."""
-    table = aio.read_ipc_stream(cells).read_all()
+def errors_to_wire(errors: Iterable[CellError]) -> bytes:
+    return to_wire([tuple(e) for e in errors])
+
+
+def errors_from_wire(data: bytes) -> list[CellError]:
+    return list(map(new_error, from_wire(data)))
+
+
+def write_cells(table: ac.Table, put: Callable[[memoryview], object]) -> None:
+    """A part's cells as an Arrow IPC stream, in pieces handed to `put` as they are written
+    (each valid only during the call: copy it)."""
+    with io.BufferedWriter(_Pieces(put), PIECE_BYTES) as sink:
+        aio.write_ipc_stream(table, sink, compression=None)
+
+
+def cells_from(read: Callable[[int], bytes]) -> ac.Table:
+    """A part's cells from `read(n)`, which gives the next bytes of its `write_cells` stream
+    (at most n; empty at the end), piece by piece."""
+    return aio.read_ipc_stream(cast(IO[bytes], _Received(read))).read_all()
+
+
+def awaited_part(rows: int, meta: bytes, width: int) -> Part:
+    """A part another engine read (`part_meta(part)`) whose cells it holds yet: its rows as
+    null cells (one column for all: a few bytes a row), until the cells come (`with_part`)."""
+    zeros = ac.Array.from_buffer(memoryview(bytearray(4 * rows)).cast("i"))
+    nulls = acc.take(ac.Array([None], ac.DataType.string()), zeros)
+    table = ac.Table.from_arrays([nulls] * width, schema=string_schema(width))
     blank_rows, row_errors, verified, slow = from_wire(meta)
-    return Part(table, tuple(blank_rows), tuple(row_errors), verified, slow)
+    return Part(table, tuple(blank_rows), tuple(errors_from_wire(row_errors)), verified, slow)
 
 
-def part_meta(part: Part) -> tuple[object, ...]:
-    return (part.blank_rows, part.row_errors, part.verified, part.slow)
+def with_part(table: ac.Table, starts: Sequence[int], part: int, cells: ac.Table) -> ac.Table:
+    """`table` (the joined parts, `starts` their first rows) with part `part`'s rows taken
+    from `cells` (the part as read: the joined table may end before it does)."""
+    start = starts[part]
+    end = starts[part + 1] if part + 1 < len(starts) else table.num_rows
+    end = min(end, table.num_rows)
+    pieces = [
+        table.slice(0, start),
+        cells.slice(0, end - start),
+        table.slice(end, table.num_rows - end),
+    ]
+    batches = [batch for piece in pieces for batch in piece.to_batches() if batch.num_rows]
+    return ac.Table.from_batches(batches, schema=table.schema)
+
+
+def part_meta(part: Part) -> bytes:
+    return to_wire((part.blank_rows, errors_to_wire(part.row_errors), part.verified, part.slow))

@@ -65,6 +65,40 @@ async function bootEngines(workers) {
   return { boot_ms: performance.now() - started };
 }
 
+/** One-cell edits timed per load: enough for a median that a busy machine does not swing. */
+const EDITS = 9;
+/** Rows the review grid fetches to draw its view after a change (browser/src/ui/grid.js). */
+const GRID_ROWS = 40;
+
+/**
+ * One-cell edits through the grid's path (the "edit" call, then the window the grid draws),
+ * spread over the file so every engine's part is touched; alternately a bad and a good
+ * value, each checked in the answer. Milliseconds: the summary back, and the cell shown.
+ * @param {ParallelEngine} engine
+ * @param {number} rows
+ * @param {string} field an integer field
+ */
+async function timeEdits(engine, rows, field) {
+  const answered = [];
+  const shown = [];
+  let checked = true;
+  for (let k = 0; k < EDITS; k++) {
+    const index = Math.min(rows - 1, Math.floor(((k + 0.5) / EDITS) * rows));
+    const bad = k % 2 === 0;
+    const t0 = performance.now();
+    const summary = await engine.call("edit", [index, field, JSON.stringify(bad ? "not a number" : "42")]);
+    const t1 = performance.now();
+    const window = await engine.call("window", [index, GRID_ROWS]);
+    const t2 = performance.now();
+    answered.push(t1 - t0);
+    shown.push(t2 - t0);
+    const row = window[0];
+    checked &&= summary.rows === rows && row.index === index && bad === Boolean(row.errors[field]);
+  }
+  const median = (/** @type {number[]} */ xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { edit_ms: median(answered), edit_shown_ms: median(shown), edits: { field, answered_ms: answered, shown_ms: shown, checked } };
+}
+
 window.bench = {
   bootEngines,
   async bootReader() {
@@ -77,9 +111,10 @@ window.bench = {
   },
   /**
    * Open the picked file, map it as proposed, validate: what the user waits for before the
-   * review grid shows. `last`: also fetch the grid's last row (the big case).
+   * review grid shows. `last`: also fetch the grid's last row (the big case); `edit`: then
+   * time one-cell edits of this field (timeEdits).
    */
-  async runLoadbay(template, last = false) {
+  async runLoadbay(template, last = false, edit = "") {
     const { engine, workers } = engines;
     const t0 = performance.now();
     const request = { file: picked(), template: JSON.parse(template), context: { publishableKey: "", templateId: "" }, options: {}, maxBytes: 4 * 1024 ** 3 };
@@ -91,6 +126,7 @@ window.bench = {
     const t2 = performance.now();
     const counts = await engine.call("error_counts", []);
     const memory = await engine.primary.ask("memory", {});
+    const edited = edit ? await timeEdits(engine, summary.rows, edit) : {};
     const value = {
       reader: "browser/src/parallel.js + browser/worker.mjs",
       workers,
@@ -104,6 +140,7 @@ window.bench = {
       ...counts,
       wasm_bytes: memory.wasm_bytes,
       steps: engine.lastOpen === "parts" ? engine.timings : null,
+      ...edited,
     };
     if (last) {
       const [row] = await engine.call("window", [summary.view_rows - 1, 1]);

@@ -1,10 +1,12 @@
 // Parallel engines: a large CSV read and validated by several workers, each its own Pyodide
 // engine (pipeline.chunking cuts, reads and joins; this module only routes). The primary
 // engine ends up holding the whole file and its review, exactly as if it had read it alone:
-// windows, edits, undo, upload stay on it. Helpers read a byte range each, hand their cells
-// to the primary (Arrow IPC, buffers transferred), check their rows by the rules of one cell
-// while the primary checks its own and the rules across rows, and are then replaced by a
-// fresh engine so their grown memory is returned.
+// windows, edits, undo, upload stay on it. Helpers read a byte range each (the primary gets
+// its rows and row problems at once), check their rows by the rules of one cell while the
+// primary checks its own, then hand their cells to the primary (Arrow IPC in pieces,
+// buffers transferred) and are ended at once, so their grown memory is returned before
+// the primary's grows; the primary checks the rules across rows over the whole file.
+// Fresh engines take their place.
 
 import { Engine } from "./worker.js";
 
@@ -183,14 +185,11 @@ export class ParallelEngine {
     ]);
     this.timings.parts_ms = clock();
     this.timings.part_read_ms = Math.max(0, ...parts.map((p) => p.read_ms || 0));
-    this.timings.part_encode_ms = Math.max(0, ...parts.map((p) => p.encode_ms || 0));
-    const cells = parts.map((p) => ({ cells: p.cells, meta: p.meta }));
-    const transfer = cells.flatMap((p) => [p.cells.buffer, p.meta.buffer]);
-    const request = { ...payload, plan: JSON.stringify(plan), parts: cells };
-    const joined = await this.primary.ask("join", request, onProgress, transfer);
+    this.timings.helper_wasm_bytes = Math.max(0, ...parts.map((p) => p.wasm_bytes || 0));
+    const request = { ...payload, plan: JSON.stringify(plan), parts: parts.map((p) => ({ rows: p.rows, meta: p.meta })) };
+    const joined = await this.primary.ask("join", request, onProgress, parts.map((p) => p.meta.buffer));
     this.timings.join_ms = clock();
-    const steps = joined.steps || {};
-    Object.assign(this.timings, { join_decode_ms: steps.decode_ms, join_read_ms: steps.join_ms });
+    this.timings.joined_wasm_bytes = joined.steps?.wasm_bytes;
     if (joined.starts.length === bounds.length - 1) {
       this.held = {
         helpers: used,
@@ -219,22 +218,34 @@ export class ParallelEngine {
     const { starts, rows, firstDataRow, template } = held;
     const clock = stopwatch();
     try {
-      const [, ...errors] = await Promise.all([
+      const [, ...answers] = await Promise.all([
         this.primary.call("validate_own", [mapping]),
         ...held.helpers.map((engine, k) =>
-          engine.ask("validate_part", {
-            template,
-            mapping,
-            firstRow: firstDataRow + starts[k + 1],
-            rows: (k + 2 < starts.length ? starts[k + 2] : rows) - starts[k + 1],
-          }),
+          engine
+            .ask("validate_part", {
+              template,
+              mapping,
+              firstRow: firstDataRow + starts[k + 1],
+              rows: (k + 2 < starts.length ? starts[k + 2] : rows) - starts[k + 1],
+            })
+            // its errors and cells are out: ended now, so its memory is back before the
+            // primary takes the cells in (its replacement boots once the review is built)
+            .then((answer) => (this.drop([engine]), answer)),
         ),
       ]);
       this.timings.validate_parts_ms = clock();
-      const buffers = errors.map((/** @type {Uint8Array} */ e) => e.buffer);
-      const summary = await this.primary.ask("finish", { errors }, undefined, buffers);
+      Object.assign(this.timings, {
+        part_validate_ms: Math.max(0, ...answers.map((a) => a.validate_ms)),
+        part_encode_ms: Math.max(0, ...answers.map((a) => a.encode_ms)),
+        helper_validated_wasm_bytes: Math.max(0, ...answers.map((a) => a.wasm_bytes || 0)),
+      });
+      const errors = answers.map((a) => a.errors);
+      const cells = answers.map((a) => a.cells);
+      const transfer = [...errors.map((e) => e.buffer), ...cells.flat().map((c) => c.buffer)];
+      const finished = await this.primary.ask("finish", { errors, cells }, undefined, transfer);
       this.timings.finish_ms = clock();
-      return summary;
+      this.timings.finished_wasm_bytes = finished.wasm_bytes;
+      return finished.summary;
     } catch (error) {
       if (held.primary !== this.primary.engine) throw error; // the primary died: as one engine
       return this.primary.call("set_mapping", [mapping], onProgress);

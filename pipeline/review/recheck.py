@@ -47,10 +47,12 @@ class Tally:
     def count(self, rows: Iterable[list[CellError]], sign: int) -> None:
         """Add (sign 1) or take away (sign -1) the errors of some rows (counted in C)."""
         groups = [errors for errors in rows if errors]
-        if not groups:
-            return
-        self.rows += sign * len(groups)
-        flat = list(itertools.chain.from_iterable(groups))
+        if groups:
+            self.count_errors(list(itertools.chain.from_iterable(groups)), len(groups), sign)
+
+    def count_errors(self, flat: list[CellError], rows: int, sign: int) -> None:
+        """As `count`, the errors of `rows` rows given in one list."""
+        self.rows += sign * rows
         for name, n in Counter(map(operator.itemgetter(1), flat)).items():
             self.by_field[name] += sign * n
         # (code, constraint) pairs counted in C; a problem goes by its constraint, else its code
@@ -244,4 +246,7 @@ class RowErrors:
             {e.row - first for e in live if cross_row(e)} if self.cross_fields else set()
         )
         self.tally = Tally()
-        self.tally.count((errs for index, errs in self.by_row.items() if index not in blank), +1)
+        rows = (
+            len(self.by_row) - len(blank.intersection(self.by_row)) if blank else len(self.by_row)
+        )
+        self.tally.count_errors(live, rows, +1)

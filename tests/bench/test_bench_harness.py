@@ -57,6 +57,7 @@ def test_harness_runs_both_engines_and_they_agree(tmp_path: Path) -> None:
         "faster_2x",
         "mem_le_3x",
         "mem_over_idle_le_2_5x",
+        "edit_lt_50ms",
         "xlsx_le_20s",
     }
     # One and two engines in the same run, each against PapaParse; the loadbay section is
@@ -65,6 +66,16 @@ def test_harness_runs_both_engines_and_they_agree(tmp_path: Path) -> None:
     assert saved["loadbay"]["workers"] == 2
     assert saved["loadbay"]["idle_engines_floor_bytes"] == saved["floor"]["idle_2_engines_bytes"]
     assert all(isinstance(v, bool) for v in saved["targets"].values())
+    # One-cell edits timed after the review is built, with each engine count; every edit's
+    # answer held the cell re-checked (a bad value flagged, a good one clear).
+    for summary in saved["loadbay_by_workers"].values():
+        assert summary["edit_ms"] > 0
+        assert summary["edit_shown_ms"] >= summary["edit_ms"]
+        for run in summary["runs"]:
+            assert len(run["edits"]["answered_ms"]) == 9
+            assert run["edits"]["field"] == "age"
+    assert saved["loadbay"]["edit_ms"] == saved["loadbay_by_workers"]["2"]["edit_ms"]
+    assert saved["checks"]["edits_checked"] is True
 
     # The harness is only worth its figures if both engines did the same work.
     assert saved["loadbay"]["rows"] == saved["papaparse"]["rows"] == 2000

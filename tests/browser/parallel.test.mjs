@@ -46,14 +46,21 @@ function setUp(primaryAnswers, helperAnswers) {
 }
 
 test("a large file is read in parts and validated by both engines", async () => {
-  const cells = new Uint8Array([1, 2]);
+  const cells = [new Uint8Array([1, 2]), new Uint8Array([4])];
+  const errors = new Uint8Array([7]);
+  /** @type {boolean[]} */
+  const helperEndedBeforeFinish = [];
   const { engine, primaryWorker, helpers } = setUp(
     {
       plan: { head: { name: "f.csv" }, bounds: [10, 50, 90] },
       join: { described, starts: [0, 4], rows: 9 },
-      finish: { rows: 9, error_count: 3 },
+      finish: (/** @type {any} */ payload) => {
+        helperEndedBeforeFinish.push(helpers[0].terminated);
+        assert.deepEqual(payload, { errors: [errors], cells: [cells] });
+        return { summary: { rows: 9, error_count: 3 } };
+      },
     },
-    { part: () => ({ rows: 5, verified: true, cells, meta: new Uint8Array([3]) }), validate_part: new Uint8Array([7]) },
+    { part: () => ({ rows: 5, verified: true, meta: new Uint8Array([3]) }), validate_part: { errors, cells } },
   );
   await engine.ask("boot", { pyodide: "x" });
   await settle();
@@ -69,6 +76,10 @@ test("a large file is read in parts and validated by both engines", async () => 
   assert.deepEqual([check.firstRow, check.rows, check.mapping], [6, 5, '{"a": 0}']);
   const types = primaryWorker.seen.map((m) => m.type);
   assert.deepEqual(types, ["boot", "plan", "part", "join", "validate_own", "finish"]);
+  // the join had the helper's rows and row problems only: its cells came with its errors
+  assert.deepEqual(primaryWorker.seen[3].payload.parts, [{ rows: 5, meta: new Uint8Array([3]) }]);
+  // and the helper was ended before the primary took them in (its memory back first)
+  assert.deepEqual(helperEndedBeforeFinish, [true]);
   // the helper is replaced by a fresh engine (its memory returned); the next mapping is one engine's
   assert.equal(helpers[0].terminated, true);
   assert.equal(helpers.length, 2);
@@ -96,7 +107,7 @@ test("a small file, or a part a helper cannot read, is read by the primary alone
 test("a helper's failed validation leaves it to the primary", async () => {
   const { engine, primaryWorker } = setUp(
     { plan: { head: {}, bounds: [1, 5, 9] }, join: { described, starts: [0, 2], rows: 4 }, set_mapping: "one" },
-    { part: { rows: 2, verified: true, cells: new Uint8Array(1), meta: new Uint8Array(1) }, validate_part: new Error("x") },
+    { part: { rows: 2, verified: true, meta: new Uint8Array(1) }, validate_part: new Error("x") },
   );
   await engine.ask("boot", {});
   await settle();

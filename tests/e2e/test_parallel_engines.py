@@ -67,6 +67,8 @@ def open_review(page: Page, demo: Demo, template_id: str, file: Path) -> dict[st
     expect(summary).to_contain_text("problems in", timeout=120_000)
     shown = {"summary": summary.inner_text(), "grid": frame.locator("#grid").inner_text()}
     frame.locator("#next-error").click()
+    # the focus moves to the first error once the engine has answered (a busy machine: later)
+    expect(frame.locator("#cell-detail")).not_to_contain_text("no problems", timeout=30_000)
     shown["detail"] = frame.locator("#cell-detail").inner_text()
     return shown
 

@@ -6,23 +6,32 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import arro3.core as ac
 import pytest
 
+from pipeline import chunking
 from pipeline.cell_errors import CellError
 from pipeline.chunking import (
     InTurn,
     ReadWhole,
+    awaited_part,
+    cells_from,
     cuts,
+    errors_from_wire,
+    errors_to_wire,
     in_turn,
     merged_errors,
     part_errors,
+    part_meta,
     parts_in_turn,
     read_in_parts,
     read_ranges,
     renumbered,
     validate_in_parts,
+    with_part,
+    write_cells,
 )
-from pipeline.delimited import Head, read_head, read_part
+from pipeline.delimited import Head, Part, read_head, read_part
 from pipeline.errors import ReadError
 from pipeline.readers import read_file
 from pipeline.sheet import ReadOptions, Sheet
@@ -328,3 +337,37 @@ def test_a_part_that_cannot_be_read_in_turn_names_the_files_row(
         with pytest.raises(ReadError) as turn:
             rows_in_turn(source, [source.head.start, cut, len(data)])
         assert str(turn.value) == str(whole.value), cut
+
+
+def test_a_part_travels_in_pieces_and_comes_back_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sender never holds the whole stream (each batch is its own piece), the receiver
+    reads it as a worker gives it (a few bytes at a time) in place of the null cells that
+    stood for it; its errors keep their type."""
+    monkeypatch.setattr(chunking, "PIECE_BYTES", 1024)
+    column = ac.Array([f"value {i}" for i in range(30_000)], ac.DataType.string())
+    whole = ac.Table.from_arrays([column], names=["0"])
+    table = ac.Table.from_batches(
+        [b for k in range(3) for b in whole.slice(k * 10_000, 10_000).to_batches()]
+    )
+    pieces: list[bytes] = []
+    write_cells(table, lambda piece: pieces.append(bytes(piece)))
+    stream = b"".join(pieces)
+    assert len(pieces) >= 3 and max(map(len, pieces)) < len(stream) / 2
+    at = 0
+
+    def read(n: int) -> bytes:
+        nonlocal at
+        piece = stream[at : at + min(n, 4096)]
+        at += len(piece)
+        return piece
+
+    error = CellError(7, None, "extra-cell", "extra-cell", None, {"row": 7})
+    awaited = awaited_part(30_000, part_meta(Part(table, (3,), (error,), True, False)), 1)
+    assert awaited.table.num_rows == 30_000 and awaited.table.column(0).null_count == 30_000
+    assert awaited.blank_rows == (3,) and awaited.row_errors == (error,)
+    assert isinstance(awaited.row_errors[0], CellError)
+    head = ac.Table.from_arrays([ac.Array(["a", "b"], ac.DataType.string())], names=["0"])
+    joined = ac.Table.from_batches([*head.to_batches(), *awaited.table.to_batches()])
+    filled = with_part(joined, [0, 2], 1, cells_from(read))
+    assert filled.column("0").to_pylist() == ["a", "b", *column.to_pylist()]
+    assert errors_from_wire(errors_to_wire([error, error])) == [error, error]
