@@ -20,7 +20,6 @@ import multiprocessing as mp
 import os
 import platform
 import secrets
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -241,13 +240,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             receiver.shutdown()
         print(f"webhook (1,000-row requests): {results['webhook']}")
+    pg = results.get("postgresql")
+    if pg is not None:
+        # A missed target is a result written with the others, not a failure: `make bench`
+        # goes on to its next part.
+        pg["target_met"] = pg["rows_per_s"] >= TARGET_PG_ROWS_S
+        if not pg["target_met"]:
+            print(f"postgresql: {pg['rows_per_s']} rows/s is below {TARGET_PG_ROWS_S}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "destinations-latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS / 'destinations-latest.json'}")
-    pg = results.get("postgresql")
-    if pg is not None and pg["rows_per_s"] < TARGET_PG_ROWS_S:
-        print(f"postgresql: {pg['rows_per_s']} rows/s is below {TARGET_PG_ROWS_S}", file=sys.stderr)
-        return 1
     return 0
 
 
