@@ -29,12 +29,12 @@ import psutil
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from bench.ingest import save
 from bench.ingest_data import ingest_template, valid_batches
 from pipeline.session import ROW_COLUMN
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
-RESULTS = ROOT / "bench" / "results"
 BOUNDED_RATIO = 1.25  # the largest file's peak over the smallest's: "about equal"
 
 
@@ -129,12 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         "bounded": ratio <= BOUNDED_RATIO,
         "bounded_if_ratio_at_most": BOUNDED_RATIO,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report, indent=1)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"headless-{stamp}.json").write_text(text)
-    (RESULTS / "headless-latest.json").write_text(text)
-    print(text)
+    save("headless", report)
 
 
 if __name__ == "__main__":

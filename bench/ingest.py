@@ -294,11 +294,17 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(report[name]), file=sys.stderr, flush=True)
     if not args.skip_e2e:
         report["end_to_end"] = _step("serve + worker", lambda: end_to_end(args.e2e_rows))
+    save("ingest", report)
+
+
+def save(name: str, report: dict[str, Any]) -> None:
+    """Write `report` as bench/results/<name>-<UTC time>.json and <name>-latest.json, and
+    print it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=1)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"ingest-{stamp}.json").write_text(text)
-    (RESULTS / "ingest-latest.json").write_text(text)
+    (RESULTS / f"{name}-{stamp}.json").write_text(text)
+    (RESULTS / f"{name}-latest.json").write_text(text)
     print(text)
 
 
